@@ -1,0 +1,4 @@
+"""Data layer: event sources, gazetteer, monthly panel, covariates, synthetic data.
+
+This package never imports :mod:`forecast`.
+"""

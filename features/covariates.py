@@ -1,0 +1,164 @@
+"""Monthly covariates (troop levels, operations tempo, ...) joined onto the panel.
+
+The covariate file is a CSV with a ``month`` column (``YYYY-MM`` or a date inside the month),
+an optional ``unit`` column, and one column per covariate. Without ``unit`` every series is
+national and is broadcast to all units; with ``unit`` the names are matched through the
+gazetteer like event names.
+
+A covariate with months missing inside the panel's range is an error unless a fill policy is
+chosen explicitly (:data:`FILL_POLICIES`). No policy looks ahead: interpolation between two
+observations would hand a forecast at origin T a value that is only known after T.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from features.errors import DataError
+from features.gazetteer import Gazetteer
+from features.sources.base import read_table
+
+#: How to treat months without a value.
+FILL_POLICIES = {
+    "error": "missing months are an error (default)",
+    "ffill": "carry the last known value forward; months before the first value are an error",
+    "ffill-zero": "carry the last known value forward; months before the first value are 0",
+    "zero": "missing months are 0",
+    "keep": "leave missing months empty (NaN) in the panel",
+}
+
+_RESERVED = {"unit", "month", "incidents", "deaths"}
+
+
+def parse_months(text: pd.Series) -> pd.Series:
+    """Parse ``YYYY-MM`` or ``YYYY-MM-DD`` text into monthly periods (NaT where unparseable)."""
+    text = text.astype(str).str.strip()
+    out = pd.to_datetime(text, format="%Y-%m", errors="coerce")
+    day = out.isna()
+    out[day] = pd.to_datetime(text[day].str[:10], format="%Y-%m-%d", errors="coerce")
+    return out.dt.to_period("M")
+
+
+def read_covariates(path: str | Path, gazetteer: Gazetteer, encoding: str | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """Read a covariate CSV into ``month[, unit], <covariates...>`` with float values.
+
+    Returns the frame and notes for the build summary (e.g. ignored text columns).
+
+    Raises
+    ------
+    DataError
+        Naming the file, row, column and value: unparseable month, unknown unit,
+        non-numeric value in a numeric column, duplicate month (and unit).
+    """
+    path = Path(path)
+    table = read_table(path, encoding)
+    frame = table.frame.set_axis(table.rownum)
+    frame.columns = [c.strip() for c in frame.columns]
+    lower = {c.lower(): c for c in frame.columns}
+    if "month" not in lower:
+        raise DataError(
+            f"{path}: covariate file has no 'month' column; columns are {', '.join(frame.columns)}"
+        )
+    frame = frame.rename(columns={lower["month"]: "month", **({lower["unit"]: "unit"} if "unit" in lower else {})})
+    broken = table.broken.set_axis(table.rownum)
+    if (broken != "").any():
+        n = broken.index[broken != ""][0]
+        raise DataError(f"{path}, row {n}: {broken[n]}")
+
+    months = parse_months(frame["month"])
+    if months.isna().any():
+        n = months.index[months.isna()][0]
+        raise DataError(
+            f"{path}, row {n}, column 'month': unparseable month {frame.at[n, 'month']!r} "
+            "(expected YYYY-MM)"
+        )
+    out = pd.DataFrame({"month": months}, index=frame.index)
+    keys = ["month"]
+    if "unit" in frame:
+        units = frame["unit"].map(gazetteer.match)
+        if units.isna().any():
+            n = units.index[units.isna()][0]
+            raw = frame.at[n, "unit"]
+            raise DataError(
+                f"{path}, row {n}, column 'unit': unknown {gazetteer.unit_word} {raw!r}; "
+                f"{gazetteer.suggest(raw)}"
+            )
+        out["unit"] = units
+        keys.append("unit")
+
+    notes: list[str] = []
+    for col in frame.columns:
+        if col in ("month", "unit"):
+            continue
+        if col.lower() in _RESERVED:
+            raise DataError(f"{path}: covariate column {col!r} clashes with a panel column; rename it")
+        text = frame[col].str.strip()
+        values = pd.to_numeric(text.str.replace(",", "", regex=False), errors="coerce")
+        filled = text != ""
+        bad = filled & values.isna()
+        # A column that is mostly text (e.g. a source label) is not a covariate; a column
+        # that is mostly numbers with a few bad cells is a covariate with typos.
+        if filled.any() and bad.sum() > filled.sum() / 2:
+            notes.append(f"covariate file column {col!r} is text, not numbers: not used")
+            continue
+        if bad.any():
+            n = bad.index[bad][0]
+            raise DataError(
+                f"{path}, row {n}, column {col!r}: {frame.at[n, col]!r} is not a number"
+            )
+        out[col] = values.astype(float)
+
+    dup = out.duplicated(keys, keep=False)
+    if dup.any():
+        rows = list(out.index[dup][:2])
+        raise DataError(
+            f"{path}, rows {rows[0]} and {rows[1]}: the same {' and '.join(keys)} appears twice"
+        )
+    if len(out.columns) == len(keys):
+        raise DataError(f"{path}: no numeric covariate columns besides {', '.join(keys)}")
+    return out.reset_index(drop=True), notes
+
+
+def attach_covariates(
+    panel: pd.DataFrame, covariates: pd.DataFrame, *, fill: str = "error", source: str = "covariates"
+) -> pd.DataFrame:
+    """Join covariates onto a panel (``unit, month, ...``), applying the fill policy.
+
+    Raises
+    ------
+    DataError
+        When a covariate has missing months under the ``error`` policy (or before its first
+        value under ``ffill``), naming the covariate and the first missing months.
+    """
+    if fill not in FILL_POLICIES:
+        raise DataError(f"unknown fill policy {fill!r}; choose one of {', '.join(FILL_POLICIES)}")
+    names = [c for c in covariates.columns if c not in ("month", "unit")]
+    clash = [c for c in names if c in panel.columns]
+    if clash:
+        raise DataError(f"{source}: covariate(s) {', '.join(clash)} already in the panel")
+    keys = ["unit", "month"] if "unit" in covariates else ["month"]
+    merged = panel.merge(covariates, on=keys, how="left", validate="many_to_one")
+    merged = merged.sort_values(["unit", "month"]).reset_index(drop=True)
+    for name in names:
+        series = merged[name]
+        if fill in ("ffill", "ffill-zero"):
+            series = series.groupby(merged["unit"]).ffill()
+        if fill in ("zero", "ffill-zero"):
+            series = series.fillna(0.0)
+        merged[name] = series
+        missing = merged.loc[series.isna(), "month"].drop_duplicates().sort_values()
+        if len(missing) and fill != "keep":
+            shown = ", ".join(str(m) for m in missing[:6]) + (" ..." if len(missing) > 6 else "")
+            hint = (
+                "months before its first value cannot be forward-filled; "
+                "use --fill ffill-zero or --fill keep"
+                if fill == "ffill"
+                else "choose a fill policy with --fill (" + ", ".join(FILL_POLICIES) + ")"
+            )
+            raise DataError(
+                f"{source}, column {name!r}: no value for {len(missing)} panel month(s): "
+                f"{shown}; {hint}"
+            )
+    return merged

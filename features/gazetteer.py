@@ -1,0 +1,244 @@
+"""Admin-1 gazetteer: canonical unit names, aliases, neighbours and map positions.
+
+The gazetteer is a CSV with one row per admin-1 unit (for Iraq: the 18 governorates in
+``data/reference/iraq_governorates.csv``). Any other country works by passing a CSV with the
+same columns (``--gazetteer PATH``):
+
+========== ==========================================================================
+column     meaning
+========== ==========================================================================
+unit_id    stable identifier (ISO 3166-2 code, e.g. ``IQ-AN``)
+name       canonical English name; this is what ``unit`` holds in every panel
+name_ar    name in the local script (optional, used as one more alias)
+country    country name as the event sources spell it (rows of other countries are
+           quarantined, not guessed)
+aliases    ``|``-separated alternative spellings, transliterations, old names, codes
+capital    capital city; capital_lat / capital_lon its WGS84 position
+neighbours ``|``-separated ``unit_id`` of units sharing a land border
+borders    ``|``-separated foreign countries the unit borders
+tile_row   row / column of the unit on a tile-grid map (0-based, row 0 at the top)
+tile_col
+========== ==========================================================================
+
+Matching is insensitive to case, diacritics, punctuation, a leading Arabic article
+(``al-``, ``as``, ``ad`` ...) and a trailing ``governorate`` / ``province`` word, so
+``Al Anbār province``, ``AL-ANBAR`` and ``Anbar Governorate`` all resolve to ``Anbar``.
+
+Halabja was recognised as Iraq's 19th governorate (by Baghdad in 2014, never fully
+implemented); the event sources and the 2019 OCHA boundaries place it in Sulaymaniyah, so
+``Halabja`` is an alias of Sulaymaniyah by default. A user who wants it separate supplies a
+gazetteer with its own row.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from features.errors import DataError
+
+GAZETTEER_COLUMNS = (
+    "unit_id",
+    "name",
+    "name_ar",
+    "country",
+    "aliases",
+    "capital",
+    "capital_lat",
+    "capital_lon",
+    "neighbours",
+    "borders",
+    "tile_row",
+    "tile_col",
+)
+
+#: Leading articles dropped before matching ("Al Anbar" == "Anbar").
+_ARTICLES = {"al", "el", "an", "as", "ad", "at", "ar", "ash", "az", "ath", "adh"}
+#: Trailing administrative words dropped before matching ("Diyala province" == "Diyala").
+_ADMIN_WORDS = {"governorate", "province", "muhafazat", "muhafazah", "muhafaza", "region"}
+_ARABIC_ADMIN = "محافظة"
+# Arabic letter variants that spellings use interchangeably.
+_ARABIC_FOLD = str.maketrans({"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ة": "ه", "ى": "ي", "ـ": ""})
+
+
+def normalise_name(text: str) -> str:
+    """Reduce a place name to its matching key.
+
+    Case, diacritics (``ā``, ``ş``, ``ḩ``), apostrophes and hyphens, a leading Arabic article
+    and a trailing ``governorate``/``province`` word do not matter.
+
+    Examples
+    --------
+    >>> normalise_name("Al Başrah  province")
+    'basrah'
+    >>> normalise_name("Salah Al-Din")
+    'salah din'
+    """
+    s = unicodedata.normalize("NFKD", str(text))
+    s = "".join(ch for ch in s if not unicodedata.combining(ch))
+    s = s.translate(_ARABIC_FOLD).casefold()
+    s = s.replace(_ARABIC_ADMIN, " ")
+    # Apostrophes and ayn/hamza marks vanish ("Karbalā’" == "Karbala"); other punctuation splits.
+    s = re.sub(r"['’‘`ʿʾ]", "", s)
+    s = re.sub(r"[^\w]+", " ", s)
+    words = s.split()
+    while words and words[-1] in _ADMIN_WORDS:
+        words.pop()
+    # Drop articles anywhere except when they are the whole name ("Salah ad Din" -> "salah din"):
+    # transliterations disagree on whether the article is written at all.
+    kept = [w for w in words if w not in _ARTICLES]
+    words = kept or words
+    # Arabic article glued to the word: "البصرة" == "بصرة".
+    words = [w[2:] if w.startswith("ال") and len(w) > 3 else w for w in words]
+    return " ".join(words)
+
+
+@dataclass(frozen=True)
+class Gazetteer:
+    """Canonical admin-1 units of one or more countries and the spellings that map to them."""
+
+    units: pd.DataFrame
+    path: str
+    _lookup: dict[str, str] = field(repr=False, compare=False)
+    #: unit_id (upper case) -> name; ids are matched exactly, not through normalise_name,
+    #: because "IQ-AR" would lose its "AR" as if it were an article.
+    _ids: dict[str, str] = field(repr=False, compare=False)
+
+    @property
+    def names(self) -> list[str]:
+        """Canonical unit names, in gazetteer order."""
+        return self.units["name"].tolist()
+
+    @property
+    def countries(self) -> set[str]:
+        return set(self.units["country"])
+
+    def match(self, raw: str) -> str | None:
+        """Canonical name for a spelling, or None when the spelling is unknown."""
+        if raw is None or (isinstance(raw, float) and pd.isna(raw)):
+            return None
+        text = str(raw).strip()
+        if text.upper() in self._ids:
+            return self._ids[text.upper()]
+        return self._lookup.get(normalise_name(text))
+
+    def resolve(self, raw: str, *, where: str = "") -> str:
+        """Canonical name for a spelling; raise :class:`DataError` naming close spellings."""
+        found = self.match(raw)
+        if found is None:
+            raise DataError(f"{where}unknown {self.unit_word} {raw!r}; {self.suggest(raw)}")
+        return found
+
+    def suggest(self, raw: str, n: int = 3) -> str:
+        """A 'did you mean' phrase listing the closest known spellings."""
+        key = normalise_name(raw)
+        close = difflib.get_close_matches(key, list(self._lookup), n=n, cutoff=0.6)
+        if not close:
+            return f"known {self.unit_word}s: {', '.join(self.names)}"
+        names = list(dict.fromkeys(self._lookup[k] for k in close))
+        return "closest known: " + ", ".join(names)
+
+    @property
+    def unit_word(self) -> str:
+        return "governorate" if self.countries == {"Iraq"} else "admin-1 unit"
+
+    def neighbours(self) -> dict[str, list[str]]:
+        """Canonical name -> canonical names of the units sharing a land border."""
+        by_id = dict(zip(self.units["unit_id"], self.units["name"]))
+        return {
+            row.name: [by_id[i] for i in _split(row.neighbours)]
+            for row in self.units.itertuples(index=False)
+        }
+
+    def borders(self) -> dict[str, list[str]]:
+        """Canonical name -> foreign countries the unit borders."""
+        return {row.name: _split(row.borders) for row in self.units.itertuples(index=False)}
+
+
+def _split(cell: object) -> list[str]:
+    if cell is None or (isinstance(cell, float) and pd.isna(cell)) or str(cell).strip() == "":
+        return []
+    return [part.strip() for part in str(cell).split("|") if part.strip()]
+
+
+def default_gazetteer_path() -> Path:
+    """The bundled Iraq gazetteer (``data/reference/iraq_governorates.csv``)."""
+    return Path(__file__).resolve().parent.parent / "data" / "reference" / "iraq_governorates.csv"
+
+
+def load_gazetteer(path: str | Path | None = None) -> Gazetteer:
+    """Read and validate a gazetteer CSV (the bundled Iraq one when ``path`` is None).
+
+    Raises
+    ------
+    DataError
+        When a column is missing, a row is incomplete, a neighbour id is unknown, tile
+        positions collide, or two units claim the same spelling.
+    """
+    path = Path(path) if path is not None else default_gazetteer_path()
+    if not path.exists():
+        raise DataError(f"{path}: gazetteer file not found")
+    try:
+        units = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise DataError(f"{path}: not a readable UTF-8 CSV gazetteer ({exc})") from exc
+    missing = [c for c in GAZETTEER_COLUMNS if c not in units.columns]
+    if missing:
+        raise DataError(
+            f"{path}: gazetteer is missing column(s) {', '.join(missing)}; "
+            f"expected {', '.join(GAZETTEER_COLUMNS)}"
+        )
+    units = units[list(GAZETTEER_COLUMNS)].copy()
+    for col in ("unit_id", "name", "country"):
+        blank = units.index[units[col].str.strip() == ""]
+        if len(blank):
+            raise DataError(f"{path}, row {blank[0] + 2}, column {col!r}: empty value")
+    for col in ("unit_id", "name"):
+        dup = units[col][units[col].duplicated()]
+        if len(dup):
+            raise DataError(f"{path}, column {col!r}: duplicate value {dup.iloc[0]!r}")
+    for col in ("capital_lat", "capital_lon", "tile_row", "tile_col"):
+        converted = pd.to_numeric(units[col].replace("", None), errors="coerce")
+        bad = units.index[converted.isna() & (units[col] != "")]
+        if len(bad):
+            raise DataError(
+                f"{path}, row {bad[0] + 2}, column {col!r}: "
+                f"{units.at[bad[0], col]!r} is not a number"
+            )
+        units[col] = converted
+    tiles = units.dropna(subset=["tile_row", "tile_col"])
+    clash = tiles[tiles.duplicated(["tile_row", "tile_col"], keep=False)]
+    if len(clash):
+        raise DataError(
+            f"{path}: units {', '.join(clash['name'])} share the tile-grid position "
+            f"({int(clash['tile_row'].iloc[0])}, {int(clash['tile_col'].iloc[0])})"
+        )
+    ids = set(units["unit_id"])
+    for i, row in units.iterrows():
+        for nb in _split(row["neighbours"]):
+            if nb not in ids:
+                raise DataError(
+                    f"{path}, row {i + 2}, column 'neighbours': unknown unit_id {nb!r}"
+                )
+
+    lookup: dict[str, str] = {}
+    for i, row in units.iterrows():
+        spellings = [row["name"], row["name_ar"], *_split(row["aliases"])]
+        for spelling in spellings:
+            if not str(spelling).strip():
+                continue
+            key = normalise_name(spelling)
+            other = lookup.get(key)
+            if other is not None and other != row["name"]:
+                raise DataError(
+                    f"{path}, row {i + 2}: spelling {spelling!r} matches both "
+                    f"{other!r} and {row['name']!r}"
+                )
+            lookup[key] = row["name"]
+    ids = {uid.strip().upper(): name for uid, name in zip(units["unit_id"], units["name"])}
+    return Gazetteer(units=units.reset_index(drop=True), path=str(path), _lookup=lookup, _ids=ids)

@@ -1,0 +1,377 @@
+"""The monthly panel: one row per unit x month, the contract between all stages.
+
+Columns: ``unit`` (the gazetteer's canonical name), ``month`` (``YYYY-MM`` in files, a
+monthly :class:`pandas.Period` in memory), ``incidents``, ``deaths``, then covariates. The
+grid is complete (every unit has every month from the first to the last) and zeros are
+explicit.
+
+Data vintage: a month enters the panel only when the sources cover it completely, i.e. their
+coverage (the last event date, or ``coverage_end`` when the provider states it) reaches the
+month's last day. A trailing month with partial coverage would look like a sudden drop in
+violence, so it is left out by default and reported; the last complete month is the vintage
+recorded in the panel metadata.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from features.covariates import attach_covariates, parse_months
+from features.errors import DataError
+from features.gazetteer import Gazetteer, load_gazetteer
+from features.sources.base import ReadResult
+
+KEYS = ("unit", "month")
+COUNTS = ("incidents", "deaths")
+#: Column names other tools use for the unit column; read as ``unit``.
+UNIT_ALIASES = ("governorate", "admin1", "province")
+_META_KEY = b"forecast.panel"
+
+
+@dataclass
+class PanelBuild:
+    """A built panel with its metadata, quarantine and human-readable summary."""
+
+    panel: pd.DataFrame
+    metadata: dict
+    quarantine: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+
+def _package_version() -> str:
+    try:
+        return version("insurgency-forecast")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def month_range(first: pd.Period, last: pd.Period) -> pd.PeriodIndex:
+    return pd.period_range(first, last, freq="M")
+
+
+def last_complete_month(coverage_end: pd.Timestamp) -> pd.Period:
+    """The last month whose final day is on or before ``coverage_end``."""
+    month = coverage_end.to_period("M")
+    if coverage_end.normalize() < month.end_time.normalize():
+        month -= 1
+    return month
+
+
+def events_to_panel(events: pd.DataFrame, units: Sequence[str], months: pd.PeriodIndex) -> pd.DataFrame:
+    """Aggregate normalised events into a complete, zero-filled unit x month grid."""
+    grid = pd.MultiIndex.from_product([list(units), months], names=list(KEYS))
+    month = events["date"].dt.to_period("M")
+    counts = (
+        events.assign(month=month)
+        .groupby(["unit", "month"], observed=True)[["count", "deaths"]]
+        .sum()
+        .rename(columns={"count": "incidents"})
+    )
+    panel = counts.reindex(grid, fill_value=0).reset_index()
+    panel[list(COUNTS)] = panel[list(COUNTS)].astype("int64")
+    return panel
+
+
+def build_panel(
+    results: Sequence[ReadResult],
+    gazetteer: Gazetteer,
+    *,
+    start: pd.Period | None = None,
+    end: pd.Period | None = None,
+    coverage_end: pd.Timestamp | None = None,
+    keep_incomplete: bool = False,
+    covariates: pd.DataFrame | None = None,
+    covariate_source: str | None = None,
+    fill: str = "error",
+) -> PanelBuild:
+    """Turn read event files (and optional covariates) into a validated panel.
+
+    Parameters
+    ----------
+    results
+        One :class:`ReadResult` per event file.
+    start, end
+        First / last month of the panel (default: first event month / vintage).
+    coverage_end
+        Last day the sources are known to cover; default: the earliest of the sources'
+        last event dates (every source must cover a month for it to be complete).
+    keep_incomplete
+        Keep trailing months that the sources cover only partly.
+    covariates, covariate_source, fill
+        Covariate frame from :func:`features.covariates.read_covariates`, its file name
+        for messages, and the fill policy.
+    """
+    events = pd.concat([r.events for r in results], ignore_index=True)
+    quarantine = pd.concat([r.quarantine for r in results], ignore_index=True)
+    notes = [n for r in results for n in r.notes]
+    if events.empty:
+        where = ", ".join(r.path for r in results)
+        raise DataError(
+            f"{where}: no usable events ({len(quarantine)} quarantined, "
+            f"{sum(r.filtered_out for r in results)} filtered out); nothing to build"
+        )
+
+    if coverage_end is None:
+        ends = [r.last_date for r in results if r.last_date is not None]
+        coverage_end = min(ends)
+    vintage = last_complete_month(pd.Timestamp(coverage_end))
+    last_event_month = events["date"].max().to_period("M")
+    first = start or events["date"].min().to_period("M")
+    last = end or (last_event_month if keep_incomplete else vintage)
+    if not keep_incomplete and last > vintage:
+        last = vintage
+    incomplete = [str(m) for m in month_range(vintage + 1, last_event_month)] if last_event_month > vintage else []
+    if incomplete:
+        if keep_incomplete:
+            notes.append(
+                f"month(s) {', '.join(incomplete)} only partly covered (sources end "
+                f"{pd.Timestamp(coverage_end).date()}) but kept (--keep-incomplete)"
+            )
+        else:
+            dropped = int((events["date"].dt.to_period("M") > last).sum())
+            notes.append(
+                f"left out incomplete month(s) {', '.join(incomplete)} ({dropped} events): the "
+                f"sources end {pd.Timestamp(coverage_end).date()}; pass --coverage-end or "
+                "--keep-incomplete if the month is in fact complete"
+            )
+    if last < first:
+        raise DataError(
+            f"no complete month: events start {first} but the sources only cover up to "
+            f"{pd.Timestamp(coverage_end).date()}"
+        )
+    months = month_range(first, last)
+    in_range = events["date"].dt.to_period("M").between(first, last)
+    panel = events_to_panel(events[in_range], gazetteer.names, months)
+
+    cov_meta = None
+    if covariates is not None:
+        panel = attach_covariates(panel, covariates, fill=fill, source=covariate_source or "covariates")
+        cov_meta = {
+            "path": covariate_source,
+            "sha256": file_sha256(covariate_source) if covariate_source and Path(covariate_source).exists() else None,
+            "columns": [c for c in covariates.columns if c not in ("month", "unit")],
+            "scope": "unit" if "unit" in covariates else "national",
+            "fill": fill,
+        }
+
+    metadata = {
+        "vintage": str(vintage if last >= vintage else last),
+        "first_month": str(first),
+        "last_month": str(last),
+        "coverage_end": str(pd.Timestamp(coverage_end).date()),
+        "incomplete_months": incomplete,
+        "incomplete_months_kept": bool(keep_incomplete and incomplete),
+        "units": gazetteer.names,
+        "gazetteer": gazetteer.path,
+        "sources": [
+            {
+                "path": r.path,
+                "format": r.format,
+                "sha256": file_sha256(r.path),
+                "rows": r.rows,
+                "events": int(len(r.events)),
+                "quarantined": int(len(r.quarantine)),
+                "filtered_out": r.filtered_out,
+                "last_date": str(r.last_date.date()) if r.last_date is not None else None,
+                "filters": r.filters,
+            }
+            for r in results
+        ],
+        "events_outside_panel": int((~in_range).sum()),
+        "covariates": cov_meta,
+        "totals": {c: int(panel[c].sum()) for c in COUNTS},
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "version": _package_version(),
+    }
+    return PanelBuild(panel=panel, metadata=metadata, quarantine=quarantine, notes=notes)
+
+
+# ----------------------------------------------------------------------------------------
+# Files
+
+
+def _atomic_writes(targets: dict[Path, callable]) -> None:
+    """Write every target to a temporary file beside it, then move all into place.
+
+    A failure while writing leaves every existing target untouched.
+    """
+    temps: dict[Path, Path] = {}
+    try:
+        for target, write in targets.items():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+            os.close(fd)
+            temps[target] = Path(tmp)
+            write(Path(tmp))
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+        for target, tmp in temps.items():
+            os.replace(tmp, target)
+    finally:
+        for tmp in temps.values():
+            tmp.unlink(missing_ok=True)
+
+
+def panel_to_text(panel: pd.DataFrame) -> pd.DataFrame:
+    out = panel.copy()
+    out["month"] = out["month"].astype(str)
+    return out
+
+
+def quarantine_path(panel_path: str | Path) -> Path:
+    p = Path(panel_path)
+    return p.with_name(p.name.split(".")[0] + ".quarantine.csv")
+
+
+def metadata_path(panel_path: str | Path) -> Path:
+    p = Path(panel_path)
+    return p.with_name(p.name + ".meta.json")
+
+
+def write_panel(build: PanelBuild, path: str | Path) -> dict[str, Path]:
+    """Write the panel (``.parquet`` or ``.csv``), its metadata JSON and quarantine CSV.
+
+    All three files are written atomically together. Returns their paths.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".parquet", ".csv"):
+        raise DataError(f"{path}: the panel must be written as .parquet or .csv")
+    text = panel_to_text(build.panel)
+    meta = json.dumps(build.metadata, indent=2, ensure_ascii=False)
+
+    def write_data(tmp: Path) -> None:
+        if suffix == ".parquet":
+            table = pa.Table.from_pandas(text, preserve_index=False)
+            table = table.replace_schema_metadata({**(table.schema.metadata or {}), _META_KEY: meta.encode()})
+            pq.write_table(table, tmp)
+        else:
+            text.to_csv(tmp, index=False)
+
+    qpath, mpath = quarantine_path(path), metadata_path(path)
+    _atomic_writes(
+        {
+            path: write_data,
+            mpath: lambda tmp: tmp.write_text(meta + "\n", encoding="utf-8"),
+            qpath: lambda tmp: build.quarantine.to_csv(tmp, index=False),
+        }
+    )
+    return {"panel": path, "metadata": mpath, "quarantine": qpath}
+
+
+def read_panel(path: str | Path, gazetteer: Gazetteer | None = None) -> tuple[pd.DataFrame, dict]:
+    """Read and validate a panel file written by this tool or another.
+
+    Unit names may be any spelling the gazetteer knows; they come back canonical.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: panel file not found")
+    metadata: dict = {}
+    try:
+        if path.suffix.lower() == ".parquet":
+            table = pq.read_table(path)
+            raw_meta = (table.schema.metadata or {}).get(_META_KEY)
+            metadata = json.loads(raw_meta) if raw_meta else {}
+            frame = table.to_pandas()
+        elif path.suffix.lower() == ".csv":
+            frame = pd.read_csv(path, encoding="utf-8-sig", dtype={"month": str})
+        else:
+            raise DataError(f"{path}: a panel is a .parquet or .csv file")
+    except (pa.ArrowInvalid, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read the panel ({exc})") from exc
+    if not metadata and metadata_path(path).exists():
+        metadata = json.loads(metadata_path(path).read_text(encoding="utf-8"))
+    return validate_panel(frame, source=str(path), gazetteer=gazetteer), metadata
+
+
+def validate_panel(frame: pd.DataFrame, *, source: str = "panel", gazetteer: Gazetteer | None = None) -> pd.DataFrame:
+    """Check the panel contract and return the panel with canonical units, sorted.
+
+    Raises
+    ------
+    DataError
+        Missing ``unit``/``month`` column, unknown unit, unparseable month, duplicate or
+        missing unit-months, negative, fractional or missing counts. Nothing is repaired.
+    """
+    frame = frame.copy()
+    frame.columns = [str(c).strip() for c in frame.columns]
+    if "unit" not in frame:
+        alias = next((c for c in frame.columns if c.lower() in UNIT_ALIASES), None)
+        if alias is None:
+            raise DataError(f"{source}: no 'unit' column; columns are {', '.join(frame.columns)}")
+        frame = frame.rename(columns={alias: "unit"})
+    if "month" not in frame:
+        raise DataError(f"{source}: no 'month' column; columns are {', '.join(frame.columns)}")
+    if frame.empty:
+        raise DataError(f"{source}: the panel has no rows")
+    gazetteer = gazetteer or load_gazetteer()
+
+    # Row numbers in messages are CSV rows (header = row 1).
+    months = frame["month"] if isinstance(frame["month"].dtype, pd.PeriodDtype) else parse_months(frame["month"])
+    if months.isna().any():
+        i = int(np.flatnonzero(months.isna().to_numpy())[0])
+        raise DataError(f"{source}, row {i + 2}, column 'month': unparseable month {frame['month'].iloc[i]!r}")
+    frame["month"] = months
+
+    raw_units = frame["unit"].astype(str)
+    mapping = {name: gazetteer.match(name) for name in raw_units.unique()}
+    unknown = [name for name, unit in mapping.items() if unit is None]
+    if unknown:
+        i = int(np.flatnonzero(raw_units.isin(unknown).to_numpy())[0])
+        raise DataError(
+            f"{source}, row {i + 2}, column 'unit': unknown {gazetteer.unit_word} "
+            f"{raw_units.iloc[i]!r}; {gazetteer.suggest(raw_units.iloc[i])}"
+        )
+    frame["unit"] = raw_units.map(mapping)
+
+    dup = frame.duplicated(list(KEYS), keep=False)
+    if dup.any():
+        rows = np.flatnonzero(dup.to_numpy())[:2] + 2
+        raise DataError(
+            f"{source}, rows {rows[0]} and {rows[1]}: {frame['unit'].iloc[rows[0] - 2]} "
+            f"{frame['month'].iloc[rows[0] - 2]} appears twice (two spellings of one unit?)"
+        )
+    months_all = month_range(frame["month"].min(), frame["month"].max())
+    expected = len(months_all) * frame["unit"].nunique()
+    if len(frame) != expected:
+        have = set(zip(frame["unit"], frame["month"]))
+        gaps = [(u, m) for u in sorted(frame["unit"].unique()) for m in months_all if (u, m) not in have]
+        shown = ", ".join(f"{u} {m}" for u, m in gaps[:5])
+        raise DataError(
+            f"{source}: the grid is incomplete: {len(gaps)} unit-month(s) missing ({shown}"
+            f"{' ...' if len(gaps) > 5 else ''}); every unit needs every month from "
+            f"{months_all[0]} to {months_all[-1]}, with explicit zeros"
+        )
+    for col in [c for c in frame.columns if c in COUNTS or c.startswith(("incidents_", "deaths_"))]:
+        values = pd.to_numeric(frame[col], errors="coerce")
+        bad = values.isna() | (values < 0) | (values % 1 != 0)
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(
+                f"{source}, row {i + 2}, column {col!r}: {frame[col].iloc[i]!r} is not a "
+                "non-negative whole number"
+            )
+        frame[col] = values.astype("int64")
+    return frame.sort_values(list(KEYS)).reset_index(drop=True)

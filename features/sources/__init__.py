@@ -1,0 +1,81 @@
+"""Readers for the public conflict event datasets.
+
+Every reader turns one export file into the normalised event table
+(:data:`~features.sources.base.EVENT_COLUMNS`: event_id, date, unit, count, deaths,
+event_type, actors, source) plus a quarantine of the rows it could not use. The format is
+detected from the columns or forced by name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from features.errors import DataError
+from features.gazetteer import Gazetteer, load_gazetteer
+from features.sources.acled import ACLED
+from features.sources.base import (
+    EVENT_COLUMNS,
+    EventFilters,
+    ReadResult,
+    SourceFormat,
+    check_required,
+    detect_format,
+    normalise_events,
+    read_table,
+)
+from features.sources.generic import GENERIC
+from features.sources.gtd import GTD
+from features.sources.ibc import IBC
+from features.sources.ucdp import UCDP_GED
+
+#: Formats by name, in detection order (the generic format, with the fewest columns, last).
+FORMATS: dict[str, SourceFormat] = {f.name: f for f in (UCDP_GED, ACLED, GTD, IBC, GENERIC)}
+
+__all__ = ["EVENT_COLUMNS", "FORMATS", "EventFilters", "ReadResult", "read_events"]
+
+
+def read_events(
+    path: str | Path,
+    *,
+    format: str | None = None,
+    gazetteer: Gazetteer | None = None,
+    filters: EventFilters | None = None,
+    encoding: str | None = None,
+) -> ReadResult:
+    """Read one event file into the normalised event table and its quarantine.
+
+    Parameters
+    ----------
+    path
+        CSV file (or a .zip holding one CSV).
+    format
+        One of :data:`FORMATS`; detected from the columns when None.
+    gazetteer
+        Units to map names onto (the bundled Iraq gazetteer when None).
+    filters
+        Date range, event types and actor substring to keep.
+    encoding
+        Text encoding when the file is neither UTF-8 nor UTF-16 with a BOM.
+
+    Raises
+    ------
+    DataError
+        When the file as a whole cannot be read (missing, empty, binary, wrong encoding,
+        not a CSV, unknown format, missing required columns). Problems of single rows do not
+        raise: those rows go to ``ReadResult.quarantine`` with a reason.
+    """
+    path = Path(path)
+    gazetteer = gazetteer or load_gazetteer()
+    table = read_table(path, encoding)
+    columns = list(table.frame.columns)
+    if format is None:
+        fmt = detect_format(path, columns, list(FORMATS.values()))
+    else:
+        try:
+            fmt = FORMATS[format]
+        except KeyError:
+            raise DataError(
+                f"unknown format {format!r}; choose one of {', '.join(FORMATS)}"
+            ) from None
+    check_required(path, columns, fmt)
+    return normalise_events(path, table, fmt, gazetteer, filters or EventFilters())

@@ -1,0 +1,442 @@
+"""Shared machinery of the event readers: reading a CSV safely, validating rows, quarantine.
+
+A reader for one export format only says how its columns map onto the *staging* columns
+(:data:`STAGE_COLUMNS`, all text); everything else (encodings, parse errors, dates, counts,
+governorate names, duplicate ids, filters, the quarantine) happens here, once, so every
+format gets the same checks and the same messages.
+
+Row numbers in messages and in the quarantine file are CSV record numbers with the header as
+row 1 (the first data row is row 2; a skipped HXL tag row still counts), which is what a
+spreadsheet shows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.errors import DataError
+from features.gazetteer import Gazetteer
+
+#: The normalised event table every reader returns (one row per event).
+EVENT_COLUMNS = ("event_id", "date", "unit", "count", "deaths", "event_type", "actors", "source")
+
+#: Text columns a format's ``stage`` function must return, one row per CSV data row.
+#: ``problem`` holds a reason when the format itself already knows the row is unusable
+#: (e.g. GTD's imonth = 0).
+STAGE_COLUMNS = (
+    "event_id",
+    "date",
+    "admin1",
+    "country",
+    "count",
+    "deaths",
+    "event_type",
+    "actors",
+    "problem",
+)
+
+#: Placeholders that mean "no name" in exports (R writes NA, spreadsheets #N/A).
+MISSING_NAMES = {"na", "n/a", "#n/a", "nan", "null", "none", "unknown"}
+
+_NUL_HINTS = {
+    b"PK\x03\x04": "a ZIP archive (an .xlsx workbook?) with no single CSV inside",
+    b"\x89PNG": "a PNG image",
+    b"%PDF": "a PDF document",
+}
+
+
+@dataclass(frozen=True)
+class SourceFormat:
+    """One event export format.
+
+    Parameters
+    ----------
+    name
+        Format name used by ``--format``.
+    label
+        Human-readable dataset name.
+    required
+        Columns that must be present; they also identify the format.
+    column_of
+        Staging column -> source column named in error messages.
+    stage
+        Maps the raw text frame (all columns as ``str``) to :data:`STAGE_COLUMNS`.
+    date_format
+        ``strftime`` format of the staged ``date`` text, or None for ISO ``YYYY-MM-DD``.
+    event_type_aliases
+        Extra spellings accepted by the event-type filter (e.g. UCDP's ``1`` for
+        state-based violence).
+    """
+
+    name: str
+    label: str
+    required: tuple[str, ...]
+    column_of: dict[str, str]
+    stage: Callable[[pd.DataFrame], pd.DataFrame]
+    date_format: str | None = None
+    event_type_aliases: dict[str, str] = field(default_factory=dict)
+
+    def matches(self, columns: Sequence[str]) -> bool:
+        present = {c.strip().lower() for c in columns}
+        return all(c.lower() in present for c in self.required)
+
+
+@dataclass(frozen=True)
+class EventFilters:
+    """Which events to keep. Filtered events are counted, not quarantined: they are valid."""
+
+    start: pd.Timestamp | None = None
+    end: pd.Timestamp | None = None
+    event_types: tuple[str, ...] = ()
+    #: Whole-word, case-insensitive match against the event's actors.
+    actor: str | None = None
+
+    def describe(self) -> str:
+        parts = []
+        if self.start is not None:
+            parts.append(f"from {self.start.date()}")
+        if self.end is not None:
+            parts.append(f"to {self.end.date()}")
+        if self.event_types:
+            parts.append("event type in " + ", ".join(self.event_types))
+        if self.actor:
+            parts.append(f"actor contains {self.actor!r}")
+        return "; ".join(parts) or "none"
+
+
+@dataclass
+class ReadResult:
+    """What a reader produced from one file.
+
+    ``events`` follows :data:`EVENT_COLUMNS`; ``quarantine`` holds the unusable rows as they
+    were in the file plus ``file``, ``row``, ``column`` and ``reason``.
+    """
+
+    path: str
+    format: str
+    rows: int
+    events: pd.DataFrame
+    quarantine: pd.DataFrame
+    filtered_out: int
+    notes: list[str]
+    #: Latest date among the usable events before filtering: how far the source reaches.
+    last_date: pd.Timestamp | None = None
+    filters: str = "none"
+
+
+# ----------------------------------------------------------------------------------------
+# Reading the file
+
+
+def read_text(path: Path, encoding: str | None = None) -> str:
+    """Return the decoded text of a CSV file (or of the single CSV inside a .zip).
+
+    UTF-8 with or without a BOM and UTF-16 with a BOM are recognised; anything else must be
+    named with ``encoding`` (e.g. ``cp1256`` for Windows Arabic), because guessing a legacy
+    encoding silently turns Arabic names into mojibake.
+    """
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, expected a CSV file")
+    raw = path.read_bytes()
+    if raw[:4] == b"PK\x03\x04":
+        raw = _single_csv_from_zip(path, raw)
+    if not raw.strip():
+        raise DataError(f"{path}: file is empty; expected a CSV with a header row")
+    if encoding:
+        try:
+            return raw.decode(encoding)
+        except (UnicodeDecodeError, LookupError) as exc:
+            raise DataError(f"{path}: cannot decode as {encoding}: {exc}") from exc
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return raw.decode("utf-16")
+    if b"\x00" in raw[:4096]:
+        kind = next((v for k, v in _NUL_HINTS.items() if raw.startswith(k)), "a binary file")
+        raise DataError(f"{path}: this is {kind}, not a CSV text file")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataError(
+            f"{path}, line {line}: byte 0x{raw[exc.start]:02x} is not valid UTF-8. "
+            "Re-save the file as UTF-8, or name its encoding with --encoding "
+            "(e.g. cp1256 for Windows Arabic, latin-1 for Western European)"
+        ) from exc
+
+
+def _single_csv_from_zip(path: Path, raw: bytes) -> bytes:
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+            members = [m for m in zf.namelist() if m.lower().endswith(".csv")]
+            if len(members) != 1:
+                raise DataError(
+                    f"{path}: a ZIP archive must hold exactly one .csv file, "
+                    f"found {len(members)}: {', '.join(members) or 'none'}"
+                )
+            return zf.read(members[0])
+    except zipfile.BadZipFile as exc:
+        raise DataError(f"{path}: damaged ZIP archive ({exc})") from exc
+
+
+@dataclass(frozen=True)
+class RawTable:
+    """A CSV as text: the data rows, their file row numbers, and rows the parser found broken."""
+
+    frame: pd.DataFrame
+    rownum: np.ndarray
+    broken: pd.Series  # reason per row, '' when the row parsed cleanly
+
+
+def read_table(path: Path, encoding: str | None = None) -> RawTable:
+    """Parse a CSV into an all-text frame and the file row number of every data row.
+
+    A HDX HXL hashtag row under the header (``#date+start,#adm1+name,...``) is skipped.
+    Rows with the wrong number of fields are kept for the quarantine, unless most rows are
+    like that, in which case the file is not the table it claims to be.
+    """
+    text = read_text(path, encoding)
+    try:
+        records = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise DataError(f"{path}: not a readable CSV ({exc})") from exc
+    if not records or not any(cell.strip() for cell in records[0]):
+        raise DataError(f"{path}: the first row is empty; expected a header row")
+    header = [cell.strip() for cell in records[0]]
+    if len(set(header)) != len(header):
+        dup = sorted({c for c in header if header.count(c) > 1})
+        raise DataError(f"{path}, row 1: duplicate column name(s) {', '.join(dup)}")
+    body = records[1:]
+    rownum = np.arange(2, len(records) + 1)
+    if body and _is_hxl_row(body[0]):
+        body, rownum = body[1:], rownum[1:]
+    # Blank lines carry no data: they are skipped rather than reported as bad rows.
+    keep = [i for i, rec in enumerate(body) if any(cell.strip() for cell in rec)]
+    body = [body[i] for i in keep]
+    rownum = rownum[keep]
+    width = len(header)
+    ragged = [i for i, rec in enumerate(body) if len(rec) != width]
+    if ragged and len(ragged) > len(body) / 2:
+        n = rownum[ragged[0]]
+        raise DataError(
+            f"{path}, row {n}: {len(body[ragged[0]])} fields where the header has {width}, "
+            f"and so do {len(ragged)} of {len(body)} rows: this is not a well-formed CSV "
+            "(wrong delimiter or unbalanced quotes?)"
+        )
+    ragged_reason = {}
+    for i in ragged:
+        rec = body[i]
+        ragged_reason[i] = f"{len(rec)} fields where the header has {width}"
+        # Keep what the row held, so the quarantine shows it: pad, or fold the surplus into
+        # the last column.
+        body[i] = (rec + [""] * width)[:width] if len(rec) < width else rec[: width - 1] + [
+            ",".join(rec[width - 1 :])
+        ]
+    frame = pd.DataFrame(body, columns=header, dtype=str) if body else pd.DataFrame(
+        columns=header, dtype=str
+    )
+    broken = pd.Series(
+        [ragged_reason.get(i, "") for i in range(len(body))], index=frame.index, dtype=object
+    )
+    return RawTable(frame, rownum, broken)
+
+
+def _is_hxl_row(record: Sequence[str]) -> bool:
+    cells = [c.strip() for c in record if c.strip()]
+    return bool(cells) and all(c.startswith("#") for c in cells)
+
+
+# ----------------------------------------------------------------------------------------
+# Validation and normalisation
+
+
+def detect_format(path: Path, columns: Sequence[str], formats: Sequence[SourceFormat]) -> SourceFormat:
+    """The first format whose required columns are all present."""
+    for fmt in formats:
+        if fmt.matches(columns):
+            return fmt
+    described = "; ".join(f"{f.name} ({', '.join(f.required)})" for f in formats)
+    raise DataError(
+        f"{path}: cannot tell the format from its columns ({', '.join(columns[:12])}"
+        f"{', ...' if len(columns) > 12 else ''}). Known formats and their required columns: "
+        f"{described}. Force one with --format."
+    )
+
+
+def check_required(path: Path, columns: Sequence[str], fmt: SourceFormat) -> None:
+    present = {c.strip().lower() for c in columns}
+    missing = [c for c in fmt.required if c.lower() not in present]
+    if missing:
+        raise DataError(
+            f"{path}: missing required column(s) {', '.join(missing)} for the {fmt.label} "
+            f"format; the file has {', '.join(columns)}"
+        )
+
+
+def lower_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """Column names stripped and lower-cased, so 'Event_Date' reads like 'event_date'."""
+    return frame.rename(columns=lambda c: c.strip().lower())
+
+
+def parse_whole_numbers(text: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Parse non-negative whole numbers; return (values as float, reason or '' per row)."""
+    stripped = text.str.strip()
+    values = pd.to_numeric(stripped.str.replace(",", "", regex=False), errors="coerce")
+    reason = pd.Series("", index=text.index, dtype=object)
+    empty = stripped == ""
+    reason[~empty & values.isna()] = "is not a number"
+    reason[values.notna() & (values < 0)] = "is negative"
+    reason[values.notna() & (values >= 0) & (values % 1 != 0)] = "is not a whole number"
+    reason[values.notna() & ~np.isfinite(values.fillna(0))] = "is not a finite number"
+    return values, reason
+
+
+def normalise_events(
+    path: Path,
+    table: RawTable,
+    fmt: SourceFormat,
+    gazetteer: Gazetteer,
+    filters: EventFilters,
+) -> ReadResult:
+    """Validate staged rows, map names to units, split usable rows from the quarantine."""
+    # Index every frame by file row number: messages, quarantine and generated ids use it.
+    rownum = table.rownum
+    raw = table.frame.set_axis(rownum)
+    staged = fmt.stage(lower_columns(raw))
+    staged = staged.reindex(columns=list(STAGE_COLUMNS), fill_value="").astype(object).fillna("").astype(str)
+    notes: list[str] = []
+
+    # Rows the CSV parser already found broken come first, then what the format knows.
+    ragged = table.broken.set_axis(rownum)
+    reason = ragged.where(ragged != "", staged["problem"]).astype(object)
+    column = pd.Series(
+        np.where(ragged != "", "(whole row)", np.where(reason != "", fmt.column_of.get("date", "date"), "")),
+        index=raw.index,
+        dtype=object,
+    )
+
+    def flag(mask: pd.Series, col: str, why: pd.Series | str) -> None:
+        # Only the first problem of a row is reported: it is the one to fix first.
+        new = mask & (reason == "")
+        if isinstance(why, pd.Series):
+            reason[new] = why[new]
+        else:
+            reason[new] = why
+        column[new] = fmt.column_of.get(col, col)
+
+    # Dates
+    date_text = staged["date"].str.strip()
+    dates = pd.to_datetime(date_text, format=fmt.date_format or "%Y-%m-%d", errors="coerce")
+    if fmt.date_format is None:
+        # ISO dates with a time part ("2014-01-24 00:00:00.000") are common in exports.
+        retry = dates.isna() & (date_text != "")
+        dates[retry] = pd.to_datetime(date_text[retry].str[:10], format="%Y-%m-%d", errors="coerce")
+    flag(date_text == "", "date", "date is empty")
+    flag(dates.isna(), "date", "unparseable date " + date_text.map(repr))
+
+    # Counts and deaths
+    count_text = staged["count"].where(staged["count"].str.strip() != "", "1")
+    counts, count_reason = parse_whole_numbers(count_text)
+    flag(count_reason != "", "count", "count " + count_text.map(repr) + " " + count_reason)
+    deaths, death_reason = parse_whole_numbers(staged["deaths"])
+    flag(death_reason != "", "deaths", "deaths " + staged["deaths"].map(repr) + " " + death_reason)
+    unknown_deaths = int(((staged["deaths"].str.strip() == "") & (reason == "")).sum())
+    if unknown_deaths:
+        notes.append(f"{unknown_deaths} event(s) with no death count were counted as 0 deaths")
+
+    # Country: a multi-country export is cut to the gazetteer's countries, loudly.
+    country = staged["country"].str.strip()
+    known_countries = {c.casefold() for c in gazetteer.countries}
+    flag(
+        (country != "") & ~country.str.casefold().isin(known_countries),
+        "country",
+        "country " + country.map(repr) + " is not covered by the gazetteer "
+        f"({', '.join(sorted(gazetteer.countries))})",
+    )
+
+    # Names. R and spreadsheet exports write a missing name as a placeholder word.
+    admin1 = staged["admin1"].str.strip()
+    admin1 = admin1.where(~admin1.str.casefold().isin(MISSING_NAMES), "")
+    distinct = admin1[admin1 != ""].unique()
+    resolved = {name: gazetteer.match(name) for name in distinct}
+    units = admin1.map(resolved)
+    flag(
+        admin1 == "",
+        "admin1",
+        f"no {gazetteer.unit_word} given (value " + staged["admin1"].str.strip().map(repr) + ")",
+    )
+    unknown = (admin1 != "") & units.isna()
+    if unknown.any():
+        suggestion = {n: gazetteer.suggest(n) for n in distinct if resolved[n] is None}
+        flag(
+            unknown,
+            "admin1",
+            f"unknown {gazetteer.unit_word} " + admin1.map(repr) + "; " + admin1.map(suggestion).fillna(""),
+        )
+
+    # Event ids: a repeated id is a second report of one event or an export error; either
+    # way counting it twice would inflate the panel.
+    ids = staged["event_id"].str.strip()
+    flag(ids == "", "event_id", "event id is empty")
+    first_row = pd.Series(rownum, index=raw.index).groupby(ids).transform("min")
+    dup = ids.duplicated(keep="first") & (ids != "")
+    flag(dup, "event_id", "duplicate event id " + ids.map(repr) + " (first at row " + first_row.astype(str) + ")")
+
+    bad = reason != ""
+    quarantine = raw[bad].copy()
+    quarantine.insert(0, "reason", reason[bad])
+    quarantine.insert(0, "column", column[bad])
+    quarantine.insert(0, "row", quarantine.index)
+    quarantine.insert(0, "file", str(path))
+
+    good = ~bad
+    events = pd.DataFrame(
+        {
+            "event_id": ids[good],
+            "date": dates[good],
+            "unit": units[good],
+            "count": counts[good].astype("int64"),
+            "deaths": deaths[good].fillna(0).astype("int64"),
+            "event_type": staged["event_type"][good].str.strip(),
+            "actors": staged["actors"][good].str.strip(),
+            "source": fmt.name,
+        }
+    )
+    kept = _apply_filters(events, filters, fmt)
+    return ReadResult(
+        path=str(path),
+        format=fmt.name,
+        rows=len(raw),
+        events=kept.reset_index(drop=True),
+        quarantine=quarantine.reset_index(drop=True),
+        filtered_out=len(events) - len(kept),
+        notes=notes,
+        last_date=events["date"].max() if len(events) else None,
+        filters=filters.describe(),
+    )
+
+
+def _apply_filters(events: pd.DataFrame, filters: EventFilters, fmt: SourceFormat) -> pd.DataFrame:
+    keep = pd.Series(True, index=events.index)
+    if filters.start is not None:
+        keep &= events["date"] >= filters.start
+    if filters.end is not None:
+        keep &= events["date"] <= filters.end
+    if filters.event_types:
+        wanted = {fmt.event_type_aliases.get(t.strip().lower(), t).strip().casefold() for t in filters.event_types}
+        keep &= events["event_type"].str.casefold().isin(wanted)
+    if filters.actor:
+        # Whole words, so that "IS" selects the Islamic State and not "Islamic Army" or
+        # "Civilians"; case does not matter.
+        pattern = r"(?<!\w)" + re.escape(filters.actor.strip()) + r"(?!\w)"
+        keep &= events["actors"].str.contains(pattern, case=False, regex=True)
+    return events[keep]

@@ -1,0 +1,1 @@
+"""Forecasting stage: models, backtests, metrics, tracking, reports and the CLI."""

@@ -1,0 +1,31 @@
+"""Shared fixtures: the bundled gazetteer, test fixtures in the real export layouts, and the
+real public data in ../shared/data (tests that need it skip with a reason when it is absent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from features.gazetteer import load_gazetteer
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def gazetteer():
+    return load_gazetteer()
+
+
+@pytest.fixture(scope="session")
+def fixtures() -> Path:
+    return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not (SHARED_DATA / "README.md").exists():
+        pytest.skip(f"real public data not available: {SHARED_DATA} is absent (it sits beside the repo in CI)")
+    return SHARED_DATA

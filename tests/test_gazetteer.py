@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from features.errors import DataError
+from features.gazetteer import GAZETTEER_COLUMNS, load_gazetteer, normalise_name
+
+IRAQ = [
+    "Anbar", "Babil", "Baghdad", "Basra", "Dhi Qar", "Diyala", "Duhok", "Erbil", "Karbala",
+    "Kirkuk", "Maysan", "Muthanna", "Najaf", "Ninewa", "Qadisiyah", "Salah ad Din",
+    "Sulaymaniyah", "Wasit",
+]
+
+
+def test_bundled_gazetteer_has_iraqs_18_governorates_with_iso_ids(gazetteer):
+    assert sorted(gazetteer.names) == IRAQ
+    assert gazetteer.units["unit_id"].str.match(r"^IQ-[A-Z]{2}$").all()
+    assert gazetteer.units["name_ar"].str.len().gt(0).all()
+    assert gazetteer.units["capital_lat"].between(29, 38).all()
+    assert gazetteer.units["capital_lon"].between(38, 49).all()
+
+
+@pytest.mark.parametrize(
+    ("spelling", "canonical"),
+    [
+        ("Ninewa", "Ninewa"), ("Nineveh", "Ninewa"), ("Ninawa", "Ninewa"), ("Nīnawá province", "Ninewa"),
+        ("Salah ad Din", "Salah ad Din"), ("Saladin", "Salah ad Din"), ("Salahuddin", "Salah ad Din"),
+        ("Şalāḩ ad Dīn province", "Salah ad Din"), ("Salah Al-Din", "Salah ad Din"),
+        ("Al Anbar", "Anbar"), ("AL-ANBAR", "Anbar"), ("Anbar Governorate", "Anbar"), ("Al Anbār province", "Anbar"),
+        ("Arbil", "Erbil"), ("Irbil", "Erbil"), ("Dahuk", "Duhok"), ("Dihok", "Duhok"),
+        ("Qadisiyah", "Qadisiyah"), ("Al-Qadisiyyah", "Qadisiyah"), ("Al-Qadissiya", "Qadisiyah"),
+        ("Dhi Qar", "Dhi Qar"), ("Dhi Quar", "Dhi Qar"), ("Thi-Qar", "Dhi Qar"),
+        ("Al Başrah  province", "Basra"), ("Maysān  province", "Maysan"), ("Karbalā’ province", "Karbala"),
+        ("At-Ta'mim province", "Kirkuk"), ("Kerbala", "Karbala"), ("Wassit", "Wasit"),
+        ("Baghdad province", "Baghdad"), ("البصرة", "Basra"), ("محافظة نينوى", "Ninewa"), ("الانبار", "Anbar"),
+        ("IQ-AR", "Erbil"), ("iq-an", "Anbar"), ("IQG15", "Ninewa"),
+    ],
+)
+def test_common_spellings_resolve_to_the_canonical_name(gazetteer, spelling, canonical):
+    assert gazetteer.match(spelling) == canonical
+
+
+def test_halabja_maps_to_sulaymaniyah_by_default(gazetteer):
+    assert gazetteer.match("Halabja") == "Sulaymaniyah"
+    assert gazetteer.match("Halabja Governorate") == "Sulaymaniyah"
+
+
+def test_unknown_name_error_suggests_the_closest_spellings(gazetteer):
+    assert gazetteer.match("Ninawah") is None
+    with pytest.raises(DataError, match=r"unknown governorate 'Ninawah'; closest known: Ninewa"):
+        gazetteer.resolve("Ninawah")
+    assert "known governorates: Anbar" in gazetteer.suggest("Zzyzx")
+
+
+def test_normalise_name_ignores_case_diacritics_articles_and_admin_words():
+    assert normalise_name("Al Başrah  province") == normalise_name("basrah")
+    assert normalise_name("AS-SULAYMĀNĪYAH GOVERNORATE") == normalise_name("Sulaymaniyah")
+
+
+def test_neighbours_are_symmetric_and_borders_cover_every_neighbouring_country(gazetteer):
+    nb = gazetteer.neighbours()
+    for unit, others in nb.items():
+        for other in others:
+            assert unit in nb[other], f"{unit} lists {other} but not the other way round"
+    borders = gazetteer.borders()
+    assert {c for cs in borders.values() for c in cs} == {
+        "Syria", "Iran", "Turkey", "Jordan", "Saudi Arabia", "Kuwait"
+    }
+    assert set(borders["Anbar"]) == {"Syria", "Jordan", "Saudi Arabia"}
+    assert sorted(u for u, cs in borders.items() if "Syria" in cs) == ["Anbar", "Duhok", "Ninewa"]
+
+
+def test_tile_positions_are_unique(gazetteer):
+    tiles = gazetteer.units[["tile_row", "tile_col"]]
+    assert not tiles.duplicated().any()
+
+
+def test_every_name_and_code_of_the_real_boundary_file_resolves(gazetteer, shared_data):
+    import json
+
+    geo = json.loads((shared_data / "iraq_adm1.geojson").read_text(encoding="utf-8"))
+    names = {f["properties"]["governorate"] for f in geo["features"]}
+    assert names == set(gazetteer.names)
+    for feature in geo["features"]:
+        assert gazetteer.match(feature["properties"]["ADM1_EN"]) == feature["properties"]["governorate"]
+        assert gazetteer.match(feature["properties"]["ADM1_AR"]) == feature["properties"]["governorate"]
+        assert gazetteer.match(feature["properties"]["ADM1_PCODE"]) == feature["properties"]["governorate"]
+
+
+def _write(units: pd.DataFrame, path):
+    units.to_csv(path, index=False)
+    return path
+
+
+def test_another_country_works_with_a_gazetteer_of_the_same_columns(tmp_path):
+    units = pd.DataFrame(
+        [
+            ["SY-HL", "Aleppo", "حلب", "Syria", "Halab", "Aleppo", 36.2, 37.1, "SY-ID", "Turkey", 0, 0],
+            ["SY-ID", "Idlib", "إدلب", "Syria", "Idleb", "Idlib", 35.9, 36.6, "SY-HL", "Turkey", 0, 1],
+        ],
+        columns=GAZETTEER_COLUMNS,
+    )
+    gaz = load_gazetteer(_write(units, tmp_path / "syria.csv"))
+    assert gaz.match("Idleb") == "Idlib"
+    assert gaz.unit_word == "admin-1 unit"
+    assert gaz.neighbours() == {"Aleppo": ["Idlib"], "Idlib": ["Aleppo"]}
+
+
+def test_gazetteer_with_missing_column_is_rejected(tmp_path, gazetteer):
+    path = _write(gazetteer.units.drop(columns=["aliases"]), tmp_path / "g.csv")
+    with pytest.raises(DataError, match=r"g.csv: gazetteer is missing column\(s\) aliases"):
+        load_gazetteer(path)
+
+
+def test_gazetteer_with_a_spelling_claimed_by_two_units_is_rejected(tmp_path, gazetteer):
+    units = gazetteer.units.copy()
+    units.loc[units["name"] == "Babil", "aliases"] += "|Nineveh"
+    with pytest.raises(DataError, match=r"spelling 'Nineveh' matches both"):
+        load_gazetteer(_write(units, tmp_path / "g.csv"))
+
+
+def test_gazetteer_with_unknown_neighbour_id_is_rejected(tmp_path, gazetteer):
+    units = gazetteer.units.copy()
+    units.loc[0, "neighbours"] = "IQ-XX"
+    with pytest.raises(DataError, match=r"row 2, column 'neighbours': unknown unit_id 'IQ-XX'"):
+        load_gazetteer(_write(units, tmp_path / "g.csv"))
