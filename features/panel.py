@@ -370,7 +370,7 @@ def validate_panel(frame: pd.DataFrame, *, source: str = "panel", gazetteer: Gaz
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
             raise DataError(
-                f"{source}, row {i + 2}, column {col!r}: {frame[col].iloc[i]!r} is not a "
+                f"{source}, row {i + 2}, column {col!r}: {str(frame[col].iloc[i])!r} is not a "
                 "non-negative whole number"
             )
         frame[col] = values.astype("int64")

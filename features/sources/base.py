@@ -44,6 +44,9 @@ STAGE_COLUMNS = (
     "problem",
 )
 
+#: Largest count or death toll accepted for one row.
+MAX_COUNT = 10**9
+
 #: Placeholders that mean "no name" in exports (R writes NA, spreadsheets #N/A).
 MISSING_NAMES = {"na", "n/a", "#n/a", "nan", "null", "none", "unknown"}
 
@@ -297,6 +300,8 @@ def parse_whole_numbers(text: pd.Series) -> tuple[pd.Series, pd.Series]:
     reason[values.notna() & (values < 0)] = "is negative"
     reason[values.notna() & (values >= 0) & (values % 1 != 0)] = "is not a whole number"
     reason[values.notna() & ~np.isfinite(values.fillna(0))] = "is not a finite number"
+    # Beyond this a count is an export error, and int64 arithmetic would overflow.
+    reason[values.notna() & np.isfinite(values.fillna(0)) & (values > MAX_COUNT)] = "is implausibly large"
     return values, reason
 
 
