@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pandas as pd
+from click.testing import CliRunner
+
+from features.panel import read_panel
+from forecast.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_data_build_writes_the_panel_and_prints_a_summary(fixtures, tmp_path):
+    out = tmp_path / "panel.parquet"
+    result = _run("data", "build", "--events", fixtures / "ucdp_ged_hdx.csv", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "units: 18  months: 3 (2014-01 .. 2014-03)  data vintage: 2014-03" in result.output
+    assert "totals: incidents 5  deaths 23" in result.output
+    assert "6 rows, 5 events used, 1 quarantined, 0 filtered out" in result.output
+    assert f"quarantined: 1 row(s) -> {tmp_path / 'panel.quarantine.csv'}" in result.output
+    panel, meta = read_panel(out)
+    assert panel["incidents"].sum() == 5
+    assert meta["sources"][0]["format"] == "ucdp"
+
+
+def test_data_build_with_several_sources_forced_format_and_filters(fixtures, tmp_path):
+    out = tmp_path / "panel.csv"
+    result = _run(
+        "data", "build", "--events", fixtures / "acled_export.csv", "--events", fixtures / "gtd_export.csv",
+        "--start", "2015-01", "--end", "2020-12", "--actor", "Islamic State", "--out", out,
+    )
+    assert result.exit_code == 0, result.output
+    panel, meta = read_panel(out)
+    assert [s["format"] for s in meta["sources"]] == ["acled", "gtd"]
+    # A month is complete only when every source covers it: GTD ends 2015-03-31, so the 4
+    # ACLED Islamic State events of 2020 fall after the vintage; GTD has 3 usable ISIL events.
+    assert meta["vintage"] == "2015-03"
+    assert meta["events_outside_panel"] == 4
+    assert panel["incidents"].sum() == 3
+
+
+def test_bad_input_exits_non_zero_with_a_message_and_writes_nothing(tmp_path):
+    events = tmp_path / "events.csv"
+    events.write_text("when,where\n2018-01-01,Anbar\n", encoding="utf-8")
+    out = tmp_path / "panel.parquet"
+    result = CliRunner().invoke(main, ["data", "build", "--events", str(events), "--out", str(out)])
+    assert result.exit_code == 1
+    assert "Error: " in result.output and "cannot tell the format" in result.output
+    assert "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == [events]
+
+
+def test_a_failed_rebuild_keeps_the_previous_panel(fixtures, tmp_path):
+    out = tmp_path / "panel.csv"
+    assert _run("data", "build", "--events", fixtures / "generic_events.csv", "--out", out).exit_code == 0
+    before = out.read_bytes()
+    cov = tmp_path / "cov.csv"
+    cov.write_text("month,x\n2018-01,1\n", encoding="utf-8")
+    result = CliRunner().invoke(
+        main, ["data", "build", "--events", str(fixtures / "generic_events.csv"), "--covariates", str(cov), "--out", str(out)]
+    )
+    assert result.exit_code == 1
+    assert "column 'x': no value for 2 panel month(s): 2018-02, 2018-03" in result.output
+    assert out.read_bytes() == before
+
+
+def test_bad_dates_on_the_command_line_are_usage_errors(fixtures, tmp_path):
+    result = CliRunner().invoke(
+        main, ["data", "build", "--events", str(fixtures / "generic_events.csv"), "--start", "last year", "--out", str(tmp_path / "p.csv")]
+    )
+    assert result.exit_code == 2
+    assert "'last year' is not a date (YYYY-MM or YYYY-MM-DD)" in result.output
+
+
+def test_console_script_and_module_entry_point_run_for_real(fixtures, tmp_path):
+    exe = Path(sys.executable).with_name("forecast")
+    for cmd in ([str(exe)], [sys.executable, "-m", "forecast"]):
+        out = tmp_path / "panel.csv"
+        done = subprocess.run(
+            [*cmd, "data", "build", "--events", str(fixtures / "ibc_incidents.csv"), "--out", str(out)],
+            capture_output=True, text=True, check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "data vintage: 2007-03" in done.stdout
+        bad = subprocess.run([*cmd, "data", "build", "--events", str(tmp_path / "missing.csv"), "--out", str(out)],
+                             capture_output=True, text=True, check=False)
+        assert bad.returncode == 1
+        assert "missing.csv: file not found" in bad.stderr
+
+
+def _all_options(group: click.Group, prefix=()) -> list[tuple[str, str]]:
+    found = []
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            found += _all_options(command, prefix + (name,))
+            continue
+        for param in command.params:
+            if isinstance(param, click.Option):
+                assert param.help, f"{' '.join(prefix + (name,))} {param.opts[0]} has no help text"
+                found.append((" ".join(prefix + (name,)), param.opts[0]))
+    return found
+
+
+def test_every_cli_option_has_help_and_is_documented_in_the_readme():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    missing = [f"{cmd} {opt}" for cmd, opt in _all_options(main) if not re.search(re.escape(opt) + r"\b", readme)]
+    assert not missing, f"options not in README.md: {missing}"
