@@ -151,16 +151,17 @@ class Gazetteer:
         """Canonical name -> canonical names of the units sharing a land border."""
         by_id = dict(zip(self.units["unit_id"], self.units["name"]))
         return {
-            row.name: [by_id[i] for i in _split(row.neighbours)]
+            row.name: [by_id[i] for i in split_list(row.neighbours)]
             for row in self.units.itertuples(index=False)
         }
 
     def borders(self) -> dict[str, list[str]]:
         """Canonical name -> foreign countries the unit borders."""
-        return {row.name: _split(row.borders) for row in self.units.itertuples(index=False)}
+        return {row.name: split_list(row.borders) for row in self.units.itertuples(index=False)}
 
 
-def _split(cell: object) -> list[str]:
+def split_list(cell: object) -> list[str]:
+    """Entries of a ``|``-separated gazetteer cell (empty list for an empty cell)."""
     if cell is None or (isinstance(cell, float) and pd.isna(cell)) or str(cell).strip() == "":
         return []
     return [part.strip() for part in str(cell).split("|") if part.strip()]
@@ -220,7 +221,7 @@ def load_gazetteer(path: str | Path | None = None) -> Gazetteer:
         )
     ids = set(units["unit_id"])
     for i, row in units.iterrows():
-        for nb in _split(row["neighbours"]):
+        for nb in split_list(row["neighbours"]):
             if nb not in ids:
                 raise DataError(
                     f"{path}, row {i + 2}, column 'neighbours': unknown unit_id {nb!r}"
@@ -228,7 +229,7 @@ def load_gazetteer(path: str | Path | None = None) -> Gazetteer:
 
     lookup: dict[str, str] = {}
     for i, row in units.iterrows():
-        spellings = [row["name"], row["name_ar"], *_split(row["aliases"])]
+        spellings = [row["name"], row["name_ar"], *split_list(row["aliases"])]
         for spelling in spellings:
             if not str(spelling).strip():
                 continue

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -29,6 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from features.atomic import write_atomically
 from features.covariates import attach_covariates, parse_months
 from features.errors import DataError
 from features.gazetteer import Gazetteer, load_gazetteer
@@ -211,28 +210,6 @@ def build_panel(
 # Files
 
 
-def _atomic_writes(targets: dict[Path, callable]) -> None:
-    """Write every target to a temporary file beside it, then move all into place.
-
-    A failure while writing leaves every existing target untouched.
-    """
-    temps: dict[Path, Path] = {}
-    try:
-        for target, write in targets.items():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-            os.close(fd)
-            temps[target] = Path(tmp)
-            write(Path(tmp))
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-        for target, tmp in temps.items():
-            os.replace(tmp, target)
-    finally:
-        for tmp in temps.values():
-            tmp.unlink(missing_ok=True)
-
-
 def panel_to_text(panel: pd.DataFrame) -> pd.DataFrame:
     out = panel.copy()
     out["month"] = out["month"].astype(str)
@@ -270,7 +247,7 @@ def write_panel(build: PanelBuild, path: str | Path) -> dict[str, Path]:
             text.to_csv(tmp, index=False)
 
     qpath, mpath = quarantine_path(path), metadata_path(path)
-    _atomic_writes(
+    write_atomically(
         {
             path: write_data,
             mpath: lambda tmp: tmp.write_text(meta + "\n", encoding="utf-8"),

@@ -181,12 +181,16 @@ def data_synthetic(out_dir, seed, units, start, end) -> None:
               help="Where the demo writes its outputs.")
 def demo(out_dir: Path) -> None:
     """Run the main job on the bundled synthetic demo data with the embedded defaults."""
+    from features.synthetic import SyntheticConfig
+
     click.echo(f"demo: building the panel from {DEMO_EVENTS.relative_to(REPO_ROOT)}")
+    # The generator covers every day of its last month, however few events fall in it.
+    coverage_end = _date(SyntheticConfig().end, end=True)
     try:
         summary = run_data_build(
             events=[DEMO_EVENTS], fmt="ucdp", covariates=DEMO_COVARIATES, fill="error",
             gazetteer=None, out=out_dir / "panel.parquet", filters=EventFilters(),
-            coverage_end=None, keep_incomplete=False, encoding=None,
+            coverage_end=coverage_end, keep_incomplete=False, encoding=None,
         )
     except DataError as exc:
         raise click.ClickException(str(exc)) from None

@@ -114,3 +114,27 @@ def test_every_cli_option_has_help_and_is_documented_in_the_readme():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     missing = [f"{cmd} {opt}" for cmd, opt in _all_options(main) if not re.search(re.escape(opt) + r"\b", readme)]
     assert not missing, f"options not in README.md: {missing}"
+
+
+def test_demo_builds_the_bundled_panel_and_says_what_is_not_built_yet(tmp_path):
+    result = _run("demo", "--out-dir", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "units: 18  months: 252 (2004-01 .. 2024-12)  data vintage: 2024-12" in result.output
+    assert "quarantined: 0 rows" in result.output
+    assert "not implemented yet" in result.output
+    panel, meta = read_panel(tmp_path / "panel.parquet")
+    assert list(panel.columns) == ["unit", "month", "incidents", "deaths", "us_troops", "ops_tempo"]
+    assert meta["covariates"]["columns"] == ["us_troops", "ops_tempo"]
+
+
+def test_synthetic_command_writes_a_lattice_that_builds_into_a_panel(tmp_path):
+    out = tmp_path / "syn"
+    result = _run("data", "synthetic", "--out", out, "--units", 30, "--start", "2015-01", "--end", "2016-12")
+    assert result.exit_code == 0, result.output
+    build = _run(
+        "data", "build", "--events", out / "ucdp_ged_demo.csv", "--gazetteer", out / "gazetteer.csv",
+        "--covariates", out / "covariates_demo.csv", "--coverage-end", "2016-12", "--out", tmp_path / "p.csv",
+    )
+    assert build.exit_code == 0, build.output
+    assert "units: 30  months: 24 (2015-01 .. 2016-12)" in build.output
+    assert "quarantined: 0 rows" in build.output

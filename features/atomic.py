@@ -1,0 +1,50 @@
+"""All-or-nothing file writes.
+
+Outputs are first written beside their targets under temporary names and moved into place
+(``os.replace``, atomic on POSIX) only once every one of them is complete, so a failure or a
+kill part-way leaves the previous files as they were and never a half-written one.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+
+def _temporary_beside(target: Path) -> Path:
+    # os.open with mode 0o666 lets the umask set the permissions, as a plain open() would
+    # (tempfile.mkstemp would leave the file readable by its owner only).
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    return tmp
+
+
+def write_atomically(targets: dict[Path, Callable[[Path], None]]) -> None:
+    """Write every target through its writer (called with a temporary path), then move all.
+
+    Parameters
+    ----------
+    targets
+        Target path -> function that writes the complete content to the path it is given.
+    """
+    temps: dict[Path, Path] = {}
+    try:
+        for target, write in targets.items():
+            target = Path(target)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temps[target] = tmp = _temporary_beside(target)
+            write(tmp)
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+        for target, tmp in temps.items():
+            os.replace(tmp, target)
+    finally:
+        for tmp in temps.values():
+            tmp.unlink(missing_ok=True)
+
+
+def write_bytes_atomically(files: dict[Path, bytes]) -> None:
+    """:func:`write_atomically` for contents already in memory."""
+    write_atomically({Path(p): (lambda tmp, data=data: tmp.write_bytes(data)) for p, data in files.items()})
