@@ -1,0 +1,246 @@
+"""The model interface, the registry, and the helpers every model shares.
+
+A model is fitted on the panel up to a forecast origin T (the last month it may see) and
+predicts months T+1..T+H for every unit as a predictive distribution summarised by its mean
+and the quantiles of :data:`forecast.schema.QUANTILES`.
+
+Writing a model (copy one from ``baselines.py``): subclass :class:`Forecaster`, give it a
+``name``, store keyword hyperparameters in ``__init__`` (nothing else), implement
+
+* ``_fit(history)``: estimate parameters from ``history`` (rows with month <= origin; columns
+  ``unit, month, y`` and covariates), store fitted state in attributes ending in ``_``;
+* ``_predict(horizon, future)``: return :func:`prediction_frame` for the months after the
+  last month seen;
+* optionally ``_update(history)``: condition on a longer history while keeping the fitted
+  parameters (cheap re-use between backtest origins; the default refits);
+
+and decorate the class with :func:`register`. The contract test in ``tests/test_models.py``
+picks it up.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from typing import ClassVar, Self
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from forecast.schema import PREDICTION_COLUMNS, QUANTILE_COLUMNS, QUANTILES, validate_forecast
+
+#: name -> model class; filled by :func:`register`.
+MODELS: dict[str, type["Forecaster"]] = {}
+
+
+class NotFittedError(ValueError, AttributeError):
+    """``predict`` or ``update`` called before ``fit``."""
+
+
+class ModelError(ValueError):
+    """Unknown model, unknown or invalid hyperparameter, or a history a model cannot use."""
+
+
+def register(cls: type["Forecaster"]) -> type["Forecaster"]:
+    """Class decorator: make the model findable by its ``name``."""
+    if not getattr(cls, "name", None):
+        raise TypeError(f"{cls.__qualname__} needs a class attribute 'name'")
+    if cls.name in MODELS and MODELS[cls.name] is not cls:
+        raise TypeError(f"model name {cls.name!r} is registered twice")
+    MODELS[cls.name] = cls
+    return cls
+
+
+def make_model(name: str, **params) -> "Forecaster":
+    """Instantiate a registered model, with clear errors for unknown names and parameters."""
+    try:
+        cls = MODELS[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, list(MODELS), n=3)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise ModelError(f"unknown model {name!r}; {hint}known models: {', '.join(sorted(MODELS))}") from None
+    valid = cls.param_names()
+    unknown = [p for p in params if p not in valid]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], valid, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ModelError(
+            f"model {name!r} has no parameter {unknown[0]!r}{hint}; its parameters are "
+            f"{', '.join(valid) or 'none'}"
+        )
+    return cls(**params)
+
+
+class Forecaster:
+    """Base class of every model (see the module docstring for how to write one)."""
+
+    name: ClassVar[str] = ""
+    #: One line for the README and ``forecast models``.
+    summary: ClassVar[str] = ""
+    #: Uses covariate columns of the history at all.
+    uses_covariates: ClassVar[bool] = False
+    #: Needs covariate values at the target months (``future``): only these models respond
+    #: to scenarios.
+    uses_future_covariates: ClassVar[bool] = False
+
+    # -- hyperparameters, the scikit-learn way ---------------------------------------------
+
+    @classmethod
+    def param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [p for p in sig.parameters if p != "self"]
+
+    def get_params(self) -> dict:
+        return {p: getattr(self, p) for p in self.param_names()}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    # -- public API -------------------------------------------------------------------------
+
+    def fit(self, history: pd.DataFrame) -> Self:
+        """Estimate the model on ``history`` (panel rows up to the origin, target as ``y``)."""
+        history = check_history(history, self.name)
+        self._fit(history)
+        self._remember(history)
+        return self
+
+    def update(self, history: pd.DataFrame) -> Self:
+        """Condition on a longer history, keeping fitted parameters where the model can."""
+        self._check_fitted()
+        history = check_history(history, self.name)
+        if history["month"].max() < self.origin_:
+            raise ModelError(f"{self.name}: update needs history up to at least {self.origin_}")
+        self._update(history)
+        self._remember(history)
+        return self
+
+    def predict(self, horizon: int, future: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Forecast months origin+1 .. origin+horizon for every unit.
+
+        Parameters
+        ----------
+        horizon
+            Number of months ahead (>= 1).
+        future
+            ``unit, month`` and covariate values at the target months, for models that use
+            covariates at target months (a scenario, or the last known values held).
+
+        Returns
+        -------
+        pandas.DataFrame
+            :data:`forecast.schema.PREDICTION_COLUMNS`, sorted by unit, month.
+        """
+        self._check_fitted()
+        if int(horizon) != horizon or horizon < 1:
+            raise ModelError(f"{self.name}: horizon must be a whole number >= 1, got {horizon!r}")
+        if self.uses_future_covariates and self.covariates_ and future is None:
+            future = hold_last_value(self.history_, int(horizon))
+        out = self._predict(int(horizon), future)
+        out = out[list(PREDICTION_COLUMNS)].sort_values(["unit", "month"]).reset_index(drop=True)
+        return validate_forecast(out, source=f"model {self.name}")
+
+    # -- to implement -------------------------------------------------------------------------
+
+    def _fit(self, history: pd.DataFrame) -> None:
+        raise NotImplementedError
+
+    def _update(self, history: pd.DataFrame) -> None:
+        self._fit(history)
+
+    def _predict(self, horizon: int, future: pd.DataFrame | None) -> pd.DataFrame:
+        raise NotImplementedError
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _remember(self, history: pd.DataFrame) -> None:
+        self.history_ = history
+        self.origin_ = history["month"].max()
+        self.units_ = sorted(history["unit"].unique())
+        self.covariates_ = covariate_columns(history)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "origin_"):
+            raise NotFittedError(f"model {self.name!r} is not fitted yet: call fit(history) first")
+
+
+# ----------------------------------------------------------------------------------------
+# Histories
+
+
+def covariate_columns(history: pd.DataFrame) -> list[str]:
+    return [c for c in history.columns if c not in ("unit", "month", "y")]
+
+
+def check_history(history: pd.DataFrame, model: str = "model") -> pd.DataFrame:
+    """A history a model can use: ``unit, month (Period[M]), y`` (+ covariates), complete grid."""
+    missing = [c for c in ("unit", "month", "y") if c not in history]
+    if missing:
+        raise ModelError(f"{model}: history lacks column(s) {', '.join(missing)}")
+    if history.empty:
+        raise ModelError(f"{model}: history is empty")
+    if not isinstance(history["month"].dtype, pd.PeriodDtype):
+        raise ModelError(f"{model}: history 'month' must be monthly periods")
+    if history["y"].isna().any() or (history["y"] < 0).any():
+        raise ModelError(f"{model}: history 'y' has missing or negative values")
+    return history.sort_values(["unit", "month"]).reset_index(drop=True)
+
+
+def wide(history: pd.DataFrame, column: str = "y") -> pd.DataFrame:
+    """History as a (months x units) frame of one column."""
+    return history.pivot(index="month", columns="unit", values=column).sort_index()
+
+
+def future_months(origin: pd.Period, horizon: int) -> pd.PeriodIndex:
+    return pd.period_range(origin + 1, origin + horizon, freq="M")
+
+
+def hold_last_value(history: pd.DataFrame, horizon: int) -> pd.DataFrame:
+    """Covariates at the target months, each unit holding its last known value.
+
+    This is the default when no scenario says otherwise; the forecast output records it.
+    """
+    covs = covariate_columns(history)
+    last = history.sort_values("month").groupby("unit")[covs].last()
+    months = future_months(history["month"].max(), horizon)
+    grid = pd.MultiIndex.from_product([last.index, months], names=["unit", "month"])
+    return last.reindex(grid.get_level_values("unit")).set_axis(grid).reset_index()
+
+
+# ----------------------------------------------------------------------------------------
+# Predictive distributions -> mean and quantiles
+
+
+def prediction_frame(units, months, horizons, mean, quantiles) -> pd.DataFrame:
+    """Build a model's output from flat arrays.
+
+    ``quantiles`` has shape (n_rows, len(QUANTILES)). Quantiles are clipped at zero and sorted
+    along each row (monotone rearrangement, Chernozhukov et al. 2010, which can only lower
+    the pinball loss); the mean is clipped at zero. Nothing else is touched.
+    """
+    q = np.sort(np.clip(np.asarray(quantiles, dtype=float), 0.0, None), axis=1)
+    out = pd.DataFrame({"unit": units, "month": months, "horizon": horizons, "mean": np.clip(mean, 0.0, None)})
+    out[list(QUANTILE_COLUMNS)] = q
+    return out
+
+
+def poisson_quantiles(mu: np.ndarray) -> np.ndarray:
+    """Quantiles of Poisson(mu), shape (len(mu), len(QUANTILES))."""
+    mu = np.maximum(np.asarray(mu, dtype=float), 1e-12)
+    return stats.poisson.ppf(np.asarray(QUANTILES)[None, :], mu[:, None])
+
+
+def negbin_quantiles(mu: np.ndarray, alpha: float | np.ndarray) -> np.ndarray:
+    """Quantiles of a negative binomial with mean ``mu`` and variance ``mu + alpha * mu**2``."""
+    mu = np.maximum(np.asarray(mu, dtype=float), 1e-12)
+    alpha = np.broadcast_to(np.maximum(np.asarray(alpha, dtype=float), 1e-8), mu.shape)
+    n = 1.0 / alpha
+    p = n / (n + mu)
+    return stats.nbinom.ppf(np.asarray(QUANTILES)[None, :], n[:, None], p[:, None])
+
+
+def sample_quantiles(samples: np.ndarray) -> np.ndarray:
+    """Quantiles of predictive samples of shape (n_rows, n_draws)."""
+    return np.quantile(samples, QUANTILES, axis=1).T
