@@ -29,3 +29,17 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "README.md").exists():
         pytest.skip(f"real public data not available: {SHARED_DATA} is absent (it sits beside the repo in CI)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def synthetic_panel():
+    """A seeded synthetic panel (18 governorates, 2008-01..2016-12) with national covariates."""
+    import pandas as pd
+
+    from features.panel import validate_panel
+    from features.synthetic import SyntheticConfig, simulate_panel
+
+    counts, covariates = simulate_panel(SyntheticConfig(start="2008-01", end="2016-12"))
+    panel = counts.drop(columns="log_intensity").merge(covariates, on="month")
+    panel["us_troops"] = panel["us_troops"].astype(float)
+    return validate_panel(panel.assign(month=pd.PeriodIndex(panel["month"], freq="M")))
