@@ -99,13 +99,18 @@ def forecast_at(model: Forecaster, history: pd.DataFrame, horizon: int, *, name:
 
 
 def _run_block(factory: Callable[[], Forecaster], name: str, panel: pd.DataFrame, origins: list,
-               horizon: int, target: str, covariates) -> list[pd.DataFrame]:
+               horizon: int, target: str, covariates, paths: pd.DataFrame | None) -> list[pd.DataFrame]:
     model = factory()
     out = []
     for i, origin in enumerate(origins):
         history = history_at(panel, origin, target, covariates)
         model = model.fit(history) if i == 0 else model.update(history)
-        out.append(forecast_at(model, history, horizon, name=name))
+        scenario = None
+        if paths is not None:
+            window = paths["month"].between(origin + 1, origin + horizon)
+            covs = [c for c in history.columns if c not in ("unit", "month", "y") and c in paths]
+            scenario = paths.loc[window, ["unit", "month", *covs]]
+        out.append(forecast_at(model, history, horizon, name=name, scenario=scenario))
     return out
 
 
@@ -118,6 +123,7 @@ def run_backtest(
     covariates: Sequence[str] | None = None,
     n_jobs: int = 1,
     progress: bool = True,
+    covariate_paths: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Run every model over every origin; return forecasts joined with the actual ``y``.
 
@@ -133,6 +139,10 @@ def run_backtest(
         Panel column to forecast; covariate columns models may use (default: all).
     n_jobs
         joblib workers; the result does not depend on it.
+    covariate_paths
+        ``unit, month`` and covariate values at target months for models that use them
+        (a scenario, or the realised values for covariates declared known ahead, such as
+        announced troop levels). Default: each origin's last known values are held.
 
     Returns
     -------
@@ -151,7 +161,8 @@ def run_backtest(
     bar = tqdm(total=len(tasks) * 1, desc="backtest", unit="fit", disable=not progress)
     results: list[pd.DataFrame] = []
     parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
-    jobs = (delayed(_run_block)(models[name], name, panel, block, design.horizon, target, covariates)
+    jobs = (delayed(_run_block)(models[name], name, panel, block, design.horizon, target, covariates,
+                                covariate_paths)
             for name, block in tasks)
     for frames in parallel(jobs):
         results.extend(frames)

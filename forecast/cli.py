@@ -179,23 +179,223 @@ def data_synthetic(out_dir, seed, units, start, end) -> None:
 @main.command("demo")
 @click.option("--out-dir", type=click.Path(path_type=Path), default=Path("outputs/demo"), show_default=True,
               help="Where the demo writes its outputs.")
-def demo(out_dir: Path) -> None:
+@click.pass_context
+def demo(ctx: click.Context, out_dir: Path) -> None:
     """Run the main job on the bundled synthetic demo data with the embedded defaults."""
     from features.synthetic import SyntheticConfig
+    from forecast.models import BENCHMARKS, DEFAULT_MODEL
 
-    click.echo(f"demo: building the panel from {DEMO_EVENTS.relative_to(REPO_ROOT)}")
+    click.echo(f"demo: 1/3 building the panel from {DEMO_EVENTS.relative_to(REPO_ROOT)}")
     # The generator covers every day of its last month, however few events fall in it.
     coverage_end = _date(SyntheticConfig().end, end=True)
+    panel = out_dir / "panel.parquet"
     try:
         summary = run_data_build(
             events=[DEMO_EVENTS], fmt="ucdp", covariates=DEMO_COVARIATES, fill="error",
-            gazetteer=None, out=out_dir / "panel.parquet", filters=EventFilters(),
+            gazetteer=None, out=panel, filters=EventFilters(),
             coverage_end=coverage_end, keep_incomplete=False, encoding=None,
         )
     except DataError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(summary)
+    click.echo(f"\ndemo: 2/3 backtesting the benchmarks and the default model ({DEFAULT_MODEL})")
+    ctx.invoke(backtest, panel_path=panel, model_list=",".join((*BENCHMARKS, DEFAULT_MODEL)), start="2019-01",
+               end="2023-12", horizon=6, step=3, refit_every=4, target="incidents", jobs=2,
+               covariate_list=None, params=(), gazetteer=None, out_dir=out_dir / "backtest")
+    click.echo(f"\ndemo: 3/3 forecasting the next 6 months with {DEFAULT_MODEL}")
+    ctx.invoke(predict, panel_path=panel, model_name="default", horizon=6, origin=None, target="incidents",
+               covariate_list=None, params=(), gazetteer=None, out=out_dir / "forecast.csv")
     click.echo(
-        "demo: done. This release builds the data layer only; forecasting, experiment "
-        "tracking and the report are not implemented yet, so the demo stops after the panel."
+        "\ndemo: done. Experiment tracking (MLflow), the analyst's report and the scheduled "
+        "refresh are not implemented yet, so the demo stops after the forecast."
     )
+
+
+# ----------------------------------------------------------------------------------------
+# Forecasting
+
+
+def _parse_params(items: tuple[str, ...], *, qualified: bool) -> dict:
+    """``key=value`` (or ``model.key=value``) pairs; values read as JSON when they parse."""
+    import json
+
+    params: dict = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--param")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        if isinstance(value, list):
+            value = tuple(value)
+        key = key.strip()
+        if qualified:
+            model, dot, name = key.partition(".")
+            if not dot:
+                raise click.BadParameter(f"{item!r}: write MODEL.KEY=VALUE", param_hint="--param")
+            params.setdefault(model, {})[name] = value
+        else:
+            params[key] = value
+    return params
+
+
+def _load_panel(path: Path, gazetteer: Path | None):
+    from features.panel import read_panel
+
+    return read_panel(path, load_gazetteer(gazetteer))
+
+
+def _month(text: str | None, option: str) -> pd.Period | None:
+    if text is None:
+        return None
+    try:
+        if len(text.strip()) != 7:
+            raise ValueError
+        return pd.Period(text.strip(), freq="M")
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a month (YYYY-MM)", param_hint=option) from None
+
+
+def _covariates(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    if text.strip().lower() == "none":
+        return []
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
+@main.command("models")
+def list_models() -> None:
+    """List the registered models and what they use."""
+    from forecast.models import DEFAULT_MODEL, MODELS
+
+    for name, cls in sorted(MODELS.items()):
+        uses = "covariates at target months" if cls.uses_future_covariates else (
+            "covariates known at the origin" if cls.uses_covariates else "no covariates")
+        mark = " (default)" if name == DEFAULT_MODEL else ""
+        click.echo(f"{name}{mark}: {cls.summary} [{uses}; parameters: {', '.join(cls.param_names()) or 'none'}]")
+
+
+@main.command("predict")
+@click.option("--panel", "panel_path", required=True, type=click.Path(path_type=Path),
+              help="Panel file written by 'forecast data build' (or another tool).")
+@click.option("--model", "model_name", default="default", show_default=True,
+              help="Model name (see 'forecast models'); 'default' is the recommended model.")
+@click.option("--horizon", type=click.IntRange(1, 36), default=6, show_default=True,
+              help="Months ahead to forecast.")
+@click.option("--origin", default=None,
+              help="Last month the model may use (YYYY-MM; default: the panel's data vintage).")
+@click.option("--target", type=click.Choice(["incidents", "deaths"]), default="incidents", show_default=True,
+              help="Panel column to forecast.")
+@click.option("--covariates", "covariate_list", default=None,
+              help="Comma-separated covariate columns models may use (default: all; 'none' for none).")
+@click.option("--param", "params", multiple=True, help="Model hyperparameter KEY=VALUE (repeatable).")
+@click.option("--gazetteer", type=click.Path(path_type=Path), default=None,
+              help="Gazetteer CSV for unit names (default: Iraq's 18 governorates).")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Forecast CSV to write.")
+def predict(panel_path, model_name, horizon, origin, target, covariate_list, params, gazetteer, out) -> None:
+    """Forecast every unit for the months after the origin."""
+    from features.atomic import write_atomically
+    from forecast.backtest import forecast_at, history_at
+    from forecast.models import DEFAULT_MODEL, make_model
+    from forecast.models.base import ModelError
+
+    name = DEFAULT_MODEL if model_name == "default" else model_name
+    try:
+        panel, meta = _load_panel(panel_path, gazetteer)
+        origin_p = _month(origin, "--origin") or pd.Period(meta.get("vintage") or panel["month"].max(), freq="M")
+        if origin_p > panel["month"].max() or origin_p <= panel["month"].min():
+            raise DataError(
+                f"origin {origin_p} is outside the panel ({panel['month'].min()} .. {panel['month'].max()})"
+            )
+        model = make_model(name, **_parse_params(params, qualified=False))
+        history = history_at(panel, origin_p, target, _covariates(covariate_list))
+        model.fit(history)
+        frame = forecast_at(model, history, horizon, name=name)
+    except (DataError, ModelError) as exc:
+        raise click.ClickException(str(exc)) from None
+    frame["origin"] = frame["origin"].astype(str)
+    frame["month"] = frame["month"].astype(str)
+    write_atomically({out: lambda tmp: frame.to_csv(tmp, index=False)})
+    national = frame.groupby("month")["mean"].sum()
+    click.echo(f"forecast: {out} ({frame['unit'].nunique()} units x {horizon} months, model {name}, origin {origin_p}, target {target})")
+    click.echo("  national mean: " + ", ".join(f"{m} {v:,.1f}" for m, v in national.items()))
+
+
+@main.command("backtest")
+@click.option("--panel", "panel_path", required=True, type=click.Path(path_type=Path),
+              help="Panel file written by 'forecast data build' (or another tool).")
+@click.option("--models", "model_list", required=True,
+              help="Comma-separated model names, e.g. zero,locf_poisson,nb_glm ('all' for every model).")
+@click.option("--start", required=True, help="First forecast origin (YYYY-MM).")
+@click.option("--end", required=True, help="Last forecast origin (YYYY-MM).")
+@click.option("--horizon", type=click.IntRange(1, 36), default=6, show_default=True, help="Months ahead: 1..H.")
+@click.option("--step", type=click.IntRange(1, None), default=1, show_default=True, help="Months between origins.")
+@click.option("--refit-every", type=click.IntRange(1, None), default=12, show_default=True,
+              help="Refit every K origins; in between, models are updated with the new data only.")
+@click.option("--target", type=click.Choice(["incidents", "deaths"]), default="incidents", show_default=True,
+              help="Panel column to forecast.")
+@click.option("--jobs", type=click.IntRange(1, None), default=1, show_default=True,
+              help="Parallel workers (results do not depend on it).")
+@click.option("--covariates", "covariate_list", default=None,
+              help="Comma-separated covariate columns models may use (default: all; 'none' for none).")
+@click.option("--param", "params", multiple=True, help="Hyperparameter MODEL.KEY=VALUE (repeatable).")
+@click.option("--gazetteer", type=click.Path(path_type=Path), default=None,
+              help="Gazetteer CSV for unit names (default: Iraq's 18 governorates).")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Folder for forecasts.parquet, scores.csv and scores_by_unit.csv.")
+def backtest(panel_path, model_list, start, end, horizon, step, refit_every, target, jobs, covariate_list,
+             params, gazetteer, out_dir) -> None:
+    """Rolling-origin backtest of several models, with a score table and a leaderboard."""
+    from forecast.backtest import BacktestDesign, actual_months_missing, run_backtest
+    from forecast.metrics import add_skill, score_table
+    from forecast.models import BENCHMARKS, MODELS, make_model
+    from forecast.models.base import ModelError
+
+    names = sorted(MODELS) if model_list.strip() == "all" else [m.strip() for m in model_list.split(",") if m.strip()]
+    per_model = _parse_params(params, qualified=True)
+    try:
+        stray = [m for m in per_model if m not in names]
+        if stray:
+            raise ModelError(f"--param names model {stray[0]!r}, which is not in --models")
+        for name in names:  # fail on a bad name or parameter before any work starts
+            make_model(name, **per_model.get(name, {}))
+        design = BacktestDesign(start=_month(start, "--start"), end=_month(end, "--end"), step=step,
+                                horizon=horizon, refit_every=refit_every)
+        panel, _ = _load_panel(panel_path, gazetteer)
+        factories = {n: (lambda n=n: make_model(n, **per_model.get(n, {}))) for n in names}
+        forecasts = run_backtest(panel, factories, design, target=target, n_jobs=jobs,
+                                 covariates=_covariates(covariate_list))
+        scores = score_table(forecasts, panel=panel, target=target)
+        benchmarks = [b for b in BENCHMARKS if b in names]
+        if benchmarks:
+            scores = add_skill(scores, benchmarks)
+        by_unit = score_table(forecasts, by=("model", "unit"), panel=panel, target=target)
+    except (DataError, ModelError) as exc:
+        raise click.ClickException(str(exc)) from None
+    from features.atomic import write_atomically
+
+    text = forecasts.assign(origin=forecasts["origin"].astype(str), month=forecasts["month"].astype(str))
+    write_atomically({
+        out_dir / "forecasts.parquet": lambda tmp: text.to_parquet(tmp, index=False),
+        out_dir / "scores.csv": lambda tmp: scores.to_csv(tmp, index=False),
+        out_dir / "scores_by_unit.csv": lambda tmp: by_unit.to_csv(tmp, index=False),
+    })
+    click.echo(leaderboard(scores))
+    missing = actual_months_missing(forecasts)
+    click.echo(f"\n{len(design.origins())} origins x {horizon} horizons x {panel['unit'].nunique()} units x "
+               f"{len(names)} models; {missing:,} forecast rows have no actual yet (not scored)")
+    click.echo(f"written: {out_dir / 'forecasts.parquet'}, {out_dir / 'scores.csv'}, {out_dir / 'scores_by_unit.csv'}")
+
+
+def leaderboard(scores: pd.DataFrame) -> str:
+    """Models ranked by mean CRPS over all horizons."""
+    overall = scores[scores["horizon"].astype(str) == "all"].sort_values("crps")
+    cols = ["model", "crps", "mae", "rmse", "coverage50", "coverage90", "mis90", "brier"]
+    if "crps_skill" in overall:
+        cols.append("crps_skill")
+    table = overall[cols].rename(columns={"crps_skill": "crps skill vs best benchmark"})
+    return "leaderboard (all horizons, lower is better; coverage should be near 0.50 / 0.90):\n" + table.to_string(
+        index=False, float_format=lambda v: f"{v:.3f}")

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecast.backtest import COVARIATES_NOT_USED, BacktestDesign, history_at, run_backtest
+from forecast.backtest import COVARIATES_HELD, COVARIATES_NOT_USED, BacktestDesign, history_at, run_backtest
 from forecast.models.base import Forecaster, ModelError, prediction_frame, poisson_quantiles, future_months
 
 
@@ -104,3 +104,38 @@ def test_unknown_target_and_covariates_are_named(synthetic_panel):
         history_at(synthetic_panel, pd.Period("2012-01", "M"), target="fatalities")
     with pytest.raises(ModelError, match=r"covariate\(s\) troops not in the panel; it has us_troops, ops_tempo"):
         history_at(synthetic_panel, pd.Period("2012-01", "M"), covariates=["troops"])
+
+
+def test_on_synthetic_data_covariates_with_known_paths_improve_the_forecast():
+    # The demo process has known effects of troops (lag 2) and operations tempo (lag 1).
+    # SARIMAX given the realised covariate paths at the target months (covariates declared
+    # known ahead) must beat the same model without covariates.
+    from features.panel import validate_panel
+    from features.synthetic import SyntheticConfig, simulate_panel
+    from forecast.metrics import score_table
+    from forecast.models import make_model
+
+    counts, cov = simulate_panel(SyntheticConfig())
+    panel = counts.drop(columns="log_intensity").merge(cov, on="month")
+    panel = validate_panel(panel.assign(month=pd.PeriodIndex(panel["month"], freq="M"), us_troops=panel["us_troops"].astype(float)))
+    design = BacktestDesign(start=pd.Period("2007-01", "M"), end=pd.Period("2018-12", "M"), step=3, horizon=6, refit_every=4)
+    models = {"sarimax": lambda: make_model("sarimax")}
+    paths = panel[["unit", "month", "us_troops", "ops_tempo"]]
+    with_cov = run_backtest(panel, models, design, progress=False, covariate_paths=paths)
+    without = run_backtest(panel, models, design, progress=False, covariates=[])
+    assert set(with_cov["covariates"]) == {"scenario"}
+    assert set(without["covariates"]) == {COVARIATES_NOT_USED}
+
+    def crps(frame):
+        table = score_table(frame, panel=panel)
+        return float(table.loc[table["horizon"].astype(str) == "all", "crps"].iloc[0])
+
+    assert crps(with_cov) < 0.97 * crps(without)
+
+
+def test_models_using_target_month_covariates_hold_the_last_value_by_default(synthetic_panel):
+    from forecast.models import make_model
+
+    design = BacktestDesign(start=pd.Period("2014-01", "M"), end=pd.Period("2014-01", "M"), horizon=2)
+    out = run_backtest(synthetic_panel, {"sarimax": lambda: make_model("sarimax")}, design, progress=False)
+    assert set(out["covariates"]) == {COVARIATES_HELD}

@@ -1,0 +1,373 @@
+"""Leak-free features for monthly count forecasting, built for all units and months at once.
+
+Convention: features are **as of t**. The row for ``(unit, month t)`` holds only what is known
+at the end of month ``t`` (the counts and covariates of months ``<= t``), so a model trained on
+rows ``t`` with targets ``y[t + h]`` (:func:`direct_targets`) and applied to the row of the
+forecast origin ``T`` forecasts ``y[T + h]`` without ever having seen a month after ``T``.
+Consequently every feature is **prefix-invariant**: building on a history cut at ``T`` gives
+exactly the rows ``<= T`` of building on the full history (``tests/test_transforms.py``
+checks this on random panels).
+
+Features (``k``, ``w`` and ``c`` name the parameters they come from):
+
+=============================== =============================================================
+column                          value for the row (unit i, month t)
+=============================== =============================================================
+``y_lag{k}``                    ``y[t - k]`` for ``k`` in ``{0} | lags`` (``y_lag0`` is this
+                                month's count); NaN before the unit's first month
+``y_rollmean{w}``               mean of ``y[t - w + 1 .. t]``; NaN until ``w`` months exist
+``y_rollmax{w}``                maximum of ``y[t - w + 1 .. t]``; NaN until ``w`` months exist
+``y_months_since_spike``        months since the last spike at or before ``t`` (0 when ``t``
+                                is one), NaN when the unit has had no spike yet. A *spike* is
+                                a month ``s`` whose count exceeds the ``spike_quantile``
+                                quantile (linear interpolation) of the unit's own counts in
+                                the months *before* ``s``, so whether ``s`` is a spike is
+                                known at the end of ``s``; the first month is never one
+``y_neighbour_mean``            mean of ``y[t]`` over the unit's neighbours (from
+                                ``neighbours``, ignoring names that are not units of the
+                                history); for a unit without any, the national mean at ``t``
+                                excluding the unit (NaN in a one-unit history)
+``national_total``              sum of ``y[t]`` over all units
+``<feature>_log1p``             ``log1p`` of ``y_lag0``, each ``y_rollmean{w}``,
+                                ``y_neighbour_mean`` and ``national_total`` (when ``log1p``):
+                                counts are right-skewed and effects multiplicative, which
+                                matters to linear models; trees do not need them
+``month_sin``, ``month_cos``    ``sin`` and ``cos`` of ``2 pi m / 12``, ``m`` = month of year
+                                of ``t`` (1-12)
+``{c}_lag{k}``                  covariate ``c`` at ``t - k`` for ``k`` in
+                                ``{0} | covariate_lags``; NaN before the unit's first month
+=============================== =============================================================
+
+Everything is computed on the (months x units) matrix with NumPy, so 3,500 units x 240 months
+take about a second. The history must be a complete grid (every unit has every month from the
+first to the last, as :mod:`features.panel` guarantees); gaps are an error, not filled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from features.errors import DataError
+
+__all__ = [
+    "DEFAULT_COVARIATE_LAGS",
+    "DEFAULT_LAGS",
+    "DEFAULT_SPIKE_QUANTILE",
+    "DEFAULT_WINDOWS",
+    "build_features",
+    "direct_targets",
+    "feature_names",
+]
+
+DEFAULT_LAGS = (1, 2, 3, 6, 12)
+DEFAULT_WINDOWS = (3, 6, 12)
+DEFAULT_COVARIATE_LAGS = (1, 2)
+DEFAULT_SPIKE_QUANTILE = 0.9
+_KEYS = ("unit", "month", "y")
+
+
+def build_features(
+    history: pd.DataFrame,
+    *,
+    lags: Sequence[int] = DEFAULT_LAGS,
+    windows: Sequence[int] = DEFAULT_WINDOWS,
+    neighbours: Mapping[str, Iterable[str]] | None = None,
+    covariates: Sequence[str] | None = None,
+    covariate_lags: Sequence[int] = DEFAULT_COVARIATE_LAGS,
+    spike_quantile: float = DEFAULT_SPIKE_QUANTILE,
+    log1p: bool = True,
+) -> pd.DataFrame:
+    """Features as of each month for every unit (see the module docstring for the list).
+
+    Parameters
+    ----------
+    history
+        ``unit``, ``month`` (monthly periods), ``y`` (non-negative counts) and covariate
+        columns; a complete unit x month grid.
+    lags
+        Lags of ``y`` in months (``y_lag0`` is always included).
+    windows
+        Lengths in months of the rolling means and maxima ending at ``t``.
+    neighbours
+        Unit -> its neighbouring units (e.g. ``load_gazetteer().neighbours()``). Units absent
+        from the mapping, or whose neighbours are all absent from the history, get the
+        national mean excluding themselves. None: every unit gets the national fallback.
+    covariates
+        Covariate columns to include; None: every column other than ``unit, month, y``.
+    covariate_lags
+        Lags of each covariate in months (lag 0 is always included).
+    spike_quantile
+        Level of the unit's expanding quantile a count must exceed to be a spike.
+    log1p
+        Add the ``_log1p`` copies of the level features.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``unit``, ``month`` and the float feature columns in the order of
+        :func:`feature_names`, one row per row of ``history``, sorted by unit then month,
+        with a fresh ``RangeIndex`` (the same order as :func:`direct_targets`).
+
+    Raises
+    ------
+    DataError
+        Missing columns, months that are not monthly periods, missing or negative ``y``,
+        non-numeric covariates, duplicate or missing unit-months.
+    ValueError
+        Invalid lags, windows or ``spike_quantile``.
+    """
+    lags = _whole_numbers("lags", lags, minimum=0)
+    windows = _whole_numbers("windows", windows, minimum=1)
+    covariate_lags = _whole_numbers("covariate_lags", covariate_lags, minimum=0)
+    if not 0.0 < float(spike_quantile) < 1.0:
+        raise ValueError(f"spike_quantile must lie strictly between 0 and 1, got {spike_quantile!r}")
+    covariates = _covariates(history, covariates)
+    grid = _Grid.from_history(history, covariates)
+    y = grid.y  # (n_months, n_units)
+    n_months, n_units = y.shape
+
+    cols: dict[str, np.ndarray] = {}
+    for k in sorted({0, *lags}):
+        cols[f"y_lag{k}"] = _lag(y, k)
+    for w in windows:
+        cols[f"y_rollmean{w}"], cols[f"y_rollmax{w}"] = _rolling_mean_max(y, w)
+    cols["y_months_since_spike"] = _months_since_spike(y, spike_quantile)
+    total = y.sum(axis=1, keepdims=True)  # (n_months, 1)
+    cols["y_neighbour_mean"] = _neighbour_mean(y, total, grid.units, neighbours)
+    cols["national_total"] = np.broadcast_to(total, y.shape)
+    if log1p:
+        for name in ["y_lag0", *(f"y_rollmean{w}" for w in windows), "y_neighbour_mean", "national_total"]:
+            cols[f"{name}_log1p"] = np.log1p(cols[name])
+    angle = 2.0 * np.pi * grid.months.month.to_numpy(dtype=float)[:, None] / 12.0  # (n_months, 1)
+    cols["month_sin"] = np.broadcast_to(np.sin(angle), y.shape)
+    cols["month_cos"] = np.broadcast_to(np.cos(angle), y.shape)
+    for name, values in grid.covariates.items():
+        for k in sorted({0, *covariate_lags}):
+            cols[f"{name}_lag{k}"] = _lag(values, k)
+
+    # (n_months, n_units) matrices -> one column in unit-major order, like the sorted history.
+    out = pd.DataFrame(
+        {
+            "unit": np.repeat(grid.units, n_months),
+            "month": pd.PeriodIndex.from_ordinals(np.tile(grid.months.asi8, n_units), freq="M"),
+        }
+    )
+    features = pd.DataFrame({name: m.T.reshape(-1) for name, m in cols.items()}, dtype=float)
+    return pd.concat([out, features], axis=1)
+
+
+def feature_names(
+    *,
+    lags: Sequence[int] = DEFAULT_LAGS,
+    windows: Sequence[int] = DEFAULT_WINDOWS,
+    covariates: Sequence[str] = (),
+    covariate_lags: Sequence[int] = DEFAULT_COVARIATE_LAGS,
+    log1p: bool = True,
+) -> list[str]:
+    """The feature columns :func:`build_features` returns for these parameters, in order."""
+    lags = _whole_numbers("lags", lags, minimum=0)
+    windows = _whole_numbers("windows", windows, minimum=1)
+    covariate_lags = _whole_numbers("covariate_lags", covariate_lags, minimum=0)
+    names = [f"y_lag{k}" for k in sorted({0, *lags})]
+    for w in windows:
+        names += [f"y_rollmean{w}", f"y_rollmax{w}"]
+    names += ["y_months_since_spike", "y_neighbour_mean", "national_total"]
+    if log1p:
+        names += [f"{n}_log1p" for n in ["y_lag0", *(f"y_rollmean{w}" for w in windows), "y_neighbour_mean", "national_total"]]
+    names += ["month_sin", "month_cos"]
+    for c in covariates:
+        names += [f"{c}_lag{k}" for k in sorted({0, *covariate_lags})]
+    return names
+
+
+def direct_targets(history: pd.DataFrame, horizon: int) -> pd.Series:
+    """Direct-strategy targets: ``y[t + horizon]`` aligned to the row of month ``t``.
+
+    Parameters
+    ----------
+    history
+        As for :func:`build_features` (covariates are ignored).
+    horizon
+        Months ahead (>= 1).
+
+    Returns
+    -------
+    pandas.Series
+        Named ``y_lead{horizon}``, in the row order of :func:`build_features` (sorted by
+        unit then month, ``RangeIndex``); NaN where ``t + horizon`` is after the history's
+        last month. Pairing it with :func:`build_features` of the same history therefore
+        only ever yields pairs whose target month is inside the history.
+    """
+    if isinstance(horizon, bool) or int(horizon) != horizon or horizon < 1:
+        raise ValueError(f"horizon must be a whole number >= 1, got {horizon!r}")
+    grid = _Grid.from_history(history, [])
+    lead = np.full(grid.y.shape, np.nan)
+    h = int(horizon)
+    if h < grid.y.shape[0]:
+        lead[:-h] = grid.y[h:]
+    return pd.Series(lead.T.reshape(-1), name=f"y_lead{h}")
+
+
+# ----------------------------------------------------------------------------------------
+# The (months x units) grid
+
+
+class _Grid:
+    """The history as (n_months, n_units) matrices, units sorted, months consecutive."""
+
+    def __init__(self, units: np.ndarray, months: pd.PeriodIndex, y: np.ndarray, covariates: dict[str, np.ndarray]):
+        self.units = units
+        self.months = months
+        self.y = y
+        self.covariates = covariates
+
+    @classmethod
+    def from_history(cls, history: pd.DataFrame, covariates: Sequence[str]) -> "_Grid":
+        missing = [c for c in _KEYS if c not in history.columns]
+        if missing:
+            raise DataError(f"history lacks column(s) {', '.join(missing)}; it has {', '.join(map(str, history.columns))}")
+        if history.empty:
+            raise DataError("history is empty")
+        if history["month"].dtype != pd.PeriodDtype("M"):
+            raise DataError(f"history 'month' must hold monthly periods (Period[M]), got dtype {history['month'].dtype}")
+        y = pd.to_numeric(history["y"], errors="coerce").to_numpy(dtype=float)
+        bad = np.flatnonzero(~np.isfinite(y) | (y < 0))
+        if len(bad):
+            row = history.iloc[bad[0]]
+            raise DataError(
+                f"history 'y' must be finite and non-negative; unit {row['unit']!r}, month {row['month']} "
+                f"has {row['y']}"
+            )
+        unit_code, units = pd.factorize(history["unit"], sort=True)
+        month_ord = history["month"].array.asi8
+        order = np.lexsort((month_ord, unit_code))
+        n_units = len(units)
+        first, last = month_ord.min(), month_ord.max()
+        n_months = int(last - first + 1)
+        months = pd.period_range(pd.Period(ordinal=first, freq="M"), periods=n_months, freq="M")
+        if len(history) != n_units * n_months or not np.array_equal(
+            month_ord[order].reshape(n_units, n_months), np.broadcast_to(first + np.arange(n_months), (n_units, n_months))
+        ):
+            raise DataError(_grid_problem(history, unit_code, units, month_ord, months))
+
+        def matrix(values: np.ndarray) -> np.ndarray:
+            # Rows of the sorted history are unit-major: (n_units, n_months) -> (n_months, n_units).
+            return np.ascontiguousarray(values[order].reshape(n_units, n_months).T)
+
+        covs = {}
+        for c in covariates:
+            col = history[c]
+            if col.dtype == bool:
+                col = col.astype(float)
+            if not pd.api.types.is_numeric_dtype(col):
+                raise DataError(
+                    f"covariate {c!r} must be numeric, got dtype {col.dtype} (e.g. {col.iloc[0]!r}); "
+                    "drop it from the history or encode it as numbers"
+                )
+            covs[c] = matrix(col.to_numpy(dtype=float))
+        return cls(np.asarray(units, dtype=object), months, matrix(y), covs)
+
+
+def _grid_problem(history, unit_code, units, month_ord, months) -> str:
+    keys = pd.DataFrame({"u": unit_code, "m": month_ord})
+    dup = keys.duplicated()
+    if dup.any():
+        row = history.loc[dup.to_numpy()].iloc[0]
+        return f"history has more than one row for unit {row['unit']!r}, month {row['month']}"
+    present = set(zip(unit_code.tolist(), month_ord.tolist()))
+    for u, unit in enumerate(units):
+        for m in months:
+            if (u, m.ordinal) not in present:
+                return (
+                    f"history is not a complete unit x month grid: unit {unit!r} has no row for month {m} "
+                    f"(the history spans {months[0]}..{months[-1]}); build it with features.panel, "
+                    "which writes explicit zeros"
+                )
+    return "history is not a complete unit x month grid"  # pragma: no cover
+
+
+def _covariates(history: pd.DataFrame, covariates: Sequence[str] | None) -> list[str]:
+    if covariates is None:
+        return [c for c in history.columns if c not in _KEYS]
+    covariates = list(covariates)
+    unknown = [c for c in covariates if c not in history.columns]
+    if unknown:
+        others = [c for c in history.columns if c not in _KEYS]
+        raise DataError(f"covariate(s) {', '.join(map(repr, unknown))} not in the history; it has {', '.join(others) or 'none'}")
+    reserved = [c for c in covariates if c in _KEYS]
+    if reserved:
+        raise DataError(f"{reserved[0]!r} cannot be a covariate")
+    return covariates
+
+
+def _whole_numbers(name: str, values: Sequence[int], *, minimum: int) -> list[int]:
+    values = list(values)
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
+            raise ValueError(f"{name} must be whole numbers >= {minimum}, got {v!r} in {values!r}")
+    return list(dict.fromkeys(int(v) for v in values))
+
+
+# ----------------------------------------------------------------------------------------
+# Matrix transforms; each takes and returns (n_months, n_units) arrays and looks only back.
+
+
+def _lag(x: np.ndarray, k: int) -> np.ndarray:
+    out = np.full(x.shape, np.nan)
+    if k == 0:
+        out[:] = x
+    elif k < x.shape[0]:
+        out[k:] = x[:-k]
+    return out
+
+
+def _rolling_mean_max(y: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray]:
+    mean = np.full(y.shape, np.nan)
+    high = np.full(y.shape, np.nan)
+    if w <= y.shape[0]:
+        # (n_months - w + 1, n_units, w): each window summed on its own, never from a running
+        # sum, so a window's value does not depend on how long the history is.
+        view = np.lib.stride_tricks.sliding_window_view(y, w, axis=0)
+        mean[w - 1 :] = view.mean(axis=-1)
+        high[w - 1 :] = view.max(axis=-1)
+    return mean, high
+
+
+def _months_since_spike(y: np.ndarray, q: float) -> np.ndarray:
+    n_months = y.shape[0]
+    # Quantile of months 0..t, moved down one row: the threshold for month t uses months < t.
+    threshold = pd.DataFrame(y).expanding(min_periods=1).quantile(q, interpolation="linear").to_numpy()
+    before = np.full(y.shape, np.nan)
+    before[1:] = threshold[:-1]
+    spike = y > before  # NaN threshold (first month) compares False
+    t = np.arange(n_months)[:, None]
+    last = np.maximum.accumulate(np.where(spike, t, -1), axis=0)
+    return np.where(last >= 0, t - last, np.nan).astype(float)
+
+
+def _neighbour_mean(y: np.ndarray, total: np.ndarray, units: np.ndarray,
+                    neighbours: Mapping[str, Iterable[str]] | None) -> np.ndarray:
+    n_units = len(units)
+    index = {u: i for i, u in enumerate(units)}
+    rows, cols, vals = [], [], []
+    fallback = np.ones(n_units, dtype=bool)
+    for i, unit in enumerate(units):
+        found = (neighbours or {}).get(unit) or ()
+        js = sorted({index[n] for n in found if n in index and index[n] != i})
+        if js:
+            fallback[i] = False
+            rows += [i] * len(js)
+            cols += js
+            vals += [1.0 / len(js)] * len(js)
+    weights = sparse.csr_matrix((vals, (rows, cols)), shape=(n_units, n_units))
+    out = np.asarray((weights @ y.T).T, dtype=float)  # (n_months, n_units)
+    if fallback.any():
+        if n_units > 1:
+            out[:, fallback] = (total - y[:, fallback]) / (n_units - 1)
+        else:
+            out[:, fallback] = np.nan
+    return out

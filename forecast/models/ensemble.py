@@ -1,0 +1,95 @@
+"""Ensemble: members combined with weights from their own recent backtest scores.
+
+At every fit the ensemble runs a small rolling-origin backtest of its members *inside* the
+history it is given (origins from ``eval_months`` before the origin, every ``eval_step``
+months, scored only on target months up to the origin), turns each member's mean CRPS into a
+weight, then fits every member on the whole history. Forecasts are the weighted average of the
+members' means and of their quantiles (quantile averaging, "Vincentization", which keeps the
+quantiles monotone). The weights therefore come from data up to the origin only.
+
+Weighting (``weighting``): ``"inverse"`` (weight proportional to 1 / CRPS, the default),
+``"best"`` (all weight on the member with the lowest CRPS) or ``"equal"``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from forecast.models.base import Forecaster, ModelError, make_model, prediction_frame, register
+from forecast.schema import QUANTILE_COLUMNS
+
+DEFAULT_MEMBERS = ("random_forest", "croston", "ets", "moving_average")
+
+
+@register
+class Ensemble(Forecaster):
+    """Weighted quantile average of member models, weights from their in-sample backtest."""
+
+    name = "ensemble"
+    summary = "weighted quantile average of members, weights from their recent backtest CRPS"
+    uses_covariates = True
+
+    def __init__(self, members: tuple[str, ...] = DEFAULT_MEMBERS, weighting: str = "inverse",
+                 eval_months: int = 24, eval_step: int = 3, eval_horizon: int = 6):
+        self.members = members
+        self.weighting = weighting
+        self.eval_months = eval_months
+        self.eval_step = eval_step
+        self.eval_horizon = eval_horizon
+
+    @property
+    def uses_future_covariates(self) -> bool:  # type: ignore[override]
+        return any(getattr(m, "uses_future_covariates", False) for m in getattr(self, "models_", {}).values())
+
+    def _fit(self, history: pd.DataFrame) -> None:
+        # Imported here: backtest and metrics import the model package.
+        from forecast.backtest import BacktestDesign, run_backtest
+        from forecast.metrics import crps
+
+        if self.weighting not in ("inverse", "best", "equal"):
+            raise ModelError(f"ensemble: weighting must be inverse, best or equal, got {self.weighting!r}")
+        if not self.members:
+            raise ModelError("ensemble: needs at least one member")
+        if "ensemble" in self.members:
+            raise ModelError("ensemble: cannot be its own member")
+        factories = {m: (lambda m=m: make_model(m)) for m in self.members}
+        origin = history["month"].max()
+        first = history["month"].min()
+        start = max(origin - self.eval_months, first + 24)
+        end = origin - 1
+        if self.weighting == "equal" or len(self.members) == 1 or start > end:
+            scores = pd.Series(1.0, index=list(self.members))
+        else:
+            design = BacktestDesign(start=start, end=end, step=self.eval_step, horizon=self.eval_horizon,
+                                    refit_every=10**6)
+            panel = history.rename(columns={"y": "incidents"})
+            bt = run_backtest(panel, factories, design, target="incidents", progress=False)
+            bt = bt[bt["y"].notna()]
+            scores = bt.assign(crps=crps(bt)).groupby("model")["crps"].mean().reindex(list(self.members))
+        if self.weighting == "best":
+            weights = (scores == scores.min()).astype(float)
+        elif self.weighting == "inverse":
+            weights = 1.0 / np.maximum(scores, 1e-9)
+        else:
+            weights = pd.Series(1.0, index=scores.index)
+        self.member_scores_ = scores
+        self.weights_ = weights / weights.sum()
+        self.models_ = {m: factories[m]().fit(history) for m in self.members}
+
+    def _update(self, history: pd.DataFrame) -> None:
+        for model in self.models_.values():
+            model.update(history)
+
+    def _predict(self, horizon: int, future: pd.DataFrame | None) -> pd.DataFrame:
+        mean = None
+        quantiles = None
+        frame = None
+        for name, model in self.models_.items():
+            pred = model.predict(horizon, future if model.uses_future_covariates else None)
+            w = self.weights_[name]
+            mean = w * pred["mean"].to_numpy() if mean is None else mean + w * pred["mean"].to_numpy()
+            q = pred[list(QUANTILE_COLUMNS)].to_numpy()
+            quantiles = w * q if quantiles is None else quantiles + w * q
+            frame = pred
+        return prediction_frame(frame["unit"], frame["month"], frame["horizon"], mean, quantiles)
