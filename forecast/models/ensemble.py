@@ -7,7 +7,8 @@ weight, then fits every member on the whole history. Forecasts are the weighted 
 members' means and of their quantiles (quantile averaging, "Vincentization", which keeps the
 quantiles monotone). The weights therefore come from data up to the origin only.
 
-Weighting (``weighting``): ``"inverse"`` (weight proportional to 1 / CRPS, the default),
+Weighting (``weighting``): ``"inverse"`` (weight proportional to CRPS ** -power, the
+default; ``power`` sharpens the preference for the members that have been doing best),
 ``"best"`` (all weight on the member with the lowest CRPS) or ``"equal"``.
 """
 
@@ -19,7 +20,7 @@ import pandas as pd
 from forecast.models.base import Forecaster, ModelError, make_model, prediction_frame, register
 from forecast.schema import QUANTILE_COLUMNS
 
-DEFAULT_MEMBERS = ("random_forest", "croston", "ets", "moving_average")
+DEFAULT_MEMBERS = ("random_forest", "croston", "ets", "moving_average", "locf_negbin")
 
 
 @register
@@ -31,9 +32,10 @@ class Ensemble(Forecaster):
     uses_covariates = True
 
     def __init__(self, members: tuple[str, ...] = DEFAULT_MEMBERS, weighting: str = "inverse",
-                 eval_months: int = 24, eval_step: int = 3, eval_horizon: int = 6):
+                 power: float = 4.0, eval_months: int = 24, eval_step: int = 3, eval_horizon: int = 6):
         self.members = members
         self.weighting = weighting
+        self.power = power
         self.eval_months = eval_months
         self.eval_step = eval_step
         self.eval_horizon = eval_horizon
@@ -70,7 +72,7 @@ class Ensemble(Forecaster):
         if self.weighting == "best":
             weights = (scores == scores.min()).astype(float)
         elif self.weighting == "inverse":
-            weights = 1.0 / np.maximum(scores, 1e-9)
+            weights = np.maximum(scores, 1e-9) ** -float(self.power)
         else:
             weights = pd.Series(1.0, index=scores.index)
         self.member_scores_ = scores

@@ -47,6 +47,8 @@ from forecast.schema import QUANTILES
 _Z = stats.norm.ppf(QUANTILES)  # standard normal quantiles at the reported levels
 # Linear predictors of the count regressions are clipped here so that exp() stays finite.
 _MAX_ETA = 30.0
+#: Direct count models never forecast a mean above this multiple of the history's largest count.
+_CAP_FACTOR = 3.0
 
 
 # ----------------------------------------------------------------------------------------
@@ -674,6 +676,10 @@ class _DirectCountModel(Forecaster):
     def _fit(self, history: pd.DataFrame) -> None:
         self._check()
         counts, units, months = count_matrix(history)
+        # Guard against explosive extrapolation of the log-linear fit (seen on the IBC panel,
+        # where lagged log counts beyond the training range pushed means above 10^4): no mean
+        # may exceed _CAP_FACTOR times the largest monthly count of the history.
+        self.max_eta_ = float(np.log(_CAP_FACTOR * (counts.max() + 1.0)))
         need = self.first_row + int(self.max_horizon) + self.min_rows
         if len(counts) < need:
             raise ModelError(
@@ -882,7 +888,7 @@ class NegBinGLM(_DirectCountModel):
         design = self._design(at_origin, [target_month] * n_units, np.arange(n_units), n_units, bool(self.unit_effects))
         if self.unit_effects:
             design = self._select(design, keep)
-        mu = np.where(keep, np.exp(np.clip(design @ fit["beta"], -_MAX_ETA, _MAX_ETA)), 0.0)
+        mu = np.where(keep, np.exp(np.clip(design @ fit["beta"], -_MAX_ETA, self.max_eta_)), 0.0)
         q = negbin_quantiles(mu, fit["alpha"])
         q[~keep] = 0.0
         return mu, q
@@ -1067,7 +1073,7 @@ class Hurdle(_DirectCountModel):
             eta = np.clip(zero_design @ fit["zero_beta"], -_MAX_ETA, _MAX_ETA)
             p = np.where(fit["free"], 1.0 / (1.0 + np.exp(-eta)), p)
         count_design = self._design(at_origin, months, index, n_units, False)
-        mu = np.exp(np.clip(count_design @ fit["count_beta"], -_MAX_ETA, _MAX_ETA))
+        mu = np.exp(np.clip(count_design @ fit["count_beta"], -_MAX_ETA, self.max_eta_))
         return hurdle_summary(p, mu, fit["alpha"])
 
 
