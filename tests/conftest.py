@@ -34,12 +34,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def synthetic_panel():
     """A seeded synthetic panel (18 governorates, 2008-01..2016-12) with national covariates."""
-    import pandas as pd
+    from features.synthetic import SyntheticConfig
+    from synthetic_data import synthetic_panel as build
 
-    from features.panel import validate_panel
-    from features.synthetic import SyntheticConfig, simulate_panel
-
-    counts, covariates = simulate_panel(SyntheticConfig(start="2008-01", end="2016-12"))
-    panel = counts.drop(columns="log_intensity").merge(covariates, on="month")
-    panel["us_troops"] = panel["us_troops"].astype(float)
-    return validate_panel(panel.assign(month=pd.PeriodIndex(panel["month"], freq="M")))
+    return build(SyntheticConfig(start="2008-01", end="2016-12"))

@@ -110,14 +110,11 @@ def test_on_synthetic_data_covariates_with_known_paths_improve_the_forecast():
     # The demo process has known effects of troops (lag 2) and operations tempo (lag 1).
     # SARIMAX given the realised covariate paths at the target months (covariates declared
     # known ahead) must beat the same model without covariates.
-    from features.panel import validate_panel
-    from features.synthetic import SyntheticConfig, simulate_panel
     from forecast.metrics import score_table
     from forecast.models import make_model
+    from synthetic_data import synthetic_panel as build
 
-    counts, cov = simulate_panel(SyntheticConfig())
-    panel = counts.drop(columns="log_intensity").merge(cov, on="month")
-    panel = validate_panel(panel.assign(month=pd.PeriodIndex(panel["month"], freq="M"), us_troops=panel["us_troops"].astype(float)))
+    panel = build()
     design = BacktestDesign(start=pd.Period("2007-01", "M"), end=pd.Period("2018-12", "M"), step=3, horizon=6, refit_every=4)
     models = {"sarimax": lambda: make_model("sarimax")}
     paths = panel[["unit", "month", "us_troops", "ops_tempo"]]

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from features.synthetic import SyntheticConfig, simulate_panel
+from synthetic_data import one_unit, synthetic_history
 from forecast.models.base import ModelError, hold_last_value
 from forecast.models.statistical import (
     DIRECT_FEATURES,
@@ -26,20 +26,6 @@ from forecast.models.statistical import (
 from forecast.schema import QUANTILE_COLUMNS, QUANTILES
 
 SMALL_UNITS = ["Anbar", "Baghdad", "Basra", "Duhok", "Kirkuk", "Najaf"]
-
-
-def synthetic_history(start: str = "2010-01", end: str = "2016-12") -> pd.DataFrame:
-    """The seeded synthetic panel as a model history: unit, month, y and national covariates."""
-    counts, covariates = simulate_panel(SyntheticConfig(start=start, end=end))
-    history = counts[["unit", "month", "incidents"]].merge(covariates[["month", "us_troops", "ops_tempo"]], on="month")
-    history = history.rename(columns={"incidents": "y"})
-    history["month"] = pd.PeriodIndex(history["month"], freq="M")
-    return history
-
-
-def one_unit(values, start: str = "2020-01", unit: str = "Anbar") -> pd.DataFrame:
-    months = pd.period_range(start, periods=len(values), freq="M")
-    return pd.DataFrame({"unit": unit, "month": months, "y": np.asarray(values, dtype=float)})
 
 
 def until(history: pd.DataFrame, month: str) -> pd.DataFrame:
