@@ -138,3 +138,50 @@ def test_synthetic_command_writes_a_lattice_that_builds_into_a_panel(tmp_path):
     assert build.exit_code == 0, build.output
     assert "units: 30  months: 24 (2015-01 .. 2016-12)" in build.output
     assert "quarantined: 0 rows" in build.output
+
+
+def test_predict_ignores_rows_after_the_origin(tmp_path, synthetic_panel):
+    from features.panel import panel_to_text
+
+    full, cut = tmp_path / "full.csv", tmp_path / "cut.csv"
+    panel_to_text(synthetic_panel).to_csv(full, index=False)
+    panel_to_text(synthetic_panel[synthetic_panel["month"] <= pd.Period("2015-06", "M")]).to_csv(cut, index=False)
+    outs = []
+    for path in (full, cut):
+        out = tmp_path / f"forecast_{path.stem}.csv"
+        result = _run("predict", "--panel", path, "--model", "sarimax", "--origin", "2015-06", "--horizon", 3, "--out", out)
+        assert result.exit_code == 0, result.output
+        outs.append(out.read_text())
+    assert outs[0] == outs[1]
+    frame = pd.read_csv(tmp_path / "forecast_full.csv")
+    assert list(frame.columns[:13]) == ["unit", "origin", "month", "horizon", "model", "mean", "q05", "q10", "q25", "q50", "q75", "q90", "q95"]
+    assert set(frame["month"]) == {"2015-07", "2015-08", "2015-09"}
+    assert set(frame["covariates"]) == {"held last value"}
+
+
+def test_predict_and_backtest_reject_bad_input_cleanly(tmp_path, synthetic_panel):
+    from features.panel import panel_to_text
+
+    panel = tmp_path / "p.csv"
+    panel_to_text(synthetic_panel).to_csv(panel, index=False)
+    result = CliRunner().invoke(main, ["predict", "--panel", str(panel), "--model", "prophet", "--out", str(tmp_path / "f.csv")])
+    assert result.exit_code == 1 and "unknown model 'prophet'" in result.output
+    result = CliRunner().invoke(main, ["backtest", "--panel", str(panel), "--models", "zero", "--param", "zero.alpha=1",
+                                       "--start", "2014-01", "--end", "2014-06", "--out", str(tmp_path / "bt")])
+    assert result.exit_code == 1 and "model 'zero' has no parameter 'alpha'" in result.output
+    assert not (tmp_path / "bt").exists()
+
+
+def test_backtest_command_writes_forecasts_scores_and_a_leaderboard(tmp_path, synthetic_panel):
+    from features.panel import panel_to_text
+
+    panel = tmp_path / "p.csv"
+    panel_to_text(synthetic_panel).to_csv(panel, index=False)
+    result = _run("backtest", "--panel", panel, "--models", "zero,moving_average", "--start", "2015-01", "--end", "2015-12",
+                  "--step", 3, "--horizon", 2, "--out", tmp_path / "bt")
+    assert result.exit_code == 0, result.output
+    assert "leaderboard" in result.output and "crps skill vs best benchmark" in result.output
+    scores = pd.read_csv(tmp_path / "bt" / "scores.csv")
+    assert set(scores["horizon"].astype(str)) == {"1", "2", "all"}
+    forecasts = pd.read_parquet(tmp_path / "bt" / "forecasts.parquet")
+    assert len(forecasts) == 2 * 4 * 18 * 2
