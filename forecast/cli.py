@@ -21,6 +21,9 @@ from features.sources import FORMATS, EventFilters, read_events
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_EVENTS = REPO_ROOT / "data" / "sample" / "ucdp_ged_demo.csv"
 DEMO_COVARIATES = REPO_ROOT / "data" / "sample" / "covariates_demo.csv"
+DEMO_EXPERIMENT = REPO_ROOT / "experiments" / "full.toml"
+DEMO_REGISTERED_MODEL = "demo-incidents"
+_TRACKING_HELP = "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else MLflow's local SQLite store)."
 
 
 def _date(text: str | None, *, end: bool = False) -> pd.Timestamp | None:
@@ -179,11 +182,12 @@ def data_synthetic(out_dir, seed, units, start, end) -> None:
 @main.command("demo")
 @click.option("--out-dir", type=click.Path(path_type=Path), default=Path("outputs/demo"), show_default=True,
               help="Where the demo writes its outputs.")
+@click.option("--tracking-uri", default=None, help=_TRACKING_HELP)
 @click.pass_context
-def demo(ctx: click.Context, out_dir: Path) -> None:
+def demo(ctx: click.Context, out_dir: Path, tracking_uri: str | None) -> None:
     """Run the main job on the bundled synthetic demo data with the embedded defaults."""
     from features.synthetic import SyntheticConfig
-    from forecast.models import BENCHMARKS, DEFAULT_MODEL
+    from forecast.models import DEFAULT_MODEL
 
     click.echo(f"demo: 1/3 building the panel from {DEMO_EVENTS.relative_to(REPO_ROOT)}")
     # The generator covers every day of its last month, however few events fall in it.
@@ -198,16 +202,17 @@ def demo(ctx: click.Context, out_dir: Path) -> None:
     except DataError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(summary)
-    click.echo(f"\ndemo: 2/3 backtesting the benchmarks and the default model ({DEFAULT_MODEL})")
-    ctx.invoke(backtest, panel_path=panel, model_list=",".join((*BENCHMARKS, DEFAULT_MODEL)), start="2019-01",
-               end="2023-12", horizon=6, step=3, refit_every=4, target="incidents", jobs=2,
-               covariate_list=None, params=(), gazetteer=None, out_dir=out_dir / "backtest")
-    click.echo(f"\ndemo: 3/3 forecasting the next 6 months with {DEFAULT_MODEL}")
+    click.echo("\ndemo: 2/3 running experiments/full.toml (every model, tracked in MLflow)")
+    ctx.invoke(experiment_run, experiment_file=DEMO_EXPERIMENT, tracking_uri=tracking_uri,
+               register_as=DEMO_REGISTERED_MODEL, out_dir=out_dir / "experiment")
+    ctx.invoke(registry_promote, registered_name=DEMO_REGISTERED_MODEL, version=_latest_version(tracking_uri),
+               tracking_uri=tracking_uri)
+    click.echo(f"\ndemo: 3/3 forecasting the next 6 months with the default model ({DEFAULT_MODEL})")
     ctx.invoke(predict, panel_path=panel, model_name="default", horizon=6, origin=None, target="incidents",
                covariate_list=None, params=(), gazetteer=None, out=out_dir / "forecast.csv")
     click.echo(
-        "\ndemo: done. Experiment tracking (MLflow), the analyst's report and the scheduled "
-        "refresh are not implemented yet, so the demo stops after the forecast."
+        "\ndemo: done. The analyst's report and the scheduled refresh are not implemented yet, "
+        "so the demo stops after the forecast."
     )
 
 
@@ -399,3 +404,132 @@ def leaderboard(scores: pd.DataFrame) -> str:
     table = overall[cols].rename(columns={"crps_skill": "crps skill vs best benchmark"})
     return "leaderboard (all horizons, lower is better; coverage should be near 0.50 / 0.90):\n" + table.to_string(
         index=False, float_format=lambda v: f"{v:.3f}")
+
+
+# ----------------------------------------------------------------------------------------
+# Experiments and the model registry (MLflow)
+
+
+@main.group()
+def experiment() -> None:
+    """Run declarative experiment files, tracked in MLflow."""
+
+
+@experiment.command("run")
+@click.argument("experiment_file", type=click.Path(path_type=Path))
+@click.option("--tracking-uri", default=None, help=_TRACKING_HELP)
+@click.option("--register", "register_as", default=None,
+              help="Register the final model of the best-scoring model under this registered-model name.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="Also write forecasts and scores to this folder.")
+def experiment_run(experiment_file, tracking_uri, register_as, out_dir) -> None:
+    """Backtest every model of an experiment file: one parent run, one nested run per model."""
+    from forecast.experiment import combined_scores, fit_final, load_data, load_experiment, run_model
+    from forecast.models.base import ModelError
+    from forecast.tracking import ExperimentTracker, TrackingError, eval_window, resolve_tracking_uri
+
+    try:
+        config = load_experiment(experiment_file)
+        uri = resolve_tracking_uri(tracking_uri)
+        tracker = ExperimentTracker(config.name, uri)
+        panel, metadata, source = load_data(config)
+    except (DataError, ModelError, TrackingError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"experiment {config.name}: {len(config.labels)} model run(s), tracking at {uri}")
+    outcomes = []
+    try:
+        with tracker.parent_run(config.name, params=config.as_dict(), config_path=config.path, panel=panel,
+                                panel_source=source, panel_metadata=metadata) as parent_id:
+            for label in tqdm(config.labels, desc="models", unit="model"):
+                spec = config.spec(label)
+                with tracker.child_run(label, {"model": spec.model, **spec.params}, model=spec.model) as child:
+                    outcome = run_model(config, panel, label)
+                    child.log_backtest(outcome.forecasts, outcome.scores)
+                outcomes.append(outcome)
+            table = combined_scores(outcomes, config)
+            overall = table[table["horizon"].astype(str) == "all"].sort_values("crps")
+            best = str(overall["model"].iloc[0])
+            best_outcome = next(o for o in outcomes if o.label == best)
+            with tracker.child_run(f"final: {best}", {"model": best_outcome.model, **best_outcome.params},
+                                   model=best_outcome.model) as child:
+                final = fit_final(config, panel, best)
+                child.crps_ = float(overall["crps"].iloc[0])
+                child.eval_window_ = eval_window(best_outcome.forecasts)
+                ref = child.log_model(final, final.history_, config.backtest.horizon, registered_name=register_as)
+    except (DataError, ModelError, TrackingError) as exc:
+        raise click.ClickException(f"{exc} (the MLflow run is marked FAILED)") from None
+    if out_dir is not None:
+        from features.atomic import write_atomically
+
+        forecasts = pd.concat([o.forecasts for o in outcomes], ignore_index=True)
+        text = forecasts.assign(origin=forecasts["origin"].astype(str), month=forecasts["month"].astype(str))
+        write_atomically({out_dir / "forecasts.parquet": lambda tmp: text.to_parquet(tmp, index=False),
+                          out_dir / "scores.csv": lambda tmp: table.to_csv(tmp, index=False)})
+    click.echo(leaderboard(table))
+    click.echo(f"\nparent run {parent_id} in MLflow experiment {config.name!r}; final model: {ref.model_uri}")
+    if ref.registered_name:
+        click.echo(f"registered {ref.registered_name} version {ref.version}; "
+                   f"promote with: forecast registry promote {ref.registered_name} --version {ref.version}")
+    click.echo(f"look at it with: mlflow ui --backend-store-uri {uri}")
+
+
+@experiment.command("compare")
+@click.argument("name", required=False)
+@click.option("--tracking-uri", default=None, help=_TRACKING_HELP)
+def experiment_compare(name, tracking_uri) -> None:
+    """Leaderboard of the model runs of one experiment (or of all), best CRPS first."""
+    from forecast.tracking import TrackingError, compare, resolve_tracking_uri
+
+    try:
+        board = compare(name, resolve_tracking_uri(tracking_uri))
+    except TrackingError as exc:
+        raise click.ClickException(str(exc)) from None
+    board = board[board["crps"].notna()]  # the 'final:' runs hold a model, not a backtest
+    if board.empty:
+        click.echo("no tracked model runs yet")
+        return
+    cols = [c for c in ("experiment", "label", "model", "crps", "mae", "coverage90", "status", "start_time") if c in board]
+    click.echo(board[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
+@main.group()
+def registry() -> None:
+    """The MLflow Model Registry: list versions, promote a champion."""
+
+
+def _latest_version(tracking_uri: str | None) -> str:
+    from forecast.registry import list_versions
+    from forecast.tracking import resolve_tracking_uri
+
+    return str(list_versions(DEMO_REGISTERED_MODEL, resolve_tracking_uri(tracking_uri))["version"].max())
+
+
+@registry.command("list")
+@click.argument("registered_name")
+@click.option("--tracking-uri", default=None, help=_TRACKING_HELP)
+def registry_list(registered_name, tracking_uri) -> None:
+    """Versions of a registered model with their aliases and backtest CRPS."""
+    from forecast.registry import list_versions
+    from forecast.tracking import TrackingError, resolve_tracking_uri
+
+    try:
+        table = list_versions(registered_name, resolve_tracking_uri(tracking_uri))
+    except TrackingError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+
+
+@registry.command("promote")
+@click.argument("registered_name")
+@click.option("--version", "version", required=True, help="Model version to consider for the champion alias.")
+@click.option("--tracking-uri", default=None, help=_TRACKING_HELP)
+def registry_promote(registered_name, version, tracking_uri) -> None:
+    """Give a version the 'champion' alias if its backtest CRPS beats the champion's, else 'challenger'."""
+    from forecast.registry import promote
+    from forecast.tracking import TrackingError, resolve_tracking_uri
+
+    try:
+        decision = promote(registered_name, version, resolve_tracking_uri(tracking_uri))
+    except TrackingError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(("promoted: " if decision.promoted else "not promoted: ") + decision.reason)

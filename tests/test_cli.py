@@ -116,12 +116,17 @@ def test_every_cli_option_has_help_and_is_documented_in_the_readme():
     assert not missing, f"options not in README.md: {missing}"
 
 
-def test_demo_builds_the_bundled_panel_and_says_what_is_not_built_yet(tmp_path):
-    result = _run("demo", "--out-dir", tmp_path)
+def test_demo_builds_the_panel_runs_the_tracked_experiment_and_forecasts(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = _run("demo", "--out-dir", tmp_path, "--tracking-uri", uri)
     assert result.exit_code == 0, result.output
     assert "units: 18  months: 252 (2004-01 .. 2024-12)  data vintage: 2024-12" in result.output
     assert "quarantined: 0 rows" in result.output
+    assert "promoted: version 1 is the first champion" in result.output
+    assert f"mlflow ui --backend-store-uri {uri}" in result.output
     assert "not implemented yet" in result.output
+    forecast = pd.read_csv(tmp_path / "forecast.csv")
+    assert forecast["unit"].nunique() == 18 and set(forecast["horizon"]) == set(range(1, 7))
     panel, meta = read_panel(tmp_path / "panel.parquet")
     assert list(panel.columns) == ["unit", "month", "incidents", "deaths", "us_troops", "ops_tempo"]
     assert meta["covariates"]["columns"] == ["us_troops", "ops_tempo"]
@@ -185,3 +190,26 @@ def test_backtest_command_writes_forecasts_scores_and_a_leaderboard(tmp_path, sy
     assert set(scores["horizon"].astype(str)) == {"1", "2", "all"}
     forecasts = pd.read_parquet(tmp_path / "bt" / "forecasts.parquet")
     assert len(forecasts) == 2 * 4 * 18 * 2
+
+
+def test_experiment_failing_halfway_marks_the_run_failed_and_keeps_earlier_runs(tmp_path):
+    from mlflow import MlflowClient
+
+    text = (ROOT / "experiments" / "benchmarks.toml").read_text(encoding="utf-8")
+    text = text.replace("../data/sample/", str(ROOT / "data" / "sample") + "/")
+    # A bad value passes the name check and fails when the model is fitted, after others ran.
+    text += '\n[[models]]\nname = "moving_average"\nlabel = "broken"\nparams = { window = -3 }\n'
+    exp = tmp_path / "halfway.toml"
+    exp.write_text(text, encoding="utf-8")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = CliRunner().invoke(main, ["experiment", "run", str(exp), "--tracking-uri", uri])
+    assert result.exit_code == 1, result.output
+    assert "the MLflow run is marked FAILED" in result.output
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("halfway")
+    runs = client.search_runs([experiment.experiment_id])
+    status = {r.info.run_name: r.info.status for r in runs}
+    assert status["halfway"] == "FAILED"
+    assert status["broken"] == "FAILED"
+    assert status["zero"] == "FINISHED" and status["moving_average"] == "FINISHED"
+    assert all(s != "RUNNING" for s in status.values())

@@ -1,0 +1,378 @@
+"""Tracking and registry against real MLflow stores: a SQLite file, and an ``mlflow server``
+subprocess on 127.0.0.1 (SQLite backend, local artifact root). Assertions read back what
+MLflow holds through ``MlflowClient``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from synthetic_data import synthetic_panel
+
+from features.synthetic import SyntheticConfig
+from forecast.backtest import BacktestDesign, forecast_at, history_at, run_backtest
+from forecast.metrics import score_table
+from forecast.models.base import make_model
+from forecast.registry import ForecasterModel, list_versions, promote
+from forecast.tracking import (
+    ExperimentTracker,
+    TrackingError,
+    check_reachable,
+    compare,
+    resolve_tracking_uri,
+)
+
+MODELS = ("moving_average", "locf_negbin")
+REGISTERED = "iraq_incidents"
+HORIZON = 6
+WINDOW = BacktestDesign(start=pd.Period("2017-07", "M"), end=pd.Period("2018-06", "M"), horizon=HORIZON)
+OTHER_WINDOW = BacktestDesign(start=pd.Period("2017-01", "M"), end=pd.Period("2017-12", "M"), horizon=HORIZON)
+SCORES = ("crps", "mae", "coverage90")
+
+
+# ----------------------------------------------------------------------------------------
+# Data and backtests (computed once)
+
+
+@pytest.fixture(scope="module")
+def panel() -> pd.DataFrame:
+    return synthetic_panel(SyntheticConfig(start="2015-01", end="2018-12"))
+
+
+def backtest(panel: pd.DataFrame, model: str, design: BacktestDesign):
+    forecasts = run_backtest(panel, {model: lambda: make_model(model)}, design, progress=False)
+    return forecasts, score_table(forecasts, panel=panel, metrics=SCORES + ("rmse",))
+
+
+@pytest.fixture(scope="module")
+def backtests(panel):
+    return {model: backtest(panel, model, WINDOW) for model in MODELS}
+
+
+@pytest.fixture(scope="module")
+def fitted(panel):
+    """Each model fitted on the whole panel, as it would be registered for production."""
+    history = history_at(panel, panel["month"].max())
+    return history, {model: make_model(model).fit(history) for model in MODELS}
+
+
+# ----------------------------------------------------------------------------------------
+# Stores
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    """A real ``mlflow server`` on a free port; stopped (its process group) afterwards."""
+    root = tmp_path_factory.mktemp("mlflow_server")
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    log = open(root / "server.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+         "--artifacts-destination", str(root / "artifacts"), "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, "MLFLOW_TRACKING_URI": ""})
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{uri}/health", timeout=1):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    tail = (root / "server.log").read_text(errors="replace")[-2000:]
+                    pytest.skip(f"mlflow server did not start within 60 s on port {port}:\n{tail}")
+                time.sleep(0.5)
+        yield uri
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "server"])
+def store(request, tmp_path_factory):
+    """``(tracking_uri, artifact_location)``: a SQLite file in a temporary directory, or the server."""
+    if request.param == "sqlite":
+        root = tmp_path_factory.mktemp("sqlite_store")
+        return f"sqlite:///{root / 'mlflow.db'}", (root / "artifacts").as_uri()
+    return request.getfixturevalue("mlflow_server"), None
+
+
+@pytest.fixture
+def sqlite_store(tmp_path):
+    return f"sqlite:///{tmp_path / 'mlflow.db'}", (tmp_path / "artifacts").as_uri()
+
+
+@pytest.fixture(scope="module")
+def config_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("experiments") / "baselines.toml"
+    path.write_text('[backtest]\nstart = "2017-07"\nend = "2018-06"\nhorizon = 6\n')
+    return path
+
+
+def run_experiment(uri, artifacts, name, *, panel, backtests, fitted, config_file, register=True):
+    """One experiment with two model children, as the CLI would log it; returns parent run id."""
+    history, models = fitted
+    tracker = ExperimentTracker(name, uri, artifact_location=artifacts)
+    params = {"backtest": {"start": "2017-07", "end": "2018-06", "horizon": HORIZON}, "target": "incidents"}
+    with tracker.parent_run("baselines", params, {"forecast.experiment_file": config_file.name},
+                            config_path=config_file, panel=panel, panel_source="synthetic://seed",
+                            panel_metadata={"vintage": "2026-11-01", "name": "synthetic_panel"}) as parent_id:
+        for model in MODELS:
+            with tracker.child_run(model, {"model": model, "window": 3}) as child:
+                child.log_backtest(*backtests[model])
+                child.log_model(models[model], history, HORIZON, REGISTERED if register else None)
+    return parent_id
+
+
+@pytest.fixture(scope="module")
+def experiment(store, panel, backtests, fitted, config_file):
+    uri, artifacts = store
+    name = f"baselines-{time.monotonic_ns()}"
+    parent = run_experiment(uri, artifacts, name, panel=panel, backtests=backtests, fitted=fitted,
+                            config_file=config_file)
+    return uri, name, parent
+
+
+# ----------------------------------------------------------------------------------------
+# What MLflow holds after an experiment
+
+
+def artifact_paths(client: MlflowClient, run_id: str, path: str | None = None) -> set[str]:
+    out = set()
+    for item in client.list_artifacts(run_id, path):
+        out |= artifact_paths(client, run_id, item.path) if item.is_dir else {item.path}
+    return out
+
+
+def test_experiment_logs_parent_with_config_dataset_and_provenance(experiment, panel):
+    uri, name, parent_id = experiment
+    client = MlflowClient(uri)
+    parent = client.get_run(parent_id)
+    assert parent.info.status == "FINISHED"
+    assert client.get_experiment(parent.info.experiment_id).name == name
+    assert parent.data.params["backtest.start"] == "2017-07"
+    assert parent.data.params["backtest.horizon"] == str(HORIZON)
+    tags = parent.data.tags
+    assert tags["forecast.kind"] == "experiment"
+    assert tags["forecast.experiment_file"] == "baselines.toml"
+    assert tags["forecast.git_commit"]
+    assert tags["forecast.version.mlflow"] == mlflow.__version__
+    assert {"forecast.version.pandas", "forecast.version.numpy", "forecast.version.statsmodels",
+            "forecast.version.scikit-learn"} <= set(tags)
+    assert tags["forecast.data_vintage"] == "2026-11-01"
+    assert "config/baselines.toml" in artifact_paths(client, parent_id)
+
+    inputs = parent.inputs.dataset_inputs
+    assert len(inputs) == 1
+    dataset = inputs[0].dataset
+    assert dataset.name == "synthetic_panel"
+    assert tags["forecast.panel_sha256"].startswith(dataset.digest)
+    assert len(dataset.digest) == 32
+    assert "synthetic://seed" in dataset.source
+
+
+def test_experiment_logs_nested_children_with_metrics_artifacts_and_versions(experiment, backtests):
+    uri, name, parent_id = experiment
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(name)
+    children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'")
+    assert sorted(r.info.run_name for r in children) == sorted(MODELS)
+    for run in children:
+        model = run.data.tags["forecast.label"]
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["forecast.model"] == model
+        assert run.data.tags["forecast.kind"] == "backtest"
+        scores = backtests[model][1].set_index("horizon")
+        metrics = run.data.metrics
+        assert {f"crps_h{h}" for h in range(1, HORIZON + 1)} <= set(metrics)
+        assert metrics["crps"] == pytest.approx(scores.loc["all", "crps"])
+        assert metrics["crps_h1"] == pytest.approx(scores.loc[1, "crps"])
+        assert metrics["mae_h6"] == pytest.approx(scores.loc[6, "mae"])
+        paths = artifact_paths(client, run.info.run_id)
+        assert {"backtest/forecasts.parquet", "backtest/scores.csv", "plots/scores_by_horizon.png"} <= paths
+        assert len([p for p in paths if p.startswith("plots/fan_")]) == 3
+
+    versions = list_versions(REGISTERED, uri)
+    mine = versions.loc[versions["run_id"].isin([r.info.run_id for r in children])]
+    assert len(mine) == len(MODELS)
+    assert mine["eval_window"].eq("origins 2017-07..2018-06, horizons 1..6").all()
+    expected = {m: backtests[m][1].set_index("horizon").loc["all", "crps"] for m in MODELS}
+    for _, row in mine.iterrows():
+        assert row["crps"] == pytest.approx(expected[row["model"]])
+
+
+def test_forecasts_artifact_round_trips(experiment, backtests, tmp_path):
+    uri, name, parent_id = experiment
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(name)
+    [run] = client.search_runs([exp.experiment_id], "tags.`forecast.label` = 'moving_average'")
+    local = client.download_artifacts(run.info.run_id, "backtest/forecasts.parquet", str(tmp_path))
+    logged = pd.read_parquet(local)
+    original = backtests["moving_average"][0]
+    assert len(logged) == len(original)
+    assert logged["month"].tolist() == original["month"].astype(str).tolist()
+    pd.testing.assert_series_equal(logged["q50"], original["q50"], check_names=False)
+
+
+# ----------------------------------------------------------------------------------------
+# Registry: promotion rule and served forecasts
+
+
+def test_promotion_follows_crps_rule_and_champion_serves_identical_forecasts(store, panel, backtests, fitted,
+                                                                            config_file, tmp_path):
+    uri, artifacts = store
+    name = f"promote-{time.monotonic_ns()}"
+    registered = f"{REGISTERED}-{time.monotonic_ns()}"
+    history, models = fitted
+    tracker = ExperimentTracker(name, uri, artifact_location=artifacts)
+    refs = {}
+    with tracker.parent_run("promote", {}, {}, config_path=config_file):
+        for model in MODELS:
+            with tracker.child_run(model, {"model": model}) as child:
+                child.log_backtest(*backtests[model])
+                refs[model] = child.log_model(models[model], history, HORIZON, registered)
+        with tracker.child_run("moving_average other window", {"model": "moving_average"}) as child:
+            child.log_backtest(*backtest(panel, "moving_average", OTHER_WINDOW))
+            other = child.log_model(models["moving_average"], history, HORIZON, registered)
+
+    crps = {m: backtests[m][1].set_index("horizon").loc["all", "crps"] for m in MODELS}
+    first, second = MODELS
+    decision = promote(registered, refs[first].version, uri)
+    assert decision.promoted and "first champion" in decision.reason
+    decision = promote(registered, refs[second].version, uri)
+    client = MlflowClient(uri, registry_uri=uri)
+    champion = str(client.get_model_version_by_alias(registered, "champion").version)
+    if crps[second] < crps[first]:
+        assert decision.promoted and champion == refs[second].version
+    else:
+        assert not decision.promoted and "challenger" in decision.reason
+        assert champion == refs[first].version
+        assert str(client.get_model_version_by_alias(registered, "challenger").version) == refs[second].version
+
+    decision = promote(registered, other.version, uri)
+    assert not decision.promoted
+    assert "not comparable" in decision.reason and "2017-01..2017-12" in decision.reason
+    assert str(client.get_model_version_by_alias(registered, "champion").version) == champion
+    assert "champion" in list_versions(registered, uri).set_index("version").loc[int(champion), "aliases"]
+
+    best = min(crps, key=crps.get)
+    mlflow.set_registry_uri(uri)
+    loaded = mlflow.pyfunc.load_model(f"models:/{registered}@champion")
+    served = loaded.predict(history.assign(month=history["month"].astype(str)), params={"horizon": HORIZON})
+    in_process = forecast_at(models[best], history, HORIZON)
+    expected = in_process.assign(month=in_process["month"].astype(str), origin=in_process["origin"].astype(str))
+    pd.testing.assert_frame_equal(served.reset_index(drop=True), expected.reset_index(drop=True))
+
+
+def test_wrapper_conditions_on_a_longer_history_without_changing_the_fitted_model(panel):
+    early = history_at(panel, pd.Period("2018-06", "M"))
+    late = history_at(panel, pd.Period("2018-12", "M"))
+    model = make_model("locf_negbin").fit(early)
+    wrapper = ForecasterModel(model)
+    served = wrapper.predict(None, late.assign(month=late["month"].astype(str)), {"horizon": 3})
+    expected = forecast_at(make_model("locf_negbin").fit(early).update(late), late, 3)
+    assert served["origin"].unique().tolist() == ["2018-12"]
+    assert served["month"].tolist() == expected["month"].astype(str).tolist()
+    pd.testing.assert_series_equal(served["mean"], expected["mean"])
+    assert model.origin_ == pd.Period("2018-06", "M")
+
+
+# ----------------------------------------------------------------------------------------
+# Failures
+
+
+def test_failing_child_marks_child_and_parent_failed_and_keeps_earlier_child(sqlite_store, backtests):
+    uri, artifacts = sqlite_store
+    tracker = ExperimentTracker("failing", uri, artifact_location=artifacts)
+    with pytest.raises(ValueError, match="model blew up"):
+        with tracker.parent_run("failing", {"a": 1}, {}) as parent_id:
+            with tracker.child_run("moving_average", {"model": "moving_average"}) as child:
+                child.log_backtest(*backtests["moving_average"])
+            with tracker.child_run("locf_negbin", {"model": "locf_negbin"}):
+                raise ValueError("model blew up")
+    client = MlflowClient(uri)
+    assert client.get_run(parent_id).info.status == "FAILED"
+    children = {r.info.run_name: r.info.status for r in client.search_runs(
+        [tracker.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'")}
+    assert children == {"moving_average": "FINISHED", "locf_negbin": "FAILED"}
+    assert mlflow.active_run() is None
+
+
+def test_sqlite_artifacts_default_to_beside_the_database(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    tracker = ExperimentTracker("beside db", f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}")
+    with tracker.parent_run("run", {"a": 1}) as run_id:
+        pass
+    location = MlflowClient(tracker.tracking_uri).get_run(run_id).info.artifact_uri
+    assert location.startswith((tmp_path / "store" / "mlartifacts" / "beside_db").as_uri())
+    assert not (tmp_path / "mlruns").exists()
+
+
+def test_unreachable_server_fails_fast_naming_the_uri():
+    uri = f"http://127.0.0.1:{free_port()}"
+    start = time.monotonic()
+    with pytest.raises(TrackingError, match=f"{uri}.*did not answer"):
+        ExperimentTracker("nowhere", uri, timeout=2)
+    assert time.monotonic() - start < 5
+    check_reachable("sqlite:///nowhere.db")  # local stores are not probed
+
+
+def test_log_backtest_rejects_scores_of_several_models(sqlite_store, panel):
+    uri, artifacts = sqlite_store
+    forecasts = run_backtest(panel, {m: (lambda m=m: make_model(m)) for m in MODELS}, WINDOW, progress=False)
+    scores = score_table(forecasts, panel=panel, metrics=SCORES)
+    tracker = ExperimentTracker("mixed", uri, artifact_location=artifacts)
+    with pytest.raises(TrackingError, match="several models"):
+        with tracker.parent_run("mixed", {}, {}):
+            with tracker.child_run("both", {}) as child:
+                child.log_backtest(forecasts, scores)
+
+
+# ----------------------------------------------------------------------------------------
+# Leaderboard and URI resolution
+
+
+def test_compare_ranks_children_by_crps(sqlite_store, panel, backtests, fitted, config_file):
+    uri, artifacts = sqlite_store
+    run_experiment(uri, artifacts, "board", panel=panel, backtests=backtests, fitted=fitted,
+                   config_file=config_file, register=False)
+    board = compare("board", uri)
+    assert sorted(board["label"]) == sorted(MODELS)
+    assert board["crps"].is_monotonic_increasing
+    assert {"run_name", "label", "model", "crps", "mae", "coverage90", "start_time"} <= set(board.columns)
+    assert len(compare(None, uri)) == len(MODELS)
+    with pytest.raises(TrackingError, match="no MLflow experiment 'nope'.*board"):
+        compare("nope", uri)
+
+
+def test_tracking_uri_prefers_option_then_environment_then_local_sqlite(monkeypatch, tmp_path):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://example.invalid:5000")
+    assert resolve_tracking_uri("sqlite:///x.db") == "sqlite:///x.db"
+    assert resolve_tracking_uri(None) == "http://example.invalid:5000"
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    monkeypatch.chdir(tmp_path)
+    assert resolve_tracking_uri(None) == f"sqlite:///{tmp_path / 'mlflow.db'}"
