@@ -376,3 +376,36 @@ def test_tracking_uri_prefers_option_then_environment_then_local_sqlite(monkeypa
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     monkeypatch.chdir(tmp_path)
     assert resolve_tracking_uri(None) == f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "server"])
+def test_experiment_command_end_to_end(kind, request, tmp_path):
+    from click.testing import CliRunner
+
+    from forecast.cli import main
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}" if kind == "sqlite" else request.getfixturevalue("mlflow_server")
+    name = f"e2e-{kind}"
+    root = Path(__file__).resolve().parent.parent
+    exp = tmp_path / f"{name}.toml"
+    exp.write_text((root / "experiments" / "benchmarks.toml").read_text(encoding="utf-8")
+                   .replace("../data/sample/", str(root / "data" / "sample") + "/"), encoding="utf-8")
+    result = CliRunner().invoke(main, ["experiment", "run", str(exp), "--tracking-uri", uri, "--register", name])
+    assert result.exit_code == 0, result.output
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name(name)
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
+    labelled = {r.info.run_name: r for r in children}
+    assert {"zero", "locf_poisson", "moving_average", "hist_bootstrap"} <= set(labelled)
+    assert {"crps", "crps_h1", "mae_h6"} <= set(labelled["moving_average"].data.metrics)
+    assert parents[0].inputs.dataset_inputs, "the panel is logged as a dataset input"
+    versions = client.search_model_versions(f"name = '{name}'")
+    assert len(versions) == 1 and versions[0].tags["forecast.model"] == "moving_average"
+    promoted = CliRunner().invoke(main, ["registry", "promote", name, "--version", "1", "--tracking-uri", uri])
+    assert promoted.exit_code == 0 and "first champion" in promoted.output
+    board = CliRunner().invoke(main, ["experiment", "compare", name, "--tracking-uri", uri])
+    assert board.exit_code == 0 and "moving_average" in board.output
