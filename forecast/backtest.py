@@ -32,13 +32,16 @@ COVARIATES_NOT_USED = "not used"
 
 @dataclass(frozen=True)
 class BacktestDesign:
-    """Origins ``start``..``end`` every ``step`` months; horizons 1..``horizon``."""
+    """Origins ``start``..``end`` every ``step`` months; horizons 1..``horizon``.
+
+    The defaults here are the only ones: experiment files and the CLI take theirs from this class.
+    """
 
     start: pd.Period
     end: pd.Period
     step: int = 1
     horizon: int = 6
-    refit_every: int = 1
+    refit_every: int = 12
 
     def __post_init__(self) -> None:
         for name in ("step", "horizon", "refit_every"):

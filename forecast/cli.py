@@ -17,6 +17,7 @@ from features.errors import DataError
 from features.gazetteer import load_gazetteer
 from features.panel import build_panel, write_panel
 from features.sources import FORMATS, EventFilters, read_events
+from forecast.backtest import BacktestDesign
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_EVENTS = REPO_ROOT / "data" / "sample" / "ucdp_ged_demo.csv"
@@ -203,9 +204,8 @@ def demo(ctx: click.Context, out_dir: Path, tracking_uri: str | None) -> None:
         raise click.ClickException(str(exc)) from None
     click.echo(summary)
     click.echo("\ndemo: 2/3 running experiments/full.toml (every model, tracked in MLflow)")
-    ctx.invoke(experiment_run, experiment_file=DEMO_EXPERIMENT, tracking_uri=tracking_uri,
-               register_as=DEMO_REGISTERED_MODEL, out_dir=out_dir / "experiment")
-    ctx.invoke(registry_promote, registered_name=DEMO_REGISTERED_MODEL, version=_latest_version(tracking_uri),
+    ref = run_experiment_file(DEMO_EXPERIMENT, tracking_uri, DEMO_REGISTERED_MODEL, out_dir / "experiment")
+    ctx.invoke(registry_promote, registered_name=DEMO_REGISTERED_MODEL, version=ref.version,
                tracking_uri=tracking_uri)
     click.echo(f"\ndemo: 3/3 forecasting the next 6 months with the default model ({DEFAULT_MODEL})")
     ctx.invoke(predict, panel_path=panel, model_name="default", horizon=6, origin=None, target="incidents",
@@ -336,9 +336,11 @@ def predict(panel_path, model_name, horizon, origin, target, covariate_list, par
               help="Comma-separated model names, e.g. zero,locf_poisson,nb_glm ('all' for every model).")
 @click.option("--start", required=True, help="First forecast origin (YYYY-MM).")
 @click.option("--end", required=True, help="Last forecast origin (YYYY-MM).")
-@click.option("--horizon", type=click.IntRange(1, 36), default=6, show_default=True, help="Months ahead: 1..H.")
-@click.option("--step", type=click.IntRange(1, None), default=1, show_default=True, help="Months between origins.")
-@click.option("--refit-every", type=click.IntRange(1, None), default=12, show_default=True,
+@click.option("--horizon", type=click.IntRange(1, 36), default=BacktestDesign.horizon, show_default=True,
+              help="Months ahead: 1..H.")
+@click.option("--step", type=click.IntRange(1, None), default=BacktestDesign.step, show_default=True,
+              help="Months between origins.")
+@click.option("--refit-every", type=click.IntRange(1, None), default=BacktestDesign.refit_every, show_default=True,
               help="Refit every K origins; in between, models are updated with the new data only.")
 @click.option("--target", type=click.Choice(["incidents", "deaths"]), default="incidents", show_default=True,
               help="Panel column to forecast.")
@@ -354,7 +356,7 @@ def predict(panel_path, model_name, horizon, origin, target, covariate_list, par
 def backtest(panel_path, model_list, start, end, horizon, step, refit_every, target, jobs, covariate_list,
              params, gazetteer, out_dir) -> None:
     """Rolling-origin backtest of several models, with a score table and a leaderboard."""
-    from forecast.backtest import BacktestDesign, actual_months_missing, run_backtest
+    from forecast.backtest import actual_months_missing, run_backtest
     from forecast.metrics import add_skill, score_table
     from forecast.models import BENCHMARKS, MODELS, make_model
     from forecast.models.base import ModelError
@@ -424,6 +426,11 @@ def experiment() -> None:
               help="Also write forecasts and scores to this folder.")
 def experiment_run(experiment_file, tracking_uri, register_as, out_dir) -> None:
     """Backtest every model of an experiment file: one parent run, one nested run per model."""
+    run_experiment_file(experiment_file, tracking_uri, register_as, out_dir)
+
+
+def run_experiment_file(experiment_file, tracking_uri, register_as, out_dir):
+    """Run, track and report one experiment file; return the logged final model's reference."""
     from forecast.experiment import combined_scores, fit_final, load_data, load_experiment, run_model
     from forecast.models.base import ModelError
     from forecast.tracking import ExperimentTracker, TrackingError, eval_window, resolve_tracking_uri
@@ -471,6 +478,7 @@ def experiment_run(experiment_file, tracking_uri, register_as, out_dir) -> None:
         click.echo(f"registered {ref.registered_name} version {ref.version}; "
                    f"promote with: forecast registry promote {ref.registered_name} --version {ref.version}")
     click.echo(f"look at it with: mlflow ui --backend-store-uri {uri}")
+    return ref
 
 
 @experiment.command("compare")
@@ -495,13 +503,6 @@ def experiment_compare(name, tracking_uri) -> None:
 @main.group()
 def registry() -> None:
     """The MLflow Model Registry: list versions, promote a champion."""
-
-
-def _latest_version(tracking_uri: str | None) -> str:
-    from forecast.registry import list_versions
-    from forecast.tracking import resolve_tracking_uri
-
-    return str(list_versions(DEMO_REGISTERED_MODEL, resolve_tracking_uri(tracking_uri))["version"].max())
 
 
 @registry.command("list")

@@ -54,6 +54,7 @@ from typing import Any
 import pandas as pd
 
 from features.errors import DataError
+from forecast.backtest import BacktestDesign
 from forecast.schema import TARGETS
 
 __all__ = [
@@ -114,14 +115,12 @@ class FeaturesConfig:
 class BacktestConfig:
     start: pd.Period
     end: pd.Period
-    step: int = 1
-    horizon: int = 6
-    refit_every: int = 12
+    step: int = BacktestDesign.step
+    horizon: int = BacktestDesign.horizon
+    refit_every: int = BacktestDesign.refit_every
     jobs: int = 1
 
-    def design(self):
-        from forecast.backtest import BacktestDesign
-
+    def design(self) -> BacktestDesign:
         return BacktestDesign(start=self.start, end=self.end, step=self.step, horizon=self.horizon,
                               refit_every=self.refit_every)
 
