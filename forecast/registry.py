@@ -40,8 +40,8 @@ from forecast.backtest import forecast_at
 from forecast.models.base import Forecaster, ModelError, check_history
 from forecast.tracking import TrackingError, connect
 
-__all__ = ["CHALLENGER", "CHAMPION", "Decision", "ForecasterModel", "list_versions", "log_forecaster",
-           "promote"]
+__all__ = ["CHALLENGER", "CHAMPION", "Decision", "ForecasterModel", "NoSuchModel", "RegisteredForecaster",
+           "list_versions", "load_registered", "log_forecaster", "promote"]
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -224,3 +224,101 @@ def list_versions(registered_name: str, tracking_uri: str) -> pd.DataFrame:
     } for v in versions]
     columns = ["version", "aliases", "crps", "eval_window", "model", "run_id", "created"]
     return pd.DataFrame(rows, columns=columns).sort_values("version").reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------------------
+# Loading
+
+
+class NoSuchModel(TrackingError):
+    """The registry has no such model, version or alias (e.g. no ``champion`` yet)."""
+
+
+@dataclass(frozen=True)
+class RegisteredForecaster:
+    """A fitted forecaster loaded from the registry, with where it came from."""
+
+    forecaster: Forecaster
+    name: str
+    version: str
+    aliases: tuple[str, ...]
+    run_id: str | None
+    crps: float | None
+    eval_window: str | None
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+    @property
+    def label(self) -> str:
+        """``demo-incidents version 3 (champion)``: how reports and logs name it."""
+        alias = f" ({', '.join(self.aliases)})" if self.aliases else ""
+        return f"{self.name} version {self.version}{alias}"
+
+
+def parse_model_ref(text: str) -> tuple[str, str | None, str | None]:
+    """``NAME@alias`` / ``NAME/version`` / ``models:/NAME@alias`` -> (name, version, alias)."""
+    ref = text.removeprefix("models:/")
+    if "@" in ref:
+        name, alias = ref.split("@", 1)
+        if not name or not alias:
+            raise NoSuchModel(f"model reference {text!r}: expected NAME@ALIAS, e.g. demo-incidents@champion")
+        return name, None, alias
+    if "/" in ref:
+        name, version = ref.rsplit("/", 1)
+        if not name or not version.isdigit():
+            raise NoSuchModel(f"model reference {text!r}: expected NAME/VERSION, e.g. demo-incidents/3")
+        return name, version, None
+    raise NoSuchModel(f"model reference {text!r}: expected NAME@ALIAS (e.g. demo-incidents@champion) "
+                      f"or NAME/VERSION")
+
+
+def _load_pyfunc(model_uri: str, tracking_uri: str):
+    # load_model resolves models:/ URIs with the process-wide URIs: point them at this store
+    # for the call only, so loading never changes where the caller's later runs are logged.
+    saved = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    try:
+        return mlflow.pyfunc.load_model(model_uri)
+    finally:
+        mlflow.set_tracking_uri(saved[0])
+        mlflow.set_registry_uri(saved[1])
+
+
+def load_registered(ref: str, tracking_uri: str) -> RegisteredForecaster:
+    """Load ``NAME@alias`` or ``NAME/version`` from the registry at ``tracking_uri``.
+
+    Raises
+    ------
+    NoSuchModel
+        When the model, version or alias does not exist (the message says which, and what exists).
+    TrackingError
+        When the tracking server cannot be reached.
+    """
+    name, version, alias = parse_model_ref(ref)
+    client = connect(tracking_uri)
+    try:
+        info = (client.get_model_version_by_alias(name, alias) if alias
+                else client.get_model_version(name, version))
+    except MlflowException as err:
+        try:
+            existing = client.get_registered_model(name)
+        except MlflowException:
+            raise NoSuchModel(f"no registered model {name!r} at {tracking_uri}: run an experiment with "
+                              f"--register {name} first") from None
+        have = ", ".join(f"@{a}" for a in sorted(existing.aliases or {})) or "no aliases"
+        raise NoSuchModel(f"registered model {name!r} at {tracking_uri} has no "
+                          f"{'alias @' + alias if alias else 'version ' + str(version)} ({have}): "
+                          f"{err.message}") from None
+    model = _load_pyfunc(f"models:/{name}/{info.version}", tracking_uri)
+    wrapper = model.unwrap_python_model()
+    if not isinstance(wrapper, ForecasterModel):
+        raise NoSuchModel(f"models:/{name}/{info.version} is not a forecast model (it is a "
+                          f"{type(wrapper).__name__})")
+    aliases = tuple(sorted(a for a, v in (client.get_registered_model(name).aliases or {}).items()
+                           if str(v) == str(info.version)))
+    return RegisteredForecaster(
+        forecaster=wrapper.forecaster, name=name, version=str(info.version), aliases=aliases,
+        run_id=info.run_id, crps=_crps(info), eval_window=info.tags.get("forecast.eval_window"))

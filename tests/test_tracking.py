@@ -23,7 +23,7 @@ from features.synthetic import SyntheticConfig
 from forecast.backtest import BacktestDesign, forecast_at, history_at, run_backtest
 from forecast.metrics import score_table
 from forecast.models.base import make_model
-from forecast.registry import ForecasterModel, list_versions, promote
+from forecast.registry import ForecasterModel, NoSuchModel, list_versions, load_registered, promote
 from forecast.tracking import (
     ExperimentTracker,
     TrackingError,
@@ -286,6 +286,18 @@ def test_promotion_follows_crps_rule_and_champion_serves_identical_forecasts(sto
     in_process = forecast_at(models[best], history, HORIZON)
     expected = in_process.assign(month=in_process["month"].astype(str), origin=in_process["origin"].astype(str))
     pd.testing.assert_frame_equal(served.reset_index(drop=True), expected.reset_index(drop=True))
+
+    loaded = load_registered(f"{registered}@champion", uri)
+    assert loaded.version == champion and "champion" in loaded.aliases
+    assert loaded.label == f"{registered} version {champion} (champion)"
+    pd.testing.assert_frame_equal(forecast_at(loaded.forecaster, history, HORIZON), in_process)
+    assert load_registered(f"models:/{registered}/{champion}", uri).version == champion
+    with pytest.raises(NoSuchModel, match=r"has no alias @gold \(@challenger, @champion\)|has no alias @gold \(@champion\)"):
+        load_registered(f"{registered}@gold", uri)
+    with pytest.raises(NoSuchModel, match="no registered model 'nobody'.*--register nobody"):
+        load_registered("nobody@champion", uri)
+    with pytest.raises(NoSuchModel, match="expected NAME@ALIAS"):
+        load_registered("just-a-name", uri)
 
 
 def test_wrapper_conditions_on_a_longer_history_without_changing_the_fitted_model(panel):
