@@ -7,6 +7,7 @@ Importing this package registers the models of ``baselines``, ``statistical``, `
 from __future__ import annotations
 
 from forecast.models import baselines, ensemble, ml, statistical  # noqa: F401  (registration)
+from forecast.models import conditional  # noqa: F401  (registration; imports statistical)
 from forecast.models.base import MODELS, Forecaster, ModelError, NotFittedError, make_model
 
 #: The field's standard benchmarks: skill is measured against the best of them.
