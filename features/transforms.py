@@ -45,7 +45,9 @@ first to the last, as :mod:`features.panel` guarantees); gaps are an error, not 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import contextlib
+import contextvars
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -58,9 +60,13 @@ __all__ = [
     "DEFAULT_LAGS",
     "DEFAULT_SPIKE_QUANTILE",
     "DEFAULT_WINDOWS",
+    "PrefixFeatures",
+    "active_prefix_features",
     "build_features",
     "direct_targets",
     "feature_names",
+    "features_for",
+    "use_prefix_features",
 ]
 
 DEFAULT_LAGS = (1, 2, 3, 6, 12)
@@ -210,6 +216,126 @@ def direct_targets(history: pd.DataFrame, horizon: int) -> pd.Series:
     if h < grid.y.shape[0]:
         lead[:-h] = grid.y[h:]
     return pd.Series(lead.T.reshape(-1), name=f"y_lead{h}")
+
+
+# ----------------------------------------------------------------------------------------
+# Features of every origin from one build
+
+
+class PrefixFeatures:
+    """:func:`build_features` computed once on a full history; the features of any prefix of
+    it (the history cut at an origin T) are then a slice instead of a rebuild.
+
+    Because every feature is prefix-invariant, the rows ``<= T`` of the features built on the
+    full history are exactly the features built on the history cut at ``T`` (no value of a
+    month after ``T`` enters them; ``tests/test_transforms.py`` and
+    ``tests/test_backends.py`` check it). A rolling-origin backtest therefore builds each
+    feature set once for all origins.
+
+    :meth:`features` checks that the history it is given really is a prefix of the full
+    history (same units, the first months, equal values) and otherwise builds the features
+    from that history, so a caller can never get features of data it did not pass.
+
+    Parameters
+    ----------
+    history
+        The full history (``unit, month, y`` and covariates), a complete grid; None for a
+        store that slices nothing (every call builds its features anew).
+    """
+
+    def __init__(self, history: pd.DataFrame | None):
+        self._history = history
+        self._grid_: _Grid | None = None  # built on first use: many models never ask
+        self._built: dict = {}
+        self.builds = 0
+        self.slices = 0
+
+    @property
+    def _grid(self) -> "_Grid":
+        if self._grid_ is None:
+            self._grid_ = _Grid.from_history(self._history, [c for c in self._history.columns if c not in _KEYS])
+        return self._grid_
+
+    def features(self, history: pd.DataFrame, **params) -> pd.DataFrame:
+        """``build_features(history, **params)``, sliced from the full build when ``history``
+        is a prefix of the full history."""
+        k = None if self._history is None else self._prefix_months(history, params.get("covariates"))
+        if k is None:
+            return build_features(history, **params)
+        neighbours = params.get("neighbours")
+        key = (id(neighbours), repr(sorted((n, v) for n, v in params.items() if n != "neighbours")))
+        entry = self._built.get(key)
+        if entry is None:
+            # The mapping is kept with the build so that its id() stays a valid key.
+            entry = self._built[key] = (build_features(self._history, **params), neighbours)
+            self.builds += 1
+        full = entry[0]
+        n_units, n_months = len(self._grid.units), len(self._grid.months)
+        self.slices += 1
+        if k == n_months:
+            return full.copy()
+        rows = (np.arange(n_units)[:, None] * n_months + np.arange(k)[None, :]).reshape(-1)
+        return full.take(rows).reset_index(drop=True)
+
+    def _prefix_months(self, history: pd.DataFrame, covariates: Sequence[str] | None) -> int | None:
+        """Months of the full history that ``history`` holds when it is a prefix, else None.
+
+        ``history`` must have its rows sorted by unit then month (as models keep them).
+        """
+        grid = self._grid
+        n_units = len(grid.units)
+        if any(c not in history.columns for c in _KEYS) or len(history) == 0 or len(history) % n_units:
+            return None
+        if history["month"].dtype != pd.PeriodDtype("M"):
+            return None
+        k = len(history) // n_units
+        if k > len(grid.months):
+            return None
+        covs = [c for c in history.columns if c not in _KEYS] if covariates is None else list(covariates)
+        if any(c not in grid.covariates or c not in history.columns for c in covs):
+            return None
+        if not np.array_equal(history["month"].array.asi8, np.tile(grid.months.asi8[:k], n_units)):
+            return None
+        if not np.array_equal(history["unit"].to_numpy(dtype=object), np.repeat(grid.units, k)):
+            return None
+        if not np.array_equal(pd.to_numeric(history["y"], errors="coerce").to_numpy(dtype=float),
+                              grid.y[:k].T.reshape(-1)):
+            return None
+        for c in covs:
+            col = history[c]
+            if not pd.api.types.is_numeric_dtype(col) and col.dtype != bool:
+                return None
+            if not np.array_equal(col.to_numpy(dtype=float), grid.covariates[c][:k].T.reshape(-1), equal_nan=True):
+                return None
+        return k
+
+
+_PREFIX_FEATURES: contextvars.ContextVar[PrefixFeatures | None] = contextvars.ContextVar("prefix_features",
+                                                                                         default=None)
+
+
+@contextlib.contextmanager
+def use_prefix_features(store: PrefixFeatures) -> Iterator[PrefixFeatures]:
+    """Make :func:`features_for` slice features from ``store`` inside the block."""
+    token = _PREFIX_FEATURES.set(store)
+    try:
+        yield store
+    finally:
+        _PREFIX_FEATURES.reset(token)
+
+
+def active_prefix_features() -> PrefixFeatures | None:
+    """The :class:`PrefixFeatures` of the enclosing :func:`use_prefix_features` block, if any."""
+    return _PREFIX_FEATURES.get()
+
+
+def features_for(history: pd.DataFrame, **params) -> pd.DataFrame:
+    """:func:`build_features` of ``history``, sliced from the active :class:`PrefixFeatures`
+    (see :func:`use_prefix_features`) when ``history`` is a prefix of its full history."""
+    store = _PREFIX_FEATURES.get()
+    if store is None:
+        return build_features(history, **params)
+    return store.features(history, **params)
 
 
 # ----------------------------------------------------------------------------------------

@@ -16,7 +16,9 @@ the dataclasses below and nowhere else:
     ``[]`` for none).
 ``[backtest]``
     ``start``, ``end`` (first and last origin, ``YYYY-MM``), ``step``, ``horizon``,
-    ``refit_every``, ``jobs`` (see :class:`forecast.backtest.BacktestDesign`).
+    ``refit_every``, ``jobs`` (see :class:`forecast.backtest.BacktestDesign`), ``backend``
+    (``joblib`` or ``dask``) and ``scheduler`` (a Dask scheduler address; default a local
+    cluster of ``jobs`` workers).
 ``[scores]``
     ``metrics`` (names from :data:`forecast.metrics.METRICS`, default all) and ``benchmarks``
     (model labels to measure skill against; default the models of
@@ -119,6 +121,10 @@ class BacktestConfig:
     horizon: int = BacktestDesign.horizon
     refit_every: int = BacktestDesign.refit_every
     jobs: int = 1
+    #: Where the fits run: "joblib" (this machine) or "dask"; results do not depend on it.
+    backend: str = "joblib"
+    #: Dask scheduler address (tcp://HOST:PORT); None starts a local cluster of ``jobs`` workers.
+    scheduler: str | None = None
 
     def design(self) -> BacktestDesign:
         return BacktestDesign(start=self.start, end=self.end, step=self.step, horizon=self.horizon,
@@ -427,7 +433,7 @@ def _read_backtest(path: Path, table: Any) -> BacktestConfig:
         r.fail("end", f"{end} is before start {start}; end is the last forecast origin")
     return BacktestConfig(start=start, end=end, **_set(
         step=r.integer("step"), horizon=r.integer("horizon"), refit_every=r.integer("refit_every"),
-        jobs=r.integer("jobs")))
+        jobs=r.integer("jobs"), backend=r.string("backend", ("joblib", "dask")), scheduler=r.string("scheduler")))
 
 
 def _read_scores(path: Path, table: Any, models: tuple[ModelSpec, ...]) -> ScoresConfig:
@@ -636,7 +642,8 @@ def run_model(config: ExperimentConfig, panel: pd.DataFrame, label: str, *, prog
     spec = config.spec(label)
     began = time.perf_counter()
     forecasts = run_backtest(panel, {spec.label: spec.make}, config.backtest.design(), target=config.target.name,
-                             covariates=config.features.covariates, n_jobs=config.backtest.jobs, progress=progress)
+                             covariates=config.features.covariates, n_jobs=config.backtest.jobs, progress=progress,
+                             backend=config.backtest.backend, scheduler=config.backtest.scheduler)
     metrics = list(config.scores.metrics) if config.scores.metrics is not None else None
     scores = score_table(forecasts, metrics=metrics, panel=panel, target=config.target.name)
     by_unit = score_table(forecasts, by=("model", "unit"), metrics=metrics, panel=panel, target=config.target.name)

@@ -20,8 +20,14 @@ picks it up.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import difflib
+import hashlib
 import inspect
+import pickle
+from collections import OrderedDict
+from collections.abc import Iterator
 from typing import ClassVar, Self
 
 import numpy as np
@@ -83,6 +89,9 @@ class Forecaster:
     #: Needs covariate values at the target months (``future``): only these models respond
     #: to scenarios.
     uses_future_covariates: ClassVar[bool] = False
+    #: Rough relative cost of a backtest block, for scheduling only: the heaviest work is
+    #: started first so that the last task to finish is a short one.
+    cost: ClassVar[int] = 1
 
     # -- hyperparameters, the scikit-learn way ---------------------------------------------
 
@@ -98,13 +107,35 @@ class Forecaster:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
 
+    def shared_fits(self) -> list["Forecaster"]:
+        """Unfitted models whose fits this model repeats on the same histories (an ensemble's
+        members). A backtest runs them in one process so that those fits are made once."""
+        return []
+
     # -- public API -------------------------------------------------------------------------
 
     def fit(self, history: pd.DataFrame) -> Self:
-        """Estimate the model on ``history`` (panel rows up to the origin, target as ``y``)."""
+        """Estimate the model on ``history`` (panel rows up to the origin, target as ``y``).
+
+        Inside :func:`fit_cache` with ``models=True``, a fit of the same class with the same
+        hyperparameters on an identical history is not repeated: the fitted state is copied
+        from the cache (models are deterministic given their hyperparameters, which the
+        contract test checks).
+        """
         history = check_history(history, self.name)
+        cache = active_fit_cache()
+        key = None
+        if cache is not None and cache.enabled and cache.models:
+            key = fingerprint("model", type(self).__qualname__, repr(sorted(self.get_params().items())),
+                              history_fingerprint(history))
+            state = cache.get(key)
+            if state is not None:
+                self.__dict__.update(state)
+                return self
         self._fit(history)
         self._remember(history)
+        if key is not None:
+            cache.put(key, {k: v for k, v in self.__dict__.items() if k not in self.param_names()})
         return self
 
     def update(self, history: pd.DataFrame) -> Self:
@@ -167,6 +198,123 @@ class Forecaster:
 
 
 # ----------------------------------------------------------------------------------------
+# Memoised fits
+
+
+class FitCache:
+    """Results of deterministic fits within one process, keyed by a fingerprint of their inputs.
+
+    A rolling-origin backtest repeats fits: a tree model's calibration regressor at origin T
+    is trained on exactly the rows of its final regressor at T - 24 months, and the ensemble
+    fits its members on histories that the members' own backtests fit too. Every entry is a
+    pure function of its key (class, hyperparameters, training data), so a hit returns what a
+    new fit would return and results never depend on whether the cache is used.
+
+    Values are stored pickled (a model that is later updated in place cannot corrupt the
+    cache), least recently used first out once ``max_bytes`` is exceeded.
+
+    Parameters
+    ----------
+    max_bytes
+        Bound on the pickled size of the entries kept.
+    models
+        Also memoise whole model fits (:meth:`Forecaster.fit`), worth it when several models
+        of a backtest fit the same model (an ensemble and its members); regressor-level
+        entries (the tree models' per-horizon regressors) are always memoised.
+    """
+
+    def __init__(self, max_bytes: int = 1 << 30, *, models: bool = False):
+        self.max_bytes = int(max_bytes)
+        self.models = bool(models)
+        self.hits = 0
+        self.misses = 0
+        self._entries: OrderedDict[bytes, bytes] = OrderedDict()
+        self._bytes = 0
+
+    @property
+    def enabled(self) -> bool:
+        """False for a cache of size 0, which memoises nothing (every fit is made anew)."""
+        return self.max_bytes > 0
+
+    def get(self, key: bytes):
+        blob = self._entries.get(key)
+        if blob is None:
+            self.misses += 1
+            return None
+        self._entries.move_to_end(key)
+        self.hits += 1
+        return pickle.loads(blob)
+
+    def put(self, key: bytes, value) -> None:
+        if not self.enabled:
+            return
+        try:
+            blob = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, TypeError, AttributeError):
+            return  # not picklable: the fit is simply not shared
+        if len(blob) > self.max_bytes:
+            return
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._bytes -= len(old)
+        self._entries[key] = blob
+        self._bytes += len(blob)
+        while self._bytes > self.max_bytes:
+            _, dropped = self._entries.popitem(last=False)
+            self._bytes -= len(dropped)
+
+
+_FIT_CACHE: contextvars.ContextVar[FitCache | None] = contextvars.ContextVar("fit_cache", default=None)
+
+
+@contextlib.contextmanager
+def fit_cache(cache: FitCache | None = None) -> Iterator[FitCache]:
+    """Use ``cache`` (a new :class:`FitCache` by default) for the fits made inside the block."""
+    cache = FitCache() if cache is None else cache
+    token = _FIT_CACHE.set(cache)
+    try:
+        yield cache
+    finally:
+        _FIT_CACHE.reset(token)
+
+
+def active_fit_cache() -> FitCache | None:
+    """The :class:`FitCache` of the enclosing :func:`fit_cache` block, if any."""
+    return _FIT_CACHE.get()
+
+
+def fingerprint(*parts) -> bytes:
+    """A digest of strings, bytes and NumPy arrays (dtype and shape included)."""
+    digest = hashlib.blake2b(digest_size=20)
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            array = np.ascontiguousarray(pd.util.hash_array(part) if part.dtype == object else part)
+            digest.update(f"{array.dtype.str}{array.shape}".encode())
+            digest.update(array.view(np.uint8).reshape(-1) if array.size else b"")
+        elif isinstance(part, bytes):
+            digest.update(part)
+        else:
+            digest.update(str(part).encode())
+        digest.update(b"\x00")
+    return digest.digest()
+
+
+def history_fingerprint(history: pd.DataFrame) -> bytes:
+    """A digest of a history's columns and values (row order included)."""
+    parts: list = [repr(list(history.columns))]
+    for column in history.columns:
+        values = history[column]
+        if isinstance(values.dtype, pd.PeriodDtype):
+            parts.append(values.array.asi8)
+        elif pd.api.types.is_numeric_dtype(values.dtype) or values.dtype == bool:
+            parts.append(values.to_numpy())
+        else:
+            codes, uniques = pd.factorize(values, sort=False)
+            parts += [codes, "\x1f".join(map(str, uniques))]
+    return fingerprint(*parts)
+
+
+# ----------------------------------------------------------------------------------------
 # Histories
 
 
@@ -185,7 +333,24 @@ def check_history(history: pd.DataFrame, model: str = "model") -> pd.DataFrame:
         raise ModelError(f"{model}: history 'month' must be monthly periods")
     if history["y"].isna().any() or (history["y"] < 0).any():
         raise ModelError(f"{model}: history 'y' has missing or negative values")
+    if _sorted_by_unit_and_month(history):
+        return history.reset_index(drop=True)  # a lazy copy (copy-on-write)
     return history.sort_values(["unit", "month"]).reset_index(drop=True)
+
+
+def _sorted_by_unit_and_month(history: pd.DataFrame) -> bool:
+    """Rows already in (unit, month) order with unique keys: a backtest's histories are, and
+    sorting them again at every origin cost more than some models' fits."""
+    units = history["unit"].to_numpy(dtype=object)
+    months = history["month"].array.asi8
+    if len(units) < 2:
+        return True
+    try:
+        same = units[1:] == units[:-1]
+        ascending = units[1:] > units[:-1]
+    except TypeError:  # mixed types: let sort_values decide
+        return False
+    return bool(np.all(ascending | (same & (months[1:] > months[:-1]))))
 
 
 def wide(history: pd.DataFrame, column: str = "y") -> pd.DataFrame:

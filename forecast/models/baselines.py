@@ -50,6 +50,9 @@ def count_matrix(history: pd.DataFrame, column: str = "y") -> tuple[np.ndarray, 
         When the history is not a complete unit x month grid (a unit lacks a month, or a
         month is missing for every unit): the models index months by position.
     """
+    fast = _sorted_grid(history, column)
+    if fast is not None:
+        return fast
     table = wide(history, column)
     months = pd.period_range(table.index.min(), table.index.max(), freq="M")
     if len(months) != len(table):
@@ -67,6 +70,32 @@ def count_matrix(history: pd.DataFrame, column: str = "y") -> tuple[np.ndarray, 
             f"missing {column!r}) for {month}; add the month with an explicit value"
         )
     return table.to_numpy(dtype=float), [str(u) for u in table.columns], months
+
+
+def _sorted_grid(history: pd.DataFrame, column: str) -> tuple[np.ndarray, list[str], pd.PeriodIndex] | None:
+    """:func:`count_matrix` by reshaping, when the rows are a complete grid sorted by unit then
+    month (as models keep their histories) with no missing value; None otherwise."""
+    n = len(history)
+    units = history["unit"].to_numpy(dtype=object)
+    if n == 0:
+        return None
+    try:
+        starts = np.r_[0, np.flatnonzero(units[1:] != units[:-1]) + 1]
+        if len(starts) > 1 and not np.all(units[starts[1:]] > units[starts[:-1]]):
+            return None
+    except TypeError:
+        return None
+    n_units = len(starts)
+    if n % n_units or not np.all(np.diff(np.r_[starts, n]) == n // n_units):
+        return None
+    ordinals = history["month"].array.asi8.reshape(n_units, n // n_units)
+    if not (np.all(ordinals == ordinals[0]) and np.all(np.diff(ordinals[0]) == 1)):
+        return None
+    values = history[column].to_numpy(dtype=float, na_value=np.nan).reshape(n_units, -1).T
+    if np.isnan(values).any():
+        return None
+    months = pd.PeriodIndex.from_ordinals(ordinals[0], freq="M")
+    return np.ascontiguousarray(values), [str(u) for u in units[starts]], months
 
 
 def grid_frame(units: list[str], origin: pd.Period, mean: np.ndarray, quantiles: np.ndarray) -> pd.DataFrame:

@@ -30,6 +30,7 @@ class Ensemble(Forecaster):
     name = "ensemble"
     summary = "weighted quantile average of members, weights from their recent backtest CRPS"
     uses_covariates = True
+    cost = 50
 
     def __init__(self, members: tuple[str, ...] = DEFAULT_MEMBERS, weighting: str = "inverse",
                  power: float = 4.0, eval_months: int = 24, eval_step: int = 3, eval_horizon: int = 6):
@@ -43,6 +44,13 @@ class Ensemble(Forecaster):
     @property
     def uses_future_covariates(self) -> bool:  # type: ignore[override]
         return any(getattr(m, "uses_future_covariates", False) for m in getattr(self, "models_", {}).values())
+
+    def shared_fits(self) -> list[Forecaster]:
+        """The members: the ensemble fits each of them on the histories they are backtested on."""
+        try:
+            return [make_model(m) for m in self.members]
+        except (ModelError, TypeError):
+            return []  # reported by fit, with the offending member named
 
     def _fit(self, history: pd.DataFrame) -> None:
         # Imported here: backtest and metrics import the model package.

@@ -45,6 +45,7 @@ national mean excluding itself instead.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import ClassVar
 
 import numpy as np
@@ -52,15 +53,18 @@ import pandas as pd
 from scipy import optimize, special
 from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
 from sklearn.utils._param_validation import InvalidParameterError
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from features.gazetteer import load_gazetteer
-from features.transforms import DEFAULT_COVARIATE_LAGS, DEFAULT_LAGS, DEFAULT_WINDOWS, build_features, direct_targets
+from features.transforms import DEFAULT_COVARIATE_LAGS, DEFAULT_LAGS, DEFAULT_WINDOWS, direct_targets, features_for
 from forecast.models.base import (
     Forecaster,
     ModelError,
+    active_fit_cache,
     covariate_columns,
+    fingerprint,
     future_months,
+    history_fingerprint,
     negbin_quantiles,
     prediction_frame,
     register,
@@ -70,6 +74,20 @@ from forecast.models.base import (
 MEAN_FLOOR = 0.05
 #: Search range of log(alpha) for the dispersion estimate (1e-6 is practically Poisson).
 _LOG_ALPHA_BOUNDS = (float(np.log(1e-6)), float(np.log(1e3)))
+
+
+@lru_cache(maxsize=1)
+def _thread_controller() -> ThreadpoolController:
+    # Built once: inspecting the loaded libraries reads /proc on every call (about 4 ms),
+    # which cost more than the predictions it wrapped.
+    return ThreadpoolController()
+
+
+@lru_cache(maxsize=8)
+def _neighbours(gazetteer: str | None) -> dict[str, list[str]]:
+    # Read once per gazetteer file (a backtest asks at every origin); the same mapping object
+    # every time also lets features.transforms.PrefixFeatures recognise the feature set.
+    return load_gazetteer(gazetteer).neighbours()
 
 
 class DirectTreeForecaster(Forecaster):
@@ -82,6 +100,7 @@ class DirectTreeForecaster(Forecaster):
 
     uses_covariates: ClassVar[bool] = True
     uses_future_covariates: ClassVar[bool] = False
+    cost: ClassVar[int] = 30
 
     lags: tuple
     windows: tuple
@@ -107,6 +126,8 @@ class DirectTreeForecaster(Forecaster):
         self.train_history_ = history
         self.train_X_ = features[self.feature_names_].to_numpy(dtype=float)  # (rows, features)
         self.train_month_ = features["month"].array.asi8  # period ordinals, per row
+        cache = active_fit_cache()
+        self.train_key_ = history_fingerprint(history) if cache is not None and cache.enabled else None
         self.regressors_: dict[int, object] = {}
         self.dispersion_: dict[int, float] = {}
         self.calibration_rows_: dict[int, int] = {}
@@ -131,7 +152,7 @@ class DirectTreeForecaster(Forecaster):
             if h not in self.regressors_:
                 self._fit_horizon(h)
             with self._threads():
-                mu = np.clip(self.regressors_[h].predict(self.origin_X_), 0.0, None)
+                mu = np.clip(self._predict_regressor(self.regressors_[h], self.origin_X_), 0.0, None)
             mean[:, h - 1] = mu
             quantiles.append(negbin_quantiles(mu, self.dispersion_[h]))
         q = np.stack(quantiles, axis=1)  # (units, horizon, quantile levels)
@@ -158,14 +179,15 @@ class DirectTreeForecaster(Forecaster):
             raise ModelError(f"{self.name}: calibration_months must be a whole number >= 1, got {c!r}")
 
     def _features(self, history: pd.DataFrame) -> pd.DataFrame:
-        # Trees are invariant to monotone transforms of one feature: no log1p copies.
-        return build_features(
+        # Trees are invariant to monotone transforms of one feature: no log1p copies. In a
+        # backtest the features of every origin are slices of one build (features_for).
+        return features_for(
             history,
-            lags=self.lags,
-            windows=self.windows,
-            neighbours=load_gazetteer(self.gazetteer).neighbours(),
+            lags=tuple(self.lags),
+            windows=tuple(self.windows),
+            neighbours=_neighbours(None if self.gazetteer is None else str(self.gazetteer)),
             covariates=self.covariates_fitted_,
-            covariate_lags=self.covariate_lags,
+            covariate_lags=tuple(self.covariate_lags),
             log1p=False,
         )
 
@@ -175,6 +197,15 @@ class DirectTreeForecaster(Forecaster):
         self.origin_X_ = features.loc[last, self.feature_names_].to_numpy(dtype=float)  # (units, features)
 
     def _fit_horizon(self, h: int) -> None:
+        cache = active_fit_cache()
+        key = None
+        if cache is not None and getattr(self, "train_key_", None) is not None:
+            key = fingerprint("horizon", type(self).__qualname__, repr(sorted(self.get_params().items())),
+                              self.train_key_, h)
+            hit = cache.get(key)
+            if hit is not None:
+                self.regressors_[h], self.dispersion_[h], self.calibration_rows_[h] = hit
+                return
         target = direct_targets(self.train_history_, h).to_numpy()
         keep = ~np.isnan(target)
         X, y = self.train_X_[keep], target[keep]
@@ -190,14 +221,40 @@ class DirectTreeForecaster(Forecaster):
         calibration = target_month > target_month.max() - n_calibration
         with self._threads():
             held_out = self._fit_regressor(X[~calibration], y[~calibration])
-            mu = np.clip(held_out.predict(X[calibration]), 0.0, None)
+            mu = np.clip(self._predict_regressor(held_out, X[calibration]), 0.0, None)
             dispersion = negbin_dispersion(y[calibration], mu)
             final = self._fit_regressor(X, y)
         self.regressors_[h] = final
         self.dispersion_[h] = dispersion
         self.calibration_rows_[h] = int(calibration.sum())
+        if key is not None:
+            cache.put(key, (final, dispersion, self.calibration_rows_[h]))
 
     def _fit_regressor(self, X: np.ndarray, y: np.ndarray):
+        """Fit a fresh regressor on (X, y), or take it from the active fit cache.
+
+        The calibration regressor of an origin T is trained on exactly the rows of the final
+        regressor of the origin 24 months earlier (features are prefix-invariant), which a
+        backtest refitting every 12 months has already fitted: the cache fits it once.
+        """
+        cache = active_fit_cache()
+        key = None
+        if cache is not None and cache.enabled:
+            key = fingerprint("regressor", type(self).__qualname__,
+                              repr(sorted(self._make_regressor().get_params().items())), X, y)
+            hit = cache.get(key)
+            if hit is not None:
+                return hit
+        regressor = self._fit_regressor_now(X, y)
+        if key is not None:
+            cache.put(key, regressor)
+        return regressor
+
+    def _predict_regressor(self, regressor, X: np.ndarray) -> np.ndarray:
+        """``regressor.predict(X)``; subclasses may compute the same numbers faster."""
+        return regressor.predict(X)
+
+    def _fit_regressor_now(self, X: np.ndarray, y: np.ndarray):
         # A feature with no value in the training rows (a 12-month lag on a short history)
         # carries no information, and HistGradientBoosting cannot bin it (scikit-learn 1.9
         # raises), so it becomes a constant column that no tree splits on.
@@ -215,7 +272,8 @@ class DirectTreeForecaster(Forecaster):
         # size the thread overhead dominates (three times slower on two cores) and it
         # oversubscribes the cores when backtests run models in parallel, so honour n_jobs.
         n_jobs = self.n_jobs
-        return threadpool_limits(limits=None if n_jobs is None or n_jobs < 1 else int(n_jobs), user_api="openmp")
+        return _thread_controller().limit(limits=None if n_jobs is None or n_jobs < 1 else int(n_jobs),
+                                          user_api="openmp")
 
 
 def negbin_dispersion(y: np.ndarray, mu: np.ndarray, mean_floor: float = MEAN_FLOOR) -> float:
@@ -351,6 +409,21 @@ class RandomForest(DirectTreeForecaster):
         self.gazetteer = gazetteer
         self.random_state = random_state
         self.n_jobs = n_jobs
+
+    def _predict_regressor(self, regressor, X: np.ndarray) -> np.ndarray:
+        # RandomForestRegressor.predict dispatches every tree through joblib, about 4 ms for
+        # the 18 rows of an origin, several times the trees' own work. Single-threaded it
+        # adds the trees' predictions in order and divides by their number; so does this,
+        # giving the same floats (tests/test_backends.py compares them).
+        if self.n_jobs != 1 or getattr(regressor, "n_outputs_", 1) != 1:
+            return regressor.predict(X)
+        X32 = np.ascontiguousarray(X, dtype=np.float32)
+        out = np.zeros(len(X32))
+        for tree in regressor.estimators_:
+            values = tree.tree_.predict(X32)  # (rows, outputs) or (rows, outputs, 1)
+            out += values[:, 0] if values.ndim == 2 else values[:, 0, 0]
+        out /= len(regressor.estimators_)
+        return out
 
     def _make_regressor(self):
         return RandomForestRegressor(

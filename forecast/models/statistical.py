@@ -28,7 +28,7 @@ from statsmodels.discrete.truncated_model import TruncatedLFNegativeBinomialP, T
 from statsmodels.genmod import families
 from statsmodels.genmod.generalized_linear_model import GLM
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
-from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+from statsmodels.tsa.exponential_smoothing.ets import ETSModel, ETSResults, ETSResultsWrapper
 from statsmodels.tsa.statespace.sarimax import SARIMAX
 from threadpoolctl import ThreadpoolController
 
@@ -237,6 +237,28 @@ def censored_normal_summary(m: np.ndarray, v: np.ndarray, log1p: bool) -> tuple[
 # ETS
 
 
+class _SmoothedETSResults(ETSResults):
+    """ETS results of re-smoothing with given parameters, without a covariance matrix.
+
+    ``ETSResults`` computes the numerical (complex-step) Hessian of the likelihood as soon as
+    it is built: 85% of the cost of ``ETSModel.smooth``, which a backtest calls for every unit
+    at every origin between refits. Forecasts only simulate from the parameters and states,
+    so after an update the standard errors are left undefined (NaN) instead.
+    """
+
+    @property
+    def cov_params_approx(self):
+        return np.full((self.k_params, self.k_params), np.nan)
+
+
+class _ETSSmoother(ETSModel):
+    """``ETSModel`` whose ``smooth`` returns :class:`_SmoothedETSResults`."""
+
+    @property
+    def _res_classes(self):
+        return {"fit": (_SmoothedETSResults, ETSResultsWrapper)}
+
+
 @register
 class ETS(Forecaster):
     """Exponential smoothing per unit (statsmodels ``ETSModel``) on ``log1p(y)``.
@@ -279,6 +301,7 @@ class ETS(Forecaster):
     name = "ets"
     summary = "Damped-trend exponential smoothing per unit on log1p counts, residual-bootstrap intervals."
     min_months = 24
+    cost = 5
 
     def __init__(self, trend: str | None = "add", damped_trend: bool = True, log1p: bool = True,
                  n_samples: int = 1000, maxiter: int = 200, random_state: int = 0) -> None:
@@ -295,9 +318,10 @@ class ETS(Forecaster):
         _check_int(self.name, "maxiter", self.maxiter, 1)
         _check_int(self.name, "random_state", self.random_state, 0)
 
-    def _model(self, z: np.ndarray) -> ETSModel:
+    def _model(self, z: np.ndarray, *, smoother: bool = False) -> ETSModel:
         damped = bool(self.damped_trend) and self.trend is not None
-        return ETSModel(z, error="add", trend=self.trend, damped_trend=damped, seasonal=None)
+        return (_ETSSmoother if smoother else ETSModel)(z, error="add", trend=self.trend, damped_trend=damped,
+                                                        seasonal=None)
 
     def _transform(self, counts: np.ndarray) -> np.ndarray:
         return np.log1p(counts) if self.log1p else counts
@@ -340,7 +364,7 @@ class ETS(Forecaster):
         for j, unit in enumerate(units):
             if unit in self.params_:
                 try:
-                    result = _guarded(lambda: self._model(z[:, j]).smooth(self.params_[unit]))
+                    result = _guarded(lambda: self._model(z[:, j], smoother=True).smooth(self.params_[unit]))
                 except _EstimationFailed as exc:
                     self._random_walk(unit, z[:, j], f"smoothing with the fitted parameters failed ({exc})")
                     continue
@@ -460,6 +484,7 @@ class Sarimax(Forecaster):
     uses_covariates = True
     uses_future_covariates = True
     min_months = 24
+    cost = 10
 
     def __init__(self, order: tuple[int, int, int] = (1, 0, 0),
                  seasonal_order: tuple[int, int, int, int] = (0, 0, 0, 0), trend: str = "c", log1p: bool = True,
@@ -665,6 +690,7 @@ class _DirectCountModel(Forecaster):
 
     uses_covariates = True
     uses_future_covariates = False
+    cost = 5
     first_row = 11  # 0-based index of the first training month: the 12-month mean is full
     min_rows = 12  # months of training rows required per horizon
 

@@ -1,0 +1,221 @@
+"""Parallel backends, memoised fits and sliced features change no number; capped fits are reported.
+
+A real ``dask.distributed.LocalCluster`` (two single-threaded worker processes on 127.0.0.1)
+is started once for the module.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import forecast.parallel
+from features.transforms import PrefixFeatures, build_features, direct_targets
+from forecast.backtest import BacktestDesign, fit_notes, history_at, run_backtest
+from forecast.models import make_model
+from forecast.models.base import FitCache, ModelError, fit_cache
+from forecast.parallel import BackendError
+
+DESIGN = BacktestDesign(start=pd.Period("2014-01", freq="M"), end=pd.Period("2015-12", freq="M"), step=2,
+                        horizon=3, refit_every=4)
+
+
+def _models() -> dict:
+    # The ensemble shares its members' fits with the random forest and croston run on their
+    # own (same, default, hyperparameters); sarimax needs covariates at target months; hgb
+    # and the forest slice their features.
+    return {
+        "locf_negbin": lambda: make_model("locf_negbin"),
+        "croston": lambda: make_model("croston"),
+        "random_forest": lambda: make_model("random_forest"),
+        "hgb": lambda: make_model("hgb", max_iter=20),
+        "sarimax": lambda: make_model("sarimax", maxiter=20),
+        "ensemble": lambda: make_model("ensemble", members=("random_forest", "croston"), eval_months=12),
+    }
+
+
+@pytest.fixture(scope="module")
+def panel(synthetic_panel):
+    return synthetic_panel[synthetic_panel["month"] >= pd.Period("2010-01", freq="M")].reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def reference(panel):
+    """One process, every fit and feature build from scratch: the simple approach."""
+    return run_backtest(panel, _models(), DESIGN, covariates=["us_troops"], progress=False, reuse=False)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from dask.distributed import LocalCluster
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                           dashboard_address=None)
+    yield cluster
+    cluster.close()
+
+
+def _run(panel, **kwargs):
+    return run_backtest(panel, _models(), DESIGN, covariates=["us_troops"], progress=False, **kwargs)
+
+
+def _assert_same(result: pd.DataFrame, expected: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(result, expected, check_exact=False, rtol=1e-9, atol=1e-12)
+    assert result.attrs["fit_notes"] == expected.attrs["fit_notes"]
+
+
+def test_memoised_fits_and_sliced_features_give_the_results_of_the_simple_approach(panel, reference):
+    _assert_same(_run(panel, n_jobs=1), reference)
+
+
+def test_results_do_not_depend_on_the_number_of_joblib_workers(panel, reference):
+    _assert_same(_run(panel, n_jobs=2), reference)
+
+
+def test_dask_cluster_at_an_address_gives_the_same_results(panel, reference, cluster):
+    _assert_same(_run(panel, backend="dask", scheduler=cluster.scheduler_address, n_jobs=2), reference)
+
+
+def test_dask_without_an_address_starts_and_stops_a_local_cluster(panel, reference):
+    from dask.distributed import Client
+
+    result = _run(panel, backend="dask", n_jobs=2)
+    _assert_same(result, reference)
+    # Nothing of the cluster it started is left behind: no current client.
+    with pytest.raises(ValueError, match="No clients found"):
+        Client.current()
+
+
+def test_an_unreachable_scheduler_fails_within_seconds_with_a_clear_error(panel, monkeypatch):
+    monkeypatch.setattr(forecast.parallel, "CONNECT_TIMEOUT", 2)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    with pytest.raises(BackendError, match=rf"cannot reach the Dask scheduler at 'tcp://127.0.0.1:{port}' within 2 s"):
+        run_backtest(panel, {"zero": lambda: make_model("zero")}, DESIGN, backend="dask",
+                     scheduler=f"tcp://127.0.0.1:{port}", progress=False)
+
+
+def test_unknown_backend_and_a_scheduler_without_dask_are_rejected(panel):
+    with pytest.raises(ModelError, match="backend must be one of joblib, dask"):
+        run_backtest(panel, {"zero": lambda: make_model("zero")}, DESIGN, backend="spark", progress=False)
+    with pytest.raises(ModelError, match="needs backend 'dask'"):
+        run_backtest(panel, {"zero": lambda: make_model("zero")}, DESIGN, scheduler="tcp://127.0.0.1:8786",
+                     progress=False)
+
+
+def test_cli_backtest_reports_an_unreachable_scheduler_without_a_traceback(tmp_path, panel, monkeypatch):
+    from forecast.cli import main
+
+    monkeypatch.setattr(forecast.parallel, "CONNECT_TIMEOUT", 2)
+    path = tmp_path / "panel.parquet"
+    panel.assign(month=panel["month"].astype(str)).to_parquet(path)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = ["backtest", "--panel", str(path), "--models", "zero", "--start", "2015-01", "--end", "2015-03",
+            "--out", str(tmp_path / "out"), "--backend", "dask", "--scheduler", f"tcp://127.0.0.1:{port}"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    assert "cannot reach the Dask scheduler" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_repeated_fits_are_taken_from_the_cache(panel):
+    # Refits every 2 origins, step 6: the calibration regressors of each refit are the final
+    # regressors of the refit 24 months earlier, and the ensemble refits its members.
+    design = BacktestDesign(start=pd.Period("2012-01", freq="M"), end=pd.Period("2015-12", freq="M"), step=6,
+                            horizon=2, refit_every=2)
+    models = {"random_forest": lambda: make_model("random_forest"),
+              "ensemble": lambda: make_model("ensemble", members=("random_forest",), weighting="equal")}
+    with fit_cache(FitCache(models=True)) as cache:
+        cached = run_backtest(panel, models, design, covariates=["us_troops"], progress=False)
+    assert cache.hits >= 10
+    simple = run_backtest(panel, models, design, covariates=["us_troops"], progress=False, reuse=False)
+    _assert_same(cached, simple)
+
+
+# ----------------------------------------------------------------------------------------
+# Features: built once, sliced per origin, never leaking
+
+
+def test_sliced_features_equal_features_built_on_the_history_cut_at_the_origin(panel):
+    full = history_at(panel, panel["month"].max(), covariates=["us_troops"])
+    store = PrefixFeatures(full)
+    params = {"lags": (1, 3, 12), "windows": (3, 12), "neighbours": {"Anbar": ["Ninewa"]}, "log1p": True}
+    for origin in ["2010-01", "2012-06", "2014-12", str(panel["month"].max())]:
+        cut = history_at(panel, pd.Period(origin, freq="M"), covariates=["us_troops"])
+        pd.testing.assert_frame_equal(store.features(cut, **params), build_features(cut, **params))
+    assert store.builds == 1 and store.slices == 4
+
+
+def test_a_history_that_is_not_a_prefix_gets_its_own_features(panel):
+    full = history_at(panel, panel["month"].max(), covariates=["us_troops"])
+    store = PrefixFeatures(full)
+    cut = history_at(panel, pd.Period("2013-06", freq="M"), covariates=["us_troops"])
+    edited = cut.copy()
+    edited.loc[edited["month"] == pd.Period("2013-06", freq="M"), "y"] += 7
+    got = store.features(edited)
+    pd.testing.assert_frame_equal(got, build_features(edited))
+    assert not got.equals(build_features(cut))
+    assert store.slices == 0
+
+
+def test_direct_targets_never_cross_the_origin(panel):
+    cut = history_at(panel, pd.Period("2013-06", freq="M"))
+    features = build_features(cut)
+    for h in (1, 3, 6):
+        target = direct_targets(cut, h)
+        target_month = features["month"] + h
+        assert target[target_month > pd.Period("2013-06", freq="M")].isna().all()
+        assert target[target_month <= pd.Period("2013-06", freq="M")].notna().all()
+
+
+def test_changing_the_panel_after_an_origin_changes_no_forecast_made_at_it(panel):
+    models = {"hgb": lambda: make_model("hgb", max_iter=20), "random_forest": lambda: make_model("random_forest",
+                                                                                                  n_estimators=20)}
+    before = run_backtest(panel, models, DESIGN, covariates=["us_troops"], progress=False)
+    cut = pd.Period("2014-09", freq="M")
+    later = panel["month"] > cut
+    edited = panel.copy()
+    edited.loc[later, "incidents"] = edited.loc[later, "incidents"] * 3 + 5
+    edited.loc[later, "us_troops"] = 0.0
+    after = run_backtest(edited, models, DESIGN, covariates=["us_troops"], progress=False)
+    keep = ["unit", "origin", "month", "horizon", "model", "mean", "q05", "q50", "q95"]
+    old = before.loc[before["origin"] <= cut, keep].reset_index(drop=True)
+    new = after.loc[after["origin"] <= cut, keep].reset_index(drop=True)
+    pd.testing.assert_frame_equal(new, old)
+    assert not before.loc[before["origin"] > cut, "mean"].equals(after.loc[after["origin"] > cut, "mean"])
+
+
+def test_the_random_forest_shortcut_predicts_exactly_what_scikit_learn_predicts(panel):
+    model = make_model("random_forest", n_estimators=30).fit(history_at(panel, pd.Period("2014-12", freq="M")))
+    regressor = model.regressors_[1]
+    X = np.vstack([model.origin_X_, model.train_X_[:200]])
+    X[3, 0] = np.nan  # a missing value takes the trees' learned default branch
+    assert np.array_equal(model._predict_regressor(regressor, X), regressor.predict(X))
+
+
+# ----------------------------------------------------------------------------------------
+# Capped fits
+
+
+def test_fits_that_do_not_converge_are_capped_and_reported(panel):
+    models = {"ets": lambda: make_model("ets", maxiter=1, n_samples=100),
+              "nb_glm": lambda: make_model("nb_glm", maxiter=1),
+              "locf_poisson": lambda: make_model("locf_poisson")}
+    result = run_backtest(panel, models, DESIGN, covariates=["us_troops"], progress=False)
+    notes = fit_notes(result)
+    assert set(notes["model"]) == {"ets", "nb_glm"}
+    assert notes["note"].str.contains("did not converge").all()
+    ets = notes[notes["model"] == "ets"]
+    # Noted when fitted at each refit (every 4th origin), for every unit with events.
+    assert set(ets["origin"]) == {str(o) for o in DESIGN.origins()[:: DESIGN.refit_every]}
+    assert (ets["when"] == "fit").all()
+    assert ets.groupby("origin")["subject"].nunique().min() >= 10
+    # The forecasts are still there, from the documented fallbacks.
+    assert result.groupby("model").size().nunique() == 1
