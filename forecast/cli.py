@@ -24,6 +24,10 @@ DEMO_EVENTS = REPO_ROOT / "data" / "sample" / "ucdp_ged_demo.csv"
 DEMO_COVARIATES = REPO_ROOT / "data" / "sample" / "covariates_demo.csv"
 DEMO_EXPERIMENT = REPO_ROOT / "experiments" / "full.toml"
 DEMO_REGISTERED_MODEL = "demo-incidents"
+#: A model that responds to scenarios (covariates at target months), and the shipped scenarios.
+DEMO_SCENARIO_MODEL = "nb_glmx"
+DEMO_SCENARIOS = tuple(REPO_ROOT / "experiments" / "scenarios" / f"{name}.toml"
+                       for name in ("baseline", "partial_withdrawal", "full_withdrawal", "ops_surge"))
 _TRACKING_HELP = "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else MLflow's local SQLite store)."
 
 
@@ -190,7 +194,7 @@ def demo(ctx: click.Context, out_dir: Path, tracking_uri: str | None) -> None:
     from features.synthetic import SyntheticConfig
     from forecast.models import DEFAULT_MODEL
 
-    click.echo(f"demo: 1/3 building the panel from {DEMO_EVENTS.relative_to(REPO_ROOT)}")
+    click.echo(f"demo: 1/6 building the panel from {DEMO_EVENTS.relative_to(REPO_ROOT)}")
     # The generator covers every day of its last month, however few events fall in it.
     coverage_end = _date(SyntheticConfig().end, end=True)
     panel = out_dir / "panel.parquet"
@@ -203,17 +207,42 @@ def demo(ctx: click.Context, out_dir: Path, tracking_uri: str | None) -> None:
     except DataError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(summary)
-    click.echo("\ndemo: 2/3 running experiments/full.toml (every model, tracked in MLflow)")
+    click.echo("\ndemo: 2/6 running experiments/full.toml (every model, tracked in MLflow)")
     ref = run_experiment_file(DEMO_EXPERIMENT, tracking_uri, DEMO_REGISTERED_MODEL, out_dir / "experiment")
     ctx.invoke(registry_promote, registered_name=DEMO_REGISTERED_MODEL, version=ref.version,
                tracking_uri=tracking_uri)
-    click.echo(f"\ndemo: 3/3 forecasting the next 6 months with the default model ({DEFAULT_MODEL})")
+    click.echo(f"\ndemo: 3/6 forecasting the next 6 months with the default model ({DEFAULT_MODEL})")
     ctx.invoke(predict, panel_path=panel, model_name="default", horizon=6, origin=None, target="incidents",
                covariate_list=None, params=(), gazetteer=None, out=out_dir / "forecast.csv")
-    click.echo(
-        "\ndemo: done. The analyst's report and the scheduled refresh are not implemented yet, "
-        "so the demo stops after the forecast."
-    )
+
+    click.echo(f"\ndemo: 4/6 scenario projections with {DEMO_SCENARIO_MODEL} (covariates at target months)")
+    ctx.invoke(main.get_command(ctx, "scenario").get_command(ctx, "run"), panel_path=panel,
+               model_name=DEMO_SCENARIO_MODEL, scenario_list=",".join(str(p) for p in DEMO_SCENARIOS),
+               horizon=6, out_dir=out_dir / "scenarios", origin=None, target="incidents", params=(),
+               gazetteer=None, seed=0, tracking_uri=tracking_uri, no_track=False)
+
+    click.echo(f"\ndemo: 5/6 the analyst's report from models:/{DEMO_REGISTERED_MODEL}@champion")
+    from forecast.report import ReportError, make_report
+    from forecast.tracking import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri)
+    try:
+        paths = make_report(panel, registry_model=f"{DEMO_REGISTERED_MODEL}@champion", tracking_uri=uri,
+                            out=out_dir / "reports" / f"{pd.Period(SyntheticConfig().end, 'M') + 1}.html",
+                            echo=click.echo)
+    except (ReportError, DataError) as exc:
+        raise click.ClickException(str(exc)) from None
+    report_path = paths["html"]
+
+    click.echo("\ndemo: 6/6 a scheduled-refresh cycle (forecast refresh) with its forecast ledger")
+    from forecast.cli_refresh import configure_logging
+    from forecast.refresh import demo_refresh_cycle
+
+    configure_logging()
+    click.echo(demo_refresh_cycle(out_dir / "refresh", uri, DEMO_REGISTERED_MODEL))
+    click.echo(f"\ndemo: done. The analyst's report: {report_path.resolve()}")
+    click.echo(f"Open it in a browser (it is one self-contained file). The experiment runs: "
+               f"mlflow ui --backend-store-uri {uri}")
 
 
 # ----------------------------------------------------------------------------------------
@@ -352,11 +381,15 @@ def predict(panel_path, model_name, horizon, origin, target, covariate_list, par
 @click.option("--gazetteer", type=click.Path(path_type=Path), default=None,
               help="Gazetteer CSV for unit names (default: Iraq's 18 governorates).")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
-              help="Folder for forecasts.parquet, scores.csv and scores_by_unit.csv.")
+              help="Folder for forecasts.parquet, scores.csv, scores_by_unit.csv and fit_notes.csv.")
+@click.option("--backend", type=click.Choice(["joblib", "dask"]), default="joblib", show_default=True,
+              help="Run the fits in joblib processes on this machine or on a Dask cluster (same results).")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (default: start a local cluster of --jobs workers).")
 def backtest(panel_path, model_list, start, end, horizon, step, refit_every, target, jobs, covariate_list,
-             params, gazetteer, out_dir) -> None:
+             params, gazetteer, out_dir, backend, scheduler) -> None:
     """Rolling-origin backtest of several models, with a score table and a leaderboard."""
-    from forecast.backtest import actual_months_missing, run_backtest
+    from forecast.backtest import actual_months_missing, fit_notes, run_backtest
     from forecast.metrics import add_skill, score_table
     from forecast.models import BENCHMARKS, MODELS, make_model
     from forecast.models.base import ModelError
@@ -373,8 +406,10 @@ def backtest(panel_path, model_list, start, end, horizon, step, refit_every, tar
                                 horizon=horizon, refit_every=refit_every)
         panel, _ = _load_panel(panel_path, gazetteer)
         factories = {n: (lambda n=n: make_model(n, **per_model.get(n, {}))) for n in names}
+        if scheduler is not None and backend != "dask":
+            raise click.BadParameter("needs --backend dask", param_hint="--scheduler")
         forecasts = run_backtest(panel, factories, design, target=target, n_jobs=jobs,
-                                 covariates=_covariates(covariate_list))
+                                 covariates=_covariates(covariate_list), backend=backend, scheduler=scheduler)
         scores = score_table(forecasts, panel=panel, target=target)
         benchmarks = [b for b in BENCHMARKS if b in names]
         if benchmarks:
@@ -385,12 +420,18 @@ def backtest(panel_path, model_list, start, end, horizon, step, refit_every, tar
     from features.atomic import write_atomically
 
     text = forecasts.assign(origin=forecasts["origin"].astype(str), month=forecasts["month"].astype(str))
+    notes = fit_notes(forecasts)
     write_atomically({
         out_dir / "forecasts.parquet": lambda tmp: text.to_parquet(tmp, index=False),
         out_dir / "scores.csv": lambda tmp: scores.to_csv(tmp, index=False),
         out_dir / "scores_by_unit.csv": lambda tmp: by_unit.to_csv(tmp, index=False),
+        out_dir / "fit_notes.csv": lambda tmp: notes.to_csv(tmp, index=False),
     })
     click.echo(leaderboard(scores))
+    if len(notes):
+        counts = notes.groupby("model").size()
+        click.echo("\nfit notes (fallbacks, e.g. fits that hit their iteration cap): "
+                   + ", ".join(f"{m} {n}" for m, n in counts.items()) + f"; see {out_dir / 'fit_notes.csv'}")
     missing = actual_months_missing(forecasts)
     click.echo(f"\n{len(design.origins())} origins x {horizon} horizons x {panel['unit'].nunique()} units x "
                f"{len(names)} models; {missing:,} forecast rows have no actual yet (not scored)")
@@ -534,3 +575,13 @@ def registry_promote(registered_name, version, tracking_uri) -> None:
     except TrackingError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(("promoted: " if decision.promoted else "not promoted: ") + decision.reason)
+
+from forecast.cli_refresh import ledger_group, refresh  # noqa: E402  (registered last: it imports helpers above)
+main.add_command(refresh)
+main.add_command(ledger_group)
+
+from forecast.cli_report import report  # noqa: E402  (registered last: it imports helpers above)
+main.add_command(report)
+
+from forecast.cli_scenario import scenario  # noqa: E402  (registered last: it imports helpers above)
+main.add_command(scenario)

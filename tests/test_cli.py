@@ -116,7 +116,7 @@ def test_every_cli_option_has_help_and_is_documented_in_the_readme():
     assert not missing, f"options not in README.md: {missing}"
 
 
-def test_demo_builds_the_panel_runs_the_tracked_experiment_and_forecasts(tmp_path):
+def test_demo_runs_every_stage_and_ends_with_the_report(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     result = _run("demo", "--out-dir", tmp_path, "--tracking-uri", uri)
     assert result.exit_code == 0, result.output
@@ -124,7 +124,14 @@ def test_demo_builds_the_panel_runs_the_tracked_experiment_and_forecasts(tmp_pat
     assert "quarantined: 0 rows" in result.output
     assert "promoted: version 1 is the first champion" in result.output
     assert f"mlflow ui --backend-store-uri {uri}" in result.output
-    assert "not implemented yet" in result.output
+    report = tmp_path / "reports" / "2025-01.html"
+    assert result.output.rstrip().splitlines()[-2] == f"demo: done. The analyst's report: {report.resolve()}"
+    html = report.read_text(encoding="utf-8")
+    assert "demo-incidents version 1 (champion)" in html and "synthetic" in html.lower()
+    differences = pd.read_csv(tmp_path / "scenarios" / "differences.csv")
+    assert set(differences["scenario"]) == {"partial withdrawal", "full withdrawal", "operations surge"}
+    assert "nothing new" in result.output
+    assert (tmp_path / "refresh" / "reports").is_dir()
     forecast = pd.read_csv(tmp_path / "forecast.csv")
     assert forecast["unit"].nunique() == 18 and set(forecast["horizon"]) == set(range(1, 7))
     panel, meta = read_panel(tmp_path / "panel.parquet")
