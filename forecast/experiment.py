@@ -319,6 +319,23 @@ def _set(**kwargs) -> dict:
     return {k: v for k, v in kwargs.items() if v is not None}
 
 
+def read_toml(path: Path, what: str) -> tuple[dict, str]:
+    """The TOML table and text of a configuration file, or a :class:`ConfigError` naming the file.
+
+    Shared by experiment, scenario and refresh files, so all three fail alike.
+    """
+    if not path.exists():
+        raise ConfigError(f"{path}: {what} not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    try:
+        return tomllib.loads(text), text
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+
+
 def load_experiment(path: str | Path) -> ExperimentConfig:
     """Read and validate an experiment file.
 
@@ -332,13 +349,7 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
         models or hyperparameters, malformed months, missing files, contradictory settings.
     """
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path}: experiment file not found")
-    text = path.read_text(encoding="utf-8")
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    raw, text = read_toml(path, "experiment file")
     base = path.resolve().parent
     top = _Reader(path, "top level", raw, _TOP_KEYS)
 

@@ -65,7 +65,6 @@ import difflib
 import logging
 import os
 import time
-import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
@@ -75,7 +74,7 @@ from typing import Any
 import pandas as pd
 
 from features.errors import DataError
-from forecast.experiment import ConfigError, _coverage_end, _kind, _parse_month, _Reader
+from forecast.experiment import ConfigError, _coverage_end, _kind, _parse_month, _Reader, read_toml
 from forecast.schema import FORECAST_COLUMNS, TARGETS
 
 __all__ = ["ExitCode", "RefreshConfig", "RefreshError", "RefreshResult", "demo_refresh_cycle", "load_config",
@@ -238,13 +237,7 @@ def load_config(path: str | Path) -> RefreshConfig:
         files, malformed months, URLs or checksums, unknown models or targets.
     """
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path}: refresh configuration not found")
-    text = path.read_text(encoding="utf-8")
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    raw, text = read_toml(path, "refresh configuration")
     base = path.resolve().parent
     top = _Reader(path, "top level", raw, tuple(_SECTIONS))
     for name in ("data", "model", "outputs"):

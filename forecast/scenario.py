@@ -48,7 +48,6 @@ import copy
 import difflib
 import math
 import re
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,7 +57,7 @@ import numpy as np
 import pandas as pd
 
 from features.gazetteer import Gazetteer, load_gazetteer
-from forecast.experiment import ConfigError, _kind, _Reader
+from forecast.experiment import ConfigError, _kind, _Reader, read_toml
 from forecast.schema import FORECAST_COLUMNS, QUANTILE_COLUMNS, QUANTILES
 
 __all__ = [
@@ -219,13 +218,7 @@ def load_scenario(path: str | Path, gazetteer: Gazetteer | str | Path | None = N
         months relative to the data are checked by :func:`run_scenarios` before any fitting.
     """
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path}: scenario file not found")
-    text = path.read_text(encoding="utf-8")
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    raw, _ = read_toml(path, "scenario file")
     top = _Reader(path, "top level", raw, _TOP_KEYS)
     name = top.string("name")
     if not name or not name.strip():

@@ -38,7 +38,7 @@ from threadpoolctl import threadpool_limits
 
 from forecast.models.base import Forecaster, ModelError, future_months, negbin_quantiles, register
 from forecast.models.baselines import cameron_trivedi_alpha, count_matrix, grid_frame
-from forecast.models.statistical import DIRECT_FEATURES, direct_features, neighbour_weights
+from forecast.models.statistical import DIRECT_FEATURES, _future_covariates, direct_features, neighbour_weights
 from forecast.schema import QUANTILES
 
 # Linear predictors are clipped below at this value so that exp() stays finite.
@@ -295,37 +295,8 @@ class NegBinGLMX(Forecaster):
 
     def _future_array(self, future: pd.DataFrame | None, units: list[str], horizon: int) -> np.ndarray:
         """Standardised covariates at the target months from ``future``, shape (horizon, n_units, k)."""
-        columns = self.scenario_covariates_
-        months = future_months(self.origin_, horizon)
-        if not columns:
-            return np.zeros((horizon, len(units), 0))
-        if future is None:
-            raise ModelError(f"{self.name}: needs covariate values at the target months ({', '.join(columns)})")
-        missing = [c for c in ("unit", "month", *columns) if c not in future]
-        if missing:
-            raise ModelError(f"{self.name}: future lacks column(s) {', '.join(missing)}; it needs unit, month, "
-                             f"{', '.join(columns)}")
-        if not isinstance(future["month"].dtype, pd.PeriodDtype):
-            raise ModelError(f"{self.name}: future 'month' must be monthly periods, got {future['month'].dtype}")
-        rows = future.loc[future["unit"].isin(units) & future["month"].isin(months), ["unit", "month", *columns]]
-        if rows.duplicated(["unit", "month"]).any():
-            dup = rows[rows.duplicated(["unit", "month"])].iloc[0]
-            raise ModelError(f"{self.name}: future has more than one row for unit {dup['unit']!r}, month {dup['month']}")
-        if len(rows) != len(units) * horizon:
-            have = set(zip(rows["unit"], rows["month"]))
-            unit, month = next((u, m) for u in units for m in months if (u, m) not in have)
-            raise ModelError(f"{self.name}: future has no row for unit {unit!r}, month {month}; it needs every "
-                             f"unit for months {months[0]}..{months[-1]}")
-        values = rows[columns]
-        if values.isna().to_numpy().any():
-            i, k = np.argwhere(values.isna().to_numpy())[0]
-            raise ModelError(f"{self.name}: future has no value of {columns[k]!r} for unit "
-                             f"{rows['unit'].iloc[i]!r}, month {rows['month'].iloc[i]}")
-        out = np.zeros((horizon, len(units), len(columns)))
-        for k, col in enumerate(columns):
-            table = rows.pivot(index="month", columns="unit", values=col).reindex(index=months, columns=units)
-            out[:, :, k] = (table.to_numpy(dtype=float) - self.covariate_mean_[k]) / self.covariate_sd_[k]
-        return out
+        return _future_covariates(future, list(self.scenario_covariates_), self.covariate_mean_,
+                                  self.covariate_sd_, units, self.origin_, horizon, self.name)
 
     def _origin_state(self):
         """Features and covariates of the current history (longer after update)."""
