@@ -276,7 +276,8 @@ def headline(out: Outlook, inputs: ReportInputs, unit_word: str, coverage90: flo
             ),
         })
     counts = out.units["trend"].value_counts()
-    trend_line = (f"Of {len(out.units)} {unit_word}s, {counts.get('rising', 0)} are projected to rise, "
+    rising = counts.get("rising", 0)
+    trend_line = (f"Of {len(out.units)} {unit_word}s, {rising} {'is' if rising == 1 else 'are'} projected to rise, "
                   f"{counts.get('stable', 0)} to stay about level and {counts.get('falling', 0)} to fall.")
     hedge = ("These are projections, not predictions of certainty: each comes with a 90% interval, the range "
              "the model considers likely")
