@@ -439,12 +439,13 @@ def backtest(panel_path, model_list, start, end, horizon, step, refit_every, tar
 
 
 def leaderboard(scores: pd.DataFrame) -> str:
-    """Models ranked by mean CRPS over all horizons."""
-    overall = scores[scores["horizon"].astype(str) == "all"].sort_values("crps")
-    cols = ["model", "crps", "mae", "rmse", "coverage50", "coverage90", "mis90", "brier"]
-    if "crps_skill" in overall:
-        cols.append("crps_skill")
-    table = overall[cols].rename(columns={"crps_skill": "crps skill vs best benchmark"})
+    """Models ranked by mean CRPS over all horizons (by the first scored metric when CRPS is not scored)."""
+    metrics = [c for c in ("crps", "mae", "rmse", "coverage50", "coverage90", "mis90", "brier", "crps_skill")
+               if c in scores]
+    overall = scores[scores["horizon"].astype(str) == "all"]
+    if metrics:
+        overall = overall.sort_values(metrics[0], kind="stable")
+    table = overall[["model", *metrics]].rename(columns={"crps_skill": "crps skill vs best benchmark"})
     return "leaderboard (all horizons, lower is better; coverage should be near 0.50 / 0.90):\n" + table.to_string(
         index=False, float_format=lambda v: f"{v:.3f}")
 

@@ -10,7 +10,7 @@ import pandas as pd
 from click.testing import CliRunner
 
 from features.panel import read_panel
-from forecast.cli import main
+from forecast.cli import leaderboard, main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -220,3 +220,11 @@ def test_experiment_failing_halfway_marks_the_run_failed_and_keeps_earlier_runs(
     assert status["broken"] == "FAILED"
     assert status["zero"] == "FINISHED" and status["moving_average"] == "FINISHED"
     assert all(s != "RUNNING" for s in status.values())
+
+
+def test_leaderboard_shows_only_the_metrics_an_experiment_scored():
+    scores = pd.DataFrame({"model": ["a", "b", "a", "b"], "horizon": ["1", "1", "all", "all"],
+                           "mae": [2.0, 1.0, 2.5, 1.5]})
+    text = leaderboard(scores)
+    rows = text.splitlines()[2:]
+    assert [r.split()[0] for r in rows] == ["b", "a"] and "crps" not in text.splitlines()[1]
