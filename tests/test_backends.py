@@ -219,3 +219,67 @@ def test_fits_that_do_not_converge_are_capped_and_reported(panel):
     assert ets.groupby("origin")["subject"].nunique().min() >= 10
     # The forecasts are still there, from the documented fallbacks.
     assert result.groupby("model").size().nunique() == 1
+
+
+# ----------------------------------------------------------------------------------------
+# Cheaper fits and shared predictions, the same numbers
+
+
+def test_predictions_are_shared_only_after_the_same_fit_and_the_same_updates(panel):
+    h0, h1, h2 = (history_at(panel, pd.Period(m, freq="M"), covariates=["us_troops"])
+                  for m in ("2014-01", "2014-02", "2014-03"))
+    with fit_cache(FitCache(models=True)) as cache:
+        first = make_model("croston").fit(h0).update(h1).predict(3)
+        hits = cache.hits
+        again = make_model("croston").fit(h0).update(h1).predict(3)
+        assert cache.hits == hits + 2  # the fit and the prediction
+        other = make_model("croston").fit(h0).update(h2).predict(3)
+        assert cache.hits == hits + 3  # the fit only: another update history, another prediction
+    pd.testing.assert_frame_equal(again, first)
+    pd.testing.assert_frame_equal(other, make_model("croston").fit(h0).update(h2).predict(3))
+    assert not other.equals(first)
+
+
+def test_sarimax_without_covariance_and_smoother_forecasts_what_the_default_fit_does():
+    from statsmodels.tsa.statespace.sarimax import SARIMAX
+
+    from forecast.models.statistical import _fit_sarimax
+
+    rng = np.random.default_rng(3)
+    z, x = np.log1p(rng.poisson(4, 120).astype(float)), rng.normal(size=(120, 1))
+    default = SARIMAX(z, exog=x, order=(1, 0, 0), trend="c").fit(disp=False, maxiter=50)
+    cheap = _fit_sarimax(SARIMAX(z, exog=x, order=(1, 0, 0), trend="c"), 50)
+    np.testing.assert_allclose(cheap.params, default.params, rtol=1e-12)
+    for a, b in ((default, cheap), (default.apply(z[:100], exog=x[:100]), cheap.apply(z[:100], exog=x[:100]))):
+        fa, fb = a.get_forecast(4, exog=x[:4]), b.get_forecast(4, exog=x[:4])
+        np.testing.assert_allclose(fb.predicted_mean, fa.predicted_mean, rtol=1e-12)
+        np.testing.assert_allclose(fb.var_pred_mean, fa.var_pred_mean, rtol=1e-12)
+
+
+def test_sparse_neighbour_weights_equal_the_dense_ones(panel):
+    from forecast.models.statistical import direct_features, neighbour_weights
+
+    units = [*sorted(panel["unit"].unique()), "Atlantis"]
+    dense, source = neighbour_weights(units)
+    sparse, sparse_source = neighbour_weights(units, sparse_matrix=True)
+    assert source == sparse_source and source["Atlantis"] == "national mean"
+    np.testing.assert_array_equal(sparse.toarray(), dense)
+    counts = np.random.default_rng(0).poisson(3, (30, len(units))).astype(float)
+    covariates = np.zeros((30, len(units), 0))
+    np.testing.assert_allclose(direct_features(counts, sparse, covariates), direct_features(counts, dense, covariates),
+                               rtol=1e-12)
+
+
+def test_ets_fitted_without_the_hessian_has_the_estimates_and_forecasts_of_the_default_fit():
+    from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+
+    from forecast.models.statistical import _ETSSmoother
+
+    z = np.log1p(np.random.default_rng(5).poisson(6, 96).astype(float))
+    spec = {"error": "add", "trend": "add", "damped_trend": True, "seasonal": None}
+    default = ETSModel(z, **spec).fit(disp=False, maxiter=200)
+    cheap = _ETSSmoother(z, **spec).fit(disp=False, maxiter=200)
+    np.testing.assert_array_equal(cheap.params, default.params)
+    errors = np.random.default_rng(0).choice(np.asarray(default.resid), size=(6, 50))
+    np.testing.assert_allclose(cheap.simulate(6, anchor="end", repetitions=50, random_errors=errors),
+                               default.simulate(6, anchor="end", repetitions=50, random_errors=errors), rtol=1e-12)

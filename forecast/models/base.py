@@ -131,11 +131,13 @@ class Forecaster:
             state = cache.get(key)
             if state is not None:
                 self.__dict__.update(state)
+                self.chain_key_ = key
                 return self
         self._fit(history)
         self._remember(history)
         if key is not None:
             cache.put(key, {k: v for k, v in self.__dict__.items() if k not in self.param_names()})
+        self.chain_key_ = key
         return self
 
     def update(self, history: pd.DataFrame) -> Self:
@@ -146,6 +148,12 @@ class Forecaster:
             raise ModelError(f"{self.name}: update needs history up to at least {self.origin_}")
         self._update(history)
         self._remember(history)
+        # The fitted state is a function of the fit's key and the histories of the updates
+        # since, in order: predictions made from it can be shared (see predict).
+        chain = getattr(self, "chain_key_", None)
+        cache = active_fit_cache()
+        self.chain_key_ = (fingerprint("update", chain, history_fingerprint(history))
+                           if chain is not None and cache is not None and cache.enabled and cache.models else None)
         return self
 
     def predict(self, horizon: int, future: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -169,9 +177,27 @@ class Forecaster:
             raise ModelError(f"{self.name}: horizon must be a whole number >= 1, got {horizon!r}")
         if self.uses_future_covariates and self.covariates_ and future is None:
             future = hold_last_value(self.history_, int(horizon))
-        out = self._predict(int(horizon), future)
-        out = out[list(PREDICTION_COLUMNS)].sort_values(["unit", "month"]).reset_index(drop=True)
-        return validate_forecast(out, source=f"model {self.name}")
+        # Inside fit_cache(models=True), a model fitted and updated exactly as another one was
+        # (an ensemble's member and the same model backtested on its own: same fit key, same
+        # update histories) predicts what that one predicted: the prediction is taken from
+        # the cache rather than recomputed.
+        cache = active_fit_cache()
+        chain = getattr(self, "chain_key_", None)
+        key = None
+        if chain is not None and cache is not None and cache.enabled and cache.models:
+            key = fingerprint("predict", chain, int(horizon),
+                              b"" if future is None else history_fingerprint(future))
+            hit = cache.get(key)
+            if hit is not None:
+                return hit
+        out = self._predict(int(horizon), future)[list(PREDICTION_COLUMNS)]
+        # Models build their rows in (unit, month) order already; sorting them again at every
+        # origin of a backtest was a measurable share of a cheap model's cost.
+        out = (out if _sorted_by_unit_and_month(out) else out.sort_values(["unit", "month"])).reset_index(drop=True)
+        out = validate_forecast(out, source=f"model {self.name}")
+        if key is not None:
+            cache.put(key, out)
+        return out
 
     # -- to implement -------------------------------------------------------------------------
 
@@ -386,9 +412,11 @@ def prediction_frame(units, months, horizons, mean, quantiles) -> pd.DataFrame:
     the pinball loss); the mean is clipped at zero. Nothing else is touched.
     """
     q = np.sort(np.clip(np.asarray(quantiles, dtype=float), 0.0, None), axis=1)
-    out = pd.DataFrame({"unit": units, "month": months, "horizon": horizons, "mean": np.clip(mean, 0.0, None)})
-    out[list(QUANTILE_COLUMNS)] = q
-    return out
+    columns = {"unit": units, "month": months, "horizon": horizons, "mean": np.clip(mean, 0.0, None)}
+    # One constructor call: assigning the quantile columns afterwards cost more than some
+    # models' predictions (a backtest builds thousands of these frames).
+    columns.update({name: q[:, k] for k, name in enumerate(QUANTILE_COLUMNS)})
+    return pd.DataFrame(columns)
 
 
 def poisson_quantiles(mu: np.ndarray) -> np.ndarray:

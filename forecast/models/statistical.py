@@ -22,7 +22,7 @@ from functools import lru_cache
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import optimize, sparse, stats
 from statsmodels.discrete.discrete_model import NegativeBinomial
 from statsmodels.discrete.truncated_model import TruncatedLFNegativeBinomialP, TruncatedLFPoisson
 from statsmodels.genmod import families
@@ -238,12 +238,14 @@ def censored_normal_summary(m: np.ndarray, v: np.ndarray, log1p: bool) -> tuple[
 
 
 class _SmoothedETSResults(ETSResults):
-    """ETS results of re-smoothing with given parameters, without a covariance matrix.
+    """ETS results without a covariance matrix, for fits and for re-smoothing.
 
     ``ETSResults`` computes the numerical (complex-step) Hessian of the likelihood as soon as
     it is built: 85% of the cost of ``ETSModel.smooth``, which a backtest calls for every unit
-    at every origin between refits. Forecasts only simulate from the parameters and states,
-    so after an update the standard errors are left undefined (NaN) instead.
+    at every origin between refits, and a large share of each fit (``ETSModel.fit`` builds its
+    results with ``smooth`` after the optimisation, so the estimates are unchanged). Forecasts
+    only simulate from the parameters and states, so the standard errors are left undefined
+    (NaN) instead.
     """
 
     @property
@@ -343,7 +345,9 @@ class ETS(Forecaster):
                 self._random_walk(unit, z[:, j], f"only {len(z)} months (< {self.min_months})")
                 continue
             try:
-                result = _guarded(lambda: self._model(z[:, j]).fit(disp=False, maxiter=int(self.maxiter)))
+                # The smoother model: the same estimates without the Hessian that forecasts never use.
+                result = _guarded(lambda: self._model(z[:, j], smoother=True).fit(disp=False,
+                                                                                 maxiter=int(self.maxiter)))
                 if not (np.all(np.isfinite(result.params)) and np.isfinite(result.llf)):
                     raise _EstimationFailed("non-finite estimates")
             except _EstimationFailed as exc:
@@ -443,6 +447,20 @@ class _LogAR1:
         return mean, var
 
 
+def _fit_sarimax(model: SARIMAX, maxiter: int):
+    """``model.fit(disp=False, maxiter=maxiter)`` without what forecasts do not use.
+
+    The estimates are those of ``fit`` (same optimiser, same start, same convergence
+    warning); the results come from the Kalman filter alone with no parameter covariance
+    (``cov_type="none"``) instead of the smoother plus an outer-product-of-gradients
+    covariance, which cost most of a fit here. Forecasts depend only on the parameters and
+    the filtered state at the end of the sample, so they are unchanged, and ``apply`` on
+    these results (the backtest's updates) then filters as well instead of smoothing.
+    """
+    params = model.fit(disp=False, maxiter=maxiter, cov_type="none", return_params=True)
+    return model.filter(params, transformed=True, includes_fixed=False, cov_type="none")
+
+
 @register
 class Sarimax(Forecaster):
     """SARIMAX per unit on ``log1p(y)`` with the covariates as regressors.
@@ -529,9 +547,9 @@ class Sarimax(Forecaster):
                 self._least_squares(unit, z[:, j], x, f"only {len(z)} months (< {self.min_months})")
                 continue
             try:
-                result = _guarded(lambda: SARIMAX(z[:, j], exog=x if x.shape[1] else None, order=order,
-                                                  seasonal_order=seasonal, trend=self.trend)
-                                  .fit(disp=False, maxiter=int(self.maxiter)))
+                result = _guarded(lambda: _fit_sarimax(SARIMAX(z[:, j], exog=x if x.shape[1] else None,
+                                                               order=order, seasonal_order=seasonal,
+                                                               trend=self.trend), int(self.maxiter)))
                 if not (np.all(np.isfinite(result.params)) and np.isfinite(result.llf)):
                     raise _EstimationFailed("non-finite estimates")
             except _EstimationFailed as exc:
@@ -603,12 +621,18 @@ def _gazetteer_neighbours(path: str | None) -> dict[str, tuple[str, ...]]:
     return {unit: tuple(nbs) for unit, nbs in load_gazetteer(path).neighbours().items()}
 
 
-def neighbour_weights(units: list[str], gazetteer: str | None = None) -> tuple[np.ndarray, dict[str, str]]:
+def neighbour_weights(units: list[str], gazetteer: str | None = None, *,
+                      sparse_matrix: bool = False) -> tuple[np.ndarray, dict[str, str]]:
     """Row-normalised neighbour matrix W of shape (n_units, n_units): ``W @ y`` = neighbours' mean.
 
     Neighbours are read from the gazetteer (the bundled Iraq one when ``gazetteer`` is None).
     A unit that is not in the gazetteer, or none of whose neighbours is in the panel, gets
     the national mean instead (``W[i] = 1 / n_units``).
+
+    ``sparse_matrix=True`` returns W as a ``scipy.sparse.csr_array`` with the same values:
+    the dense matrix grows with the square of the number of units (98 MB and a
+    3,500 x 3,500 product per feature build at 3,500 units), the sparse one with the number
+    of neighbour pairs.
 
     Returns
     -------
@@ -617,17 +641,28 @@ def neighbour_weights(units: list[str], gazetteer: str | None = None) -> tuple[n
     """
     neighbours = _gazetteer_neighbours(None if gazetteer is None else str(gazetteer))
     index = {u: i for i, u in enumerate(units)}
-    weights = np.zeros((len(units), len(units)))
+    n_units = len(units)
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    vals: list[np.ndarray] = []
     source = {}
     for i, unit in enumerate(units):
         present = [index[n] for n in neighbours.get(unit, ()) if n in index]
         if present:
-            weights[i, present] = 1.0 / len(present)
+            # As W[i, present] = 1 / len(present) would: a name listed twice counts twice in
+            # the divisor but fills its cell once.
+            cols.append(np.unique(np.asarray(present, dtype=np.int64)))
+            vals.append(np.full(len(cols[-1]), 1.0 / len(present)))
             source[unit] = "gazetteer"
         else:
-            weights[i, :] = 1.0 / len(units)
+            cols.append(np.arange(n_units, dtype=np.int64))
+            vals.append(np.full(n_units, 1.0 / n_units))
             source[unit] = "national mean"
-    return weights, source
+        rows.append(np.full(len(cols[-1]), i, dtype=np.int64))
+    flat = [np.concatenate(part) if part else np.zeros(0, dtype=dtype)
+            for part, dtype in ((vals, float), (rows, np.int64), (cols, np.int64))]
+    weights = sparse.csr_array((flat[0], (flat[1], flat[2])), shape=(n_units, n_units))
+    return (weights if sparse_matrix else weights.toarray()), source
 
 
 def _trailing_mean(counts: np.ndarray, window: int) -> np.ndarray:
@@ -646,7 +681,7 @@ def direct_features(counts: np.ndarray, weights: np.ndarray, covariates: np.ndar
     counts
         (n_months, n_units) counts.
     weights
-        (n_units, n_units) neighbour matrix from :func:`neighbour_weights`.
+        (n_units, n_units) neighbour matrix from :func:`neighbour_weights` (dense or sparse).
     covariates
         (n_months, n_units, n_covariates) standardised covariates at t.
 
@@ -660,7 +695,9 @@ def direct_features(counts: np.ndarray, weights: np.ndarray, covariates: np.ndar
     """
     n_months, n_units = counts.shape
     national = np.broadcast_to(counts.sum(axis=1, keepdims=True), counts.shape)
-    parts = [counts, _trailing_mean(counts, 3), _trailing_mean(counts, 12), counts @ weights.T, national]
+    neighbour_mean = (np.asarray((weights @ counts.T).T) if sparse.issparse(weights)
+                      else counts @ weights.T)
+    parts = [counts, _trailing_mean(counts, 3), _trailing_mean(counts, 12), neighbour_mean, national]
     logged = np.log1p(np.stack(parts, axis=-1))
     return np.concatenate([logged, covariates.reshape(n_months, n_units, -1)], axis=-1)
 
@@ -716,7 +753,7 @@ class _DirectCountModel(Forecaster):
         columns = [c for c in history.columns if c not in ("unit", "month", "y")]
         scaling = _covariate_scaling(history, columns, self.name)
         self.covariate_columns_, self.covariate_mean_, self.covariate_sd_ = scaling
-        self.weights_, self.neighbour_source_ = neighbour_weights(units, self.gazetteer)
+        self.weights_, self.neighbour_source_ = neighbour_weights(units, self.gazetteer, sparse_matrix=True)
         self.feature_names_ = [*DIRECT_FEATURES, *self.covariate_columns_]
         covs = _covariate_array(history, *scaling, units, months)
         self._train_ = (direct_features(counts, self.weights_, covs), counts, months, units)
