@@ -51,13 +51,16 @@ import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from features.errors import DataError
 from forecast.backtest import BacktestDesign
 from forecast.schema import TARGETS
+
+if TYPE_CHECKING:
+    from features.gazetteer import Gazetteer
 
 __all__ = [
     "BacktestConfig",
@@ -267,6 +270,22 @@ class _Reader:
             self.fail(key, f"must be a list of strings, e.g. [\"a\", \"b\"]; got {value!r}")
         return tuple(value)
 
+    def units(self, key: str, gazetteer: Callable[[], Gazetteer], if_empty: str) -> tuple[str, ...] | None:
+        """Unit names resolved through the gazetteer (loaded only when the key is given), deduplicated."""
+        names = self.strings(key)
+        if names is None:
+            return None
+        if not names:
+            self.fail(key, f"is empty; {if_empty}")
+        gaz = gazetteer()
+        resolved = []
+        for name in names:
+            found = gaz.match(name)
+            if found is None:
+                self.fail(key, f"unknown {gaz.unit_word} {name!r}; {gaz.suggest(name)}")
+            resolved.append(found)
+        return tuple(dict.fromkeys(resolved))
+
     def integer(self, key: str, minimum: int = 1) -> int | None:
         value = self.table.get(key)
         if value is None:
@@ -416,18 +435,7 @@ def _read_target(path: Path, table: Any, data: DataConfig) -> TargetConfig:
 
     r = _Reader(path, "[target]", table, _fields(TargetConfig))
     name = r.string("name", TARGETS)
-    units = r.strings("units")
-    if units is not None:
-        if not units:
-            r.fail("units", "is empty; leave it out to use every unit")
-        gaz = load_gazetteer(data.gazetteer)
-        resolved = []
-        for unit in units:
-            found = gaz.match(unit)
-            if found is None:
-                r.fail("units", f"unknown {gaz.unit_word} {unit!r}; {gaz.suggest(unit)}")
-            resolved.append(found)
-        units = tuple(dict.fromkeys(resolved))
+    units = r.units("units", lambda: load_gazetteer(data.gazetteer), "leave it out to use every unit")
     return TargetConfig(**_set(name=name, units=units))
 
 

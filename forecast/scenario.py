@@ -279,17 +279,7 @@ def _read_change(path: Path, index: int, entry: Any, gaz: Gazetteer) -> Change:
         a, b = _when(start), _when(end)
         if a[0] == b[0] and b[1] < a[1]:
             r.fail("to", f"{end!r} is before from {start!r}")
-    units = r.strings("units")
-    if units is not None:
-        if not units:
-            r.fail("units", "is empty; leave it out for a national change (every unit)")
-        resolved = []
-        for unit in units:
-            found = gaz.match(unit)
-            if found is None:
-                r.fail("units", f"unknown {gaz.unit_word} {unit!r}; {gaz.suggest(unit)}")
-            resolved.append(found)
-        units = tuple(dict.fromkeys(resolved))
+    units = r.units("units", lambda: gaz, "leave it out for a national change (every unit)")
     return Change(covariate=tuple(c.strip() for c in covariate), operation=operation, value=value, factor=factor,
                   start=start, end=end, units=units, index=index)
 

@@ -38,7 +38,8 @@ from threadpoolctl import threadpool_limits
 
 from forecast.models.base import Forecaster, ModelError, future_months, negbin_quantiles, register
 from forecast.models.baselines import cameron_trivedi_alpha, count_matrix, grid_frame
-from forecast.models.statistical import DIRECT_FEATURES, _future_covariates, direct_features, neighbour_weights
+from forecast.models.statistical import (DIRECT_FEATURES, _covariate_scaling, _future_covariates, direct_features,
+                                         neighbour_weights)
 from forecast.schema import QUANTILES
 
 # Linear predictors are clipped below at this value so that exp() stays finite.
@@ -164,22 +165,12 @@ class NegBinGLMX(Forecaster):
                 f"{self.name}: needs at least {need} months of history for max_horizon={self.max_horizon} "
                 f"and lags {lags}, got {len(counts)} ({months[0]}..{months[-1]})")
         self.max_eta_ = float(np.log(_CAP_FACTOR * (counts.max() + 1.0)))
-        columns, means, sds = [], [], []
-        for col in (c for c in history.columns if c not in ("unit", "month", "y")):
-            try:
-                values = pd.to_numeric(history[col], errors="raise").to_numpy(dtype=float)
-            except (ValueError, TypeError):
-                raise ModelError(f"{self.name}: covariate column {col!r} is not numeric "
-                                 f"(e.g. {history[col].iloc[0]!r}); drop it or encode it as numbers") from None
-            sd = np.nanstd(values)
-            if np.isfinite(sd) and sd > 0:
-                columns.append(col)
-                means.append(float(np.nanmean(values)))
-                sds.append(float(sd))
+        columns, means, sds = _covariate_scaling(
+            history, [c for c in history.columns if c not in ("unit", "month", "y")], self.name)
         #: Covariates whose values at target months move the forecast (constant ones are dropped).
         self.scenario_covariates_ = columns
-        self.covariate_mean_ = np.asarray(means)
-        self.covariate_sd_ = np.asarray(sds)
+        self.covariate_mean_ = np.asarray(means, dtype=float)
+        self.covariate_sd_ = np.asarray(sds, dtype=float)
         self.weights_, self.neighbour_source_ = neighbour_weights(units, self.gazetteer)
         x = self._standardise(history, units, months)
         self._train_ = (direct_features(counts, self.weights_, np.zeros((*counts.shape, 0))), x, counts, months, units)
