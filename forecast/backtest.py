@@ -217,17 +217,27 @@ def _plan(models: dict[str, Callable[[], Forecaster]], n_blocks: int, n_workers:
     ordered.sort(key=lambda g: -sum(instances[n].cost for n in g))
     # A group is split into runs of refits when its share of the (roughly estimated) work
     # is more than a worker's: runs in parallel finish sooner, but a group whose models share
-    # fits shares fewer of them when split, so it is split only past one and a half workers' share.
+    # fits shares fewer of them when split, so it is split only past one and a half workers'
+    # share; a model that reuses its own earlier refits, past one worker's share. A group that
+    # shares nothing is split into at least one run per worker, so that the last tasks are
+    # short and the workers finish together.
     total = sum(sum(instances[n].cost for n in g) for g in ordered)
     tasks = []
+    costs = []
     for group in ordered:
         share = len(group) > 1 or any(instances[n].shared_fits() for n in group)
+        reuses = any(instances[n].reuses_earlier_refits for n in group)
         workers = sum(instances[n].cost for n in group) * n_workers / total
-        chunks = int(np.clip(np.round(workers) if share else np.ceil(workers), 1, n_blocks)) if n_workers > 1 else 1
+        wanted = np.round(workers) if share else np.ceil(workers) if reuses else max(np.ceil(workers), n_workers)
+        chunks = int(np.clip(wanted, 1, n_blocks)) if n_workers > 1 else 1
         for part in np.array_split(np.arange(n_blocks), chunks):
             if len(part):
                 tasks.append(_Task(tuple(group), tuple(int(b) for b in part), share, reuse))
-    return tasks
+                costs.append(sum(instances[n].cost for n in group) * len(part) / n_blocks)
+    # Workers take the next task when they finish one: longest first (a stable sort, so
+    # equal costs keep the order above).
+    order = sorted(range(len(tasks)), key=lambda i: -costs[i])
+    return [tasks[i] for i in order]
 
 
 def run_backtest(

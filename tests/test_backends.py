@@ -139,6 +139,30 @@ def test_repeated_fits_are_taken_from_the_cache(panel):
     _assert_same(cached, simple)
 
 
+def test_the_plan_runs_every_block_once_keeps_shared_fits_together_and_starts_the_longest_tasks_first():
+    from forecast.backtest import _plan
+
+    models = {**_models(), "nb_glm": lambda: make_model("nb_glm"), "zero": lambda: make_model("zero")}
+    cost = {name: factory().cost for name, factory in models.items()}
+    n_blocks = 6
+    for workers in (1, 2, 4):
+        tasks = _plan(models, n_blocks, workers)
+        runs = sorted((name, b) for task in tasks for name in task.models for b in task.blocks)
+        assert runs == sorted((name, b) for name in models for b in range(n_blocks))
+        groups = {name: {t.models for t in tasks if name in t.models} for name in models}
+        # The ensemble, its members and the members run on their own form one group.
+        assert groups["ensemble"] == groups["random_forest"] == groups["croston"]
+        assert len(groups["ensemble"]) == 1 and len(next(iter(groups["ensemble"]))) == 3
+        if workers == 1:
+            assert all(len(t.blocks) == n_blocks for t in tasks)
+            continue
+        # Models that share nothing are split so that every worker can take a part of them.
+        for name in ("nb_glm", "zero", "sarimax"):
+            assert sum(name in t.models for t in tasks) >= workers
+        task_costs = [sum(cost[n] for n in t.models) * len(t.blocks) for t in tasks]
+        assert task_costs == sorted(task_costs, reverse=True)
+
+
 # ----------------------------------------------------------------------------------------
 # Features: built once, sliced per origin, never leaking
 

@@ -38,8 +38,8 @@ from threadpoolctl import threadpool_limits
 
 from forecast.models.base import Forecaster, ModelError, future_months, negbin_quantiles, register
 from forecast.models.baselines import cameron_trivedi_alpha, count_matrix, grid_frame
-from forecast.models.statistical import (DIRECT_FEATURES, _covariate_scaling, _future_covariates, direct_features,
-                                         neighbour_weights)
+from forecast.models.statistical import (DIRECT_FEATURES, _covariate_scaling, _future_covariates, _harmonics,
+                                         direct_features, neighbour_weights)
 from forecast.schema import QUANTILES
 
 # Linear predictors are clipped below at this value so that exp() stays finite.
@@ -69,12 +69,6 @@ def _quiet(fit):
     if serious:
         raise _FitFailed(str(serious[0].message).splitlines()[0])
     return result
-
-
-def _harmonics(months) -> np.ndarray:
-    moy = pd.PeriodIndex(months, freq="M").month.to_numpy(dtype=float)
-    angle = 2 * np.pi * moy / 12
-    return np.column_stack([np.sin(angle), np.cos(angle)])
 
 
 @register
@@ -123,6 +117,7 @@ class NegBinGLMX(Forecaster):
     summary = ("Pooled negative binomial regression per horizon with covariates at the target months "
                "(distributed lags); responds to scenarios.")
     uses_covariates = True
+    cost = 12
     uses_future_covariates = True
     min_rows = 12  # months of training rows required per horizon
 
@@ -233,7 +228,8 @@ class NegBinGLMX(Forecaster):
             self._note(units[u], f"no events among the training targets: predicted 0 (horizon {h})")
         rows = keep[unit_index]
         columns = np.r_[np.ones(design.shape[1] - n_units, dtype=bool), keep]
-        design, y = design[rows][:, columns], y[rows]
+        # Column-major, as statsmodels reads it (see _DirectCountModel._design).
+        design, y = np.asfortranarray(design[rows][:, columns]), y[rows]
         n_cov = design.shape[1] - keep.sum()  # non-unit columns
         maxiter, min_alpha = int(self.maxiter), float(self.min_alpha)
         if not keep.any():

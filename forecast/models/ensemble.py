@@ -30,7 +30,7 @@ class Ensemble(Forecaster):
     name = "ensemble"
     summary = "weighted quantile average of members, weights from their recent backtest CRPS"
     uses_covariates = True
-    cost = 50
+    cost = 20  # its in-history backtest; the members' own fits are shared
 
     def __init__(self, members: tuple[str, ...] = DEFAULT_MEMBERS, weighting: str = "inverse",
                  power: float = 4.0, eval_months: int = 24, eval_step: int = 3, eval_horizon: int = 6):

@@ -100,7 +100,8 @@ class DirectTreeForecaster(Forecaster):
 
     uses_covariates: ClassVar[bool] = True
     uses_future_covariates: ClassVar[bool] = False
-    cost: ClassVar[int] = 30
+    cost: ClassVar[int] = 35
+    reuses_earlier_refits: ClassVar[bool] = True
 
     lags: tuple
     windows: tuple
@@ -381,6 +382,7 @@ class RandomForest(DirectTreeForecaster):
     """
 
     name = "random_forest"
+    cost = 40
     summary = ("Random forest pooled across units, one per horizon; "
                "NB quantiles calibrated on the last 24 months")
 
