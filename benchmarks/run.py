@@ -36,6 +36,16 @@ fit
     every unit at every horizon: models x origins. ``fits_per_second`` = fits / seconds.
 seconds
     Wall time of the backtest (panel loading excluded), in a fresh Python process.
+cpu_seconds
+    User and system CPU time of that process and its workers during the backtest: the work
+    done, whatever the number of workers.
+speedup_vs_simple (case 1)
+    Case 3's seconds over case 1's. Case 3 keeps one process busy, so this is about the
+    product of ``work_ratio_vs_simple`` (case 3's CPU seconds over case 1's: the work that
+    reuse saves) and the parallel gain ``parallel_efficiency`` x jobs
+    (``parallel_efficiency`` = cpu_seconds / (jobs x seconds), the share of its workers'
+    time case 1 kept busy). ``speedup_bound`` = ``work_ratio_vs_simple`` x jobs is the
+    speed-up with no overhead at all.
 peak_mb
     Peak of the summed resident memory of that process and all its children (joblib or Dask
     workers), sampled every 0.1 s with psutil.

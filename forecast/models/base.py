@@ -94,10 +94,6 @@ class Forecaster:
     #: values are about three times the seconds their backtest of ``benchmarks/run.py``'s
     #: case 1 takes on one core (96 origins, 18 units); a cheap baseline is 1.
     cost: ClassVar[int] = 1
-    #: A refit reuses fits made at earlier refits through the backtest's fit cache (the tree
-    #: models' calibration regressors): the scheduler keeps such a model's refits together
-    #: where it can, and splits the refits of other models freely to balance the workers.
-    reuses_earlier_refits: ClassVar[bool] = False
 
     # -- hyperparameters, the scikit-learn way ---------------------------------------------
 

@@ -101,7 +101,6 @@ class DirectTreeForecaster(Forecaster):
     uses_covariates: ClassVar[bool] = True
     uses_future_covariates: ClassVar[bool] = False
     cost: ClassVar[int] = 35
-    reuses_earlier_refits: ClassVar[bool] = True
 
     lags: tuple
     windows: tuple
