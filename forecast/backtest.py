@@ -227,12 +227,13 @@ def _plan(models: dict[str, Callable[[], Forecaster]], n_blocks: int, n_workers:
     costs = []
     for group in ordered:
         share = len(group) > 1 or any(instances[n].shared_fits() for n in group)
-        workers = sum(instances[n].cost for n in group) * n_workers / total
+        group_cost = sum(instances[n].cost for n in group)
+        workers = group_cost * n_workers / total
         chunks = int(np.clip(np.round(workers) if share else np.ceil(workers), 1, n_blocks)) if n_workers > 1 else 1
         for part in np.array_split(np.arange(n_blocks), chunks):
             if len(part):
                 tasks.append(_Task(tuple(group), tuple(int(b) for b in part), share, reuse))
-                costs.append(sum(instances[n].cost for n in group) * len(part) / n_blocks)
+                costs.append(group_cost * len(part) / n_blocks)
     # Workers take the next task when they finish one: longest first (a stable sort, so
     # equal costs keep the order above).
     order = sorted(range(len(tasks)), key=lambda i: -costs[i])

@@ -117,8 +117,8 @@ class NegBinGLMX(Forecaster):
     summary = ("Pooled negative binomial regression per horizon with covariates at the target months "
                "(distributed lags); responds to scenarios.")
     uses_covariates = True
-    cost = 12
     uses_future_covariates = True
+    cost = 12
     min_rows = 12  # months of training rows required per horizon
 
     def __init__(self, lags: tuple[int, ...] = (0, 1, 2), max_horizon: int = 6, gazetteer: str | None = None,

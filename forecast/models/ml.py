@@ -381,9 +381,9 @@ class RandomForest(DirectTreeForecaster):
     """
 
     name = "random_forest"
-    cost = 40
     summary = ("Random forest pooled across units, one per horizon; "
                "NB quantiles calibrated on the last 24 months")
+    cost = 40
 
     def __init__(
         self,
