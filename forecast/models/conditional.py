@@ -27,7 +27,6 @@ differences.
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -38,8 +37,8 @@ from threadpoolctl import threadpool_limits
 
 from forecast.models.base import Forecaster, ModelError, future_months, negbin_quantiles, register
 from forecast.models.baselines import cameron_trivedi_alpha, count_matrix, grid_frame
-from forecast.models.statistical import (DIRECT_FEATURES, _covariate_scaling, _future_covariates, _harmonics,
-                                         direct_features, neighbour_weights)
+from forecast.models.statistical import (DIRECT_FEATURES, _covariate_scaling, _EstimationFailed, _future_covariates,
+                                         _guarded, _harmonics, direct_features, neighbour_weights)
 from forecast.schema import QUANTILES
 
 # Linear predictors are clipped below at this value so that exp() stays finite.
@@ -49,26 +48,9 @@ _MIN_ETA = -30.0
 _CAP_FACTOR = 3.0
 
 
-class _FitFailed(Exception):
-    """statsmodels raised, warned that it did not converge, or returned non-finite estimates."""
-
-
-def _quiet(fit):
-    """Run ``fit()``; any exception or warning from statsmodels becomes :class:`_FitFailed`.
-
-    A warning counts as failure: a ConvergenceWarning means the estimate stopped at maxiter,
-    a HessianInversionWarning means the covariance (needed for the scenario bands) is unusable.
-    """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            result = fit()
-        except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
-            raise _FitFailed(f"{type(exc).__name__}: {exc}") from exc
-    serious = [w for w in caught if not issubclass(w.category, RuntimeWarning)]
-    if serious:
-        raise _FitFailed(str(serious[0].message).splitlines()[0])
-    return result
+#: Warnings that make an nb_glmx fit a failure: any, not only non-convergence, because a
+#: HessianInversionWarning means the covariance the scenario bands need is unusable.
+_FAIL_ON = (Warning,)
 
 
 @register
@@ -236,10 +218,11 @@ class NegBinGLMX(Forecaster):
             return {"beta": np.zeros(design.shape[1]), "cov": None, "alpha": min_alpha, "keep": keep,
                     "columns": columns}
         try:
-            poisson = _quiet(lambda: GLM(y, design, family=families.Poisson()).fit(maxiter=maxiter, scale="X2"))
+            poisson = _guarded(lambda: GLM(y, design, family=families.Poisson()).fit(maxiter=maxiter, scale="X2"),
+                               _FAIL_ON)
             if not np.all(np.isfinite(poisson.params)):
-                raise _FitFailed("non-finite estimates")
-        except _FitFailed as exc:
+                raise _EstimationFailed("non-finite estimates")
+        except _EstimationFailed as exc:
             # Level only: each unit's mean target, no covariate effect.
             beta = np.zeros(design.shape[1])
             sums = np.bincount(unit_index[rows], weights=counts[t + h].reshape(-1)[rows], minlength=n_units)
@@ -251,14 +234,14 @@ class NegBinGLMX(Forecaster):
             alpha = float(cameron_trivedi_alpha(y[:, None], mu[:, None], min_alpha)[0])
             return {"beta": beta, "cov": None, "alpha": alpha, "keep": keep, "columns": columns}
         try:
-            nb = _quiet(lambda: NegativeBinomial(y, design, loglike_method="nb2").fit(
-                start_params=np.r_[poisson.params, 0.5], method="newton", maxiter=maxiter, disp=False))
+            nb = _guarded(lambda: NegativeBinomial(y, design, loglike_method="nb2").fit(
+                start_params=np.r_[poisson.params, 0.5], method="newton", maxiter=maxiter, disp=False), _FAIL_ON)
             params, cov = np.asarray(nb.params), np.asarray(nb.cov_params())
             if not (np.all(np.isfinite(params)) and params[-1] > 0 and np.all(np.isfinite(cov))):
-                raise _FitFailed("non-finite estimates or alpha <= 0")
+                raise _EstimationFailed("non-finite estimates or alpha <= 0")
             return {"beta": params[:-1], "cov": cov[:-1, :-1], "alpha": max(float(params[-1]), min_alpha),
                     "keep": keep, "columns": columns}
-        except _FitFailed as exc:
+        except _EstimationFailed as exc:
             self._note(f"horizon {h}", f"NB maximum likelihood failed ({exc}): Poisson GLM with moment alpha")
         beta = np.asarray(poisson.params)
         mu = np.exp(np.clip(design @ beta, _MIN_ETA, self.max_eta_))

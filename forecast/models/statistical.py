@@ -59,13 +59,14 @@ class _EstimationFailed(Exception):
     """statsmodels raised, did not converge, or returned non-finite estimates."""
 
 
-def _guarded(fit):
+def _guarded(fit, fail_on: tuple[type[Warning], ...] = (ConvergenceWarning,)):
     """Run ``fit()`` (build and fit a statsmodels model); raise :class:`_EstimationFailed`
     instead of failing or warning.
 
-    A ``ConvergenceWarning`` counts as a failure (the estimate stopped at ``maxiter``); other
-    warnings (overflow while the optimiser explores, for instance) are swallowed because the
-    result is checked for finiteness by the caller.
+    A warning of a ``fail_on`` category counts as a failure (by default a
+    ``ConvergenceWarning``: the estimate stopped at ``maxiter``). Runtime warnings (overflow
+    while the optimiser explores, for instance) and other categories are swallowed because
+    the result is checked for finiteness by the caller.
     """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -74,8 +75,10 @@ def _guarded(fit):
         except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
             raise _EstimationFailed(f"{type(exc).__name__}: {exc}") from exc
     for w in caught:
-        if issubclass(w.category, ConvergenceWarning):
-            raise _EstimationFailed(f"did not converge ({str(w.message).splitlines()[0]})")
+        if issubclass(w.category, fail_on) and not issubclass(w.category, RuntimeWarning):
+            first = str(w.message).splitlines()[0]
+            raise _EstimationFailed(f"did not converge ({first})" if issubclass(w.category, ConvergenceWarning)
+                                    else first)
     return result
 
 
