@@ -43,7 +43,7 @@ def measure(n_units: int, repeat: int) -> list[tuple[str, int, float]]:
     from threadpoolctl import threadpool_limits
 
     from features.transforms import direct_targets
-    from forecast.backtest import history_at
+    from forecast.evaluation.backtest import history_at
     from run import _synthetic_case
 
     with tempfile.TemporaryDirectory() as tmp:

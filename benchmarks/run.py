@@ -13,7 +13,7 @@ Cases
     ``outputs/ucdp.parquet`` when missing): every registered model with its default
     hyperparameters, target ``incidents``, covariate ``us_troops``, origins 2008-07..2016-06
     (the last 8 years of the panel with every horizon scored: 96 origins, step 1), horizons
-    1-6, the default refit policy (:class:`forecast.backtest.BacktestDesign`: refit every 12
+    1-6, the default refit policy (:class:`forecast.evaluation.backtest.BacktestDesign`: refit every 12
     origins, updates in between), ``--jobs`` joblib workers.
 ``synthetic_350``, ``synthetic_3500`` (2)
     The synthetic generator (:mod:`features.synthetic`) at 350 and 3,500 units x 240 months
@@ -88,8 +88,8 @@ def _iraq_panel():
 def _iraq_case(quick: bool):
     import pandas as pd
 
-    from forecast.backtest import BacktestDesign
-    from forecast.models import MODELS, make_model
+    from forecast.evaluation.backtest import BacktestDesign
+    from forecast.catalog import MODELS, make_model
 
     panel = _iraq_panel()
     start, end = ("2015-07", "2016-06") if quick else ("2008-07", "2016-06")
@@ -104,8 +104,8 @@ def _synthetic_case(n_units: int, quick: bool, workdir: Path):
     from features.gazetteer import load_gazetteer
     from features.panel import validate_panel
     from features.synthetic import SyntheticConfig, simulate_panel, synthetic_gazetteer
-    from forecast.backtest import BacktestDesign
-    from forecast.models import BENCHMARKS, make_model
+    from forecast.evaluation.backtest import BacktestDesign
+    from forecast.catalog import BENCHMARKS, make_model
 
     gazetteer = synthetic_gazetteer(n_units)
     path = workdir / f"gazetteer_{n_units}.csv"
@@ -140,7 +140,7 @@ def _cpu_seconds() -> float:
 
 def run_case(name: str, quick: bool, jobs: int, out: Path) -> dict:
     """Run one case here; return its figures and write its forecasts to ``out``."""
-    from forecast.backtest import fit_notes, run_backtest
+    from forecast.evaluation.backtest import fit_notes, run_backtest
 
     with tempfile.TemporaryDirectory() as tmp:
         if name in ("iraq_full", "iraq_simple"):

@@ -17,7 +17,7 @@ from features.errors import DataError
 from features.gazetteer import load_gazetteer
 from features.panel import build_panel, write_panel
 from features.sources import FORMATS, EventFilters, read_events
-from forecast.backtest import BacktestDesign
+from forecast.evaluation.backtest import BacktestDesign
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_EVENTS = REPO_ROOT / "data" / "sample" / "ucdp_ged_demo.csv"
@@ -192,7 +192,7 @@ def data_synthetic(out_dir, seed, units, start, end) -> None:
 def demo(ctx: click.Context, out_dir: Path, tracking_uri: str | None) -> None:
     """Run the main job on the bundled synthetic demo data with the embedded defaults."""
     from features.synthetic import SyntheticConfig
-    from forecast.models import DEFAULT_MODEL
+    from forecast.catalog import DEFAULT_MODEL
 
     click.echo(f"demo: 1/6 building the panel from {DEMO_EVENTS.relative_to(REPO_ROOT)}")
     # The generator covers every day of its last month, however few events fall in it.
@@ -303,7 +303,7 @@ def _covariates(text: str | None) -> list[str] | None:
 @main.command("models")
 def list_models() -> None:
     """List the registered models and what they use."""
-    from forecast.models import DEFAULT_MODEL, MODELS
+    from forecast.catalog import DEFAULT_MODEL, MODELS
 
     for name, cls in sorted(MODELS.items()):
         uses = "covariates at target months" if cls.uses_future_covariates else (
@@ -332,8 +332,8 @@ def list_models() -> None:
 def predict(panel_path, model_name, horizon, origin, target, covariate_list, params, gazetteer, out) -> None:
     """Forecast every unit for the months after the origin."""
     from features.atomic import write_atomically
-    from forecast.backtest import forecast_at, history_at
-    from forecast.models import DEFAULT_MODEL, make_model
+    from forecast.evaluation.backtest import forecast_at, history_at
+    from forecast.catalog import DEFAULT_MODEL, make_model
     from forecast.models.base import ModelError
 
     name = DEFAULT_MODEL if model_name == "default" else model_name
@@ -389,9 +389,9 @@ def predict(panel_path, model_name, horizon, origin, target, covariate_list, par
 def backtest(panel_path, model_list, start, end, horizon, step, refit_every, target, jobs, covariate_list,
              params, gazetteer, out_dir, backend, scheduler) -> None:
     """Rolling-origin backtest of several models, with a score table and a leaderboard."""
-    from forecast.backtest import actual_months_missing, fit_notes, run_backtest
-    from forecast.metrics import add_skill, score_table
-    from forecast.models import BENCHMARKS, MODELS, make_model
+    from forecast.evaluation.backtest import actual_months_missing, fit_notes, run_backtest
+    from forecast.evaluation.metrics import add_skill, score_table
+    from forecast.catalog import BENCHMARKS, MODELS, make_model
     from forecast.models.base import ModelError
 
     names = sorted(MODELS) if model_list.strip() == "all" else [m.strip() for m in model_list.split(",") if m.strip()]

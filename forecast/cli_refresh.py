@@ -79,7 +79,7 @@ def refresh(ctx: click.Context, config_path: Path, force: bool, tracking_uri: st
 
 
 def _open(config_path: Path | None, ledger: str | None):
-    from forecast.experiment import ConfigError
+    from forecast.config import ConfigError
     from forecast.ledger import Ledger, LedgerError
     from forecast.refresh import load_config
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from forecast.backtest import BacktestDesign
+from forecast.evaluation.backtest import BacktestDesign
 
 
 def _scenario_files(values: tuple[str, ...]) -> list[Path]:

@@ -41,7 +41,7 @@ def scenario_run(panel_path, model_name, scenario_list, horizon, out_dir, origin
     from features.errors import DataError
     from features.gazetteer import load_gazetteer
     from forecast.cli import _load_panel, _month, _parse_params
-    from forecast.models import make_model
+    from forecast.catalog import make_model
     from forecast.models.base import ModelError
     from forecast.scenario import (
         TRACKING_EXPERIMENT,

@@ -16,13 +16,13 @@ the dataclasses below and nowhere else:
     ``[]`` for none).
 ``[backtest]``
     ``start``, ``end`` (first and last origin, ``YYYY-MM``), ``step``, ``horizon``,
-    ``refit_every``, ``jobs`` (see :class:`forecast.backtest.BacktestDesign`), ``backend``
+    ``refit_every``, ``jobs`` (see :class:`forecast.evaluation.backtest.BacktestDesign`), ``backend``
     (``joblib`` or ``dask``) and ``scheduler`` (a Dask scheduler address; default a local
     cluster of ``jobs`` workers).
 ``[scores]``
-    ``metrics`` (names from :data:`forecast.metrics.METRICS`, default all) and ``benchmarks``
+    ``metrics`` (names from :data:`forecast.evaluation.metrics.METRICS`, default all) and ``benchmarks``
     (model labels to measure skill against; default the models of
-    :data:`forecast.models.BENCHMARKS` in the experiment).
+    :data:`forecast.catalog.BENCHMARKS` in the experiment).
 ``[[models]]``
     One table per model: ``name`` (registry name), optional ``label``, ``params`` (fixed
     hyperparameters) and ``grid`` (hyperparameter -> list of values; one model per grid point,
@@ -56,7 +56,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from features.errors import DataError
-from forecast.backtest import BacktestDesign
+from forecast.config import ConfigError, Reader, field_names, given, kind, parse_coverage_end, parse_month, read_toml
+from forecast.evaluation.backtest import BacktestDesign
 from forecast.schema import TARGETS
 
 if TYPE_CHECKING:
@@ -80,9 +81,6 @@ __all__ = [
     "run_model",
 ]
 
-
-class ConfigError(DataError):
-    """An experiment file that cannot be run as written; the message names file, section and key."""
 
 
 # ----------------------------------------------------------------------------------------
@@ -136,10 +134,10 @@ class BacktestConfig:
 
 @dataclass(frozen=True)
 class ScoresConfig:
-    #: Metric names; None = every metric of :data:`forecast.metrics.METRICS`.
+    #: Metric names; None = every metric of :data:`forecast.evaluation.metrics.METRICS`.
     metrics: tuple[str, ...] | None = None
     #: Model labels to measure skill against; None = the experiment's models that are in
-    #: :data:`forecast.models.BENCHMARKS`.
+    #: :data:`forecast.catalog.BENCHMARKS`.
     benchmarks: tuple[str, ...] | None = None
 
 
@@ -152,7 +150,7 @@ class ModelSpec:
     params: dict[str, Any] = field(default_factory=dict)
 
     def make(self):
-        from forecast.models import make_model
+        from forecast.catalog import make_model
 
         return make_model(self.model, **self.params)
 
@@ -188,7 +186,7 @@ class ExperimentConfig:
         """Labels skill is measured against (the configured ones, or the default benchmarks present)."""
         if self.scores.benchmarks is not None:
             return list(self.scores.benchmarks)
-        from forecast.models import BENCHMARKS
+        from forecast.catalog import BENCHMARKS
 
         return [m.label for m in self.models if m.model in BENCHMARKS]
 
@@ -227,132 +225,6 @@ _MODEL_KEYS = ("name", "label", "params", "grid")
 _EVENTS_ONLY = ("format", "covariates", "fill", "coverage_end")
 
 
-class _Reader:
-    """Typed access to one table of the file; every error names file, section and key."""
-
-    def __init__(self, path: Path, section: str, table: Any, valid: Sequence[str]):
-        self.path, self.section = path, section
-        if not isinstance(table, dict):
-            self.fail(None, f"must be a table ([{section}]), got {_kind(table)}")
-        self.table = table
-        for key in table:
-            if key not in valid:
-                close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
-                hint = f"did you mean {close[0]!r}? " if close else ""
-                self.fail(key, f"unknown key; {hint}valid keys: {', '.join(valid)}", key_word=False)
-
-    def fail(self, key: str | None, message: str, *, key_word: bool = True):
-        where = f"{self.path}: {self.section}"
-        if key is not None:
-            where += f" {'key ' if key_word else ''}{key!r}"
-        raise ConfigError(f"{where}: {message}")
-
-    def get(self, key, default=None):
-        return self.table.get(key, default)
-
-    def string(self, key: str, choices: Sequence[str] | None = None) -> str | None:
-        value = self.table.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            self.fail(key, f"must be a string, got {_kind(value)}")
-        if choices is not None and value not in choices:
-            close = difflib.get_close_matches(value, list(choices), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            self.fail(key, f"{value!r} is not allowed; {hint}choose one of {', '.join(choices)}")
-        return value
-
-    def strings(self, key: str) -> tuple[str, ...] | None:
-        value = self.table.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.fail(key, f"must be a list of strings, e.g. [\"a\", \"b\"]; got {value!r}")
-        return tuple(value)
-
-    def units(self, key: str, gazetteer: Callable[[], Gazetteer], if_empty: str) -> tuple[str, ...] | None:
-        """Unit names resolved through the gazetteer (loaded only when the key is given), deduplicated."""
-        names = self.strings(key)
-        if names is None:
-            return None
-        if not names:
-            self.fail(key, f"is empty; {if_empty}")
-        gaz = gazetteer()
-        resolved = []
-        for name in names:
-            found = gaz.match(name)
-            if found is None:
-                self.fail(key, f"unknown {gaz.unit_word} {name!r}; {gaz.suggest(name)}")
-            resolved.append(found)
-        return tuple(dict.fromkeys(resolved))
-
-    def integer(self, key: str, minimum: int = 1) -> int | None:
-        value = self.table.get(key)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            self.fail(key, f"must be a whole number >= {minimum}, got {value!r}")
-        return value
-
-    def month(self, key: str, *, required: bool) -> pd.Period | None:
-        value = self.table.get(key)
-        if value is None:
-            if required:
-                self.fail(key, "is required: the first/last forecast origin as \"YYYY-MM\"")
-            return None
-        period = _parse_month(value)
-        if period is None:
-            self.fail(key, f"{value!r} is not a month; expected \"YYYY-MM\" (a quoted string), e.g. \"2021-01\"")
-        return period
-
-    def file(self, key: str, value: Any, base: Path, what: str) -> Path:
-        if not isinstance(value, str) or not value.strip():
-            self.fail(key, f"must be a file path (a string), got {value!r}")
-        path = Path(value).expanduser()
-        path = (path if path.is_absolute() else base / path).resolve()
-        if not path.exists():
-            self.fail(key, f"{what} {value!r} not found (looked for {path}; relative paths are read "
-                           "from the experiment file's folder)")
-        return path
-
-
-def _kind(value: Any) -> str:
-    return {dict: "a table", list: "a list", str: "a string", bool: "true/false"}.get(type(value), type(value).__name__)
-
-
-def _parse_month(value: Any) -> pd.Period | None:
-    if not isinstance(value, str) or len(value.strip()) != 7:
-        return None
-    try:
-        return pd.Period(value.strip(), freq="M")
-    except ValueError:
-        return None
-
-
-def _fields(cls: type) -> list[str]:
-    return [f.name for f in dataclasses.fields(cls)]
-
-
-def _set(**kwargs) -> dict:
-    """Keyword arguments that were given: the dataclass keeps its default for the others."""
-    return {k: v for k, v in kwargs.items() if v is not None}
-
-
-def read_toml(path: Path, what: str) -> tuple[dict, str]:
-    """The TOML table and text of a configuration file, or a :class:`ConfigError` naming the file.
-
-    Shared by experiment, scenario and refresh files, so all three fail alike.
-    """
-    if not path.exists():
-        raise ConfigError(f"{path}: {what} not found")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    try:
-        return tomllib.loads(text), text
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
 
 
 def load_experiment(path: str | Path) -> ExperimentConfig:
@@ -370,7 +242,7 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
     path = Path(path)
     raw, text = read_toml(path, "experiment file")
     base = path.resolve().parent
-    top = _Reader(path, "top level", raw, _TOP_KEYS)
+    top = Reader(path, "top level", raw, _TOP_KEYS)
 
     data = _read_data(path, raw.get("data", {}), base)
     target = _read_target(path, raw.get("target", {}), data)
@@ -390,7 +262,7 @@ def _read_data(path: Path, table: Any, base: Path) -> DataConfig:
     from features.covariates import FILL_POLICIES
     from features.sources import FORMATS
 
-    r = _Reader(path, "[data]", table, _fields(DataConfig))
+    r = Reader(path, "[data]", table, field_names(DataConfig))
     has_panel, has_events = "panel" in table, "events" in table
     if has_panel and has_events:
         r.fail(None, "give either panel (a panel file) or events (raw event files), not both")
@@ -412,53 +284,42 @@ def _read_data(path: Path, table: Any, base: Path) -> DataConfig:
     covariates = r.file("covariates", table["covariates"], base, "covariate file") if "covariates" in table else None
     gazetteer = r.file("gazetteer", table["gazetteer"], base, "gazetteer") if "gazetteer" in table else None
     coverage_end = r.string("coverage_end")
-    if coverage_end is not None and _coverage_end(coverage_end) is None:
+    if coverage_end is not None and parse_coverage_end(coverage_end) is None:
         r.fail("coverage_end", f"{coverage_end!r} is not a date; expected \"YYYY-MM\" or \"YYYY-MM-DD\"")
-    return DataConfig(**_set(panel=panel, events=events or None, format=r.string("format", list(FORMATS)),
+    return DataConfig(**given(panel=panel, events=events or None, format=r.string("format", list(FORMATS)),
                              covariates=covariates, fill=r.string("fill", list(FILL_POLICIES)),
                              gazetteer=gazetteer, coverage_end=coverage_end))
-
-
-def _coverage_end(text: str) -> pd.Timestamp | None:
-    """The last covered day: a month means its last day."""
-    month = _parse_month(text)
-    if month is not None:
-        return month.end_time.normalize()
-    try:
-        return pd.Timestamp(pd.to_datetime(text.strip(), format="%Y-%m-%d"))
-    except (ValueError, TypeError):
-        return None
 
 
 def _read_target(path: Path, table: Any, data: DataConfig) -> TargetConfig:
     from features.gazetteer import load_gazetteer
 
-    r = _Reader(path, "[target]", table, _fields(TargetConfig))
+    r = Reader(path, "[target]", table, field_names(TargetConfig))
     name = r.string("name", TARGETS)
     units = r.units("units", lambda: load_gazetteer(data.gazetteer), "leave it out to use every unit")
-    return TargetConfig(**_set(name=name, units=units))
+    return TargetConfig(**given(name=name, units=units))
 
 
 def _read_features(path: Path, table: Any) -> FeaturesConfig:
-    r = _Reader(path, "[features]", table, _fields(FeaturesConfig))
-    return FeaturesConfig(**_set(covariates=r.strings("covariates")))
+    r = Reader(path, "[features]", table, field_names(FeaturesConfig))
+    return FeaturesConfig(**given(covariates=r.strings("covariates")))
 
 
 def _read_backtest(path: Path, table: Any) -> BacktestConfig:
-    r = _Reader(path, "[backtest]", table, _fields(BacktestConfig))
+    r = Reader(path, "[backtest]", table, field_names(BacktestConfig))
     start = r.month("start", required=True)
     end = r.month("end", required=True)
     if end < start:
         r.fail("end", f"{end} is before start {start}; end is the last forecast origin")
-    return BacktestConfig(start=start, end=end, **_set(
+    return BacktestConfig(start=start, end=end, **given(
         step=r.integer("step"), horizon=r.integer("horizon"), refit_every=r.integer("refit_every"),
         jobs=r.integer("jobs"), backend=r.string("backend", ("joblib", "dask")), scheduler=r.string("scheduler")))
 
 
 def _read_scores(path: Path, table: Any, models: tuple[ModelSpec, ...]) -> ScoresConfig:
-    from forecast.metrics import METRICS
+    from forecast.evaluation.metrics import METRICS
 
-    r = _Reader(path, "[scores]", table, _fields(ScoresConfig))
+    r = Reader(path, "[scores]", table, field_names(ScoresConfig))
     metrics = r.strings("metrics")
     for m in metrics or ():
         if m not in METRICS:
@@ -472,7 +333,7 @@ def _read_scores(path: Path, table: Any, models: tuple[ModelSpec, ...]) -> Score
             close = difflib.get_close_matches(b, labels, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
             r.fail("benchmarks", f"{b!r} is not a model label of this experiment; {hint}labels: {', '.join(labels)}")
-    return ScoresConfig(**_set(metrics=metrics, benchmarks=benchmarks))
+    return ScoresConfig(**given(metrics=metrics, benchmarks=benchmarks))
 
 
 def _tuples(value: Any) -> Any:
@@ -493,17 +354,17 @@ def _show(value: Any) -> str:
 
 
 def _read_models(path: Path, entries: Any) -> tuple[ModelSpec, ...]:
-    from forecast.models import MODELS, make_model
+    from forecast.catalog import MODELS, make_model
     from forecast.models.base import ModelError
 
     if not entries:
         raise ConfigError(f"{path}: no models; add at least one [[models]] table with name = \"...\"")
     if not isinstance(entries, list):
-        raise ConfigError(f"{path}: models must be written as [[models]] tables, got {_kind(entries)}")
+        raise ConfigError(f"{path}: models must be written as [[models]] tables, got {kind(entries)}")
     specs: list[ModelSpec] = []
     for i, entry in enumerate(entries, start=1):
         section = f"[[models]] #{i}" + (f" ({entry['name']})" if isinstance(entry, dict) and "name" in entry else "")
-        r = _Reader(path, section, entry, _MODEL_KEYS)
+        r = Reader(path, section, entry, _MODEL_KEYS)
         name = r.string("name")
         if name is None:
             r.fail("name", f"is required: a registered model, one of {', '.join(sorted(MODELS))}")
@@ -579,7 +440,7 @@ def load_data(config: ExperimentConfig) -> tuple[pd.DataFrame, dict, str]:
         cov, notes = (None, [])
         if d.covariates is not None:
             cov, notes = read_covariates(d.covariates, gaz)
-        build = build_panel(results, gaz, coverage_end=_coverage_end(d.coverage_end) if d.coverage_end else None,
+        build = build_panel(results, gaz, coverage_end=parse_coverage_end(d.coverage_end) if d.coverage_end else None,
                             covariates=cov, covariate_source=str(d.covariates) if d.covariates else None,
                             fill=d.fill)
         panel, metadata = build.panel, dict(build.metadata)
@@ -612,7 +473,7 @@ def load_data(config: ExperimentConfig) -> tuple[pd.DataFrame, dict, str]:
 
 
 def _covariate_columns(panel: pd.DataFrame) -> list[str]:
-    from forecast.backtest import default_covariates
+    from forecast.evaluation.backtest import default_covariates
 
     return default_covariates(panel)
 
@@ -631,9 +492,9 @@ class ModelOutcome:
     model: str
     #: Every hyperparameter set in the file (params and the grid point).
     params: dict[str, Any]
-    #: :func:`forecast.backtest.run_backtest` output for this model (column ``model`` = label).
+    #: :func:`forecast.evaluation.backtest.run_backtest` output for this model (column ``model`` = label).
     forecasts: pd.DataFrame
-    #: :func:`forecast.metrics.score_table` by model and horizon, with the pooled ``"all"`` row.
+    #: :func:`forecast.evaluation.metrics.score_table` by model and horizon, with the pooled ``"all"`` row.
     scores: pd.DataFrame
     #: The same scores by model and unit (with an ``"all"`` row).
     scores_by_unit: pd.DataFrame
@@ -655,8 +516,8 @@ def run_model(config: ExperimentConfig, panel: pd.DataFrame, label: str, *, prog
     progress
         Show the backtest's progress bar.
     """
-    from forecast.backtest import run_backtest
-    from forecast.metrics import score_table
+    from forecast.evaluation.backtest import run_backtest
+    from forecast.evaluation.metrics import score_table
 
     spec = config.spec(label)
     began = time.perf_counter()
@@ -682,7 +543,7 @@ def combined_scores(outcomes: Sequence[ModelOutcome], config: ExperimentConfig) 
     present = set(table["model"])
     benchmarks = [b for b in config.benchmarks if b in present]
     if benchmarks:
-        from forecast.metrics import add_skill
+        from forecast.evaluation.metrics import add_skill
 
         table = add_skill(table, benchmarks)
     return table
@@ -695,13 +556,13 @@ def fit_final(config: ExperimentConfig, panel: pd.DataFrame, label: str, *, orig
     months are left out when it is built), so the default is the vintage. Returns the fitted
     :class:`~forecast.models.base.Forecaster`; ``predict(horizon)`` forecasts the months after it.
     """
-    from forecast.backtest import history_at
+    from forecast.evaluation.backtest import history_at
 
     spec = config.spec(label)
     if origin is None:
         origin = panel["month"].max()
     else:
-        parsed = _parse_month(origin) if isinstance(origin, str) else pd.Period(origin, freq="M")
+        parsed = parse_month(origin) if isinstance(origin, str) else pd.Period(origin, freq="M")
         if parsed is None:
             raise ConfigError(f"origin {origin!r} is not a month; expected \"YYYY-MM\"")
         origin = parsed

@@ -16,7 +16,7 @@ Tables
     a no-op at the database level, which makes a refresh idempotent.
 ``outcomes``
     The actual of a forecast's target month and its scores (CRPS over the quantiles,
-    absolute error of the median, 50% and 90% interval hits, from :mod:`forecast.metrics`),
+    absolute error of the median, 50% and 90% interval hits, from :mod:`forecast.evaluation.metrics`),
     keyed by forecast and the data vintage it was read from. A forecast gets a new outcome
     row only when its actual first becomes known or a later data vintage revises it; the
     latest one counts.
@@ -209,9 +209,9 @@ def _months(values) -> pd.Series:
 def score_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """Per-row scores of forecasts with an actual ``y``: ``crps, abs_error, in50, in90``.
 
-    Uses :mod:`forecast.metrics` (quantile CRPS, absolute error of the median, interval hits).
+    Uses :mod:`forecast.evaluation.metrics` (quantile CRPS, absolute error of the median, interval hits).
     """
-    from forecast.metrics import absolute_error, coverage_50, coverage_90, crps
+    from forecast.evaluation.metrics import absolute_error, coverage_50, coverage_90, crps
 
     return pd.DataFrame({"crps": crps(frame), "abs_error": absolute_error(frame),
                          "in50": coverage_50(frame).astype(int), "in90": coverage_90(frame).astype(int)},

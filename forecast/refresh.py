@@ -74,7 +74,7 @@ from typing import Any
 import pandas as pd
 
 from features.errors import DataError
-from forecast.experiment import ConfigError, _coverage_end, _kind, _parse_month, _Reader, read_toml
+from forecast.config import ConfigError, Reader, field_names, kind, parse_coverage_end, parse_month, read_toml
 from forecast.schema import FORECAST_COLUMNS, TARGETS
 
 __all__ = ["ExitCode", "RefreshConfig", "RefreshError", "RefreshResult", "demo_refresh_cycle", "load_config",
@@ -221,11 +221,6 @@ _SECTIONS = {"data": DataSection, "model": ModelSection, "outputs": OutputsSecti
 _SOURCE_KEYS = ("url", "sha256", "format", "file", "path")
 
 
-def _fields(cls) -> list[str]:
-    import dataclasses
-
-    return [f.name for f in dataclasses.fields(cls)]
-
 
 def load_config(path: str | Path) -> RefreshConfig:
     """Read and validate a refresh configuration; relative paths are read from its folder.
@@ -239,7 +234,7 @@ def load_config(path: str | Path) -> RefreshConfig:
     path = Path(path)
     raw, text = read_toml(path, "refresh configuration")
     base = path.resolve().parent
-    top = _Reader(path, "top level", raw, tuple(_SECTIONS))
+    top = Reader(path, "top level", raw, tuple(_SECTIONS))
     for name in ("data", "model", "outputs"):
         if name not in raw:
             top.fail(None, f"missing [{name}] table (see deploy/refresh.toml for a documented example)")
@@ -250,7 +245,7 @@ def load_config(path: str | Path) -> RefreshConfig:
     return RefreshConfig(path=path, text=text, data=data, model=model, outputs=outputs, tracking=tracking)
 
 
-def _local(r: _Reader, key: str, value: Any, base: Path, what: str, *, must_exist: bool = True) -> Path:
+def _local(r: Reader, key: str, value: Any, base: Path, what: str, *, must_exist: bool = True) -> Path:
     if must_exist:
         return r.file(key, value, base, what)
     if not isinstance(value, str) or not value.strip():
@@ -259,7 +254,7 @@ def _local(r: _Reader, key: str, value: Any, base: Path, what: str, *, must_exis
     return (p if p.is_absolute() else base / p).resolve()
 
 
-def _read_source(r: _Reader, key: str, value: Any, base: Path, downloads: Path, what: str) -> Source:
+def _read_source(r: Reader, key: str, value: Any, base: Path, downloads: Path, what: str) -> Source:
     """A path string, or a table ``{url, sha256[, format][, file]}`` for a download."""
     from features.download import DownloadError, check_sha256, check_url
     from features.sources import FORMATS
@@ -267,7 +262,7 @@ def _read_source(r: _Reader, key: str, value: Any, base: Path, downloads: Path, 
     if isinstance(value, str):
         return Source(path=_local(r, key, value, base, what))
     if not isinstance(value, dict):
-        r.fail(key, f"must be a path, or a table {{url = \"...\", sha256 = \"...\"}}; got {_kind(value)}")
+        r.fail(key, f"must be a path, or a table {{url = \"...\", sha256 = \"...\"}}; got {kind(value)}")
     unknown = [k for k in value if k not in _SOURCE_KEYS]
     if unknown:
         close = difflib.get_close_matches(unknown[0], list(_SOURCE_KEYS), n=1, cutoff=0.5)
@@ -297,7 +292,7 @@ def _read_data(path: Path, table: Any, base: Path, out_dir: Path) -> DataSection
     from features.covariates import FILL_POLICIES
     from features.sources import FORMATS
 
-    r = _Reader(path, "[data]", table, _fields(DataSection))
+    r = Reader(path, "[data]", table, field_names(DataSection))
     downloads = out_dir / "downloads"
     if "events" not in table:
         r.fail("events", "is required: event file path(s), or {url = \"...\", sha256 = \"...\"} for a download")
@@ -313,15 +308,15 @@ def _read_data(path: Path, table: Any, base: Path, out_dir: Path) -> DataSection
                   if "covariates" in table else None)
     gazetteer = r.file("gazetteer", table["gazetteer"], base, "gazetteer") if "gazetteer" in table else None
     coverage_end = r.string("coverage_end")
-    if coverage_end is not None and _coverage_end(coverage_end) is None:
+    if coverage_end is not None and parse_coverage_end(coverage_end) is None:
         r.fail("coverage_end", f"{coverage_end!r} is not a date; expected \"YYYY-MM\" or \"YYYY-MM-DD\"")
     months = {}
     for key in ("start", "end"):
         value = r.string(key)
-        if value is not None and _parse_month(value) is None:
+        if value is not None and parse_month(value) is None:
             r.fail(key, f"{value!r} is not a month; expected \"YYYY-MM\"")
         months[key] = value
-    if months["start"] and months["end"] and _parse_month(months["end"]) < _parse_month(months["start"]):
+    if months["start"] and months["end"] and parse_month(months["end"]) < parse_month(months["start"]):
         r.fail("end", f"{months['end']} is before start {months['start']}")
     return DataSection(events=events, format=r.string("format", list(FORMATS)), covariates=covariates,
                        fill=r.string("fill", list(FILL_POLICIES)) or "error", gazetteer=gazetteer,
@@ -330,10 +325,10 @@ def _read_data(path: Path, table: Any, base: Path, out_dir: Path) -> DataSection
 
 
 def _read_model(path: Path, table: Any) -> ModelSection:
-    from forecast.models import MODELS, make_model
+    from forecast.catalog import MODELS, make_model
     from forecast.models.base import ModelError
 
-    r = _Reader(path, "[model]", table, _fields(ModelSection))
+    r = Reader(path, "[model]", table, field_names(ModelSection))
     name = r.string("name")
     if not name:
         r.fail("name", "is required: the registered model name, e.g. name = \"demo-incidents\"")
@@ -363,7 +358,7 @@ def _read_model(path: Path, table: Any) -> ModelSection:
 
 
 def _read_outputs(path: Path, table: Any, base: Path) -> OutputsSection:
-    r = _Reader(path, "[outputs]", table, _fields(OutputsSection))
+    r = Reader(path, "[outputs]", table, field_names(OutputsSection))
     if "dir" not in table:
         r.fail("dir", "is required: the folder for the panel, forecasts, reports, ledger and lock")
     out = _local(r, "dir", table["dir"], base, "folder", must_exist=False)
@@ -380,7 +375,7 @@ def _read_outputs(path: Path, table: Any, base: Path) -> OutputsSection:
 
 
 def _read_tracking(path: Path, table: Any) -> TrackingSection:
-    r = _Reader(path, "[tracking]", table, _fields(TrackingSection))
+    r = Reader(path, "[tracking]", table, field_names(TrackingSection))
     numbers = {}
     for key, minimum in (("retry_wait", 0.0), ("timeout", 0.1)):
         value = table.get(key)
@@ -539,7 +534,7 @@ def _build(config: RefreshConfig, events: list[Path], covariates: Path | None):
     end = pd.Period(d.end, freq="M") if d.end else None
     filters = EventFilters(start=start.start_time if start else None,
                            end=end.end_time.normalize() if end else None, event_types=d.event_types, actor=d.actor)
-    coverage_end = _coverage_end(d.coverage_end) if d.coverage_end else None
+    coverage_end = parse_coverage_end(d.coverage_end) if d.coverage_end else None
     if end is not None:
         # Up to `end` the sources are taken as complete: the run sees the data as it stood then.
         cap = end.end_time.normalize()
@@ -558,7 +553,7 @@ def _build(config: RefreshConfig, events: list[Path], covariates: Path | None):
 
 def _load_model(config: RefreshConfig, uri: str, panel: pd.DataFrame, origin: pd.Period):
     """(forecaster, ledger model name, version, label, note); fallback when there is no champion."""
-    from forecast.models import make_model
+    from forecast.catalog import make_model
     from forecast.registry import NoSuchModel, load_registered
 
     ref = f"{config.model.name}@{config.model.alias}"
@@ -589,7 +584,7 @@ def _load_model(config: RefreshConfig, uri: str, panel: pd.DataFrame, origin: pd
 
 
 def _forecast(forecaster, reg, panel: pd.DataFrame, origin: pd.Period, config: RefreshConfig) -> pd.DataFrame:
-    from forecast.backtest import forecast_at, history_at
+    from forecast.evaluation.backtest import forecast_at, history_at
     from forecast.models.base import ModelError
     from forecast.registry import ForecasterModel, _to_periods, _to_strings
     from forecast.schema import validate_forecast

@@ -36,7 +36,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
 
-from forecast.backtest import forecast_at
+from forecast.evaluation.backtest import forecast_at
 from forecast.models.base import Forecaster, ModelError, check_history
 from forecast.tracking import TrackingError, connect
 

@@ -57,7 +57,7 @@ import numpy as np
 import pandas as pd
 
 from features.gazetteer import Gazetteer, load_gazetteer
-from forecast.experiment import ConfigError, _kind, _Reader, read_toml
+from forecast.config import ConfigError, Reader, kind, read_toml
 from forecast.schema import FORECAST_COLUMNS, QUANTILE_COLUMNS, QUANTILES
 
 __all__ = [
@@ -178,7 +178,7 @@ BASELINE = Scenario(
 )
 
 
-def _number(r: _Reader, key: str, *, minimum: float | None = None) -> float | None:
+def _number(r: Reader, key: str, *, minimum: float | None = None) -> float | None:
     value = r.get(key)
     if value is None:
         return None
@@ -189,7 +189,7 @@ def _number(r: _Reader, key: str, *, minimum: float | None = None) -> float | No
     return float(value)
 
 
-def _month_key(r: _Reader, key: str, default: str | None) -> str | None:
+def _month_key(r: Reader, key: str, default: str | None) -> str | None:
     value = r.get(key, default)
     if value is None:
         return None
@@ -219,7 +219,7 @@ def load_scenario(path: str | Path, gazetteer: Gazetteer | str | Path | None = N
     """
     path = Path(path)
     raw, _ = read_toml(path, "scenario file")
-    top = _Reader(path, "top level", raw, _TOP_KEYS)
+    top = Reader(path, "top level", raw, _TOP_KEYS)
     name = top.string("name")
     if not name or not name.strip():
         top.fail("name", "is required: a short name for the scenario, e.g. name = \"partial withdrawal\"")
@@ -233,7 +233,7 @@ def load_scenario(path: str | Path, gazetteer: Gazetteer | str | Path | None = N
     if isinstance(entries, dict):
         top.fail("change", "write each change as a [[change]] table (two brackets), not [change]")
     if not isinstance(entries, list):
-        top.fail("change", f"must be [[change]] tables, got {_kind(entries)}")
+        top.fail("change", f"must be [[change]] tables, got {kind(entries)}")
     gaz = gazetteer if isinstance(gazetteer, Gazetteer) else load_gazetteer(gazetteer)
     changes = tuple(_read_change(path, i, entry, gaz) for i, entry in enumerate(entries, start=1))
     return Scenario(name=name.strip(), description=" ".join(description.split()), rationale=rationale.strip(),
@@ -241,7 +241,7 @@ def load_scenario(path: str | Path, gazetteer: Gazetteer | str | Path | None = N
 
 
 def _read_change(path: Path, index: int, entry: Any, gaz: Gazetteer) -> Change:
-    r = _Reader(path, f"[[change]] #{index}", entry, _CHANGE_KEYS)
+    r = Reader(path, f"[[change]] #{index}", entry, _CHANGE_KEYS)
     covariate = r.get("covariate")
     if covariate is None:
         r.fail("covariate", "is required: the panel column to change, e.g. covariate = \"us_troops\"")
@@ -373,7 +373,7 @@ def _long(frame: pd.DataFrame, covariates: list[str]) -> pd.DataFrame:
 
 
 def _responds_by_default(name: str) -> bool:
-    from forecast.models import MODELS, make_model
+    from forecast.catalog import MODELS, make_model
 
     model = make_model(name)
     if bool(model.uses_future_covariates):
@@ -385,7 +385,7 @@ def _responds_by_default(name: str) -> bool:
 
 def blind_models() -> tuple[str, ...]:
     """Registered models (default parameters) that ignore covariates at target months."""
-    from forecast.models import MODELS
+    from forecast.catalog import MODELS
 
     return tuple(sorted(n for n in MODELS if not _responds_by_default(n)))
 
@@ -459,11 +459,11 @@ def run_scenarios(panel: pd.DataFrame, model_name: str, scenarios: Sequence[Scen
     ConfigError
         A scenario that does not fit the data (unknown covariate or unit, a month not after
         the origin, duplicate names), before anything is fitted.
-    forecast.models.ModelError
+    forecast.models.base.ModelError
         Unknown model or parameter, or a history the model cannot use.
     """
-    from forecast.backtest import default_covariates, history_at
-    from forecast.models import make_model
+    from forecast.evaluation.backtest import default_covariates, history_at
+    from forecast.catalog import make_model
 
     origin = panel["month"].max() if origin is None else pd.Period(origin, freq="M")
     model = make_model(model_name, **(params or {}))
@@ -507,7 +507,7 @@ def run_scenarios_fitted(forecaster, history: pd.DataFrame, scenarios: Sequence[
     name
         Model name in the output (default ``forecaster.name``).
     """
-    from forecast.backtest import forecast_at
+    from forecast.evaluation.backtest import forecast_at
     from forecast.models.base import ModelError, check_history, covariate_columns, hold_last_value
 
     if int(horizon) != horizon or horizon < 1:
@@ -594,7 +594,7 @@ def run_scenarios_fitted(forecaster, history: pd.DataFrame, scenarios: Sequence[
 
 
 def _responsive_names() -> list[str]:
-    from forecast.models import MODELS
+    from forecast.catalog import MODELS
 
     return sorted(set(MODELS) - set(blind_models()))
 

@@ -13,12 +13,12 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-import forecast.parallel
+import forecast.evaluation.parallel
 from features.transforms import PrefixFeatures, build_features, direct_targets
-from forecast.backtest import BacktestDesign, fit_notes, history_at, run_backtest
-from forecast.models import make_model
+from forecast.evaluation.backtest import BacktestDesign, fit_notes, history_at, run_backtest
+from forecast.catalog import make_model
 from forecast.models.base import FitCache, ModelError, fit_cache
-from forecast.parallel import BackendError
+from forecast.evaluation.parallel import BackendError
 
 DESIGN = BacktestDesign(start=pd.Period("2014-01", freq="M"), end=pd.Period("2015-12", freq="M"), step=2,
                         horizon=3, refit_every=4)
@@ -91,7 +91,7 @@ def test_dask_without_an_address_starts_and_stops_a_local_cluster(panel, referen
 
 
 def test_an_unreachable_scheduler_fails_within_seconds_with_a_clear_error(panel, monkeypatch):
-    monkeypatch.setattr(forecast.parallel, "CONNECT_TIMEOUT", 2)
+    monkeypatch.setattr(forecast.evaluation.parallel, "CONNECT_TIMEOUT", 2)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again: nothing listens there
@@ -111,7 +111,7 @@ def test_unknown_backend_and_a_scheduler_without_dask_are_rejected(panel):
 def test_cli_backtest_reports_an_unreachable_scheduler_without_a_traceback(tmp_path, panel, monkeypatch):
     from forecast.cli import main
 
-    monkeypatch.setattr(forecast.parallel, "CONNECT_TIMEOUT", 2)
+    monkeypatch.setattr(forecast.evaluation.parallel, "CONNECT_TIMEOUT", 2)
     path = tmp_path / "panel.parquet"
     panel.assign(month=panel["month"].astype(str)).to_parquet(path)
     with socket.socket() as s:
@@ -140,7 +140,7 @@ def test_repeated_fits_are_taken_from_the_cache(panel):
 
 
 def test_the_plan_runs_every_block_once_keeps_shared_fits_together_and_starts_the_longest_tasks_first():
-    from forecast.backtest import _plan
+    from forecast.evaluation.backtest import _plan
 
     models = {**_models(), "nb_glm": lambda: make_model("nb_glm"), "zero": lambda: make_model("zero")}
     cost = {name: factory().cost for name, factory in models.items()}

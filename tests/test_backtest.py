@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecast.backtest import COVARIATES_HELD, COVARIATES_NOT_USED, BacktestDesign, history_at, run_backtest
+from forecast.evaluation.backtest import COVARIATES_HELD, COVARIATES_NOT_USED, BacktestDesign, history_at, run_backtest
 from forecast.models.base import Forecaster, ModelError, prediction_frame, poisson_quantiles, future_months
 
 
@@ -110,8 +110,8 @@ def test_on_synthetic_data_covariates_with_known_paths_improve_the_forecast():
     # The demo process has known effects of troops (lag 2) and operations tempo (lag 1).
     # SARIMAX given the realised covariate paths at the target months (covariates declared
     # known ahead) must beat the same model without covariates.
-    from forecast.metrics import score_table
-    from forecast.models import make_model
+    from forecast.evaluation.metrics import score_table
+    from forecast.catalog import make_model
     from synthetic_data import synthetic_panel as build
 
     panel = build()
@@ -131,7 +131,7 @@ def test_on_synthetic_data_covariates_with_known_paths_improve_the_forecast():
 
 
 def test_models_using_target_month_covariates_hold_the_last_value_by_default(synthetic_panel):
-    from forecast.models import make_model
+    from forecast.catalog import make_model
 
     design = BacktestDesign(start=pd.Period("2014-01", "M"), end=pd.Period("2014-01", "M"), horizon=2)
     out = run_backtest(synthetic_panel, {"sarimax": lambda: make_model("sarimax")}, design, progress=False)

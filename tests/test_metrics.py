@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from forecast.metrics import (
+from forecast.evaluation.metrics import (
     LOSSES,
     METRICS,
     MIN_SCALE,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from forecast.backtest import BacktestDesign, history_at, run_backtest
-from forecast.models import MODELS, make_model
+from forecast.evaluation.backtest import BacktestDesign, history_at, run_backtest
+from forecast.catalog import MODELS, make_model
 from forecast.models.base import ModelError, NotFittedError
 from forecast.schema import QUANTILE_COLUMNS
 

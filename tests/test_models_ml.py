@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from features.synthetic import SyntheticConfig, simulate_panel, synthetic_gazetteer
-from forecast.backtest import BacktestDesign, history_at, run_backtest
+from forecast.evaluation.backtest import BacktestDesign, history_at, run_backtest
 from forecast.models.base import ModelError, make_model
 from forecast.models.ml import HistGradientBoosting, RandomForest, negbin_dispersion
 from forecast.schema import QUANTILE_COLUMNS

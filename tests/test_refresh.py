@@ -27,7 +27,7 @@ from mlflow import MlflowClient
 import pg
 from features.download import DownloadError, fetch
 from forecast.cli import main
-from forecast.experiment import ConfigError
+from forecast.config import ConfigError
 from forecast.ledger import Ledger
 from forecast.refresh import (
     PAUSE_ENV,

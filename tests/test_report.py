@@ -19,9 +19,9 @@ from browser import ARTIFACTS, browser, visit  # noqa: F401  (browser is a fixtu
 from features.gazetteer import load_gazetteer
 from features.panel import validate_panel
 from features.synthetic import synthetic_gazetteer
-from forecast import metrics as M
-from forecast.backtest import BacktestDesign, forecast_at, history_at, run_backtest
-from forecast.models import make_model
+from forecast.evaluation import metrics as M
+from forecast.evaluation.backtest import BacktestDesign, forecast_at, history_at, run_backtest
+from forecast.catalog import make_model
 from forecast.report import (
     ReportError, ReportInputs, ReportWarning, find_previous_report, read_report_data, render_report, write_report,
 )
@@ -81,7 +81,7 @@ def page(inputs) -> str:
 
 
 # ----------------------------------------------------------------------------------------
-# Definitions (forecast.metrics)
+# Definitions (forecast.evaluation.metrics)
 
 
 def test_threat_tier_bounds_belong_to_the_tier_they_start_and_escalation_raises_one_tier():

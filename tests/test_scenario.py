@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from features.synthetic import SyntheticConfig
-from forecast.experiment import ConfigError
+from forecast.config import ConfigError
 from forecast.scenario import (
     METHOD_CRN,
     METHOD_DRAWS,
@@ -204,8 +204,8 @@ def test_data_after_the_origin_changes_no_scenario_forecast(demo_panel, shipped)
 
 
 def test_run_scenarios_fitted_matches_a_fit_at_the_origin(demo_panel, shipped):
-    from forecast.backtest import history_at
-    from forecast.models import make_model
+    from forecast.evaluation.backtest import history_at
+    from forecast.catalog import make_model
 
     origin = pd.Period("2014-06", "M")
     history = history_at(demo_panel, origin)

@@ -20,8 +20,8 @@ from mlflow import MlflowClient
 from synthetic_data import synthetic_panel
 
 from features.synthetic import SyntheticConfig
-from forecast.backtest import BacktestDesign, forecast_at, history_at, run_backtest
-from forecast.metrics import score_table
+from forecast.evaluation.backtest import BacktestDesign, forecast_at, history_at, run_backtest
+from forecast.evaluation.metrics import score_table
 from forecast.models.base import make_model
 from forecast.registry import ForecasterModel, NoSuchModel, list_versions, load_registered, promote
 from forecast.tracking import (

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forecast import metrics as M
+from forecast.evaluation import metrics as M
 from forecast.report.inputs import ReportError, ReportInputs
 from forecast.schema import FORECAST_COLUMNS, QUANTILE_COLUMNS, validate_forecast
 

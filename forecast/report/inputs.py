@@ -59,7 +59,7 @@ class ReportInputs:
         Display name of the model (``"ensemble"``) and, for a registered model, its
         :attr:`forecast.registry.RegisteredForecaster.label`.
     backtest
-        :func:`forecast.backtest.run_backtest` output for the model (rows labelled ``model``)
+        :func:`forecast.evaluation.backtest.run_backtest` output for the model (rows labelled ``model``)
         and the benchmarks it is compared with.
     past_forecasts
         The ledger's issued forecasts (``issued, vintage, model, model_version, unit, origin,

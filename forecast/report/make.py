@@ -38,7 +38,7 @@ def backtest_design(first: pd.Period, origin: pd.Period, horizon: int, months: i
     between scheduled refits. Returns None when the panel is too short for even one origin
     after :data:`MIN_BACKTEST_HISTORY` months.
     """
-    from forecast.backtest import BacktestDesign
+    from forecast.evaluation.backtest import BacktestDesign
 
     end = origin - horizon
     start = max(end - (months - 1), first + MIN_BACKTEST_HISTORY)
@@ -104,7 +104,7 @@ def make_report(
         Panel file (``forecast data build``).
     model, registry_model
         At most one: a model name (fitted here on the whole panel; default
-        :data:`forecast.models.DEFAULT_MODEL`) or a registry reference ``NAME@alias`` /
+        :data:`forecast.catalog.DEFAULT_MODEL`) or a registry reference ``NAME@alias`` /
         ``NAME/version`` loaded from ``tracking_uri``.
     horizon
         Months ahead.
@@ -136,12 +136,12 @@ def make_report(
 
     Raises
     ------
-    features.errors.DataError, forecast.models.ModelError, forecast.tracking.TrackingError
+    features.errors.DataError, forecast.models.base.ModelError, forecast.tracking.TrackingError
         Bad panel, model, parameter, GeoJSON, scenario file or registry reference; raised
         before anything is written.
     """
-    from forecast.backtest import default_covariates, forecast_at, history_at, run_backtest
-    from forecast.models import BENCHMARKS, DEFAULT_MODEL, make_model
+    from forecast.evaluation.backtest import default_covariates, forecast_at, history_at, run_backtest
+    from forecast.catalog import BENCHMARKS, DEFAULT_MODEL, make_model
 
     say = echo or (lambda _text: None)
     if model is not None and registry_model is not None:

@@ -7,6 +7,9 @@ weight, then fits every member on the whole history. Forecasts are the weighted 
 members' means and of their quantiles (quantile averaging, "Vincentization", which keeps the
 quantiles monotone). The weights therefore come from data up to the origin only.
 
+It sits above :mod:`forecast.evaluation` (not in :mod:`forecast.models`) because it is built
+on the rolling-origin backtest: the models never import the evaluation that judges them.
+
 Weighting (``weighting``): ``"inverse"`` (weight proportional to CRPS ** -power, the
 default; ``power`` sharpens the preference for the members that have been doing best),
 ``"best"`` (all weight on the member with the lowest CRPS) or ``"equal"``.
@@ -17,6 +20,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+import forecast.models  # noqa: F401  (registers the member models)
+from forecast.evaluation.backtest import BacktestDesign, run_backtest
+from forecast.evaluation.metrics import crps
 from forecast.models.base import Forecaster, ModelError, make_model, prediction_frame, register
 from forecast.schema import QUANTILE_COLUMNS
 
@@ -53,10 +59,6 @@ class Ensemble(Forecaster):
             return []  # reported by fit, with the offending member named
 
     def _fit(self, history: pd.DataFrame) -> None:
-        # Imported here: backtest and metrics import the model package.
-        from forecast.backtest import BacktestDesign, run_backtest
-        from forecast.metrics import crps
-
         if self.weighting not in ("inverse", "best", "equal"):
             raise ModelError(f"ensemble: weighting must be inverse, best or equal, got {self.weighting!r}")
         if not self.members:

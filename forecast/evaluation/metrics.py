@@ -150,7 +150,7 @@ def _unscored(y: np.ndarray, values: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(y), np.nan, values)
 
 
-_REFERENCE_HINT = "Add them with forecast.metrics.add_references(frame, panel), or pass panel= to score_table"
+_REFERENCE_HINT = "Add them with forecast.evaluation.metrics.add_references(frame, panel), or pass panel= to score_table"
 
 
 # --- per-row metrics: fn(frame) -> ndarray of shape (n,) --------------------------------------
@@ -381,7 +381,7 @@ def escalated(y, threshold) -> np.ndarray:
 def _wide(history: pd.DataFrame, target: str) -> pd.DataFrame:
     """Months x units matrix of ``target`` on a complete monthly index (gaps are NaN rows)."""
     if {"unit", "month"} <= set(history.columns):
-        hint = " (a history from forecast.backtest.history_at calls it 'y': pass target='y')" if "y" in history else ""
+        hint = " (a history from forecast.evaluation.backtest.history_at calls it 'y': pass target='y')" if "y" in history else ""
         _require(history, [target], "history", f"Choose the count column with target=...{hint}")
         dup = history.duplicated(["unit", "month"])
         if dup.any():

@@ -276,7 +276,7 @@ def run_backtest(
         announced troop levels). Default: each origin's last known values are held.
     backend
         ``"joblib"`` (processes on this machine) or ``"dask"`` (a Dask cluster, see
-        :func:`forecast.parallel.run_tasks`). The result does not depend on it.
+        :func:`forecast.evaluation.parallel.run_tasks`). The result does not depend on it.
     scheduler
         Dask scheduler address (``tcp://HOST:PORT``); None starts a local cluster. Only for
         ``backend="dask"``.
@@ -292,7 +292,7 @@ def run_backtest(
         is after the panel's last month), sorted by model, origin, unit, month. What models
         fell back to is in ``attrs["fit_notes"]`` (read it with :func:`fit_notes`).
     """
-    from forecast.parallel import run_tasks
+    from forecast.evaluation.parallel import run_tasks
 
     origins = design.origins()
     first = panel["month"].min()

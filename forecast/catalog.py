@@ -1,0 +1,21 @@
+"""Every model, found by name: the single models and the ensemble built on them.
+
+Importing this module registers every model. Adding a model is one class with ``@register`` in
+one module of :mod:`forecast.models`; ``tests/test_models.py`` then checks it against the
+contract. Code that looks models up by name (experiments, jobs, the CLI) imports from here.
+"""
+
+from __future__ import annotations
+
+import forecast.ensemble  # noqa: F401  (registration)
+import forecast.models  # noqa: F401  (registration)
+from forecast.models.base import MODELS, Forecaster, ModelError, NotFittedError, make_model
+
+#: The field's standard benchmarks: skill is measured against the best of them.
+BENCHMARKS = ("zero", "locf_poisson", "locf_negbin", "seasonal_naive", "moving_average", "hist_bootstrap")
+
+#: The model ``forecast predict --model default`` uses (chosen from the real-data backtests
+#: reported in ``docs/models.md``).
+DEFAULT_MODEL = "ensemble"
+
+__all__ = ["BENCHMARKS", "DEFAULT_MODEL", "MODELS", "Forecaster", "ModelError", "NotFittedError", "make_model"]
