@@ -586,7 +586,7 @@ def _load_model(config: RefreshConfig, uri: str, panel: pd.DataFrame, origin: pd
 def _forecast(forecaster, reg, panel: pd.DataFrame, origin: pd.Period, config: RefreshConfig) -> pd.DataFrame:
     from forecast.evaluation.backtest import forecast_at, history_at
     from forecast.models.base import ModelError
-    from forecast.registry import ForecasterModel, _to_periods, _to_strings
+    from forecast.registry import ForecasterModel, to_periods, to_strings
     from forecast.schema import validate_forecast
 
     horizon, target = config.model.horizon, config.model.target
@@ -595,8 +595,8 @@ def _forecast(forecaster, reg, panel: pd.DataFrame, origin: pd.Period, config: R
             # The registered, fitted model: served exactly as `models:/...` serves it (fitted
             # state kept; a longer history only conditions a copy with `update`).
             history = history_at(panel, origin, target, forecaster.covariates_)
-            served = ForecasterModel(forecaster).predict(None, _to_strings(history, ("month",)), {"horizon": horizon})
-            frame = _to_periods(served)
+            served = ForecasterModel(forecaster).predict(None, to_strings(history, ("month",)), {"horizon": horizon})
+            frame = to_periods(served)
             frame["model"] = forecaster.name
         else:
             covariates = None if reg is None else reg.forecaster.covariates_
@@ -638,7 +638,7 @@ def past_scores(past: pd.DataFrame) -> dict[str, float]:
 def _track(config: RefreshConfig, uri: str, *, params: dict, metrics: dict, tags: dict,
            artifacts: dict[str, Path]) -> str:
     """Log the refresh as one MLflow run; returns its id."""
-    from forecast.tracking import _log_batch, connect, default_artifact_location, flatten_params
+    from forecast.tracking import log_batch, connect, default_artifact_location, flatten_params
 
     client = connect(uri)
     name = config.tracking.experiment
@@ -651,7 +651,7 @@ def _track(config: RefreshConfig, uri: str, *, params: dict, metrics: dict, tags
     run = client.create_run(experiment_id, run_name=f"refresh {tags.get('forecast.origin', '')}".strip(), tags=tags)
     run_id = run.info.run_id
     try:
-        _log_batch(client, run_id, params=flatten_params(params), metrics=metrics)
+        log_batch(client, run_id, params=flatten_params(params), metrics=metrics)
         for folder, path in artifacts.items():
             client.log_artifact(run_id, str(path), folder)
     except BaseException:

@@ -52,7 +52,8 @@ _REQUIREMENTS = ("mlflow", "pandas", "numpy", "scipy", "statsmodels", "scikit-le
                  "scoringrules", "joblib")
 
 
-def _to_periods(frame: pd.DataFrame, columns=("month", "origin")) -> pd.DataFrame:
+def to_periods(frame: pd.DataFrame, columns=("month", "origin")) -> pd.DataFrame:
+    """A copy with ``columns`` as monthly periods (as they come back from a served model: strings)."""
     out = frame.copy()
     for col in columns:
         if col in out and not isinstance(out[col].dtype, pd.PeriodDtype):
@@ -60,7 +61,8 @@ def _to_periods(frame: pd.DataFrame, columns=("month", "origin")) -> pd.DataFram
     return out
 
 
-def _to_strings(frame: pd.DataFrame, columns=("month", "origin")) -> pd.DataFrame:
+def to_strings(frame: pd.DataFrame, columns=("month", "origin")) -> pd.DataFrame:
+    """A copy with ``columns`` as ``YYYY-MM`` strings (what a served model takes and returns)."""
     out = frame.copy()
     for col in columns:
         if col in out:
@@ -102,7 +104,7 @@ class ForecasterModel(mlflow.pyfunc.PythonModel):
         if missing:
             raise ModelError(f"model {self.forecaster.name!r}: input lacks column(s) {', '.join(missing)}; "
                              f"it needs {', '.join(self.columns())}")
-        return check_history(_to_periods(model_input[self.columns()], ("month",)), self.forecaster.name)
+        return check_history(to_periods(model_input[self.columns()], ("month",)), self.forecaster.name)
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         horizon = int((params or {}).get("horizon", DEFAULT_HORIZON))
@@ -110,7 +112,7 @@ class ForecasterModel(mlflow.pyfunc.PythonModel):
         model = self.forecaster
         if not _same_history(history, model.history_[self.columns()]):
             model = copy.deepcopy(model).update(history)
-        return _to_strings(forecast_at(model, history, horizon))
+        return to_strings(forecast_at(model, history, horizon))
 
 
 def _requirements() -> list[str]:
@@ -131,7 +133,7 @@ def log_forecaster(forecaster: Forecaster, history: pd.DataFrame, *, horizon: in
     so the example's prediction is the model's own forecast, and with it the signature.
     """
     wrapper = ForecasterModel(forecaster)
-    example = _to_strings(history[wrapper.columns()], ("month",)).reset_index(drop=True)
+    example = to_strings(history[wrapper.columns()], ("month",)).reset_index(drop=True)
     output = wrapper.predict(None, example, {"horizon": horizon})
     signature = infer_signature(example, output, params={"horizon": int(horizon)})
     return mlflow.pyfunc.log_model(

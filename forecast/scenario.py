@@ -730,7 +730,7 @@ def track_scenarios(result: ScenarioResult, tracker, *, params: dict | None = No
     """
     import tempfile
 
-    from forecast.tracking import _log_batch
+    from forecast.tracking import log_batch
 
     horizon = int(result.forecasts["horizon"].max())
     run_params = {"model": result.model, "params": dict(params or {}), "origin": str(result.origin),
@@ -762,7 +762,7 @@ def track_scenarios(result: ScenarioResult, tracker, *, params: dict | None = No
                 child_tags = {"forecast.kind": KIND_SCENARIO, "forecast.scenario": s.name,
                               "forecast.baseline": str(s.name == result.baseline).lower(),
                               "forecast.responsive": str(result.responsive).lower()}
-                _log_batch(client, child.run_id, metrics=metrics, tags=child_tags)
+                log_batch(client, child.run_id, metrics=metrics, tags=child_tags)
                 with tempfile.TemporaryDirectory() as tmp:
                     tmp = Path(tmp)
                     files = {

@@ -190,7 +190,7 @@ def _chunks(items: list, size: int) -> Iterator[list]:
         yield items[i : i + size]
 
 
-def _log_batch(client: MlflowClient, run_id: str, *, metrics: Mapping[str, float] = {},
+def log_batch(client: MlflowClient, run_id: str, *, metrics: Mapping[str, float] = {},
                params: Mapping[str, str] = {}, tags: Mapping[str, str] = {}) -> None:
     """Log in as few ``log_batch`` calls as MLflow's per-call limits allow."""
     now = int(time.time() * 1000)
@@ -365,7 +365,7 @@ class ChildRun:
         tags = {"forecast.label": self.label, "forecast.eval_window": self.eval_window_}
         if model:
             tags["forecast.model"] = model
-        _log_batch(self.client, self.run_id, metrics=metrics, tags=tags)
+        log_batch(self.client, self.run_id, metrics=metrics, tags=tags)
         self.crps_ = metrics.get("crps")
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
@@ -491,7 +491,7 @@ class ExperimentTracker:
         with self._run(run_name=run_name) as run:
             run_id = run.info.run_id
             self.parent_run_id = run_id
-            _log_batch(self.client, run_id, params=flatten_params(params), tags=all_tags)
+            log_batch(self.client, run_id, params=flatten_params(params), tags=all_tags)
             if config_path is not None:
                 self.client.log_artifact(run_id, str(config_path), "config")
             if panel is not None:
@@ -524,7 +524,7 @@ class ExperimentTracker:
             tags["forecast.model"] = model
         with self._run(run_name=label, nested=True, tags=tags) as run:
             run_id = run.info.run_id
-            _log_batch(self.client, run_id, params=flatten_params(params))
+            log_batch(self.client, run_id, params=flatten_params(params))
             yield ChildRun(self.client, run_id, label, model)
 
 
