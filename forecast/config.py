@@ -21,7 +21,7 @@ from features.errors import DataError
 if TYPE_CHECKING:
     from features.gazetteer import Gazetteer
 
-__all__ = ["ConfigError", "Reader", "field_names", "given", "kind", "parse_coverage_end", "parse_month", "read_toml"]
+__all__ = ["ConfigError", "Reader", "field_names", "explicit", "kind", "parse_coverage_end", "parse_month", "read_toml"]
 
 
 class ConfigError(DataError):
@@ -134,7 +134,7 @@ def field_names(cls: type) -> list[str]:
     return [f.name for f in dataclasses.fields(cls)]
 
 
-def given(**kwargs) -> dict:
+def explicit(**kwargs) -> dict:
     """Keyword arguments that were given: the dataclass keeps its default for the others."""
     return {k: v for k, v in kwargs.items() if v is not None}
 

@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from features.errors import DataError
-from forecast.config import ConfigError, Reader, field_names, given, kind, parse_coverage_end, parse_month, read_toml
+from forecast.config import ConfigError, Reader, field_names, explicit, kind, parse_coverage_end, parse_month, read_toml
 from forecast.evaluation.backtest import BacktestDesign
 from forecast.schema import TARGETS
 
@@ -286,7 +286,7 @@ def _read_data(path: Path, table: Any, base: Path) -> DataConfig:
     coverage_end = r.string("coverage_end")
     if coverage_end is not None and parse_coverage_end(coverage_end) is None:
         r.fail("coverage_end", f"{coverage_end!r} is not a date; expected \"YYYY-MM\" or \"YYYY-MM-DD\"")
-    return DataConfig(**given(panel=panel, events=events or None, format=r.string("format", list(FORMATS)),
+    return DataConfig(**explicit(panel=panel, events=events or None, format=r.string("format", list(FORMATS)),
                              covariates=covariates, fill=r.string("fill", list(FILL_POLICIES)),
                              gazetteer=gazetteer, coverage_end=coverage_end))
 
@@ -297,12 +297,12 @@ def _read_target(path: Path, table: Any, data: DataConfig) -> TargetConfig:
     r = Reader(path, "[target]", table, field_names(TargetConfig))
     name = r.string("name", TARGETS)
     units = r.units("units", lambda: load_gazetteer(data.gazetteer), "leave it out to use every unit")
-    return TargetConfig(**given(name=name, units=units))
+    return TargetConfig(**explicit(name=name, units=units))
 
 
 def _read_features(path: Path, table: Any) -> FeaturesConfig:
     r = Reader(path, "[features]", table, field_names(FeaturesConfig))
-    return FeaturesConfig(**given(covariates=r.strings("covariates")))
+    return FeaturesConfig(**explicit(covariates=r.strings("covariates")))
 
 
 def _read_backtest(path: Path, table: Any) -> BacktestConfig:
@@ -311,7 +311,7 @@ def _read_backtest(path: Path, table: Any) -> BacktestConfig:
     end = r.month("end", required=True)
     if end < start:
         r.fail("end", f"{end} is before start {start}; end is the last forecast origin")
-    return BacktestConfig(start=start, end=end, **given(
+    return BacktestConfig(start=start, end=end, **explicit(
         step=r.integer("step"), horizon=r.integer("horizon"), refit_every=r.integer("refit_every"),
         jobs=r.integer("jobs"), backend=r.string("backend", ("joblib", "dask")), scheduler=r.string("scheduler")))
 
@@ -333,7 +333,7 @@ def _read_scores(path: Path, table: Any, models: tuple[ModelSpec, ...]) -> Score
             close = difflib.get_close_matches(b, labels, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
             r.fail("benchmarks", f"{b!r} is not a model label of this experiment; {hint}labels: {', '.join(labels)}")
-    return ScoresConfig(**given(metrics=metrics, benchmarks=benchmarks))
+    return ScoresConfig(**explicit(metrics=metrics, benchmarks=benchmarks))
 
 
 def _tuples(value: Any) -> Any:
