@@ -552,7 +552,7 @@ def registry() -> None:
 @click.option("--tracking-uri", default=None, help=_TRACKING_HELP)
 def registry_list(registered_name, tracking_uri) -> None:
     """Versions of a registered model with their aliases and backtest CRPS."""
-    from forecast.registry import list_versions
+    from forecast.tracking.registry import list_versions
     from forecast.tracking import TrackingError, resolve_tracking_uri
 
     try:
@@ -568,7 +568,7 @@ def registry_list(registered_name, tracking_uri) -> None:
 @click.option("--tracking-uri", default=None, help=_TRACKING_HELP)
 def registry_promote(registered_name, version, tracking_uri) -> None:
     """Give a version the 'champion' alias if its backtest CRPS beats the champion's, else 'challenger'."""
-    from forecast.registry import promote
+    from forecast.tracking.registry import promote
     from forecast.tracking import TrackingError, resolve_tracking_uri
 
     try:

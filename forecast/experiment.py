@@ -47,21 +47,16 @@ import dataclasses
 import difflib
 import itertools
 import time
-import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
-from features.errors import DataError
 from forecast.config import ConfigError, Reader, field_names, explicit, kind, parse_coverage_end, parse_month, read_toml
 from forecast.evaluation.backtest import BacktestDesign
 from forecast.schema import TARGETS
-
-if TYPE_CHECKING:
-    from features.gazetteer import Gazetteer
 
 __all__ = [
     "BacktestConfig",

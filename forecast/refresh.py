@@ -452,7 +452,7 @@ def _transient(exc: BaseException) -> bool:
     """Errors worth retrying: an unreachable server or a server-side failure, not a missing model."""
     from mlflow.exceptions import MlflowException
 
-    from forecast.registry import NoSuchModel
+    from forecast.tracking.registry import NoSuchModel
     from forecast.tracking import TrackingError
 
     if isinstance(exc, NoSuchModel):
@@ -554,7 +554,7 @@ def _build(config: RefreshConfig, events: list[Path], covariates: Path | None):
 def _load_model(config: RefreshConfig, uri: str, panel: pd.DataFrame, origin: pd.Period):
     """(forecaster, ledger model name, version, label, note); fallback when there is no champion."""
     from forecast.catalog import make_model
-    from forecast.registry import NoSuchModel, load_registered
+    from forecast.tracking.registry import NoSuchModel, load_registered
 
     ref = f"{config.model.name}@{config.model.alias}"
     try:
@@ -586,7 +586,7 @@ def _load_model(config: RefreshConfig, uri: str, panel: pd.DataFrame, origin: pd
 def _forecast(forecaster, reg, panel: pd.DataFrame, origin: pd.Period, config: RefreshConfig) -> pd.DataFrame:
     from forecast.evaluation.backtest import forecast_at, history_at
     from forecast.models.base import ModelError
-    from forecast.registry import ForecasterModel, to_periods, to_strings
+    from forecast.tracking.registry import ForecasterModel, to_periods, to_strings
     from forecast.schema import validate_forecast
 
     horizon, target = config.model.horizon, config.model.target

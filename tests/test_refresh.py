@@ -74,7 +74,7 @@ def free_port() -> int:
 def champion(tmp_path_factory) -> str:
     """A SQLite MLflow store with one registered, promoted model (cheap: a moving average)."""
     from forecast.cli import run_experiment_file
-    from forecast.registry import promote
+    from forecast.tracking.registry import promote
 
     root = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{root / 'mlflow.db'}"

@@ -403,7 +403,7 @@ def test_cli_reports_user_mistakes_without_a_traceback(demo_panel, tmp_path, arg
 
 def test_cli_reports_with_the_registry_champion(demo_panel, tmp_path):
     from features.panel import read_panel
-    from forecast.registry import promote
+    from forecast.tracking.registry import promote
     from forecast.tracking import ExperimentTracker
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -57,7 +57,7 @@ class ReportInputs:
         month), horizons 1..H, every unit of the panel.
     model, model_version
         Display name of the model (``"ensemble"``) and, for a registered model, its
-        :attr:`forecast.registry.RegisteredForecaster.label`.
+        :attr:`forecast.tracking.registry.RegisteredForecaster.label`.
     backtest
         :func:`forecast.evaluation.backtest.run_backtest` output for the model (rows labelled ``model``)
         and the benchmarks it is compared with.

@@ -172,7 +172,7 @@ def make_report(
     # The model: fitted here on the whole panel, or loaded from the registry and conditioned on it.
     version_label = None
     if registry_model is not None:
-        from forecast.registry import load_registered
+        from forecast.tracking.registry import load_registered
         from forecast.tracking import resolve_tracking_uri
 
         say(f"report: loading {registry_model} from the model registry")

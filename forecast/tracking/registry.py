@@ -38,7 +38,7 @@ from mlflow.models.model import ModelInfo
 
 from forecast.evaluation.backtest import forecast_at
 from forecast.models.base import Forecaster, ModelError, check_history
-from forecast.tracking import TrackingError, connect
+from forecast.tracking.store import TrackingError, connect
 
 __all__ = ["CHALLENGER", "CHAMPION", "Decision", "ForecasterModel", "NoSuchModel", "RegisteredForecaster",
            "list_versions", "load_registered", "log_forecaster", "promote"]
