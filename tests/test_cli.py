@@ -10,7 +10,8 @@ import pandas as pd
 from click.testing import CliRunner
 
 from features.panel import read_panel
-from forecast.cli import leaderboard, main
+from forecast.api import leaderboard
+from forecast.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -34,10 +34,10 @@ from forecast.refresh import (
     PAUSE_SECONDS_ENV,
     ExitCode,
     RefreshError,
-    demo_refresh_cycle,
     load_config,
     run_refresh,
 )
+from forecast.jobs.demo import demo_refresh_cycle
 from forecast.schema import FORECAST_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,14 +73,14 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def champion(tmp_path_factory) -> str:
     """A SQLite MLflow store with one registered, promoted model (cheap: a moving average)."""
-    from forecast.cli import run_experiment_file
+    from forecast.api import run_experiment
     from forecast.tracking.registry import promote
 
     root = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     experiment = root / "tiny.toml"
     experiment.write_text(TINY_EXPERIMENT)
-    ref = run_experiment_file(experiment, uri, CHAMPION, None)
+    ref = run_experiment(experiment, tracking_uri=uri, register_as=CHAMPION).ref
     assert promote(CHAMPION, ref.version, uri).promoted
     return uri
 

@@ -359,12 +359,13 @@ def test_real_boundaries_from_the_ocha_geojson(shared_data, inputs, panel):
 @pytest.fixture(scope="module")
 def demo_panel(tmp_path_factory) -> Path:
     from features.sources import EventFilters
-    from forecast.cli import DEMO_COVARIATES, DEMO_EVENTS, run_data_build
+    from forecast.api import build_panel
+    from forecast.jobs.demo import DEMO_COVARIATES, DEMO_EVENTS
 
     out = tmp_path_factory.mktemp("demo") / "panel.parquet"
-    run_data_build(events=[DEMO_EVENTS], fmt="ucdp", covariates=DEMO_COVARIATES, fill="error", gazetteer=None,
-                   out=out, filters=EventFilters(), coverage_end=pd.Timestamp("2024-12-31"),
-                   keep_incomplete=False, encoding=None)
+    build_panel(events=[DEMO_EVENTS], fmt="ucdp", covariates=DEMO_COVARIATES, fill="error", gazetteer=None,
+                out=out, filters=EventFilters(), coverage_end=pd.Timestamp("2024-12-31"),
+                keep_incomplete=False, encoding=None)
     return out
 
 

@@ -4,50 +4,23 @@ Exit codes of ``forecast refresh`` are :class:`forecast.refresh.ExitCode` (0 ref
 nothing new, 1 configuration or unexpected error, 2 bad command line, 3 bad input data,
 4 no champion and no fallback, 5 another refresh running, 6 tracking server unreachable,
 7 ledger unreachable). Log lines go to stderr with ISO 8601 UTC timestamps; the one-line
-outcome goes to stdout.
+outcome goes to stdout (:func:`forecast.refresh.configure_logging`).
 """
 
 from __future__ import annotations
 
-import logging
-import sys
-import time
 from pathlib import Path
 
 import click
 import pandas as pd
 
+from forecast import api
+from forecast.cli.common import month_option
+from forecast.config import ConfigError
+from forecast.ledger import Ledger, LedgerError
+from forecast.refresh import log
+
 _CONFIG_HELP = "Refresh configuration (TOML); see deploy/refresh.toml."
-
-
-class _UTCFormatter(logging.Formatter):
-    converter = time.gmtime
-
-    def formatTime(self, record, datefmt=None):  # noqa: N802 - logging's name
-        return time.strftime("%Y-%m-%dT%H:%M:%S", self.converter(record.created)) + f".{int(record.msecs):03d}Z"
-
-
-class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is at the time (it may be swapped, e.g. by click's test runner)."""
-
-    @property
-    def stream(self):
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value) -> None:
-        pass
-
-
-def configure_logging(level: int = logging.INFO) -> None:
-    """Timestamped lines (``2026-11-23T23:59:01.123Z INFO refresh: ...``) on stderr."""
-    logger = logging.getLogger("forecast.refresh")
-    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
-        handler = _StderrHandler()
-        handler.setFormatter(_UTCFormatter("%(asctime)s %(levelname)s refresh: %(message)s"))
-        logger.addHandler(handler)
-    logger.setLevel(level)
-    logger.propagate = False
 
 
 @click.command("refresh")
@@ -60,17 +33,15 @@ def configure_logging(level: int = logging.INFO) -> None:
 @click.pass_context
 def refresh(ctx: click.Context, config_path: Path, force: bool, tracking_uri: str | None) -> None:
     """Bring the forecasts up to date: build the panel, forecast with the champion, score, report, log."""
-    from forecast.refresh import ExitCode, RefreshError, log, run_refresh
-
-    configure_logging()
+    api.configure_logging()
     try:
-        result = run_refresh(config_path, force=force, tracking_uri=tracking_uri)
-    except RefreshError as exc:
+        result = api.run_refresh(config_path, force=force, tracking_uri=tracking_uri)
+    except api.RefreshError as exc:
         log.error("%s (exit code %d: %s)", exc, int(exc.code), exc.code.name.lower())
         ctx.exit(int(exc.code))
     except Exception:  # noqa: BLE001 - an unexpected failure: the traceback is for the log
         log.exception("unexpected error; nothing was issued (the ledger is unchanged)")
-        ctx.exit(int(ExitCode.ERROR))
+        ctx.exit(int(api.ExitCode.ERROR))
     click.echo(result.message)
 
 
@@ -78,16 +49,11 @@ def refresh(ctx: click.Context, config_path: Path, force: bool, tracking_uri: st
 # The ledger
 
 
-def _open(config_path: Path | None, ledger: str | None):
-    from forecast.config import ConfigError
-    from forecast.ledger import Ledger, LedgerError
-    from forecast.refresh import load_config
-
+def _open(config_path: Path | None, ledger: str | None) -> Ledger:
     if ledger is None and config_path is None:
         raise click.UsageError("give --ledger (a SQLite file or database URL) or --config (a refresh configuration)")
     try:
-        target = ledger or load_config(config_path).ledger
-        return Ledger.open(target, create=False)
+        return api.open_ledger(config_path, ledger)
     except (ConfigError, LedgerError) as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -116,9 +82,7 @@ def _fmt(frame: pd.DataFrame) -> str:
 @click.option("--model", default=None, help="Only forecasts of this model name.")
 def ledger_show(config_path, ledger, origin, unit, model) -> None:
     """List the issues (origin, model version, forecasts, actuals so far), or one issue's rows."""
-    from forecast.cli import _month
-
-    origin_p = _month(origin, "--origin")
+    origin_p = month_option(origin, "--origin")
     with _open(config_path, ledger) as store:
         frame = store.forecasts(model=model, origin=origin_p, scores=True)
         click.echo(f"ledger: {store.url}")
@@ -126,37 +90,24 @@ def ledger_show(config_path, ledger, origin, unit, model) -> None:
             click.echo("nothing issued" + (f" for origin {origin_p}" if origin_p else "") + " yet")
             return
         if origin_p is not None:
-            if unit is not None:
-                frame = frame.loc[frame["unit"].str.casefold() == unit.strip().casefold()]
-                if frame.empty:
-                    raise click.ClickException(f"no forecasts for unit {unit!r} at origin {origin_p}")
-            cols = ["model", "model_version", "unit", "month", "horizon", "mean", "q05", "q50", "q95", "y", "crps"]
-            click.echo(_fmt(frame[cols].astype({"month": str})))
+            rows = api.issue_rows(frame, unit)
+            if rows.empty:
+                raise click.ClickException(f"no forecasts for unit {unit!r} at origin {origin_p}")
+            click.echo(_fmt(rows))
             return
-        frame = frame.assign(scored=frame["y"].notna().astype(int), one=1)
-        table = (frame.groupby(["origin", "issued", "vintage", "model", "model_version"], sort=True)
-                 .agg(units=("unit", "nunique"), horizons=("horizon", "max"), forecasts=("one", "sum"),
-                      scored=("scored", "sum"), crps=("crps", "mean"), national_h1=("mean", lambda s: float("nan")))
-                 .reset_index())
-        h1 = frame.loc[frame["horizon"] == 1].groupby(["origin", "model", "model_version"])["mean"].sum()
-        table["national_h1"] = [h1.get((o, m, v), float("nan")) for o, m, v in
-                                zip(table["origin"], table["model"], table["model_version"])]
-        click.echo(_fmt(table.astype({"origin": str}).rename(columns={"national_h1": "national mean h1"})))
-
-
-_BY = ("model", "model_version", "horizon", "origin", "unit")
+        click.echo(_fmt(api.issues_table(frame)))
 
 
 @ledger_group.command("score")
 @_ledger_options
 @click.option("--by", "by", default="model,model_version,horizon", show_default=True,
-              help=f"Comma-separated grouping columns, from {', '.join(_BY)}.")
+              help=f"Comma-separated grouping columns, from {', '.join(api.SCORE_KEYS)}.")
 def ledger_score(config_path, ledger, by) -> None:
     """How the issued forecasts did: CRPS, MAE and interval coverage of those with actuals."""
     keys = [k.strip() for k in by.split(",") if k.strip()]
-    bad = [k for k in keys if k not in _BY]
+    bad = [k for k in keys if k not in api.SCORE_KEYS]
     if bad or not keys:
-        raise click.BadParameter(f"{', '.join(bad) or '(empty)'}: choose from {', '.join(_BY)}", param_hint="--by")
+        raise click.BadParameter(f"{', '.join(bad) or '(empty)'}: choose from {', '.join(api.SCORE_KEYS)}", param_hint="--by")
     with _open(config_path, ledger) as store:
         table = store.scores(by=keys)
         click.echo(f"ledger: {store.url}")

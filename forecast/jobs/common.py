@@ -1,0 +1,55 @@
+"""What the jobs share: their error types, the panel reader, and CSV text of forecast frames."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from features.errors import DataError
+from features.gazetteer import load_gazetteer
+from features.panel import read_panel
+from forecast.ledger import LedgerError
+from forecast.models.base import ModelError
+from forecast.tracking import TrackingError
+
+__all__ = ["USER_ERRORS", "Echo", "JobError", "load_panel", "month_strings", "origin_in_panel", "quiet"]
+
+#: A callback taking one line of progress text (``click.echo``, ``print``, or :func:`quiet`).
+Echo = Callable[[str], None]
+
+
+class JobError(RuntimeError):
+    """A job that stopped part-way; the message says what was done and what was not."""
+
+
+#: What a job raises for anything a user can get wrong or put right: bad data or
+#: configuration (:class:`~features.errors.DataError`, which configuration errors subclass), a
+#: model that cannot be made or fitted, an unusable tracking server or ledger, a job stopped
+#: part-way. The CLI turns these into messages and a non-zero exit code.
+USER_ERRORS: tuple[type[Exception], ...] = (DataError, ModelError, TrackingError, LedgerError, JobError)
+
+
+def quiet(line: str) -> None:
+    """An :data:`Echo` that shows nothing."""
+
+
+def load_panel(path: str | Path, gazetteer: str | Path | None = None) -> tuple[pd.DataFrame, dict]:
+    """The panel file and its metadata, unit names checked against the gazetteer (default Iraq's)."""
+    return read_panel(Path(path), load_gazetteer(gazetteer))
+
+
+def origin_in_panel(panel: pd.DataFrame, meta: dict, origin: pd.Period | str | None) -> pd.Period:
+    """``origin`` (default the panel's data vintage), checked to lie inside the panel's months."""
+    if origin is None:
+        origin = meta.get("vintage") or panel["month"].max()
+    origin_p = pd.Period(origin, freq="M")
+    if origin_p > panel["month"].max() or origin_p <= panel["month"].min():
+        raise DataError(f"origin {origin_p} is outside the panel ({panel['month'].min()} .. {panel['month'].max()})")
+    return origin_p
+
+
+def month_strings(frame: pd.DataFrame, columns=("origin", "month")) -> pd.DataFrame:
+    """A copy with the month columns as ``YYYY-MM`` text, as the CSV and Parquet outputs hold them."""
+    return frame.assign(**{c: frame[c].astype(str) for c in columns if c in frame})

@@ -1,0 +1,140 @@
+"""Data jobs: event files to a panel file (``forecast data build``), and synthetic data."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from features.covariates import read_covariates
+from features.errors import DataError
+from features.gazetteer import load_gazetteer
+from features.panel import PanelBuild, write_panel
+from features.panel import build_panel as assemble_panel
+from features.sources import EventFilters, read_events
+from features.synthetic import SyntheticConfig, synthetic_gazetteer, write_sample
+
+__all__ = ["BuiltPanel", "SyntheticFiles", "build_panel", "format_summary", "make_synthetic"]
+
+
+@dataclass(frozen=True)
+class BuiltPanel:
+    """A panel built and written: the build (panel, metadata, quarantine, notes) and its files."""
+
+    build: PanelBuild
+    paths: dict[str, Path]
+
+    def summary(self) -> str:
+        return format_summary(self.build, self.paths)
+
+
+def build_panel(*, events: Sequence[str | Path], out: str | Path, fmt: str | None = None,
+                covariates: str | Path | None = None, fill: str = "error", gazetteer: str | Path | None = None,
+                filters: EventFilters = EventFilters(), coverage_end: pd.Timestamp | None = None,
+                keep_incomplete: bool = False, encoding: str | None = None) -> BuiltPanel:
+    """Read event files (and covariates) and write the unit x month panel with its metadata and quarantine.
+
+    Raises
+    ------
+    features.errors.DataError
+        Naming the file, row and column of bad input; nothing is written then.
+    """
+    if Path(out).suffix.lower() not in (".parquet", ".csv"):
+        raise DataError(f"{out}: the panel must be written as .parquet or .csv")
+    gaz = load_gazetteer(gazetteer)
+    results = [
+        read_events(path, format=fmt, gazetteer=gaz, filters=filters, encoding=encoding)
+        for path in tqdm(events, desc="reading events", unit="file", disable=len(events) < 2)
+    ]
+    cov = None
+    cov_notes: list[str] = []
+    if covariates is not None:
+        cov, cov_notes = read_covariates(covariates, gaz, encoding)
+    build = assemble_panel(
+        results, gaz, start=filters.start.to_period("M") if filters.start is not None else None,
+        end=filters.end.to_period("M") if filters.end is not None else None,
+        coverage_end=coverage_end, keep_incomplete=keep_incomplete, covariates=cov,
+        covariate_source=str(covariates) if covariates else None, fill=fill,
+    )
+    build.notes.extend(cov_notes)
+    paths = write_panel(build, out)
+    return BuiltPanel(build, paths)
+
+
+def format_summary(build: PanelBuild, paths: dict[str, Path]) -> str:
+    """The printed summary of a build: units, months, totals, sources, quarantine, notes."""
+    meta, panel = build.metadata, build.panel
+    lines = [
+        f"panel: {paths['panel']}",
+        f"  units: {panel['unit'].nunique()}  months: {panel['month'].nunique()} "
+        f"({meta['first_month']} .. {meta['last_month']})  data vintage: {meta['vintage']}",
+        f"  totals: incidents {meta['totals']['incidents']:,}  deaths {meta['totals']['deaths']:,}",
+    ]
+    if meta["covariates"]:
+        lines.append(
+            f"  covariates: {', '.join(meta['covariates']['columns'])} "
+            f"({meta['covariates']['scope']}, fill: {meta['covariates']['fill']})"
+        )
+    for src in meta["sources"]:
+        lines.append(
+            f"source: {src['path']} ({src['format']}): {src['rows']:,} rows, {src['events']:,} events "
+            f"used, {src['quarantined']:,} quarantined, {src['filtered_out']:,} filtered out "
+            f"(filters: {src['filters']})"
+        )
+    n_q = len(build.quarantine)
+    if n_q:
+        # Group reasons by their kind: values and row numbers differ from row to row.
+        kinds = build.quarantine["reason"].str.replace(r"'[^']*'", "'...'", regex=True)
+        top = kinds.str.replace(r"\d+", "N", regex=True).value_counts().head(4)
+        reasons = "; ".join(f"{count:,} x {reason}" for reason, count in top.items())
+        lines.append(f"quarantined: {n_q:,} row(s) -> {paths['quarantine']} ({reasons})")
+    else:
+        lines.append("quarantined: 0 rows")
+    if meta["events_outside_panel"]:
+        lines.append(f"events outside the panel months: {meta['events_outside_panel']:,}")
+    lines.extend(f"note: {n}" for n in build.notes)
+    lines.append(f"metadata: {paths['metadata']}")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class SyntheticFiles:
+    """What :func:`make_synthetic` wrote: file label -> path (the gazetteer first when made)."""
+
+    paths: dict[str, Path]
+    units: int | None = None
+
+    def summary(self) -> str:
+        lines = []
+        for name, path in self.paths.items():
+            if name == "gazetteer":
+                lines.append(f"gazetteer: {path} ({self.units} units)")
+            else:
+                lines.append(f"{name}: {path}")
+        return "\n".join(lines)
+
+
+def make_synthetic(out_dir: str | Path, *, seed: int | None = None, units: int | None = None,
+                   start: str | None = None, end: str | None = None) -> SyntheticFiles:
+    """Synthetic raw events (UCDP GED layout) and covariates from the known process.
+
+    ``units`` (default Iraq's 18 governorates) lays that many synthetic units on a lattice
+    and writes their gazetteer beside the events.
+    """
+    out_dir = Path(out_dir)
+    changes = {k: v for k, v in {"seed": seed, "start": start, "end": end}.items() if v is not None}
+    config = replace(SyntheticConfig(), **changes)
+    gaz = None
+    paths: dict[str, Path] = {}
+    if units is not None:
+        frame = synthetic_gazetteer(units, seed=config.seed)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        gaz_path = out_dir / "gazetteer.csv"
+        frame.to_csv(gaz_path, index=False)
+        gaz = load_gazetteer(gaz_path)
+        paths["gazetteer"] = gaz_path
+    paths.update(write_sample(out_dir, config=config, gazetteer=gaz))
+    return SyntheticFiles(paths, units)

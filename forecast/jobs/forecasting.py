@@ -1,0 +1,148 @@
+"""Forecasting jobs: one forecast from a panel file (``predict``) and rolling-origin backtests."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from features.atomic import write_atomically
+from forecast.catalog import BENCHMARKS, DEFAULT_MODEL, MODELS, make_model
+from forecast.evaluation.backtest import (
+    BacktestDesign,
+    actual_months_missing,
+    fit_notes,
+    forecast_at,
+    history_at,
+    run_backtest,
+)
+from forecast.evaluation.metrics import add_skill, score_table
+from forecast.jobs.common import load_panel, month_strings, origin_in_panel
+from forecast.models.base import ModelError
+
+__all__ = ["BacktestRun", "Prediction", "backtest", "leaderboard", "model_names", "predict"]
+
+
+def model_names(models: str | Sequence[str]) -> list[str]:
+    """Model names from ``"a,b"`` or a list; ``"all"`` is every registered model."""
+    if isinstance(models, str):
+        if models.strip() == "all":
+            return sorted(MODELS)
+        models = models.split(",")
+    return [m.strip() for m in models if m.strip()]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A forecast written by :func:`predict`."""
+
+    forecasts: pd.DataFrame
+    out: Path
+    model: str
+    origin: pd.Period
+    target: str
+    horizon: int
+
+    def summary(self) -> str:
+        national = self.forecasts.groupby("month")["mean"].sum()
+        return (f"forecast: {self.out} ({self.forecasts['unit'].nunique()} units x {self.horizon} months, model "
+                f"{self.model}, origin {self.origin}, target {self.target})\n"
+                "  national mean: " + ", ".join(f"{m} {v:,.1f}" for m, v in national.items()))
+
+
+def predict(panel_path: str | Path, *, out: str | Path, model: str = "default", horizon: int = 6,
+            origin: pd.Period | str | None = None, target: str = "incidents",
+            covariates: Sequence[str] | None = None, params: Mapping[str, Any] | None = None,
+            gazetteer: str | Path | None = None) -> Prediction:
+    """Fit ``model`` on the panel up to ``origin`` (default its data vintage), forecast every unit
+    for the ``horizon`` months after it, and write the forecast CSV atomically."""
+    name = DEFAULT_MODEL if model == "default" else model
+    panel, meta = load_panel(panel_path, gazetteer)
+    origin_p = origin_in_panel(panel, meta, origin)
+    forecaster = make_model(name, **dict(params or {}))
+    history = history_at(panel, origin_p, target, covariates)
+    forecaster.fit(history)
+    frame = forecast_at(forecaster, history, horizon, name=name)
+    text = month_strings(frame)
+    out = Path(out)
+    write_atomically({out: lambda tmp: text.to_csv(tmp, index=False)})
+    return Prediction(frame, out, name, origin_p, target, horizon)
+
+
+@dataclass(frozen=True)
+class BacktestRun:
+    """What :func:`backtest` computed and wrote."""
+
+    forecasts: pd.DataFrame
+    scores: pd.DataFrame
+    by_unit: pd.DataFrame
+    notes: pd.DataFrame
+    design: BacktestDesign
+    models: list[str]
+    units: int
+    out_dir: Path
+
+    def summary(self) -> str:
+        lines = [leaderboard(self.scores)]
+        if len(self.notes):
+            counts = self.notes.groupby("model").size()
+            lines.append("\nfit notes (fallbacks, e.g. fits that hit their iteration cap): "
+                         + ", ".join(f"{m} {n}" for m, n in counts.items()) + f"; see {self.out_dir / 'fit_notes.csv'}")
+        missing = actual_months_missing(self.forecasts)
+        lines.append(f"\n{len(self.design.origins())} origins x {self.design.horizon} horizons x {self.units} units x "
+                     f"{len(self.models)} models; {missing:,} forecast rows have no actual yet (not scored)")
+        out = self.out_dir
+        lines.append(f"written: {out / 'forecasts.parquet'}, {out / 'scores.csv'}, {out / 'scores_by_unit.csv'}")
+        return "\n".join(lines)
+
+
+def backtest(panel_path: str | Path, *, models: str | Sequence[str], design: BacktestDesign, out_dir: str | Path,
+             target: str = "incidents", jobs: int = 1, covariates: Sequence[str] | None = None,
+             params: Mapping[str, Mapping[str, Any]] | None = None, gazetteer: str | Path | None = None,
+             backend: str = "joblib", scheduler: str | None = None) -> BacktestRun:
+    """Rolling-origin backtest of several models; writes forecasts, scores, scores by unit and fit notes.
+
+    ``params`` maps a model name to its hyperparameters. Every model and parameter is checked
+    before any work starts.
+    """
+    names = model_names(models)
+    per_model = dict(params or {})
+    stray = [m for m in per_model if m not in names]
+    if stray:
+        raise ModelError(f"--param names model {stray[0]!r}, which is not in --models")
+    for name in names:  # fail on a bad name or parameter before any work starts
+        make_model(name, **per_model.get(name, {}))
+    panel, _ = load_panel(panel_path, gazetteer)
+    factories = {n: (lambda n=n: make_model(n, **per_model.get(n, {}))) for n in names}
+    forecasts = run_backtest(panel, factories, design, target=target, n_jobs=jobs, covariates=covariates,
+                             backend=backend, scheduler=scheduler)
+    scores = score_table(forecasts, panel=panel, target=target)
+    benchmarks = [b for b in BENCHMARKS if b in names]
+    if benchmarks:
+        scores = add_skill(scores, benchmarks)
+    by_unit = score_table(forecasts, by=("model", "unit"), panel=panel, target=target)
+    text = month_strings(forecasts)
+    notes = fit_notes(forecasts)
+    out_dir = Path(out_dir)
+    write_atomically({
+        out_dir / "forecasts.parquet": lambda tmp: text.to_parquet(tmp, index=False),
+        out_dir / "scores.csv": lambda tmp: scores.to_csv(tmp, index=False),
+        out_dir / "scores_by_unit.csv": lambda tmp: by_unit.to_csv(tmp, index=False),
+        out_dir / "fit_notes.csv": lambda tmp: notes.to_csv(tmp, index=False),
+    })
+    return BacktestRun(forecasts, scores, by_unit, notes, design, names, int(panel["unit"].nunique()), out_dir)
+
+
+def leaderboard(scores: pd.DataFrame) -> str:
+    """Models ranked by mean CRPS over all horizons (by the first scored metric when CRPS is not scored)."""
+    metrics = [c for c in ("crps", "mae", "rmse", "coverage50", "coverage90", "mis90", "brier", "crps_skill")
+               if c in scores]
+    overall = scores[scores["horizon"].astype(str) == "all"]
+    if metrics:
+        overall = overall.sort_values(metrics[0], kind="stable")
+    table = overall[["model", *metrics]].rename(columns={"crps_skill": "crps skill vs best benchmark"})
+    return "leaderboard (all horizons, lower is better; coverage should be near 0.50 / 0.90):\n" + table.to_string(
+        index=False, float_format=lambda v: f"{v:.3f}")
