@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import forecast.ensemble  # noqa: F401  (registration)
 import forecast.models  # noqa: F401  (registration)
-from forecast.models.base import MODELS, Forecaster, ModelError, NotFittedError, make_model
+from forecast.models import base
+from forecast.models.base import MODELS, Forecaster, ModelError, NotFittedError
 
 #: The field's standard benchmarks: skill is measured against the best of them.
 BENCHMARKS = ("zero", "locf_poisson", "locf_negbin", "seasonal_naive", "moving_average", "hist_bootstrap")
@@ -17,5 +18,16 @@ BENCHMARKS = ("zero", "locf_poisson", "locf_negbin", "seasonal_naive", "moving_a
 #: The model ``forecast predict --model default`` uses (chosen from the real-data backtests
 #: reported in ``docs/models.md``).
 DEFAULT_MODEL = "ensemble"
+
+
+def make_model(name: str, **params) -> Forecaster:
+    """A new, unfitted model by registry name (see :func:`forecast.models.base.make_model`).
+
+    Defined here, not re-exported, so that a factory pickled into a worker process
+    (``lambda: make_model("ensemble")``) refers to this module, and loading it there registers
+    every model, the ensemble included.
+    """
+    return base.make_model(name, **params)
+
 
 __all__ = ["BENCHMARKS", "DEFAULT_MODEL", "MODELS", "Forecaster", "ModelError", "NotFittedError", "make_model"]

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import requests
 from filelock import FileLock, Timeout
 from mlflow.exceptions import MlflowException
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
@@ -80,10 +81,6 @@ def is_transient(exc: BaseException) -> bool:
         return exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS",
                                       "PERMISSION_DENIED", "UNAUTHENTICATED", "BAD_REQUEST", "INVALID_STATE",
                                       "FEATURE_DISABLED")
-    try:
-        import requests
-    except ImportError:
-        return False
     return isinstance(exc, requests.exceptions.RequestException)
 
 

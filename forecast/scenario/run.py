@@ -1,86 +1,26 @@
-"""Scenario projections: forecasts under alternative covariate paths, and their differences.
-
-A *scenario* says how covariates (troop levels, operations tempo, ...) evolve after the
-forecast origin; the scenario files in ``experiments/scenarios/`` are described in the README
-there. One model is fitted once at the origin and predicts every scenario; each scenario is
-compared with the *baseline* (every covariate held at its last known value, the default of
-``forecast predict``).
-
-Which models respond
---------------------
-Only a model that uses covariate values at the target months (``uses_future_covariates``,
-e.g. ``nb_glmx`` or ``sarimax``) and was fitted with covariates can respond. Any other model
-is *scenario-blind*: its forecasts are computed and returned for every scenario (they are
-identical), but no differences are reported (``differences`` has no rows,
-``responsive`` is False, ``blind_models`` lists every registered blind model), because a
-difference of zero from a model that cannot see the scenario is not evidence of no effect.
-Likewise a scenario that changes only covariates the model does not use (for instance one that
-was constant in the history and dropped) gets no difference rows and a note.
-
-Uncertainty of the differences
-------------------------------
-The point difference (``mean``) is the difference of the two forecasts' predictive means. Its
-band (``q05``, ``q50``, ``q95``) comes from draws that are *paired* across scenarios:
-
-* Models with ``scenario_draws(horizon, futures, n_draws, seed)`` (``nb_glmx``): draws of the
-  regression coefficients from the normal approximation of their sampling distribution,
-  the same draws under every scenario. Each draw gives the expected count under the baseline
-  and under the scenario; the band is the spread of their difference, so it reflects the
-  uncertainty of the covariate coefficients (and of the level they multiply). Count noise is
-  not added: it is not part of what the scenario changes.
-* Other responsive models (``sarimax``): common random numbers. The same uniform draw ``u``
-  (one per unit and draw) is passed through both predictive distributions (their quantile
-  functions, interpolated linearly between the reported quantiles and held flat beyond
-  q05/q95), and the band is the spread of ``Q_scenario(u) - Q_baseline(u)``. It reflects how
-  the shift scales with the uncertain level, not the uncertainty of the coefficients;
-  ``ScenarioResult.method`` says which method was used.
-
-National totals (``ScenarioResult.national``) sum the units within each draw, so the band of
-the total keeps the correlation between units.
-
-These are conditional projections from correlations in historical data, not causal
-estimates: they say how the model's forecasts move when its inputs move.
-"""
+"""Running scenarios: one model fitted at the origin forecasts every scenario, and the paired
+draws behind the differences from the baseline (the method is in :mod:`forecast.scenario`)."""
 
 from __future__ import annotations
 
 import copy
 import difflib
-import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from features.gazetteer import Gazetteer, load_gazetteer
-from forecast.config import ConfigError, Reader, kind, read_toml
+from forecast.catalog import MODELS, make_model
+from forecast.config import ConfigError
+from forecast.evaluation.backtest import default_covariates, forecast_at, history_at
+from forecast.models.base import ModelError, check_history, covariate_columns, hold_last_value
+from forecast.scenario.spec import BASELINE, Change, Scenario, month_at, parse_when
 from forecast.schema import FORECAST_COLUMNS, QUANTILE_COLUMNS, QUANTILES
 
-__all__ = [
-    "BASELINE",
-    "DIFFERENCE_COLUMNS",
-    "NATIONAL_COLUMNS",
-    "OPERATIONS",
-    "Change",
-    "Scenario",
-    "ScenarioResult",
-    "blind_models",
-    "load_scenario",
-    "run_scenarios",
-    "run_scenarios_fitted",
-    "summary_text",
-]
+__all__ = ["DIFFERENCE_COLUMNS", "NATIONAL_COLUMNS", "ScenarioResult", "blind_models", "run_scenarios",
+           "run_scenarios_fitted", "summary_text"]
 
-#: What a ``[[change]]`` can do to a covariate's path.
-OPERATIONS = {
-    "set": "set to `value` from month `from` on",
-    "scale": "multiply by `factor` from month `from` on",
-    "ramp": "move in equal monthly steps to `value` (or to `factor` times the path), reaching it at `to`",
-}
 DIFFERENCE_COLUMNS = ("unit", "origin", "month", "horizon", "scenario", "mean", "q05", "q50", "q95")
 NATIONAL_COLUMNS = ("origin", "month", "horizon", "scenario", "baseline_mean", "scenario_mean",
                     "mean", "q05", "q50", "q95")
@@ -93,195 +33,7 @@ HISTORY_MONTHS = 24
 METHOD_DRAWS = "coefficient draws"
 METHOD_CRN = "common random numbers"
 
-_TOP_KEYS = ("name", "description", "rationale", "change")
-_CHANGE_KEYS = ("covariate", "operation", "value", "factor", "from", "to", "units")
 _BAND = (0.05, 0.50, 0.95)
-
-
-# ----------------------------------------------------------------------------------------
-# Scenario files
-
-
-def _when(text: Any) -> tuple[str, Any] | None:
-    """``"+3"`` -> ("after", 3); ``"2025-01"`` -> ("month", Period); anything else None."""
-    if not isinstance(text, str):
-        return None
-    s = text.strip()
-    if s.startswith("+") and s[1:].isdigit() and int(s[1:]) >= 1:
-        return ("after", int(s[1:]))
-    if re.fullmatch(r"\d{4}-\d{2}", s):
-        try:
-            return ("month", pd.Period(s, freq="M"))
-        except ValueError:
-            return None
-    return None
-
-
-def _at(when: tuple[str, Any], origin: pd.Period) -> pd.Period:
-    return origin + when[1] if when[0] == "after" else when[1]
-
-
-@dataclass(frozen=True)
-class Change:
-    """One change to one covariate's future path (a ``[[change]]`` table of a scenario file)."""
-
-    #: The covariate, or alternative names of it: the first the panel has is used.
-    covariate: tuple[str, ...]
-    operation: str
-    value: float | None = None
-    factor: float | None = None
-    #: First month changed: ``"+N"`` (N months after the origin) or ``"YYYY-MM"``.
-    start: str = "+1"
-    #: Month a ramp reaches its target (ramps only).
-    end: str | None = None
-    #: Canonical unit names; None = every unit (a national change).
-    units: tuple[str, ...] | None = None
-    #: Position of the table in the file (1-based), for error messages.
-    index: int = 0
-
-    def describe(self) -> str:
-        target = f"{self.value:g}" if self.value is not None else f"x{self.factor:g}"
-        what = {"set": "set to ", "scale": "", "ramp": "ramp to "}[self.operation] + target
-        when = f"from {self.start}" + (f" to {self.end}" if self.end else " on")
-        where = "all units" if self.units is None else ", ".join(self.units)
-        return f"{' or '.join(self.covariate)}: {what} {when} ({where})"
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """A named set of covariate changes; no changes is the baseline (covariates held)."""
-
-    name: str
-    description: str
-    rationale: str
-    path: Path | None
-    changes: tuple[Change, ...] = ()
-
-    @property
-    def is_baseline(self) -> bool:
-        return not self.changes
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain values, e.g. to log as MLflow parameters."""
-        out: dict[str, Any] = {"name": self.name, "description": self.description, "rationale": self.rationale,
-                               "file": str(self.path) if self.path else ""}
-        for c in self.changes:
-            out[f"change{c.index}"] = c.describe()
-        return out
-
-
-#: The reference scenario added when none of the given scenarios is a baseline.
-BASELINE = Scenario(
-    name="baseline", description="Every covariate held at its last known value.",
-    rationale="The reference the other scenarios are compared with (what 'forecast predict' assumes).",
-    path=None,
-)
-
-
-def _number(r: Reader, key: str, *, minimum: float | None = None) -> float | None:
-    value = r.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        r.fail(key, f"must be a number, got {value!r}")
-    if minimum is not None and value < minimum:
-        r.fail(key, f"must be >= {minimum:g}, got {value!r}")
-    return float(value)
-
-
-def _month_key(r: Reader, key: str, default: str | None) -> str | None:
-    value = r.get(key, default)
-    if value is None:
-        return None
-    if _when(value) is None:
-        r.fail(key, f"{value!r} is not a month; write \"YYYY-MM\" or \"+N\" (N >= 1 months after the "
-                    f"forecast origin), as a quoted string, e.g. \"+1\" or \"2025-03\"")
-    return value.strip()
-
-
-def load_scenario(path: str | Path, gazetteer: Gazetteer | str | Path | None = None) -> Scenario:
-    """Read and validate a scenario file.
-
-    Parameters
-    ----------
-    path
-        A TOML scenario file (format: ``experiments/scenarios/README.md``).
-    gazetteer
-        Resolves the ``units`` of changes (default: the bundled Iraq gazetteer).
-
-    Raises
-    ------
-    ConfigError
-        Naming the file, the table (``[[change]] #2``), the key and the value: unknown keys
-        (with the closest valid key), unknown operations and governorates (with suggestions),
-        missing or contradictory keys, malformed months and numbers. Covariate names and
-        months relative to the data are checked by :func:`run_scenarios` before any fitting.
-    """
-    path = Path(path)
-    raw, _ = read_toml(path, "scenario file")
-    top = Reader(path, "top level", raw, _TOP_KEYS)
-    name = top.string("name")
-    if not name or not name.strip():
-        top.fail("name", "is required: a short name for the scenario, e.g. name = \"partial withdrawal\"")
-    description = top.string("description")
-    if description is None or not description.strip():
-        top.fail("description", "is required: one or two sentences saying what the scenario assumes")
-    rationale = top.string("rationale") or ""
-    if "\n" in rationale.strip():
-        top.fail("rationale", "must be one line (why this scenario is worth looking at)")
-    entries = raw.get("change", [])
-    if isinstance(entries, dict):
-        top.fail("change", "write each change as a [[change]] table (two brackets), not [change]")
-    if not isinstance(entries, list):
-        top.fail("change", f"must be [[change]] tables, got {kind(entries)}")
-    gaz = gazetteer if isinstance(gazetteer, Gazetteer) else load_gazetteer(gazetteer)
-    changes = tuple(_read_change(path, i, entry, gaz) for i, entry in enumerate(entries, start=1))
-    return Scenario(name=name.strip(), description=" ".join(description.split()), rationale=rationale.strip(),
-                    path=path, changes=changes)
-
-
-def _read_change(path: Path, index: int, entry: Any, gaz: Gazetteer) -> Change:
-    r = Reader(path, f"[[change]] #{index}", entry, _CHANGE_KEYS)
-    covariate = r.get("covariate")
-    if covariate is None:
-        r.fail("covariate", "is required: the panel column to change, e.g. covariate = \"us_troops\"")
-    if isinstance(covariate, str):
-        covariate = [covariate]
-    if (not isinstance(covariate, list) or not covariate
-            or not all(isinstance(c, str) and c.strip() for c in covariate)):
-        r.fail("covariate", f"must be a column name or a list of alternative names, got {r.get('covariate')!r}")
-    operation = r.string("operation", list(OPERATIONS))
-    if operation is None:
-        r.fail("operation", f"is required: one of {', '.join(OPERATIONS)}")
-    value = _number(r, "value")
-    factor = _number(r, "factor", minimum=0.0)
-    if operation == "set":
-        if value is None:
-            r.fail("value", "is required for operation \"set\" (the covariate's value from `from` on)")
-        for key in ("factor", "to"):
-            if key in entry:
-                r.fail(key, f"does not apply to operation \"set\"; use \"{'scale' if key == 'factor' else 'ramp'}\"")
-    elif operation == "scale":
-        if factor is None:
-            r.fail("factor", "is required for operation \"scale\" (e.g. factor = 2 doubles the covariate)")
-        for key in ("value", "to"):
-            if key in entry:
-                r.fail(key, f"does not apply to operation \"scale\"; use \"{'set' if key == 'value' else 'ramp'}\"")
-    else:
-        if (value is None) == (factor is None):
-            r.fail(None, "a ramp needs exactly one of value (the level reached) or factor (the multiple of the "
-                         "path reached)")
-        if "to" not in entry:
-            r.fail("to", "is required for operation \"ramp\": the month the target is reached (\"+N\" or \"YYYY-MM\")")
-    start = _month_key(r, "from", "+1")
-    end = _month_key(r, "to", None)
-    if end is not None:
-        a, b = _when(start), _when(end)
-        if a[0] == b[0] and b[1] < a[1]:
-            r.fail("to", f"{end!r} is before from {start!r}")
-    units = r.units("units", lambda: gaz, "leave it out for a national change (every unit)")
-    return Change(covariate=tuple(c.strip() for c in covariate), operation=operation, value=value, factor=factor,
-                  start=start, end=end, units=units, index=index)
 
 
 # ----------------------------------------------------------------------------------------
@@ -332,11 +84,11 @@ def _resolve(scenarios: Sequence[Scenario], covariates: list[str], units: list[s
             if missing:
                 raise ConfigError(f"{where} key 'units': {', '.join(missing)} not in the panel "
                                   f"(its units: {', '.join(units)})")
-            start = _at(_when(c.start), origin)
+            start = month_at(parse_when(c.start), origin)
             if start <= origin:
                 raise ConfigError(f"{where} key 'from': {c.start} is not after the forecast origin {origin}; "
                                   "scenarios change the months after the origin only (use \"+N\" to stay relative)")
-            end = _at(_when(c.end), origin) if c.end is not None else start
+            end = month_at(parse_when(c.end), origin) if c.end is not None else start
             if end < start:
                 raise ConfigError(f"{where} key 'to': {c.end} ({end}) is before from {c.start} ({start})")
             resolved.append(_Resolved(c, found, start, end))
@@ -373,8 +125,6 @@ def _long(frame: pd.DataFrame, covariates: list[str]) -> pd.DataFrame:
 
 
 def _responds_by_default(name: str) -> bool:
-    from forecast.catalog import MODELS, make_model
-
     model = make_model(name)
     if bool(model.uses_future_covariates):
         return True
@@ -385,8 +135,6 @@ def _responds_by_default(name: str) -> bool:
 
 def blind_models() -> tuple[str, ...]:
     """Registered models (default parameters) that ignore covariates at target months."""
-    from forecast.catalog import MODELS
-
     return tuple(sorted(n for n in MODELS if not _responds_by_default(n)))
 
 
@@ -462,9 +210,6 @@ def run_scenarios(panel: pd.DataFrame, model_name: str, scenarios: Sequence[Scen
     forecast.models.base.ModelError
         Unknown model or parameter, or a history the model cannot use.
     """
-    from forecast.evaluation.backtest import default_covariates, history_at
-    from forecast.catalog import make_model
-
     origin = panel["month"].max() if origin is None else pd.Period(origin, freq="M")
     model = make_model(model_name, **(params or {}))
     history = history_at(panel, origin, target)
@@ -507,9 +252,6 @@ def run_scenarios_fitted(forecaster, history: pd.DataFrame, scenarios: Sequence[
     name
         Model name in the output (default ``forecaster.name``).
     """
-    from forecast.evaluation.backtest import forecast_at
-    from forecast.models.base import ModelError, check_history, covariate_columns, hold_last_value
-
     if int(horizon) != horizon or horizon < 1:
         raise ModelError(f"horizon must be a whole number >= 1, got {horizon!r}")
     horizon = int(horizon)
@@ -594,8 +336,6 @@ def run_scenarios_fitted(forecaster, history: pd.DataFrame, scenarios: Sequence[
 
 
 def _responsive_names() -> list[str]:
-    from forecast.catalog import MODELS
-
     return sorted(set(MODELS) - set(blind_models()))
 
 
@@ -685,96 +425,3 @@ def summary_text(result: ScenarioResult, *, top: int = 5) -> str:
     return "\n".join(lines)
 
 
-# ----------------------------------------------------------------------------------------
-# Tracking
-
-#: MLflow experiment the scenario runs go to.
-TRACKING_EXPERIMENT = "scenarios"
-KIND_SCENARIO_MODEL = "scenario-model"
-KIND_SCENARIO = "scenario"
-
-
-def _text_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """Period columns as ``YYYY-MM`` strings, for CSV files."""
-    out = frame.copy()
-    for col in ("origin", "month"):
-        if col in out:
-            out[col] = out[col].astype(str)
-    return out
-
-
-def track_scenarios(result: ScenarioResult, tracker, *, params: dict | None = None, panel: pd.DataFrame | None = None,
-                    panel_source: str | None = None, panel_metadata: dict | None = None) -> tuple[str, dict[str, str]]:
-    """Log a scenario run to MLflow: the model's run, one nested run per scenario.
-
-    The parent run (``forecast.kind`` = ``scenario-model``) holds the model, its parameters,
-    the origin and horizon, the panel as a dataset input and every scenario's forecasts; each
-    child run (``forecast.kind`` = ``scenario``) holds its scenario file, its forecasts, paths
-    and differences, and metrics per horizon: ``national_mean_h<H>`` (the scenario's national
-    forecast) and, for a responsive model, ``national_diff_h<H>``, ``national_diff_q05_h<H>``
-    and ``national_diff_q95_h<H>``. Scenario runs never appear in ``forecast experiment
-    compare`` (which lists ``backtest`` runs only).
-
-    Parameters
-    ----------
-    result
-        From :func:`run_scenarios`.
-    tracker
-        A :class:`forecast.tracking.ExperimentTracker`.
-    params
-        The model's hyperparameters as given.
-
-    Returns
-    -------
-    (parent run id, {scenario name: child run id})
-    """
-    import tempfile
-
-    from forecast.tracking import log_batch
-
-    horizon = int(result.forecasts["horizon"].max())
-    run_params = {"model": result.model, "params": dict(params or {}), "origin": str(result.origin),
-                  "horizon": horizon, "target": result.target, "scenarios": [s.name for s in result.scenarios],
-                  "baseline": result.baseline, "difference_method": result.method or "none (scenario-blind)"}
-    tags = {"forecast.kind": KIND_SCENARIO_MODEL, "forecast.model": result.model,
-            "forecast.responsive": str(result.responsive).lower(), "forecast.origin": str(result.origin)}
-    children: dict[str, str] = {}
-    with tracker.parent_run(f"{result.model} @ {result.origin}", params=run_params, tags=tags, panel=panel,
-                            panel_source=panel_source, panel_metadata=panel_metadata) as parent_id:
-        client = tracker.client
-        with tempfile.TemporaryDirectory() as tmp:
-            tmp = Path(tmp)
-            _text_frame(result.forecasts).to_csv(tmp / "forecasts.csv", index=False)
-            (tmp / "summary.txt").write_text(summary_text(result) + "\n", encoding="utf-8")
-            client.log_artifact(parent_id, str(tmp / "forecasts.csv"), "scenarios")
-            client.log_artifact(parent_id, str(tmp / "summary.txt"), "scenarios")
-        for s in result.scenarios:
-            with tracker.child_run(s.name, s.as_dict(), model=result.model) as child:
-                metrics: dict[str, float] = {}
-                fc = result.forecasts[result.forecasts["scenario"] == s.name]
-                for h, total in fc.groupby("horizon")["mean"].sum().items():
-                    metrics[f"national_mean_h{int(h)}"] = float(total)
-                nat = result.national[result.national["scenario"] == s.name]
-                for row in nat.itertuples(index=False):
-                    metrics[f"national_diff_h{int(row.horizon)}"] = float(row.mean)
-                    metrics[f"national_diff_q05_h{int(row.horizon)}"] = float(row.q05)
-                    metrics[f"national_diff_q95_h{int(row.horizon)}"] = float(row.q95)
-                child_tags = {"forecast.kind": KIND_SCENARIO, "forecast.scenario": s.name,
-                              "forecast.baseline": str(s.name == result.baseline).lower(),
-                              "forecast.responsive": str(result.responsive).lower()}
-                log_batch(client, child.run_id, metrics=metrics, tags=child_tags)
-                with tempfile.TemporaryDirectory() as tmp:
-                    tmp = Path(tmp)
-                    files = {
-                        "forecasts.csv": fc,
-                        "paths.csv": result.paths[result.paths["scenario"] == s.name],
-                        "differences.csv": result.differences[result.differences["scenario"] == s.name],
-                        "national.csv": nat,
-                    }
-                    for filename, frame in files.items():
-                        _text_frame(frame).to_csv(tmp / filename, index=False)
-                        client.log_artifact(child.run_id, str(tmp / filename), "scenario")
-                if s.path is not None:
-                    client.log_artifact(child.run_id, str(s.path), "config")
-                children[s.name] = child.run_id
-    return parent_id, children
