@@ -1,81 +1,30 @@
-"""Declarative experiments: a TOML file says which data, models and backtest to run.
-
-An experiment file (see ``experiments/*.toml``) has these sections; every default lives in
-the dataclasses below and nowhere else:
-
-``[data]``
-    Exactly one of ``panel`` (a panel file, ``.parquet`` or ``.csv``) or ``events`` (raw event
-    file(s); then ``format``, ``covariates``, ``fill`` and ``coverage_end`` are allowed and the
-    panel is built in memory). ``gazetteer`` applies to both. Paths are relative to the
-    experiment file's folder.
-``[target]``
-    ``name`` (``incidents`` or ``deaths``) and optionally ``units``, a subset of units (any
-    spelling the gazetteer knows).
-``[features]``
-    ``covariates``: covariate columns models may use (default every covariate of the panel;
-    ``[]`` for none).
-``[backtest]``
-    ``start``, ``end`` (first and last origin, ``YYYY-MM``), ``step``, ``horizon``,
-    ``refit_every``, ``jobs`` (see :class:`forecast.evaluation.backtest.BacktestDesign`), ``backend``
-    (``joblib`` or ``dask``) and ``scheduler`` (a Dask scheduler address; default a local
-    cluster of ``jobs`` workers).
-``[scores]``
-    ``metrics`` (names from :data:`forecast.evaluation.metrics.METRICS`, default all) and ``benchmarks``
-    (model labels to measure skill against; default the models of
-    :data:`forecast.catalog.BENCHMARKS` in the experiment).
-``[[models]]``
-    One table per model: ``name`` (registry name), optional ``label``, ``params`` (fixed
-    hyperparameters) and ``grid`` (hyperparameter -> list of values; one model per grid point,
-    labelled like ``hgb[learning_rate=0.1]``).
-
-Every mistake is a :class:`ConfigError` naming the file, section and key, raised by
-:func:`load_experiment` before any data is read or model fitted (or, for what needs the data,
-such as covariate names, by :func:`load_data` before any model is fitted).
-
-The functions are the steps of a run, so a tracker can wrap each model in its own run::
-
-    config = load_experiment("experiments/benchmarks.toml")
-    panel, metadata, source = load_data(config)
-    outcomes = [run_model(config, panel, label) for label in config.labels]
-    table = combined_scores(outcomes, config)
-    model = fit_final(config, panel, config.labels[0])
-"""
+"""Experiment files: the frozen dataclasses (every default lives here, once) and the reader
+that validates a file in full before any data is read or model fitted."""
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
 import itertools
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from forecast.config import ConfigError, Reader, field_names, explicit, kind, parse_coverage_end, parse_month, read_toml
+from features.covariates import FILL_POLICIES
+from features.gazetteer import load_gazetteer
+from features.sources import FORMATS
+from forecast.catalog import BENCHMARKS, MODELS, make_model
+from forecast.config import ConfigError, Reader, explicit, field_names, kind, parse_coverage_end, read_toml
 from forecast.evaluation.backtest import BacktestDesign
+from forecast.evaluation.metrics import METRICS
+from forecast.models.base import ModelError
 from forecast.schema import TARGETS
 
-__all__ = [
-    "BacktestConfig",
-    "ConfigError",
-    "DataConfig",
-    "ExperimentConfig",
-    "FeaturesConfig",
-    "ModelOutcome",
-    "ModelSpec",
-    "ScoresConfig",
-    "TargetConfig",
-    "combined_scores",
-    "fit_final",
-    "load_data",
-    "load_experiment",
-    "model_factories",
-    "run_model",
-]
-
+__all__ = ["BacktestConfig", "ConfigError", "DataConfig", "ExperimentConfig", "FeaturesConfig", "ModelSpec",
+           "ScoresConfig", "TargetConfig", "load_experiment"]
 
 
 # ----------------------------------------------------------------------------------------
@@ -145,8 +94,6 @@ class ModelSpec:
     params: dict[str, Any] = field(default_factory=dict)
 
     def make(self):
-        from forecast.catalog import make_model
-
         return make_model(self.model, **self.params)
 
 
@@ -181,8 +128,6 @@ class ExperimentConfig:
         """Labels skill is measured against (the configured ones, or the default benchmarks present)."""
         if self.scores.benchmarks is not None:
             return list(self.scores.benchmarks)
-        from forecast.catalog import BENCHMARKS
-
         return [m.label for m in self.models if m.model in BENCHMARKS]
 
     def as_dict(self) -> dict[str, Any]:
@@ -254,9 +199,6 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
 
 
 def _read_data(path: Path, table: Any, base: Path) -> DataConfig:
-    from features.covariates import FILL_POLICIES
-    from features.sources import FORMATS
-
     r = Reader(path, "[data]", table, field_names(DataConfig))
     has_panel, has_events = "panel" in table, "events" in table
     if has_panel and has_events:
@@ -287,8 +229,6 @@ def _read_data(path: Path, table: Any, base: Path) -> DataConfig:
 
 
 def _read_target(path: Path, table: Any, data: DataConfig) -> TargetConfig:
-    from features.gazetteer import load_gazetteer
-
     r = Reader(path, "[target]", table, field_names(TargetConfig))
     name = r.string("name", TARGETS)
     units = r.units("units", lambda: load_gazetteer(data.gazetteer), "leave it out to use every unit")
@@ -312,8 +252,6 @@ def _read_backtest(path: Path, table: Any) -> BacktestConfig:
 
 
 def _read_scores(path: Path, table: Any, models: tuple[ModelSpec, ...]) -> ScoresConfig:
-    from forecast.evaluation.metrics import METRICS
-
     r = Reader(path, "[scores]", table, field_names(ScoresConfig))
     metrics = r.strings("metrics")
     for m in metrics or ():
@@ -349,9 +287,6 @@ def _show(value: Any) -> str:
 
 
 def _read_models(path: Path, entries: Any) -> tuple[ModelSpec, ...]:
-    from forecast.catalog import MODELS, make_model
-    from forecast.models.base import ModelError
-
     if not entries:
         raise ConfigError(f"{path}: no models; add at least one [[models]] table with name = \"...\"")
     if not isinstance(entries, list):
@@ -397,169 +332,3 @@ def _read_models(path: Path, entries: Any) -> tuple[ModelSpec, ...]:
             raise ConfigError(f"{path}: [[models]]: two models are labelled {spec.label!r}; give one a label = \"...\"")
         seen.add(spec.label)
     return tuple(specs)
-
-
-# ----------------------------------------------------------------------------------------
-# Running
-
-
-def load_data(config: ExperimentConfig) -> tuple[pd.DataFrame, dict, str]:
-    """The panel the experiment runs on, its metadata and where it came from.
-
-    Reads the panel file, or builds the panel from the event files in memory (nothing is
-    written). Keeps only ``[target] units`` when given, and checks that the panel has the
-    target, the ``[features]`` covariates and room for the backtest origins.
-
-    Returns
-    -------
-    panel : pandas.DataFrame
-    metadata : dict
-        The panel metadata (vintage, sources with SHA-256, covariates, ...); for a build from
-        events also ``notes`` (the build's notes, e.g. ignored covariate columns).
-    source : str
-        The panel file, or the event file(s) joined by ", ".
-    """
-    from features.covariates import read_covariates
-    from features.gazetteer import load_gazetteer
-    from features.panel import build_panel, read_panel
-
-    d = config.data
-    gaz = load_gazetteer(d.gazetteer)
-    if d.panel is not None:
-        panel, metadata = read_panel(d.panel, gaz)
-        source = str(d.panel)
-    else:
-        from features.sources import read_events
-
-        results = [read_events(p, format=d.format, gazetteer=gaz) for p in d.events]
-        cov, notes = (None, [])
-        if d.covariates is not None:
-            cov, notes = read_covariates(d.covariates, gaz)
-        build = build_panel(results, gaz, coverage_end=parse_coverage_end(d.coverage_end) if d.coverage_end else None,
-                            covariates=cov, covariate_source=str(d.covariates) if d.covariates else None,
-                            fill=d.fill)
-        panel, metadata = build.panel, dict(build.metadata)
-        metadata["notes"] = [*build.notes, *notes]
-        source = ", ".join(str(p) for p in d.events)
-
-    where = f"{config.path}: "
-    if config.target.name not in panel:
-        raise ConfigError(f"{where}[target] key 'name': the panel {source} has no column {config.target.name!r}")
-    if config.target.units is not None:
-        missing = [u for u in config.target.units if u not in set(panel["unit"])]
-        if missing:
-            raise ConfigError(f"{where}[target] key 'units': {', '.join(missing)} not in the panel {source}")
-        panel = panel.loc[panel["unit"].isin(config.target.units)].reset_index(drop=True)
-    covariates = _covariate_columns(panel)
-    unknown = [c for c in config.features.covariates or () if c not in covariates]
-    if unknown:
-        close = difflib.get_close_matches(unknown[0], covariates, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        raise ConfigError(f"{where}[features] key 'covariates': {unknown[0]!r} is not a covariate of the panel {source}; "
-                          f"{hint}it has {', '.join(covariates) or 'none'}")
-    b = config.backtest
-    first, last = panel["month"].min(), panel["month"].max()
-    if b.start <= first:
-        raise ConfigError(f"{where}[backtest] key 'start': {b.start} leaves no history; the panel starts {first}, "
-                          "so start must be later")
-    if b.design().origins()[-1] > last:
-        raise ConfigError(f"{where}[backtest] key 'end': {b.end} is after the panel's last month {last}")
-    return panel, metadata, source
-
-
-def _covariate_columns(panel: pd.DataFrame) -> list[str]:
-    from forecast.evaluation.backtest import default_covariates
-
-    return default_covariates(panel)
-
-
-def model_factories(config: ExperimentConfig) -> dict[str, Callable[[], Any]]:
-    """Label -> zero-argument factory of a fresh unfitted model, as :func:`run_backtest` takes them."""
-    return {spec.label: spec.make for spec in config.models}
-
-
-@dataclass(frozen=True)
-class ModelOutcome:
-    """The backtest of one model of an experiment."""
-
-    label: str
-    #: Registry name.
-    model: str
-    #: Every hyperparameter set in the file (params and the grid point).
-    params: dict[str, Any]
-    #: :func:`forecast.evaluation.backtest.run_backtest` output for this model (column ``model`` = label).
-    forecasts: pd.DataFrame
-    #: :func:`forecast.evaluation.metrics.score_table` by model and horizon, with the pooled ``"all"`` row.
-    scores: pd.DataFrame
-    #: The same scores by model and unit (with an ``"all"`` row).
-    scores_by_unit: pd.DataFrame
-    #: Wall-clock seconds of the backtest and scoring.
-    seconds: float
-
-
-def run_model(config: ExperimentConfig, panel: pd.DataFrame, label: str, *, progress: bool = False) -> ModelOutcome:
-    """Backtest one model of the experiment and score it.
-
-    Parameters
-    ----------
-    config
-        The experiment.
-    panel
-        From :func:`load_data`.
-    label
-        One of ``config.labels``.
-    progress
-        Show the backtest's progress bar.
-    """
-    from forecast.evaluation.backtest import run_backtest
-    from forecast.evaluation.metrics import score_table
-
-    spec = config.spec(label)
-    began = time.perf_counter()
-    forecasts = run_backtest(panel, {spec.label: spec.make}, config.backtest.design(), target=config.target.name,
-                             covariates=config.features.covariates, n_jobs=config.backtest.jobs, progress=progress,
-                             backend=config.backtest.backend, scheduler=config.backtest.scheduler)
-    metrics = list(config.scores.metrics) if config.scores.metrics is not None else None
-    scores = score_table(forecasts, metrics=metrics, panel=panel, target=config.target.name)
-    by_unit = score_table(forecasts, by=("model", "unit"), metrics=metrics, panel=panel, target=config.target.name)
-    return ModelOutcome(label=spec.label, model=spec.model, params=dict(spec.params), forecasts=forecasts,
-                        scores=scores, scores_by_unit=by_unit, seconds=time.perf_counter() - began)
-
-
-def combined_scores(outcomes: Sequence[ModelOutcome], config: ExperimentConfig) -> pd.DataFrame:
-    """Every model's scores in one table, with skill against the best benchmark present.
-
-    Skill (``<metric>_skill``, ``<metric>_benchmark``) is added when at least one of the
-    experiment's benchmarks is among ``outcomes``; otherwise the table has scores only.
-    """
-    if not outcomes:
-        raise ConfigError(f"{config.path}: no model outcomes to combine")
-    table = pd.concat([o.scores for o in outcomes], ignore_index=True)
-    present = set(table["model"])
-    benchmarks = [b for b in config.benchmarks if b in present]
-    if benchmarks:
-        from forecast.evaluation.metrics import add_skill
-
-        table = add_skill(table, benchmarks)
-    return table
-
-
-def fit_final(config: ExperimentConfig, panel: pd.DataFrame, label: str, *, origin: str | pd.Period | None = None):
-    """Fit one model of the experiment on all data up to ``origin`` (default the panel's last month).
-
-    The panel from :func:`load_data` ends at its data vintage (trailing partly covered
-    months are left out when it is built), so the default is the vintage. Returns the fitted
-    :class:`~forecast.models.base.Forecaster`; ``predict(horizon)`` forecasts the months after it.
-    """
-    from forecast.evaluation.backtest import history_at
-
-    spec = config.spec(label)
-    if origin is None:
-        origin = panel["month"].max()
-    else:
-        parsed = parse_month(origin) if isinstance(origin, str) else pd.Period(origin, freq="M")
-        if parsed is None:
-            raise ConfigError(f"origin {origin!r} is not a month; expected \"YYYY-MM\"")
-        origin = parsed
-    history = history_at(panel, origin, config.target.name, config.features.covariates)
-    return spec.make().fit(history)
