@@ -17,26 +17,15 @@ from forecast.config import Reader, kind, read_toml
 __all__ = ["BASELINE", "OPERATIONS", "Change", "Scenario", "load_scenario", "month_at", "parse_when"]
 
 
+#: What a ``[[change]]`` can do to a covariate's path.
 OPERATIONS = {
     "set": "set to `value` from month `from` on",
     "scale": "multiply by `factor` from month `from` on",
     "ramp": "move in equal monthly steps to `value` (or to `factor` times the path), reaching it at `to`",
 }
-DIFFERENCE_COLUMNS = ("unit", "origin", "month", "horizon", "scenario", "mean", "q05", "q50", "q95")
-NATIONAL_COLUMNS = ("origin", "month", "horizon", "scenario", "baseline_mean", "scenario_mean",
-                    "mean", "q05", "q50", "q95")
-PATH_COLUMNS = ("scenario", "unit", "month", "covariate", "value")
-HISTORY_COLUMNS = ("unit", "month", "covariate", "value")
-#: Paired draws behind every difference band.
-N_DRAWS = 1000
-#: Months of covariate history returned for charts.
-HISTORY_MONTHS = 24
-METHOD_DRAWS = "coefficient draws"
-METHOD_CRN = "common random numbers"
 
 _TOP_KEYS = ("name", "description", "rationale", "change")
 _CHANGE_KEYS = ("covariate", "operation", "value", "factor", "from", "to", "units")
-_BAND = (0.05, 0.50, 0.95)
 
 
 # ----------------------------------------------------------------------------------------
