@@ -390,7 +390,7 @@ def backtest(panel_path, model_list, start, end, horizon, step, refit_every, tar
              params, gazetteer, out_dir, backend, scheduler) -> None:
     """Rolling-origin backtest of several models, with a score table and a leaderboard."""
     from forecast.evaluation.backtest import actual_months_missing, fit_notes, run_backtest
-    from forecast.evaluation.metrics import add_skill, score_table
+    from forecast.evaluation.scores import add_skill, score_table
     from forecast.catalog import BENCHMARKS, MODELS, make_model
     from forecast.models.base import ModelError
 

@@ -20,7 +20,7 @@ the dataclasses below and nowhere else:
     (``joblib`` or ``dask``) and ``scheduler`` (a Dask scheduler address; default a local
     cluster of ``jobs`` workers).
 ``[scores]``
-    ``metrics`` (names from :data:`forecast.evaluation.metrics.METRICS`, default all) and ``benchmarks``
+    ``metrics`` (names from :data:`forecast.evaluation.scores.METRICS`, default all) and ``benchmarks``
     (model labels to measure skill against; default the models of
     :data:`forecast.catalog.BENCHMARKS` in the experiment).
 ``[[models]]``
@@ -134,7 +134,7 @@ class BacktestConfig:
 
 @dataclass(frozen=True)
 class ScoresConfig:
-    #: Metric names; None = every metric of :data:`forecast.evaluation.metrics.METRICS`.
+    #: Metric names; None = every metric of :data:`forecast.evaluation.scores.METRICS`.
     metrics: tuple[str, ...] | None = None
     #: Model labels to measure skill against; None = the experiment's models that are in
     #: :data:`forecast.catalog.BENCHMARKS`.
@@ -317,7 +317,7 @@ def _read_backtest(path: Path, table: Any) -> BacktestConfig:
 
 
 def _read_scores(path: Path, table: Any, models: tuple[ModelSpec, ...]) -> ScoresConfig:
-    from forecast.evaluation.metrics import METRICS
+    from forecast.evaluation.scores import METRICS
 
     r = Reader(path, "[scores]", table, field_names(ScoresConfig))
     metrics = r.strings("metrics")
@@ -494,7 +494,7 @@ class ModelOutcome:
     params: dict[str, Any]
     #: :func:`forecast.evaluation.backtest.run_backtest` output for this model (column ``model`` = label).
     forecasts: pd.DataFrame
-    #: :func:`forecast.evaluation.metrics.score_table` by model and horizon, with the pooled ``"all"`` row.
+    #: :func:`forecast.evaluation.scores.score_table` by model and horizon, with the pooled ``"all"`` row.
     scores: pd.DataFrame
     #: The same scores by model and unit (with an ``"all"`` row).
     scores_by_unit: pd.DataFrame
@@ -517,7 +517,7 @@ def run_model(config: ExperimentConfig, panel: pd.DataFrame, label: str, *, prog
         Show the backtest's progress bar.
     """
     from forecast.evaluation.backtest import run_backtest
-    from forecast.evaluation.metrics import score_table
+    from forecast.evaluation.scores import score_table
 
     spec = config.spec(label)
     began = time.perf_counter()
@@ -543,7 +543,7 @@ def combined_scores(outcomes: Sequence[ModelOutcome], config: ExperimentConfig) 
     present = set(table["model"])
     benchmarks = [b for b in config.benchmarks if b in present]
     if benchmarks:
-        from forecast.evaluation.metrics import add_skill
+        from forecast.evaluation.scores import add_skill
 
         table = add_skill(table, benchmarks)
     return table
