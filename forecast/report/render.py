@@ -23,6 +23,7 @@ import pandas as pd
 from features.atomic import write_bytes_atomically
 from features.gazetteer import load_gazetteer
 from forecast.evaluation import escalation
+from forecast.evaluation.backtest import default_covariates
 from forecast.report import charts
 from forecast.report.content import (
     HISTORY_MONTHS, backtest_summary, change_since_previous, covariate_label, fmt_count, fmt_interval,
@@ -67,8 +68,6 @@ def _package_version() -> str:
 
 
 def _covariates(panel: pd.DataFrame, target: str) -> list[str]:
-    from forecast.evaluation.backtest import default_covariates
-
     return [c for c in default_covariates(panel) if c != target and pd.api.types.is_numeric_dtype(panel[c])]
 
 
