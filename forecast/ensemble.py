@@ -22,7 +22,7 @@ import pandas as pd
 
 import forecast.models  # noqa: F401  (registers the member models)
 from forecast.evaluation.backtest import BacktestDesign, run_backtest
-from forecast.evaluation.metrics import crps
+from forecast.evaluation.scores import crps
 from forecast.models.base import Forecaster, ModelError, make_model, prediction_frame, register
 from forecast.schema import QUANTILE_COLUMNS
 

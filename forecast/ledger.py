@@ -16,7 +16,7 @@ Tables
     a no-op at the database level, which makes a refresh idempotent.
 ``outcomes``
     The actual of a forecast's target month and its scores (CRPS over the quantiles,
-    absolute error of the median, 50% and 90% interval hits, from :mod:`forecast.evaluation.metrics`),
+    absolute error of the median, 50% and 90% interval hits, from :mod:`forecast.evaluation.scores`),
     keyed by forecast and the data vintage it was read from. A forecast gets a new outcome
     row only when its actual first becomes known or a later data vintage revises it; the
     latest one counts.
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -41,6 +41,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from forecast.evaluation.scores import absolute_error, coverage_50, coverage_90, crps
 from forecast.schema import QUANTILE_COLUMNS
 
 __all__ = ["Issue", "Ledger", "LedgerError", "Recorded", "PAST_FORECAST_COLUMNS", "SCORE_COLUMNS",
@@ -180,8 +181,6 @@ class Issue:
         """This issue with ``issued_at`` set to now (UTC) when it is not set."""
         if self.issued_at:
             return self
-        from dataclasses import replace
-
         return replace(self, issued_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
     @property
@@ -209,10 +208,8 @@ def _months(values) -> pd.Series:
 def score_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """Per-row scores of forecasts with an actual ``y``: ``crps, abs_error, in50, in90``.
 
-    Uses :mod:`forecast.evaluation.metrics` (quantile CRPS, absolute error of the median, interval hits).
+    Uses :mod:`forecast.evaluation.scores` (quantile CRPS, absolute error of the median, interval hits).
     """
-    from forecast.evaluation.metrics import absolute_error, coverage_50, coverage_90, crps
-
     return pd.DataFrame({"crps": crps(frame), "abs_error": absolute_error(frame),
                          "in50": coverage_50(frame).astype(int), "in90": coverage_90(frame).astype(int)},
                         index=frame.index)

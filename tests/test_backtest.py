@@ -110,7 +110,7 @@ def test_on_synthetic_data_covariates_with_known_paths_improve_the_forecast():
     # The demo process has known effects of troops (lag 2) and operations tempo (lag 1).
     # SARIMAX given the realised covariate paths at the target months (covariates declared
     # known ahead) must beat the same model without covariates.
-    from forecast.evaluation.metrics import score_table
+    from forecast.evaluation.scores import score_table
     from forecast.catalog import make_model
     from synthetic_data import synthetic_panel as build
 

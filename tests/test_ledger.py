@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 import pg
 from forecast.ledger import PAST_FORECAST_COLUMNS, Issue, Ledger, LedgerError, ledger_url
-from forecast.evaluation.metrics import crps as crps_metric
+from forecast.evaluation.scores import crps as crps_metric
 from forecast.schema import QUANTILE_COLUMNS
 
 UNITS = ("Anbar", "Baghdad", "Basra")

@@ -11,11 +11,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from forecast.evaluation.metrics import (
+from forecast.evaluation.escalation import (
+    ScoringError,
+    escalated,
+    escalation_threshold,
+    exceedance_probability,
+    predictive_cdf,
+)
+from forecast.evaluation.scores import (
     LOSSES,
     METRICS,
     MIN_SCALE,
-    ScoringError,
     absolute_error,
     add_references,
     add_skill,
@@ -24,14 +30,10 @@ from forecast.evaluation.metrics import (
     coverage_90,
     crps,
     crps_from_quantiles,
-    escalated,
-    escalation_threshold,
-    exceedance_probability,
     interval_score_90,
     naive_scale,
     pinball,
     pinball_level,
-    predictive_cdf,
     scaled_absolute_error,
     score_table,
     skill,

@@ -19,7 +19,8 @@ from browser import ARTIFACTS, browser, visit  # noqa: F401  (browser is a fixtu
 from features.gazetteer import load_gazetteer
 from features.panel import validate_panel
 from features.synthetic import synthetic_gazetteer
-from forecast.evaluation import metrics as M
+from forecast.evaluation import escalation
+from forecast.evaluation.scores import score_table
 from forecast.evaluation.backtest import BacktestDesign, forecast_at, history_at, run_backtest
 from forecast.catalog import make_model
 from forecast.report import (
@@ -81,21 +82,21 @@ def page(inputs) -> str:
 
 
 # ----------------------------------------------------------------------------------------
-# Definitions (forecast.evaluation.metrics)
+# Definitions (forecast.evaluation.escalation)
 
 
 def test_threat_tier_bounds_belong_to_the_tier_they_start_and_escalation_raises_one_tier():
     expected = [0, 0.49, 0.5, 1.99, 2, 4.99, 5, 14.99, 15, 100, 0.1, 20]
-    p = [0] * 10 + [M.TIER_ESCALATION_STEP, 0.99]
-    assert M.threat_tier(expected, p).tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 1, 4]
-    with pytest.raises(M.ScoringError, match="NaN"):
-        M.threat_tier([np.nan], [0.1])
+    p = [0] * 10 + [escalation.TIER_ESCALATION_STEP, 0.99]
+    assert escalation.threat_tier(expected, p).tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 1, 4]
+    with pytest.raises(escalation.ScoringError, match="NaN"):
+        escalation.threat_tier([np.nan], [0.1])
 
 
 def test_trend_needs_an_absolute_and_a_relative_change():
     recent = [0, 0, 10, 10, 10, 2]
     projected = [0.9, 1.0, 12.4, 12.5, 7.5, 1.0]
-    assert M.trend(recent, projected).tolist() == ["stable", "rising", "stable", "rising", "falling", "falling"]
+    assert escalation.trend(recent, projected).tolist() == ["stable", "rising", "stable", "rising", "falling", "falling"]
 
 
 # ----------------------------------------------------------------------------------------
@@ -120,11 +121,11 @@ def test_every_governorate_appears_in_map_table_and_fan_charts(page, panel):
 
 def test_tier_escalation_and_trend_definitions_are_shown_in_words(page):
     method = text_of(section(page, "method"))
-    assert M.tier_definition("incidents", "governorate") in method
-    assert M.escalation_definition("incidents", "governorate") in method
-    assert M.trend_definition("incidents") in method
+    assert escalation.tier_definition("incidents", "governorate") in method
+    assert escalation.escalation_definition("incidents", "governorate") in method
+    assert escalation.trend_definition("incidents") in method
     legend = text_of(section(page, "map"))
-    for name, words in M.tier_ranges("incidents"):
+    for name, words in escalation.tier_ranges("incidents"):
         assert f"{name}: {words}" in legend
 
 
@@ -139,8 +140,8 @@ def test_headline_numbers_are_those_of_the_forecast_and_never_say_will(page, inp
     assert f"{fmt_count(last['q50'])} incidents in June 2017 (90% interval " \
            f"{fmt_count(last['q05'])}–{fmt_count(last['q95'])})" in headline
     # The governorate with the highest escalation probability, computed here independently, leads the list.
-    threshold = M.escalation_threshold(panel, panel["month"].max())
-    p = M.exceedance_probability(fc[list(QUANTILE_COLUMNS)].to_numpy(), threshold.reindex(fc["unit"]).to_numpy())
+    threshold = escalation.escalation_threshold(panel, panel["month"].max())
+    p = escalation.exceedance_probability(fc[list(QUANTILE_COLUMNS)].to_numpy(), threshold.reindex(fc["unit"]).to_numpy())
     top = fc.assign(p=p).groupby("unit")["p"].max().sort_values(ascending=False, kind="stable").index[0]
     focus = section(page, "headline").split('<ul class="focus">')[1]
     assert focus.index(f"<strong>{top}</strong>") == min(focus.index(f"<strong>{u}</strong>")
@@ -152,7 +153,7 @@ def test_headline_numbers_are_those_of_the_forecast_and_never_say_will(page, inp
 
 def test_skill_section_scores_the_model_against_the_benchmarks(page, inputs):
     skill = section(page, "skill")
-    scores = M.score_table(inputs.backtest, metrics=["crps", "coverage90"])
+    scores = score_table(inputs.backtest, metrics=["crps", "coverage90"])
     mine = scores[(scores["model"] == "moving_average") & (scores["horizon"].astype(str) == "all")].iloc[0]
     assert f"{mine['crps']:.3f}" in skill
     assert f"{mine['coverage90']:.0%}" in skill

@@ -21,7 +21,7 @@ from synthetic_data import synthetic_panel
 
 from features.synthetic import SyntheticConfig
 from forecast.evaluation.backtest import BacktestDesign, forecast_at, history_at, run_backtest
-from forecast.evaluation.metrics import score_table
+from forecast.evaluation.scores import score_table
 from forecast.models.base import make_model
 from forecast.tracking.registry import ForecasterModel, NoSuchModel, list_versions, load_registered, promote
 from forecast.tracking import (

@@ -20,7 +20,7 @@ the dataclasses below and nowhere else:
     (``joblib`` or ``dask``) and ``scheduler`` (a Dask scheduler address; default a local
     cluster of ``jobs`` workers).
 ``[scores]``
-    ``metrics`` (names from :data:`forecast.evaluation.metrics.METRICS`, default all) and ``benchmarks``
+    ``metrics`` (names from :data:`forecast.evaluation.scores.METRICS`, default all) and ``benchmarks``
     (model labels to measure skill against; default the models of
     :data:`forecast.catalog.BENCHMARKS` in the experiment).
 ``[[models]]``

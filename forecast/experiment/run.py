@@ -16,7 +16,7 @@ from features.panel import build_panel, read_panel
 from features.sources import read_events
 from forecast.config import ConfigError, parse_coverage_end, parse_month
 from forecast.evaluation.backtest import default_covariates, history_at, run_backtest
-from forecast.evaluation.metrics import add_skill, score_table
+from forecast.evaluation.scores import add_skill, score_table
 from forecast.experiment.spec import ExperimentConfig
 
 __all__ = ["ModelOutcome", "combined_scores", "fit_final", "load_data", "model_factories", "run_model"]
@@ -104,7 +104,7 @@ class ModelOutcome:
     params: dict[str, Any]
     #: :func:`forecast.evaluation.backtest.run_backtest` output for this model (column ``model`` = label).
     forecasts: pd.DataFrame
-    #: :func:`forecast.evaluation.metrics.score_table` by model and horizon, with the pooled ``"all"`` row.
+    #: :func:`forecast.evaluation.scores.score_table` by model and horizon, with the pooled ``"all"`` row.
     scores: pd.DataFrame
     #: The same scores by model and unit (with an ``"all"`` row).
     scores_by_unit: pd.DataFrame

@@ -19,7 +19,7 @@ from features.sources import FORMATS
 from forecast.catalog import BENCHMARKS, MODELS, make_model
 from forecast.config import ConfigError, Reader, explicit, field_names, kind, parse_coverage_end, read_toml
 from forecast.evaluation.backtest import BacktestDesign
-from forecast.evaluation.metrics import METRICS
+from forecast.evaluation.scores import METRICS
 from forecast.models.base import ModelError
 from forecast.schema import TARGETS
 
@@ -78,7 +78,7 @@ class BacktestConfig:
 
 @dataclass(frozen=True)
 class ScoresConfig:
-    #: Metric names; None = every metric of :data:`forecast.evaluation.metrics.METRICS`.
+    #: Metric names; None = every metric of :data:`forecast.evaluation.scores.METRICS`.
     metrics: tuple[str, ...] | None = None
     #: Model labels to measure skill against; None = the experiment's models that are in
     #: :data:`forecast.catalog.BENCHMARKS`.

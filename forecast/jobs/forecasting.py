@@ -19,7 +19,7 @@ from forecast.evaluation.backtest import (
     history_at,
     run_backtest,
 )
-from forecast.evaluation.metrics import add_skill, score_table
+from forecast.evaluation.scores import add_skill, score_table
 from forecast.jobs.common import load_panel, month_strings, origin_in_panel
 from forecast.models.base import ModelError
 

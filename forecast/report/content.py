@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forecast.evaluation import metrics as M
+from forecast.evaluation import escalation, scores
 from forecast.report.inputs import ReportError, ReportInputs
 from forecast.schema import FORECAST_COLUMNS, QUANTILE_COLUMNS, validate_forecast
 
@@ -179,9 +179,9 @@ def outlook(forecast: pd.DataFrame, panel: pd.DataFrame, target: str = "incident
     origin = frame["origin"].iloc[0]
     upto = panel.loc[panel["month"] <= origin]
     history = upto.pivot(index="month", columns="unit", values=target).astype(float)
-    threshold = M.escalation_threshold(upto, origin, target=target)
+    threshold = escalation.escalation_threshold(upto, origin, target=target)
     frame["threshold"] = threshold.reindex(frame["unit"]).to_numpy()
-    frame["p_escalation"] = M.exceedance_probability(frame[list(QUANTILE_COLUMNS)].to_numpy(float),
+    frame["p_escalation"] = escalation.exceedance_probability(frame[list(QUANTILE_COLUMNS)].to_numpy(float),
                                                      frame["threshold"].to_numpy())
     g = frame.groupby("unit", sort=False)
     first = frame[frame["horizon"] == 1].set_index("unit")
@@ -197,12 +197,12 @@ def outlook(forecast: pd.DataFrame, panel: pd.DataFrame, target: str = "incident
         "next_q05": first["q05"], "next_q50": first["q50"], "next_q95": first["q95"],
         "last_q05": last["q05"], "last_q50": last["q50"], "last_q95": last["q95"],
     })
-    window = history.tail(M.TREND_WINDOW)
+    window = history.tail(escalation.TREND_WINDOW)
     units["recent"] = window.mean().reindex(units.index)
     units["last3"] = window.sum().reindex(units.index)
-    units["tier"] = M.threat_tier(units["expected"], units["p_max"])
-    units["tier_name"] = [M.TIER_NAMES[t] for t in units["tier"]]
-    units["trend"] = M.trend(units["recent"], units["projected"])
+    units["tier"] = escalation.threat_tier(units["expected"], units["p_max"])
+    units["tier_name"] = [escalation.TIER_NAMES[t] for t in units["tier"]]
+    units["trend"] = escalation.trend(units["recent"], units["projected"])
     units = (units.rename_axis("unit").reset_index()
              .sort_values(["tier", "p_max", "expected", "unit"], ascending=[False, False, False, True],
                           kind="stable").reset_index(drop=True))
@@ -251,7 +251,7 @@ def headline(out: Outlook, inputs: ReportInputs, unit_word: str, coverage90: flo
         f"{inputs.model_version or inputs.model}."
     ]
     nat = out.national
-    recent = out.history.tail(M.TREND_WINDOW).sum(axis=1).mean()
+    recent = out.history.tail(escalation.TREND_WINDOW).sum(axis=1).mean()
     national = (
         f"Nationally, the median forecast is {counted(nat['q50'].iloc[0], target)} in "
         f"{fmt_month(first, long=True)} (90% interval {fmt_interval(nat['q05'].iloc[0], nat['q95'].iloc[0])})"
@@ -259,7 +259,7 @@ def headline(out: Outlook, inputs: ReportInputs, unit_word: str, coverage90: flo
     if out.horizon > 1:
         national += (f" and {counted(nat['q50'].iloc[-1], target)} in {fmt_month(last, long=True)} (90% interval "
                      f"{fmt_interval(nat['q05'].iloc[-1], nat['q95'].iloc[-1])})")
-    national += (f", against an average of {fmt_count(recent)} a month over the last {M.TREND_WINDOW} months "
+    national += (f", against an average of {fmt_count(recent)} a month over the last {escalation.TREND_WINDOW} months "
                  "recorded.")
     lines.append(national)
     focus = []
@@ -272,7 +272,7 @@ def headline(out: Outlook, inputs: ReportInputs, unit_word: str, coverage90: flo
                 f"{row['tier_name']} tier; escalation probability up to {fmt_prob(row['p_max'])} "
                 f"({fmt_month(row['p_max_month'])}); about {counted(row['expected'], target)} a month expected "
                 f"(median {fmt_count(row['projected'])}), against {fmt_count(row['recent'])} a month over the "
-                f"last {M.TREND_WINDOW} months ({row['trend']})."
+                f"last {escalation.TREND_WINDOW} months ({row['trend']})."
             ),
         })
     counts = out.units["trend"].value_counts()
@@ -347,10 +347,10 @@ def backtest_summary(backtest: pd.DataFrame | None, model: str, target: str) -> 
     scored = bt[bt["y"].notna()]
     if scored.empty:
         return None
-    table = M.score_table(scored, metrics=list(_SCORE_METRICS))
+    table = scores.score_table(scored, metrics=list(_SCORE_METRICS))
     benchmarks = [m for m in models if m != model]
     if benchmarks:
-        table = M.add_skill(table, benchmarks, metrics=["crps", "mae"])
+        table = scores.add_skill(table, benchmarks, metrics=["crps", "mae"])
     table["horizon"] = table["horizon"].astype(str)
     overall = table[table["horizon"] == "all"].set_index("model")
     order = [model] + sorted(benchmarks, key=lambda m: overall.at[m, "crps"])
@@ -401,7 +401,7 @@ def ledger_summary(past: pd.DataFrame | None, target: str) -> dict:
         out["text"] = (f"{n_issued} forecast issue(s) on record ({len(frame):,} forecasts); none of their "
                        f"target months has recorded {target} yet, so none can be scored.")
         return out
-    table = M.score_table(known, by=("model_version", "horizon"), metrics=list(_SCORE_METRICS))
+    table = scores.score_table(known, by=("model_version", "horizon"), metrics=list(_SCORE_METRICS))
     table["horizon"] = table["horizon"].astype(str)
     out["rows"] = table.to_dict("records")
     overall = table[table["horizon"] == "all"]

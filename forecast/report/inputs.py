@@ -12,16 +12,14 @@ import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
 from features.errors import DataError
 from features.gazetteer import Gazetteer
+from forecast.scenario import ScenarioResult
 from forecast.schema import FORECAST_COLUMNS
-
-if TYPE_CHECKING:  # the scenario module is optional for a report
-    from forecast.scenario import ScenarioResult
 
 __all__ = ["REPORT_DATA_ID", "PreviousReport", "ReportError", "ReportInputs", "ReportWarning",
            "find_previous_report", "read_report_data"]

@@ -18,8 +18,16 @@ import pandas as pd
 
 from features.gazetteer import load_gazetteer
 from features.panel import read_panel
+from forecast.catalog import BENCHMARKS, DEFAULT_MODEL, make_model
+from forecast.evaluation.backtest import (
+    BacktestDesign, default_covariates, forecast_at, history_at, run_backtest,
+)
+from forecast.tracking import load_registered
+from forecast.report.charts import match_features
 from forecast.report.inputs import ReportError, ReportInputs, find_previous_report
 from forecast.report.render import write_report
+from forecast.scenario import load_scenario, run_scenarios_fitted
+from forecast.tracking import resolve_tracking_uri
 
 __all__ = ["backtest_design", "make_report"]
 
@@ -38,8 +46,6 @@ def backtest_design(first: pd.Period, origin: pd.Period, horizon: int, months: i
     between scheduled refits. Returns None when the panel is too short for even one origin
     after :data:`MIN_BACKTEST_HISTORY` months.
     """
-    from forecast.evaluation.backtest import BacktestDesign
-
     end = origin - horizon
     start = max(end - (months - 1), first + MIN_BACKTEST_HISTORY)
     if months < 1 or end < start:
@@ -60,8 +66,6 @@ def _same_history(a: pd.DataFrame, b: pd.DataFrame) -> bool:
 
 
 def _load_geojson(path: str | Path, gazetteer) -> dict:
-    from forecast.report.charts import match_features
-
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -140,9 +144,6 @@ def make_report(
         Bad panel, model, parameter, GeoJSON, scenario file or registry reference; raised
         before anything is written.
     """
-    from forecast.evaluation.backtest import default_covariates, forecast_at, history_at, run_backtest
-    from forecast.catalog import BENCHMARKS, DEFAULT_MODEL, make_model
-
     say = echo or (lambda _text: None)
     if model is not None and registry_model is not None:
         raise ReportError("give either a model name or a registry model, not both")
@@ -165,16 +166,11 @@ def make_report(
     geo = _load_geojson(geojson, gaz) if geojson is not None else None
     scenarios = []
     if scenario_files:
-        from forecast.scenario import load_scenario  # optional part: imported only when asked for
-
         scenarios = [load_scenario(path, gaz) for path in scenario_files]
 
     # The model: fitted here on the whole panel, or loaded from the registry and conditioned on it.
     version_label = None
     if registry_model is not None:
-        from forecast.tracking.registry import load_registered
-        from forecast.tracking import resolve_tracking_uri
-
         say(f"report: loading {registry_model} from the model registry")
         registered = load_registered(registry_model, resolve_tracking_uri(tracking_uri))
         fitted = registered.forecaster
@@ -218,8 +214,6 @@ def make_report(
 
     result = None
     if scenarios:
-        from forecast.scenario import run_scenarios_fitted
-
         say(f"report: projecting {len(scenarios)} scenario file(s)")
         result = run_scenarios_fitted(fitted, history, scenarios, horizon, seed=0, target=target, name=name)
 

@@ -22,7 +22,8 @@ import pandas as pd
 
 from features.atomic import write_bytes_atomically
 from features.gazetteer import load_gazetteer
-from forecast.evaluation import metrics as M
+from forecast.evaluation import escalation
+from forecast.evaluation.backtest import default_covariates
 from forecast.report import charts
 from forecast.report.content import (
     HISTORY_MONTHS, backtest_summary, change_since_previous, covariate_label, fmt_count, fmt_interval,
@@ -67,8 +68,6 @@ def _package_version() -> str:
 
 
 def _covariates(panel: pd.DataFrame, target: str) -> list[str]:
-    from forecast.evaluation.backtest import default_covariates
-
     return [c for c in default_covariates(panel) if c != target and pd.api.types.is_numeric_dtype(panel[c])]
 
 
@@ -233,11 +232,11 @@ def render_report(inputs: ReportInputs) -> str:
         "issued": issued, "out": out, "inputs": inputs, "unit_word": unit_word, "target": target,
         "head": head, "change": change, "map": map_fig, "map_kind": map_kind, "unmapped": unmapped,
         "tiers": [{"name": n, "range": r, "colour": charts.TIER_COLOURS[i], "text": charts.TIER_TEXT[i]}
-                  for i, (n, r) in enumerate(M.tier_ranges(target))],
+                  for i, (n, r) in enumerate(escalation.tier_ranges(target))],
         "tier_colours": charts.TIER_COLOURS, "tier_text": charts.TIER_TEXT,
-        "tier_definition": M.tier_definition(target, unit_word),
-        "escalation_definition": M.escalation_definition(target, unit_word),
-        "trend_definition": M.trend_definition(target),
+        "tier_definition": escalation.tier_definition(target, unit_word),
+        "escalation_definition": escalation.escalation_definition(target, unit_word),
+        "trend_definition": escalation.trend_definition(target),
         "fans": fans, "national_covariates": national_cov, "held": held, "history_months": HISTORY_MONTHS,
         "backtest": backtest, "score_figure": score_fig, "ledger": ledger_summary(inputs.past_forecasts, target),
         "scenario": scenario, "sources": sources, "meta": inputs.meta, "version": _package_version(),

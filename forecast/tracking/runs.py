@@ -1,4 +1,4 @@
-"""Experiment tracking in MLflow (with :mod:`forecast.registry`, the only modules importing mlflow).
+"""Experiment tracking in MLflow (with :mod:`forecast.tracking.registry`, the only modules importing mlflow).
 
 One experiment file is one MLflow experiment. Running it makes a *parent* run (the
 configuration, the input panel with its content hash and vintage, the code version) and one
@@ -146,7 +146,7 @@ class ChildRun:
 
         The registered version is tagged with this run's overall ``forecast.crps`` and the
         ``forecast.eval_window`` (from :meth:`log_backtest`, or ``window``), which is what
-        :func:`forecast.registry.promote` compares.
+        :func:`forecast.tracking.registry.promote` compares.
         """
         window = window or self.eval_window_
         info = log_forecaster(forecaster, history, horizon=horizon, registered_name=registered_name)
