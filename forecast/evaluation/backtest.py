@@ -38,6 +38,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from features.transforms import PrefixFeatures, active_prefix_features, use_prefix_features
+from forecast.evaluation.parallel import run_tasks
 from forecast.models.base import FitCache, Forecaster, ModelError, active_fit_cache, fit_cache, hold_last_value
 from forecast.schema import FORECAST_COLUMNS, TARGETS, validate_forecast
 
@@ -292,8 +293,6 @@ def run_backtest(
         is after the panel's last month), sorted by model, origin, unit, month. What models
         fell back to is in ``attrs["fit_notes"]`` (read it with :func:`fit_notes`).
     """
-    from forecast.evaluation.parallel import run_tasks
-
     origins = design.origins()
     first = panel["month"].min()
     if origins[0] <= first:

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 
+import pandas as pd
+from joblib import Parallel, delayed
+
 from forecast.models.base import ModelError
 
 #: Seconds to wait for a Dask scheduler to answer before giving up.
@@ -65,8 +68,6 @@ def _joblib(func, tasks, args, n_jobs: int) -> Iterator:
         for task in tasks:
             yield func(task, *args)
         return
-    from joblib import Parallel, delayed
-
     parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
     yield from parallel(delayed(func)(task, *args) for task in tasks)
 
@@ -92,8 +93,6 @@ def _dask(func, tasks, args, n_jobs: int, scheduler: str | None) -> Iterator:
                 "address out to start a local cluster"
             ) from None
     try:
-        import pandas as pd
-
         # Frames (the panel, the largest argument) go to every worker once, not once per task.
         shared = [client.scatter(a, broadcast=True) if isinstance(a, pd.DataFrame) else a for a in args]
         futures = [client.submit(func, task, *shared, pure=False) for task in tasks]

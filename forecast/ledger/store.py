@@ -1,32 +1,4 @@
-"""The forecast ledger: every forecast ever issued, with the actuals and scores as they arrive.
-
-An append-only store behind one small class, :class:`Ledger`, on SQLAlchemy Core, so the same
-code runs on a SQLite file (the default) and on PostgreSQL (``postgresql://...``; the
-``psycopg`` driver is used).
-
-Tables
-------
-``refreshes``
-    One row per refresh that issued forecasts or recorded actuals: when, data vintage, model
-    name and version, where its forecast file and report went, the MLflow run id.
-``forecasts``
-    One row per unit x target month of an issue: issue date, data vintage, model name and
-    version, target, unit, origin, month, horizon, mean and the quantiles. Unique on
-    (model, model_version, target, origin, unit, month): issuing the same forecast again is
-    a no-op at the database level, which makes a refresh idempotent.
-``outcomes``
-    The actual of a forecast's target month and its scores (CRPS over the quantiles,
-    absolute error of the median, 50% and 90% interval hits, from :mod:`forecast.evaluation.scores`),
-    keyed by forecast and the data vintage it was read from. A forecast gets a new outcome
-    row only when its actual first becomes known or a later data vintage revises it; the
-    latest one counts.
-
-Nothing is ever updated or deleted: triggers refuse UPDATE and DELETE on all three tables,
-in SQLite and in PostgreSQL. Every write of a refresh (its row, its forecasts and the new
-outcomes) is one transaction; a process killed part-way leaves the ledger as it was before
-(SQLite's rollback journal / PostgreSQL's aborted transaction), and a refresh that adds
-nothing new writes nothing at all, so the ledger does not change.
-"""
+"""The :class:`Ledger`: open, read, score and append one refresh's issue in one transaction."""
 
 from __future__ import annotations
 
@@ -42,122 +14,23 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from forecast.evaluation.scores import absolute_error, coverage_50, coverage_90, crps
+from forecast.ledger.tables import (
+    APPEND_ONLY,
+    PAST_FORECAST_COLUMNS,
+    SCHEMA_VERSION,
+    SCORE_COLUMNS,
+    LedgerError,
+    append_only_ddl,
+    forecasts,
+    info,
+    ledger_url,
+    metadata,
+    outcomes,
+    refreshes,
+)
 from forecast.schema import QUANTILE_COLUMNS
 
-__all__ = ["Issue", "Ledger", "LedgerError", "Recorded", "PAST_FORECAST_COLUMNS", "SCORE_COLUMNS",
-           "ledger_url"]
-
-SCHEMA_VERSION = "1"
-#: The frame :meth:`Ledger.forecasts` returns (the report's ``past_forecasts``).
-PAST_FORECAST_COLUMNS = ("issued", "vintage", "model", "model_version", "unit", "origin", "month", "horizon",
-                         "mean", *QUANTILE_COLUMNS, "y")
-#: Per-forecast scores stored with each actual.
-SCORE_COLUMNS = ("crps", "abs_error", "in50", "in90")
-_MONTH = 7  # "YYYY-MM"
-
-
-class LedgerError(RuntimeError):
-    """The ledger cannot be opened or written (bad URL, unreachable server, refused change)."""
-
-
-metadata = sa.MetaData()
-
-info = sa.Table(
-    "ledger_info", metadata,
-    sa.Column("key", sa.String(50), primary_key=True),
-    sa.Column("value", sa.Text, nullable=False),
-)
-
-refreshes = sa.Table(
-    "refreshes", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("issued_at", sa.String(40), nullable=False),
-    sa.Column("issued", sa.String(10), nullable=False),
-    sa.Column("vintage", sa.String(_MONTH), nullable=False),
-    sa.Column("origin", sa.String(_MONTH)),
-    sa.Column("target", sa.String(20), nullable=False),
-    sa.Column("model", sa.String(200)),
-    sa.Column("model_version", sa.String(50)),
-    sa.Column("model_label", sa.Text),
-    sa.Column("estimator", sa.String(100)),
-    sa.Column("forecasts_issued", sa.Integer, nullable=False),
-    sa.Column("outcomes_recorded", sa.Integer, nullable=False),
-    sa.Column("panel_sha256", sa.String(64)),
-    sa.Column("forecasts_path", sa.Text),
-    sa.Column("report_path", sa.Text),
-    sa.Column("mlflow_run_id", sa.String(64)),
-    sa.Column("forced", sa.Boolean, nullable=False),
-)
-
-forecasts = sa.Table(
-    "forecasts", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("refresh_id", sa.Integer, sa.ForeignKey("refreshes.id"), nullable=False),
-    sa.Column("issued", sa.String(10), nullable=False),
-    sa.Column("vintage", sa.String(_MONTH), nullable=False),
-    sa.Column("model", sa.String(200), nullable=False),
-    sa.Column("model_version", sa.String(50), nullable=False),
-    sa.Column("target", sa.String(20), nullable=False),
-    sa.Column("unit", sa.String(200), nullable=False),
-    sa.Column("origin", sa.String(_MONTH), nullable=False),
-    sa.Column("month", sa.String(_MONTH), nullable=False),
-    sa.Column("horizon", sa.Integer, nullable=False),
-    sa.Column("mean", sa.Double, nullable=False),
-    *(sa.Column(q, sa.Double, nullable=False) for q in QUANTILE_COLUMNS),
-    sa.UniqueConstraint("model", "model_version", "target", "origin", "unit", "month", name="uq_forecast"),
-)
-
-outcomes = sa.Table(
-    "outcomes", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("forecast_id", sa.Integer, sa.ForeignKey("forecasts.id"), nullable=False),
-    sa.Column("refresh_id", sa.Integer, sa.ForeignKey("refreshes.id"), nullable=False),
-    sa.Column("vintage", sa.String(_MONTH), nullable=False),
-    sa.Column("y", sa.Double, nullable=False),
-    sa.Column("crps", sa.Double, nullable=False),
-    sa.Column("abs_error", sa.Double, nullable=False),
-    sa.Column("in50", sa.Integer, nullable=False),
-    sa.Column("in90", sa.Integer, nullable=False),
-    sa.UniqueConstraint("forecast_id", "vintage", name="uq_outcome"),
-)
-
-sa.Index("ix_forecasts_origin", forecasts.c.origin)
-sa.Index("ix_outcomes_forecast", outcomes.c.forecast_id)
-
-_APPEND_ONLY = ("refreshes", "forecasts", "outcomes")
-
-
-def _append_only_ddl(dialect: str) -> list[str]:
-    """Triggers that refuse UPDATE and DELETE (the ledger's promise made by the database)."""
-    if dialect == "sqlite":
-        return [
-            f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
-            f"BEGIN SELECT RAISE(ABORT, 'the forecast ledger is append-only: {op} on {table} refused'); END"
-            for table in _APPEND_ONLY for op in ("UPDATE", "DELETE")
-        ]
-    if dialect == "postgresql":
-        return [
-            "CREATE OR REPLACE FUNCTION ledger_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ "
-            "BEGIN RAISE EXCEPTION 'the forecast ledger is append-only: % on % refused', TG_OP, TG_TABLE_NAME; "
-            "END $$",
-            *(f"CREATE OR REPLACE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-              f"FOR EACH ROW EXECUTE FUNCTION ledger_append_only()" for table in _APPEND_ONLY),
-        ]
-    return []
-
-
-def ledger_url(target: str | Path) -> str:
-    """A SQLAlchemy URL for a ledger given as a URL or a file path (a path means SQLite).
-
-    ``postgresql://`` and ``postgres://`` URLs get the psycopg 3 driver.
-    """
-    text = str(target)
-    if "://" not in text:
-        return f"sqlite:///{Path(text).expanduser().resolve()}"
-    scheme, rest = text.split("://", 1)
-    if scheme in ("postgresql", "postgres"):
-        return f"postgresql+psycopg://{rest}"
-    return text
+__all__ = ["Issue", "Ledger", "Recorded", "default_ledger_path", "score_rows"]
 
 
 @dataclass(frozen=True)
@@ -272,11 +145,11 @@ class Ledger:
             raise LedgerError(f"{self.url} holds no ledger yet (run `forecast refresh` first)")
         if present and "forecasts" in present and "ledger_info" not in present:
             raise LedgerError(f"{self.url} has a 'forecasts' table that is not a forecast ledger's")
-        if {"ledger_info", *_APPEND_ONLY} <= present:
+        if {"ledger_info", *APPEND_ONLY} <= present:
             return
         with self.engine.begin() as conn:
             metadata.create_all(conn)
-            for statement in _append_only_ddl(self.engine.dialect.name):
+            for statement in append_only_ddl(self.engine.dialect.name):
                 conn.execute(sa.text(statement))
             have = conn.execute(sa.select(info.c.key)).scalars().all()
             if "schema_version" not in have:
