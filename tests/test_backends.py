@@ -266,7 +266,7 @@ def test_predictions_are_shared_only_after_the_same_fit_and_the_same_updates(pan
 def test_sarimax_without_covariance_and_smoother_forecasts_what_the_default_fit_does():
     from statsmodels.tsa.statespace.sarimax import SARIMAX
 
-    from forecast.models.statistical import _fit_sarimax
+    from forecast.models.sarimax import _fit_sarimax
 
     rng = np.random.default_rng(3)
     z, x = np.log1p(rng.poisson(4, 120).astype(float)), rng.normal(size=(120, 1))
@@ -280,7 +280,7 @@ def test_sarimax_without_covariance_and_smoother_forecasts_what_the_default_fit_
 
 
 def test_sparse_neighbour_weights_equal_the_dense_ones(panel):
-    from forecast.models.statistical import direct_features, neighbour_weights
+    from forecast.models.count_design import direct_features, neighbour_weights
 
     units = [*sorted(panel["unit"].unique()), "Atlantis"]
     dense, source = neighbour_weights(units)
@@ -296,7 +296,7 @@ def test_sparse_neighbour_weights_equal_the_dense_ones(panel):
 def test_ets_fitted_without_the_hessian_has_the_estimates_and_forecasts_of_the_default_fit():
     from statsmodels.tsa.exponential_smoothing.ets import ETSModel
 
-    from forecast.models.statistical import _ETSSmoother
+    from forecast.models.ets import _ETSSmoother
 
     z = np.log1p(np.random.default_rng(5).poisson(6, 96).astype(float))
     spec = {"error": "add", "trend": "add", "damped_trend": True, "seasonal": None}

@@ -10,19 +10,12 @@ from scipy import stats
 
 from synthetic_data import one_unit, synthetic_history
 from forecast.models.base import ModelError, hold_last_value
-from forecast.models.statistical import (
-    DIRECT_FEATURES,
-    ETS,
-    Croston,
-    Hurdle,
-    NegBinGLM,
-    Sarimax,
-    censored_normal_summary,
-    direct_features,
-    hurdle_summary,
-    intermittent_recursion,
-    neighbour_weights,
-)
+from forecast.models.common import censored_normal_summary
+from forecast.models.count_design import DIRECT_FEATURES, direct_features, neighbour_weights
+from forecast.models.counts import Hurdle, NegBinGLM, hurdle_summary
+from forecast.models.ets import ETS
+from forecast.models.intermittent import Croston, intermittent_recursion
+from forecast.models.sarimax import Sarimax
 from forecast.schema import QUANTILE_COLUMNS, QUANTILES
 
 SMALL_UNITS = ["Anbar", "Baghdad", "Basra", "Duhok", "Kirkuk", "Najaf"]

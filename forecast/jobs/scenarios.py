@@ -13,7 +13,14 @@ from features.atomic import write_atomically
 from features.gazetteer import load_gazetteer
 from forecast.catalog import make_model
 from forecast.jobs.common import Echo, JobError, load_panel, month_strings, origin_in_panel, quiet
-from forecast.scenario import TRACKING_EXPERIMENT, ScenarioResult, load_scenario, run_scenarios, summary_text, track_scenarios
+from forecast.scenario import (
+    TRACKING_EXPERIMENT,
+    ScenarioResult,
+    load_scenario,
+    run_scenarios,
+    summary_text,
+    track_scenarios,
+)
 from forecast.tracking import ExperimentTracker, TrackingError, resolve_tracking_uri
 
 __all__ = ["OUTPUT_FILES", "ScenarioRun", "run_scenario_files"]

@@ -8,5 +8,4 @@ on the backtest, lives above the evaluation layer; :mod:`forecast.catalog` is th
 
 from __future__ import annotations
 
-from forecast.models import baselines, ml, statistical  # noqa: F401  (registration)
-from forecast.models import conditional  # noqa: F401  (registration; imports statistical)
+from forecast.models import baselines, conditional, counts, ets, intermittent, ml, sarimax  # noqa: F401  (registration)

@@ -13,7 +13,7 @@ worth keeping between backtest origins, so ``update`` refits (the base-class def
 costs no more than re-conditioning would.
 
 The helpers :func:`count_matrix`, :func:`grid_frame` and :func:`cameron_trivedi_alpha` are
-shared with :mod:`forecast.models.statistical`.
+shared with :mod:`forecast.models.counts`.
 """
 
 from __future__ import annotations

@@ -27,7 +27,6 @@ differences.
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 from statsmodels.discrete.discrete_model import NegativeBinomial
@@ -37,8 +36,8 @@ from threadpoolctl import threadpool_limits
 
 from forecast.models.base import Forecaster, ModelError, future_months, negbin_quantiles, register
 from forecast.models.baselines import cameron_trivedi_alpha, count_matrix, grid_frame
-from forecast.models.statistical import (DIRECT_FEATURES, _covariate_scaling, _EstimationFailed, _future_covariates,
-                                         _guarded, _harmonics, direct_features, neighbour_weights)
+from forecast.models.common import EstimationFailed, covariate_scaling, future_covariates, guarded
+from forecast.models.count_design import DIRECT_FEATURES, direct_features, harmonics, neighbour_weights
 from forecast.schema import QUANTILES
 
 # Linear predictors are clipped below at this value so that exp() stays finite.
@@ -58,7 +57,7 @@ class NegBinGLMX(Forecaster):
     """Pooled negative binomial regression per horizon with covariates at the target months.
 
     Method: for each horizon h, ``y[t + h] ~ NB2(mu, alpha)`` with ``log mu`` linear in
-    :func:`~forecast.models.statistical.direct_features` at t (lagged counts, 3- and 12-month
+    :func:`~forecast.models.count_design.direct_features` at t (lagged counts, 3- and 12-month
     means, neighbours' mean, national total), month-of-year harmonics of the target month,
     unit effects, every covariate at t, t-1, ..., t-max(lags) (known at the origin), and every
     covariate at ``t + h - l`` for each ``l`` in ``lags`` with ``l < h`` (after the origin: a
@@ -142,7 +141,7 @@ class NegBinGLMX(Forecaster):
                 f"{self.name}: needs at least {need} months of history for max_horizon={self.max_horizon} "
                 f"and lags {lags}, got {len(counts)} ({months[0]}..{months[-1]})")
         self.max_eta_ = float(np.log(_CAP_FACTOR * (counts.max() + 1.0)))
-        columns, means, sds = _covariate_scaling(
+        columns, means, sds = covariate_scaling(
             history, [c for c in history.columns if c not in ("unit", "month", "y")], self.name)
         #: Covariates whose values at target months move the forecast (constant ones are dropped).
         self.scenario_covariates_ = columns
@@ -185,7 +184,7 @@ class NegBinGLMX(Forecaster):
         future), shape (n_months, n_units, k).
         """
         n = len(t) * n_units
-        parts = [features[t].reshape(n, -1), np.repeat(_harmonics(target_months), n_units, axis=0)]
+        parts = [features[t].reshape(n, -1), np.repeat(harmonics(target_months), n_units, axis=0)]
         for lag in self._future_lags(h):
             parts.append(x_all[t + h - lag].reshape(n, -1))
         for k in range(max(self.lags_) + 1):
@@ -218,11 +217,11 @@ class NegBinGLMX(Forecaster):
             return {"beta": np.zeros(design.shape[1]), "cov": None, "alpha": min_alpha, "keep": keep,
                     "columns": columns}
         try:
-            poisson = _guarded(lambda: GLM(y, design, family=families.Poisson()).fit(maxiter=maxiter, scale="X2"),
+            poisson = guarded(lambda: GLM(y, design, family=families.Poisson()).fit(maxiter=maxiter, scale="X2"),
                                _FAIL_ON)
             if not np.all(np.isfinite(poisson.params)):
-                raise _EstimationFailed("non-finite estimates")
-        except _EstimationFailed as exc:
+                raise EstimationFailed("non-finite estimates")
+        except EstimationFailed as exc:
             # Level only: each unit's mean target, no covariate effect.
             beta = np.zeros(design.shape[1])
             sums = np.bincount(unit_index[rows], weights=counts[t + h].reshape(-1)[rows], minlength=n_units)
@@ -234,14 +233,14 @@ class NegBinGLMX(Forecaster):
             alpha = float(cameron_trivedi_alpha(y[:, None], mu[:, None], min_alpha)[0])
             return {"beta": beta, "cov": None, "alpha": alpha, "keep": keep, "columns": columns}
         try:
-            nb = _guarded(lambda: NegativeBinomial(y, design, loglike_method="nb2").fit(
+            nb = guarded(lambda: NegativeBinomial(y, design, loglike_method="nb2").fit(
                 start_params=np.r_[poisson.params, 0.5], method="newton", maxiter=maxiter, disp=False), _FAIL_ON)
             params, cov = np.asarray(nb.params), np.asarray(nb.cov_params())
             if not (np.all(np.isfinite(params)) and params[-1] > 0 and np.all(np.isfinite(cov))):
-                raise _EstimationFailed("non-finite estimates or alpha <= 0")
+                raise EstimationFailed("non-finite estimates or alpha <= 0")
             return {"beta": params[:-1], "cov": cov[:-1, :-1], "alpha": max(float(params[-1]), min_alpha),
                     "keep": keep, "columns": columns}
-        except _EstimationFailed as exc:
+        except EstimationFailed as exc:
             self._note(f"horizon {h}", f"NB maximum likelihood failed ({exc}): Poisson GLM with moment alpha")
         beta = np.asarray(poisson.params)
         mu = np.exp(np.clip(design @ beta, _MIN_ETA, self.max_eta_))
@@ -265,7 +264,7 @@ class NegBinGLMX(Forecaster):
 
     def _future_array(self, future: pd.DataFrame | None, units: list[str], horizon: int) -> np.ndarray:
         """Standardised covariates at the target months from ``future``, shape (horizon, n_units, k)."""
-        return _future_covariates(future, list(self.scenario_covariates_), self.covariate_mean_,
+        return future_covariates(future, list(self.scenario_covariates_), self.covariate_mean_,
                                   self.covariate_sd_, units, self.origin_, horizon, self.name)
 
     def _origin_state(self):

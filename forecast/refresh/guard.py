@@ -20,7 +20,6 @@ from forecast.refresh.config import TrackingSection
 from forecast.refresh.errors import ExitCode, RefreshError, log
 from forecast.tracking import NoSuchModel, TrackingError, check_reachable
 
-
 PAUSE_ENV = "FORECAST_REFRESH_PAUSE_AT"
 PAUSE_SECONDS_ENV = "FORECAST_REFRESH_PAUSE_SECONDS"
 STEPS = ("locked", "panel-built", "model-loaded", "files-written", "report-written", "tracked",

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pandas as pd
 
-
 #: Scores drawn in the score-by-horizon plot.
 PLOTTED_SCORES = ("crps", "mae")
 

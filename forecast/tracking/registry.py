@@ -27,10 +27,9 @@ import copy
 import importlib.metadata
 from dataclasses import dataclass
 
+import mlflow
 import numpy as np
 import pandas as pd
-
-import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature

@@ -29,10 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import numpy as np
 import pandas as pd
-
-import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
@@ -53,7 +52,6 @@ from forecast.tracking.store import (
     score_metrics,
     slug,
 )
-
 
 _FAN_UNITS = 3
 

@@ -18,10 +18,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
-
 
 KIND_EXPERIMENT = "experiment"
 

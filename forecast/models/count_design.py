@@ -1,0 +1,255 @@
+"""The design shared by the pooled direct count regressions (``nb_glm``, ``hurdle``, ``nb_glmx``):
+direct features, neighbour weights, month-of-year harmonics and the base class that fits one
+regression per horizon.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from features.gazetteer import load_gazetteer
+from forecast.models.base import (
+    Forecaster,
+    ModelError,
+    future_months,
+)
+from forecast.models.baselines import count_matrix, grid_frame
+from forecast.models.common import (
+    CAP_FACTOR,
+    check_int,
+    check_same_units,
+    covariate_array,
+    covariate_scaling,
+    one_blas_thread,
+)
+from forecast.schema import QUANTILES
+
+#: Columns of :func:`direct_features` before the covariates.
+DIRECT_FEATURES = ("log1p_y", "log1p_mean3", "log1p_mean12", "log1p_neighbour_mean", "log1p_national_total")
+
+
+@lru_cache(maxsize=8)
+def _gazetteer_neighbours(path: str | None) -> dict[str, tuple[str, ...]]:
+    return {unit: tuple(nbs) for unit, nbs in load_gazetteer(path).neighbours().items()}
+
+
+def neighbour_weights(units: list[str], gazetteer: str | None = None, *,
+                      sparse_matrix: bool = False) -> tuple[np.ndarray, dict[str, str]]:
+    """Row-normalised neighbour matrix W of shape (n_units, n_units): ``W @ y`` = neighbours' mean.
+
+    Neighbours are read from the gazetteer (the bundled Iraq one when ``gazetteer`` is None).
+    A unit that is not in the gazetteer, or none of whose neighbours is in the panel, gets
+    the national mean instead (``W[i] = 1 / n_units``).
+
+    ``sparse_matrix=True`` returns W as a ``scipy.sparse.csr_array`` with the same values:
+    the dense matrix grows with the square of the number of units (98 MB and a
+    3,500 x 3,500 product per feature build at 3,500 units), the sparse one with the number
+    of neighbour pairs.
+
+    Returns
+    -------
+    (W, source)
+        ``source`` maps each unit to ``"gazetteer"`` or ``"national mean"``.
+    """
+    neighbours = _gazetteer_neighbours(None if gazetteer is None else str(gazetteer))
+    index = {u: i for i, u in enumerate(units)}
+    n_units = len(units)
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    vals: list[np.ndarray] = []
+    source = {}
+    for i, unit in enumerate(units):
+        present = [index[n] for n in neighbours.get(unit, ()) if n in index]
+        if present:
+            # As W[i, present] = 1 / len(present) would: a name listed twice counts twice in
+            # the divisor but fills its cell once.
+            cols.append(np.unique(np.asarray(present, dtype=np.int64)))
+            vals.append(np.full(len(cols[-1]), 1.0 / len(present)))
+            source[unit] = "gazetteer"
+        else:
+            cols.append(np.arange(n_units, dtype=np.int64))
+            vals.append(np.full(n_units, 1.0 / n_units))
+            source[unit] = "national mean"
+        rows.append(np.full(len(cols[-1]), i, dtype=np.int64))
+    flat = [np.concatenate(part) if part else np.zeros(0, dtype=dtype)
+            for part, dtype in ((vals, float), (rows, np.int64), (cols, np.int64))]
+    weights = sparse.csr_array((flat[0], (flat[1], flat[2])), shape=(n_units, n_units))
+    return (weights if sparse_matrix else weights.toarray()), source
+
+
+def _trailing_mean(counts: np.ndarray, window: int) -> np.ndarray:
+    """Mean of months t-window+1..t for every t (fewer months at the start), shape as counts."""
+    cum = np.vstack([np.zeros((1, counts.shape[1])), np.cumsum(counts, axis=0)])
+    t = np.arange(len(counts))
+    lo = np.maximum(t - window + 1, 0)
+    return (cum[t + 1] - cum[lo]) / (t + 1 - lo)[:, None]
+
+
+def direct_features(counts: np.ndarray, weights: np.ndarray, covariates: np.ndarray) -> np.ndarray:
+    """Features known at the end of month t, for every month and unit.
+
+    Parameters
+    ----------
+    counts
+        (n_months, n_units) counts.
+    weights
+        (n_units, n_units) neighbour matrix from :func:`neighbour_weights` (dense or sparse).
+    covariates
+        (n_months, n_units, n_covariates) standardised covariates at t.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (n_months, n_units, 5 + n_covariates): :data:`DIRECT_FEATURES` (``log1p`` of
+        y[t], of the mean of y[t-2..t], of the mean of y[t-11..t], of the neighbours' mean
+        y[t], and of the national total y[t]), then the covariates. Each row uses months
+        <= t only, so the features are prefix-invariant.
+    """
+    n_months, n_units = counts.shape
+    national = np.broadcast_to(counts.sum(axis=1, keepdims=True), counts.shape)
+    neighbour_mean = (np.asarray((weights @ counts.T).T) if sparse.issparse(weights)
+                      else counts @ weights.T)
+    parts = [counts, _trailing_mean(counts, 3), _trailing_mean(counts, 12), neighbour_mean, national]
+    logged = np.log1p(np.stack(parts, axis=-1))
+    return np.concatenate([logged, covariates.reshape(n_months, n_units, -1)], axis=-1)
+
+
+def harmonics(months) -> np.ndarray:
+    """Month-of-year harmonics (sin, cos) of target months, shape (n, 2).
+
+    ``months`` is best a ``PeriodIndex`` (as :func:`count_matrix` gives): a list or object
+    array of ``Period`` objects is converted one element at a time, which at 3,500 units
+    cost more than the model fit.
+    """
+    moy = pd.PeriodIndex(months, freq="M").month.to_numpy(dtype=float)
+    angle = 2 * np.pi * moy / 12
+    return np.column_stack([np.sin(angle), np.cos(angle)])
+
+
+class DirectCountModel(Forecaster):
+    """Pooled direct-strategy count regression shared by ``nb_glm`` and ``hurdle``.
+
+    For horizon h the response is y[t + h] and the regressors are :func:`direct_features` at
+    t, the month-of-year harmonics of the target month t + h, and either unit indicators
+    (``unit_effects``) or an intercept. Training rows are the months t from the 12th month of
+    the history (so the 12-month mean covers a full window) to T - h (so the target month
+    t + h is at most the origin T: no row looks past the history). Horizons 1..``max_horizon``
+    are fitted by ``fit``; a longer horizon is fitted the first time it is predicted, on the
+    same fit-time history, so ``update`` never changes an estimate.
+
+    Subclasses implement ``_estimate(h, x, y, target_months, unit_index, units) -> dict``
+    (one horizon's fit, stored in ``coefs_[h]``) and ``_distribution(h, at_origin,
+    target_month, units) -> (mean, quantiles)``.
+    """
+
+    uses_covariates = True
+    uses_future_covariates = False
+    cost = 9
+    first_row = 11  # 0-based index of the first training month: the 12-month mean is full
+    min_rows = 12  # months of training rows required per horizon
+
+    def _check(self) -> None:
+        check_int(self.name, "max_horizon", self.max_horizon, 1)
+        check_int(self.name, "maxiter", self.maxiter, 1)
+
+    @one_blas_thread
+    def _fit(self, history: pd.DataFrame) -> None:
+        self._check()
+        counts, units, months = count_matrix(history)
+        # Guard against explosive extrapolation of the log-linear fit (seen on the IBC panel,
+        # where lagged log counts beyond the training range pushed means above 10^4): no mean
+        # may exceed CAP_FACTOR times the largest monthly count of the history.
+        self.max_eta_ = float(np.log(CAP_FACTOR * (counts.max() + 1.0)))
+        need = self.first_row + int(self.max_horizon) + self.min_rows
+        if len(counts) < need:
+            raise ModelError(
+                f"{self.name}: needs at least {need} months of history for max_horizon="
+                f"{self.max_horizon} (a full 12-month window, then {self.min_rows} training months "
+                f"for the longest horizon), got {len(counts)} ({months[0]}..{months[-1]})"
+            )
+        columns = [c for c in history.columns if c not in ("unit", "month", "y")]
+        scaling = covariate_scaling(history, columns, self.name)
+        self.covariate_columns_, self.covariate_mean_, self.covariate_sd_ = scaling
+        self.weights_, self.neighbour_source_ = neighbour_weights(units, self.gazetteer, sparse_matrix=True)
+        self.feature_names_ = [*DIRECT_FEATURES, *self.covariate_columns_]
+        covs = covariate_array(history, *scaling, units, months)
+        self._train_ = (direct_features(counts, self.weights_, covs), counts, months, units)
+        self.coefs_: dict[int, dict] = {}
+        self.fallbacks_: dict[str, str] = {}
+        self._notes_: dict[str, dict[str, list[int]]] = {}
+        for h in range(1, int(self.max_horizon) + 1):
+            self._fit_horizon(h)
+
+    def _design(self, features: np.ndarray, target_months, unit_index: np.ndarray, n_units: int,
+                unit_effects: bool) -> np.ndarray:
+        """Regressors of rows (n_rows, n_features) -> design matrix (n_rows, n_columns).
+
+        Column-major: statsmodels' NB Hessian and IRLS weighting walk the design column by
+        column, and on a row-major design of 3,500 units (700,000 rows) every column pass
+        strode through the whole matrix, which made the fit grow faster than the rows.
+        """
+        parts = [features, harmonics(target_months)]
+        if unit_effects:
+            parts.append(np.eye(n_units)[unit_index])
+        else:
+            parts.insert(0, np.ones((len(features), 1)))
+        return np.asfortranarray(np.column_stack(parts))
+
+    def _fit_horizon(self, h: int) -> None:
+        features, counts, months, units = self._train_
+        last = len(counts) - 1 - h  # last t whose target t + h is within the history
+        if last - self.first_row + 1 < self.min_rows:
+            raise ModelError(
+                f"{self.name}: horizon {h} needs at least {self.first_row + h + self.min_rows} months of "
+                f"fit history, got {len(counts)}; refit on a longer history or ask for a shorter horizon"
+            )
+        t = np.arange(self.first_row, last + 1)
+        n_units = len(units)
+        x = features[t].reshape(len(t) * n_units, -1)  # rows ordered (t, unit)
+        y = counts[t + h].reshape(-1)
+        target_months = months[t + h].repeat(n_units)  # a PeriodIndex, rows ordered (t, unit)
+        unit_index = np.tile(np.arange(n_units), len(t))
+        self.coefs_[h] = self._estimate(h, x, y, target_months, unit_index, units)
+
+    @staticmethod
+    def _select(design: np.ndarray, units: np.ndarray) -> np.ndarray:
+        """Drop the unit-indicator columns (the last n_units) of units not in ``units`` (bool)."""
+        n_units = len(units)
+        return np.asfortranarray(design[:, np.r_[np.ones(design.shape[1] - n_units, dtype=bool), units]])
+
+    def _note(self, key: str, reason: str, h: int) -> None:
+        """Record in ``fallbacks_[key]`` that ``reason`` applied at horizon h."""
+        horizons = self._notes_.setdefault(key, {}).setdefault(reason, [])
+        horizons.append(h)
+        self.fallbacks_[key] = "; ".join(
+            f"{why} (horizon{'s' if len(hs) > 1 else ''} {', '.join(map(str, sorted(hs)))})"
+            for why, hs in self._notes_[key].items()
+        )
+
+    def _update(self, history: pd.DataFrame) -> None:
+        _, units, _ = count_matrix(history)
+        check_same_units(self.name, self._train_[3], units)
+        missing = [c for c in self.covariate_columns_ if c not in history]
+        if missing:
+            raise ModelError(f"{self.name}: update history lacks covariate(s) {', '.join(missing)} it was fitted with")
+
+    @one_blas_thread
+    def _predict(self, horizon: int, future: pd.DataFrame | None) -> pd.DataFrame:
+        # Features at the origin come from the current history (longer after update); the
+        # coefficients and the standardisation stay those of the fit.
+        counts, units, months = count_matrix(self.history_)
+        covs = covariate_array(self.history_, self.covariate_columns_, self.covariate_mean_, self.covariate_sd_,
+                                units, months)
+        at_origin = direct_features(counts, self.weights_, covs)[-1]  # (n_units, n_features)
+        mean = np.zeros((len(units), horizon))
+        quantiles = np.zeros((len(units), horizon, len(QUANTILES)))
+        targets = future_months(self.origin_, horizon)
+        for h in range(1, horizon + 1):
+            if h not in self.coefs_:
+                self._fit_horizon(h)
+            mean[:, h - 1], quantiles[:, h - 1] = self._distribution(h, at_origin, targets[h - 1], units)
+        return grid_frame(units, self.origin_, mean, quantiles)

@@ -1,0 +1,196 @@
+"""ETS per unit (statsmodels' ETSModel with a smoother that skips covariances forecasts never use).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from statsmodels.tsa.exponential_smoothing.ets import ETSModel, ETSResults, ETSResultsWrapper
+
+from forecast.models.base import (
+    Forecaster,
+    register,
+    sample_quantiles,
+)
+from forecast.models.baselines import count_matrix, grid_frame
+from forecast.models.common import (
+    EstimationFailed,
+    check_choice,
+    check_int,
+    check_same_units,
+    guarded,
+    one_blas_thread,
+    unit_rng,
+)
+from forecast.schema import QUANTILES
+
+
+class _SmoothedETSResults(ETSResults):
+    """ETS results without a covariance matrix, for fits and for re-smoothing.
+
+    ``ETSResults`` computes the numerical (complex-step) Hessian of the likelihood as soon as
+    it is built: 85% of the cost of ``ETSModel.smooth``, which a backtest calls for every unit
+    at every origin between refits, and a large share of each fit (``ETSModel.fit`` builds its
+    results with ``smooth`` after the optimisation, so the estimates are unchanged). Forecasts
+    only simulate from the parameters and states, so the standard errors are left undefined
+    (NaN) instead.
+    """
+
+    @property
+    def cov_params_approx(self):
+        return np.full((self.k_params, self.k_params), np.nan)
+
+
+class _ETSSmoother(ETSModel):
+    """``ETSModel`` whose ``smooth`` returns :class:`_SmoothedETSResults`."""
+
+    @property
+    def _res_classes(self):
+        return {"fit": (_SmoothedETSResults, ETSResultsWrapper)}
+
+
+@register
+class ETS(Forecaster):
+    """Exponential smoothing per unit (statsmodels ``ETSModel``) on ``log1p(y)``.
+
+    Method: additive errors, additive trend (``trend="add"``, damped when ``damped_trend``)
+    or no trend (``trend=None``), no seasonality; smoothing parameters and initial states by
+    maximum likelihood (L-BFGS, at most ``maxiter`` iterations). With ``log1p=False`` the
+    model is fitted to the counts themselves.
+
+    Predictive distribution: ``n_samples`` future paths per unit simulated from the fitted
+    state-space model with errors drawn from the unit's in-sample one-step residuals
+    (residual bootstrap: ``ETSResults.simulate`` with resampled residuals) on the log
+    scale, back-transformed with ``expm1`` and set to 0 where negative. The mean is the
+    average of the back-transformed paths (not ``expm1`` of the log-scale mean, which would
+    be biased low); quantiles are their empirical quantiles. Draws are seeded per unit from
+    ``random_state`` and the unit name.
+
+    ``update`` re-runs the smoother on the longer history with the fitted parameters
+    (``ETSModel.smooth``).
+
+    Fallbacks (``fallbacks_``): a unit with no events is predicted 0 with certainty; a unit
+    with fewer than 24 months, or whose fit fails or does not converge, gets a random walk on
+    the log scale (paths = last value + sums of bootstrapped one-step changes), i.e. ETS with
+    smoothing level 1.
+
+    Parameters
+    ----------
+    trend : {"add", None}
+    damped_trend : bool
+    log1p : bool
+        Model ``log1p(y)`` (True) or ``y``.
+    n_samples : int
+        Simulated paths per unit.
+    maxiter : int
+        Iteration cap of the likelihood maximisation.
+    random_state : int
+        Seed of the bootstrap.
+    """
+
+    name = "ets"
+    summary = "Damped-trend exponential smoothing per unit on log1p counts, residual-bootstrap intervals."
+    min_months = 24
+    cost = 6
+
+    def __init__(self, trend: str | None = "add", damped_trend: bool = True, log1p: bool = True,
+                 n_samples: int = 1000, maxiter: int = 200, random_state: int = 0) -> None:
+        self.trend = trend
+        self.damped_trend = damped_trend
+        self.log1p = log1p
+        self.n_samples = n_samples
+        self.maxiter = maxiter
+        self.random_state = random_state
+
+    def _check(self) -> None:
+        check_choice(self.name, "trend", self.trend, ("add", None))
+        check_int(self.name, "n_samples", self.n_samples, 1)
+        check_int(self.name, "maxiter", self.maxiter, 1)
+        check_int(self.name, "random_state", self.random_state, 0)
+
+    def _model(self, z: np.ndarray, *, smoother: bool = False) -> ETSModel:
+        damped = bool(self.damped_trend) and self.trend is not None
+        return (_ETSSmoother if smoother else ETSModel)(z, error="add", trend=self.trend, damped_trend=damped,
+                                                        seasonal=None)
+
+    def _transform(self, counts: np.ndarray) -> np.ndarray:
+        return np.log1p(counts) if self.log1p else counts
+
+    @one_blas_thread
+    def _fit(self, history: pd.DataFrame) -> None:
+        self._check()
+        counts, units, _ = count_matrix(history)
+        z = self._transform(counts)
+        self.params_: dict[str, np.ndarray] = {}
+        self.fallbacks_: dict[str, str] = {}
+        self.unit_states_: dict[str, tuple] = {}
+        for j, unit in enumerate(units):
+            if not counts[:, j].any():
+                self.unit_states_[unit] = ("zero",)
+                self.fallbacks_[unit] = "no events in the history: predicted 0"
+                continue
+            if len(z) < self.min_months:
+                self._random_walk(unit, z[:, j], f"only {len(z)} months (< {self.min_months})")
+                continue
+            try:
+                # The smoother model: the same estimates without the Hessian that forecasts never use.
+                result = guarded(lambda: self._model(z[:, j], smoother=True).fit(disp=False,
+                                                                                 maxiter=int(self.maxiter)))
+                if not (np.all(np.isfinite(result.params)) and np.isfinite(result.llf)):
+                    raise EstimationFailed("non-finite estimates")
+            except EstimationFailed as exc:
+                self._random_walk(unit, z[:, j], f"ETS fit failed ({exc})")
+                continue
+            self.params_[unit] = np.asarray(result.params)
+            self.unit_states_[unit] = ("ets", result)
+
+    def _random_walk(self, unit: str, z: np.ndarray, why: str) -> None:
+        self.unit_states_[unit] = ("rw", z[-1], np.diff(z))
+        self.fallbacks_[unit] = f"{why}: random walk on the log scale with bootstrapped changes"
+
+    @one_blas_thread
+    def _update(self, history: pd.DataFrame) -> None:
+        counts, units, _ = count_matrix(history)
+        check_same_units(self.name, list(self.unit_states_), units)
+        z = self._transform(counts)
+        for j, unit in enumerate(units):
+            if unit in self.params_:
+                try:
+                    result = guarded(lambda: self._model(z[:, j], smoother=True).smooth(self.params_[unit]))
+                except EstimationFailed as exc:
+                    self._random_walk(unit, z[:, j], f"smoothing with the fitted parameters failed ({exc})")
+                    continue
+                self.unit_states_[unit] = ("ets", result)
+            elif not counts[:, j].any():
+                self.unit_states_[unit] = ("zero",)
+            else:
+                if self.unit_states_[unit][0] == "zero":
+                    self._random_walk(unit, z[:, j], "no events when fitted, so no ETS parameters")
+                else:
+                    self.unit_states_[unit] = ("rw", z[-1, j], np.diff(z[:, j]))
+
+    @one_blas_thread
+    def _predict(self, horizon: int, future: pd.DataFrame | None) -> pd.DataFrame:
+        n = int(self.n_samples)
+        units = list(self.unit_states_)
+        mean = np.zeros((len(units), horizon))
+        quantiles = np.zeros((len(units), horizon, len(QUANTILES)))
+        for i, unit in enumerate(units):
+            state = self.unit_states_[unit]
+            if state[0] == "zero":
+                continue
+            rng = unit_rng(self.random_state, unit)
+            if state[0] == "ets":
+                # Bootstrapped residuals drawn here (rather than random_errors="bootstrap") so
+                # the seeding does not depend on the statsmodels version's rng argument.
+                errors = rng.choice(np.asarray(state[1].resid), size=(horizon, n))
+                paths = np.asarray(state[1].simulate(horizon, anchor="end", repetitions=n,
+                                                     random_errors=errors)).reshape(horizon, n)
+            else:
+                _, last, steps = state
+                steps = steps if len(steps) else np.zeros(1)
+                paths = last + np.cumsum(rng.choice(steps, size=(horizon, n)), axis=0)
+            draws = np.maximum(np.expm1(np.minimum(paths, 700.0)) if self.log1p else paths, 0.0)
+            mean[i] = draws.mean(axis=1)
+            quantiles[i] = sample_quantiles(draws)
+        return grid_frame(units, self.origin_, mean, quantiles)
