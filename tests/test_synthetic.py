@@ -19,13 +19,13 @@ from features.synthetic import (
     TRUE_EFFECTS,
     UCDP_GED_COLUMNS,
     SyntheticConfig,
-    _allocate,
     national_components,
     simulate_events,
     simulate_panel,
     synthetic_gazetteer,
     write_sample,
 )
+from features.synthetic.events import allocate
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "data" / "sample"
 REGENERATE = (
@@ -364,7 +364,7 @@ def test_allocation_of_deaths_to_events_conserves_every_total(totals, sizes):
     per_group = sizes.draw(st.lists(st.integers(1, 6), min_size=len(totals), max_size=len(totals)))
     group = np.repeat(np.arange(len(totals)), per_group)
     rng = np.random.default_rng(0)
-    out = _allocate(np.array(totals), group, rng.gamma(0.8, size=len(group)), rng)
+    out = allocate(np.array(totals), group, rng.gamma(0.8, size=len(group)), rng)
     assert (out >= 0).all()
     assert np.bincount(group, weights=out, minlength=len(totals)).tolist() == totals
 
