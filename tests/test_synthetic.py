@@ -1,4 +1,4 @@
-"""Tests of the synthetic data generator (features/synthetic.py) and the committed demo sample."""
+"""Tests of the synthetic data generator (features/synthetic/) and the committed demo sample."""
 
 from __future__ import annotations
 
@@ -272,7 +272,7 @@ def test_committed_sample_equals_what_write_sample_produces(tmp_path):
         assert committed.exists(), f"{committed} is missing; regenerate it with {REGENERATE}"
         assert committed.read_bytes() == path.read_bytes(), (
             f"{committed} differs from the generator's output; if the change to "
-            f"features/synthetic.py is intended, regenerate it with {REGENERATE}"
+            f"features/synthetic/ is intended, regenerate it with {REGENERATE}"
         )
 
 

@@ -124,7 +124,7 @@ def _render_readme(config: SyntheticConfig, gazetteer, events: pd.DataFrame,
 
 **Synthetic, not real.** Written by `features.synthetic.write_sample("data/sample")` from the
 process described below; `tests/test_synthetic.py` regenerates these files and fails if they
-differ by one byte, so change `features/synthetic.py` and rerun the command instead of editing
+differ by one byte, so change `features/synthetic/` and rerun the command instead of editing
 them by hand.
 {note}
 | file | rows | bytes | content |

@@ -1,0 +1,107 @@
+"""The README's quick start runs as written, and writes what the README says it writes.
+
+The shell blocks that follow an HTML comment ``<!-- quickstart: NAME -->`` in README.md are
+read, split into commands, and run one by one as subprocesses from a scratch working folder
+that holds copies of ``data/sample/`` and ``experiments/`` (and ``../shared/data`` as a
+symlink for the real-data route, never a copy). ``forecast`` is the console script beside
+``sys.executable``; ``PYTHONPATH`` is the checkout under test, so a worktree's code is what
+runs; MLflow writes to a SQLite file in the test's temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from features.panel import read_panel
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+FORECAST = Path(sys.executable).parent / "forecast"
+BLOCK = re.compile(r"<!-- quickstart: (?P<name>[\w-]+) -->\s*```sh\n(?P<body>.*?)```", re.S)
+GOVERNORATES = ("Anbar", "Baghdad", "Basra", "Ninewa", "Salah ad Din", "Sulaymaniyah")
+
+
+def quickstart(name: str) -> list[str]:
+    """The commands of the README's quick-start block ``name``, continuation lines joined."""
+    blocks = {m["name"]: m["body"] for m in BLOCK.finditer(README.read_text(encoding="utf-8"))}
+    assert name in blocks, f"README.md has no ```sh block after <!-- quickstart: {name} --> (found: {sorted(blocks)})"
+    text = blocks[name].replace("\\\n", " ")
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+
+
+def run_as_written(commands: list[str], work: Path, tmp_path: Path) -> list[subprocess.CompletedProcess]:
+    """Run each command from ``work`` with the checkout's ``forecast``; each must exit 0."""
+    assert FORECAST.exists(), f"no forecast console script beside {sys.executable}: install the package (make install)"
+    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}",
+               PYTHONPATH=os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    done = []
+    for command in commands:
+        argv = shlex.split(command)
+        assert argv[0] == "forecast", f"quick-start command does not start with forecast: {command}"
+        result = subprocess.run([str(FORECAST), *argv[1:]], cwd=work, env=env, capture_output=True, text=True,
+                                timeout=300, check=False)
+        assert result.returncode == 0, f"{command}\nexit {result.returncode}\n{result.stdout}\n{result.stderr[-3000:]}"
+        done.append(result)
+    return done
+
+
+def scratch_checkout(tmp_path: Path) -> Path:
+    """A working folder with the files the quick start reads, as in the repository root."""
+    work = tmp_path / "repo"
+    shutil.copytree(ROOT / "data" / "sample", work / "data" / "sample")
+    shutil.copytree(ROOT / "experiments", work / "experiments")
+    return work
+
+
+def check_route(name: str, work: Path, tmp_path: Path, *, model: str, vintage: str, report: str) -> str:
+    """Run quick start ``name`` and check its outputs; returns the report's HTML."""
+    commands = quickstart(name)
+    assert [shlex.split(c)[1] for c in commands] == ["data", "experiment", "registry", "report"], commands
+    build, experiment, promote, _ = run_as_written(commands, work, tmp_path)
+    readme = README.read_text(encoding="utf-8")
+
+    # data build: the panel, its metadata and the quarantine, as the README lists them
+    for written in ("outputs/panel.parquet", "outputs/panel.parquet.meta.json", "outputs/panel.quarantine.csv"):
+        assert f"`{written}`" in readme
+        assert (work / written).is_file(), f"{written} not written"
+    panel, meta = read_panel(work / "outputs" / "panel.parquet")
+    assert meta["vintage"] == vintage, meta
+    assert "us_troops" in panel.columns
+    assert f"data vintage: {vintage}" in build.stdout
+
+    # experiment run --register, then promote: version 1 becomes the first champion
+    assert f"registered {model} version 1" in experiment.stdout
+    assert "promoted: version 1 is the first champion" in promote.stdout
+    assert (tmp_path / "mlflow.db").is_file()
+
+    # report: the HTML file the README names, from the registered champion
+    assert f"`{report}`" in readme
+    html = (work / report).read_text(encoding="utf-8")
+    assert f"{model} version 1 (champion)" in html
+    for unit in GOVERNORATES:
+        assert unit in html
+    return html
+
+
+def test_readme_quickstart_runs_as_written_on_the_demo_data(tmp_path):
+    html = check_route("demo", scratch_checkout(tmp_path), tmp_path, model="my-incidents", vintage="2024-12",
+                       report="outputs/reports/2025-01.html")
+    assert "synthetic" in html.lower()
+
+
+@pytest.mark.realdata
+def test_readme_quickstart_runs_as_written_on_the_real_ucdp_data(tmp_path, shared_data):
+    work = scratch_checkout(tmp_path)
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "data").symlink_to(shared_data, target_is_directory=True)
+    html = check_route("realdata", work, tmp_path, model="ucdp-incidents", vintage="2016-12",
+                       report="outputs/ucdp-reports/2017-01.html")
+    assert "UCDP" in html and "Synthetic demo data" not in html
