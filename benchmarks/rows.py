@@ -44,10 +44,10 @@ def measure(n_units: int, repeat: int) -> list[tuple[str, int, float]]:
 
     from features.transforms import direct_targets
     from forecast.evaluation.backtest import history_at
-    from run import _synthetic_case
+    from run import synthetic_case
 
     with tempfile.TemporaryDirectory() as tmp:
-        panel, models, _, covariates = _synthetic_case(n_units, False, Path(tmp))
+        panel, models, _, covariates = synthetic_case(n_units, False, Path(tmp))
         history = history_at(panel, pd.Period("2018-01", freq="M"), "incidents", covariates)
         hgb = models["hgb"]()
         hgb.covariates_fitted_ = covariates

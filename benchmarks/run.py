@@ -98,7 +98,7 @@ def _iraq_case(quick: bool):
     return panel, models, design, ["us_troops"]
 
 
-def _synthetic_case(n_units: int, quick: bool, workdir: Path):
+def synthetic_case(n_units: int, quick: bool, workdir: Path):
     import pandas as pd
 
     from features.gazetteer import load_gazetteer
@@ -146,7 +146,7 @@ def run_case(name: str, quick: bool, jobs: int, out: Path) -> dict:
         if name in ("iraq_full", "iraq_simple"):
             panel, models, design, covariates = _iraq_case(quick)
         else:
-            panel, models, design, covariates = _synthetic_case(int(name.split("_")[1]) // (10 if quick else 1),
+            panel, models, design, covariates = synthetic_case(int(name.split("_")[1]) // (10 if quick else 1),
                                                                 quick, Path(tmp))
         simple = name == "iraq_simple"
         cpu_before = _cpu_seconds()
