@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import click
 import pandas as pd
 
-from forecast.api import USER_ERRORS
+from forecast.errors import USER_ERRORS
 
 __all__ = ["TRACKING_HELP", "covariate_list", "date_option", "month_option", "parse_params", "user_errors"]
 

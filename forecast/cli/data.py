@@ -8,8 +8,8 @@ import click
 
 from features.covariates import FILL_POLICIES
 from features.sources import FORMATS, EventFilters
-from forecast import api
 from forecast.cli.common import date_option, user_errors
+from forecast.jobs.data import build_panel, make_synthetic
 
 
 @click.group()
@@ -46,7 +46,7 @@ def data_build(events, fmt, covariates, fill, gazetteer, out, start, end, event_
         start=date_option(start), end=date_option(end, end=True), event_types=tuple(event_types), actor=actor
     )
     with user_errors():
-        built = api.build_panel(
+        built = build_panel(
             events=list(events), fmt=fmt, covariates=covariates, fill=fill, gazetteer=gazetteer,
             out=out, filters=filters, coverage_end=date_option(coverage_end, end=True),
             keep_incomplete=keep_incomplete, encoding=encoding,
@@ -65,5 +65,5 @@ def data_build(events, fmt, covariates, fill, gazetteer, out, start, end, event_
 def data_synthetic(out_dir, seed, units, start, end) -> None:
     """Generate synthetic raw events (UCDP GED layout) and covariates with a known process."""
     with user_errors():
-        written = api.make_synthetic(out_dir, seed=seed, units=units, start=start, end=end)
+        written = make_synthetic(out_dir, seed=seed, units=units, start=start, end=end)
     click.echo(written.summary())

@@ -1,4 +1,4 @@
-"""``forecast demo``: the main job on the bundled demo data (:func:`forecast.api.run_demo`)."""
+"""``forecast demo``: the main job on the bundled demo data (:func:`forecast.run_demo`)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from forecast import api
 from forecast.cli.common import TRACKING_HELP, user_errors
+from forecast.jobs.demo import run_demo
 
 
 @click.command("demo")
@@ -17,4 +17,4 @@ from forecast.cli.common import TRACKING_HELP, user_errors
 def demo(out_dir: Path, tracking_uri: str | None) -> None:
     """Run the main job on the bundled synthetic demo data with the embedded defaults."""
     with user_errors():
-        api.run_demo(out_dir, tracking_uri=tracking_uri, echo=click.echo)
+        run_demo(out_dir, tracking_uri=tracking_uri, echo=click.echo)

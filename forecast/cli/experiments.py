@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
-from forecast import api
 from forecast.cli.common import TRACKING_HELP, user_errors
+from forecast.jobs.experiments import leaderboard_runs, run_experiment
+from forecast.tracking import list_versions, promote, resolve_tracking_uri
 
 
 @click.group()
@@ -25,7 +26,7 @@ def experiment() -> None:
 def experiment_run(experiment_file, tracking_uri, register_as, out_dir) -> None:
     """Backtest every model of an experiment file: one parent run, one nested run per model."""
     with user_errors():
-        result = api.run_experiment(experiment_file, tracking_uri=tracking_uri, register_as=register_as,
+        result = run_experiment(experiment_file, tracking_uri=tracking_uri, register_as=register_as,
                                     out_dir=out_dir, echo=click.echo)
     click.echo(result.summary())
 
@@ -36,7 +37,7 @@ def experiment_run(experiment_file, tracking_uri, register_as, out_dir) -> None:
 def experiment_compare(name, tracking_uri) -> None:
     """Leaderboard of the model runs of one experiment (or of all), best CRPS first."""
     with user_errors():
-        board = api.leaderboard_runs(name, tracking_uri=tracking_uri)
+        board = leaderboard_runs(name, tracking_uri=tracking_uri)
     if board.empty:
         click.echo("no tracked model runs yet")
         return
@@ -55,7 +56,7 @@ def registry() -> None:
 def registry_list(registered_name, tracking_uri) -> None:
     """Versions of a registered model with their aliases and backtest CRPS."""
     with user_errors():
-        table = api.list_versions(registered_name, api.resolve_tracking_uri(tracking_uri))
+        table = list_versions(registered_name, resolve_tracking_uri(tracking_uri))
     click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
 
 
@@ -66,5 +67,5 @@ def registry_list(registered_name, tracking_uri) -> None:
 def registry_promote(registered_name, version, tracking_uri) -> None:
     """Give a version the 'champion' alias if its backtest CRPS beats the champion's, else 'challenger'."""
     with user_errors():
-        decision = api.promote(registered_name, version, api.resolve_tracking_uri(tracking_uri))
+        decision = promote(registered_name, version, resolve_tracking_uri(tracking_uri))
     click.echo(("promoted: " if decision.promoted else "not promoted: ") + decision.reason)

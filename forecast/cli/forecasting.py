@@ -6,17 +6,19 @@ from pathlib import Path
 
 import click
 
-from forecast import api
+from forecast.catalog import DEFAULT_MODEL, MODELS
 from forecast.cli.common import covariate_list, month_option, parse_params, user_errors
+from forecast.evaluation.backtest import BACKENDS, BacktestDesign
+from forecast.jobs.forecasting import backtest, predict
 
 
 @click.command("models")
 def list_models() -> None:
     """List the registered models and what they use."""
-    for name, cls in sorted(api.MODELS.items()):
+    for name, cls in sorted(MODELS.items()):
         uses = "covariates at target months" if cls.uses_future_covariates else (
             "covariates known at the origin" if cls.uses_covariates else "no covariates")
-        mark = " (default)" if name == api.DEFAULT_MODEL else ""
+        mark = " (default)" if name == DEFAULT_MODEL else ""
         click.echo(f"{name}{mark}: {cls.summary} [{uses}; parameters: {', '.join(cls.param_names()) or 'none'}]")
 
 
@@ -40,7 +42,7 @@ def list_models() -> None:
 def predict_command(panel_path, model_name, horizon, origin, target, covariate_names, params, gazetteer, out) -> None:
     """Forecast every unit for the months after the origin."""
     with user_errors():
-        prediction = api.predict(panel_path, out=out, model=model_name, horizon=horizon,
+        prediction = predict(panel_path, out=out, model=model_name, horizon=horizon,
                                  origin=month_option(origin, "--origin"), target=target,
                                  covariates=covariate_list(covariate_names), params=parse_params(params, qualified=False),
                                  gazetteer=gazetteer)
@@ -54,11 +56,11 @@ def predict_command(panel_path, model_name, horizon, origin, target, covariate_n
               help="Comma-separated model names, e.g. zero,locf_poisson,nb_glm ('all' for every model).")
 @click.option("--start", required=True, help="First forecast origin (YYYY-MM).")
 @click.option("--end", required=True, help="Last forecast origin (YYYY-MM).")
-@click.option("--horizon", type=click.IntRange(1, 36), default=api.BacktestDesign.horizon, show_default=True,
+@click.option("--horizon", type=click.IntRange(1, 36), default=BacktestDesign.horizon, show_default=True,
               help="Months ahead: 1..H.")
-@click.option("--step", type=click.IntRange(1, None), default=api.BacktestDesign.step, show_default=True,
+@click.option("--step", type=click.IntRange(1, None), default=BacktestDesign.step, show_default=True,
               help="Months between origins.")
-@click.option("--refit-every", type=click.IntRange(1, None), default=api.BacktestDesign.refit_every, show_default=True,
+@click.option("--refit-every", type=click.IntRange(1, None), default=BacktestDesign.refit_every, show_default=True,
               help="Refit every K origins; in between, models are updated with the new data only.")
 @click.option("--target", type=click.Choice(["incidents", "deaths"]), default="incidents", show_default=True,
               help="Panel column to forecast.")
@@ -71,7 +73,7 @@ def predict_command(panel_path, model_name, horizon, origin, target, covariate_n
               help="Gazetteer CSV for unit names (default: Iraq's 18 governorates).")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Folder for forecasts.parquet, scores.csv, scores_by_unit.csv and fit_notes.csv.")
-@click.option("--backend", type=click.Choice(list(api.BACKENDS)), default="joblib", show_default=True,
+@click.option("--backend", type=click.Choice(list(BACKENDS)), default="joblib", show_default=True,
               help="Run the fits in joblib processes on this machine or on a Dask cluster (same results).")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (default: start a local cluster of --jobs workers).")
@@ -82,9 +84,9 @@ def backtest_command(panel_path, model_list, start, end, horizon, step, refit_ev
     if scheduler is not None and backend != "dask":
         raise click.BadParameter("needs --backend dask", param_hint="--scheduler")
     with user_errors():
-        design = api.BacktestDesign(start=month_option(start, "--start"), end=month_option(end, "--end"), step=step,
+        design = BacktestDesign(start=month_option(start, "--start"), end=month_option(end, "--end"), step=step,
                                     horizon=horizon, refit_every=refit_every)
-        run = api.backtest(panel_path, models=model_list, design=design, out_dir=out_dir, target=target, jobs=jobs,
+        run = backtest(panel_path, models=model_list, design=design, out_dir=out_dir, target=target, jobs=jobs,
                            covariates=covariate_list(covariate_names), params=per_model, gazetteer=gazetteer,
                            backend=backend, scheduler=scheduler)
     click.echo(run.summary())

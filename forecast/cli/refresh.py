@@ -14,11 +14,11 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from forecast import api
 from forecast.cli.common import month_option
 from forecast.config import ConfigError
+from forecast.jobs.ledger import SCORE_KEYS, issue_rows, issues_table, open_ledger
 from forecast.ledger import Ledger, LedgerError
-from forecast.refresh import log
+from forecast.refresh import ExitCode, RefreshError, configure_logging, log, run_refresh
 
 _CONFIG_HELP = "Refresh configuration (TOML); see deploy/refresh.toml."
 
@@ -33,15 +33,15 @@ _CONFIG_HELP = "Refresh configuration (TOML); see deploy/refresh.toml."
 @click.pass_context
 def refresh(ctx: click.Context, config_path: Path, force: bool, tracking_uri: str | None) -> None:
     """Bring the forecasts up to date: build the panel, forecast with the champion, score, report, log."""
-    api.configure_logging()
+    configure_logging()
     try:
-        result = api.run_refresh(config_path, force=force, tracking_uri=tracking_uri)
-    except api.RefreshError as exc:
+        result = run_refresh(config_path, force=force, tracking_uri=tracking_uri)
+    except RefreshError as exc:
         log.error("%s (exit code %d: %s)", exc, int(exc.code), exc.code.name.lower())
         ctx.exit(int(exc.code))
     except Exception:  # noqa: BLE001 - an unexpected failure: the traceback is for the log
         log.exception("unexpected error; nothing was issued (the ledger is unchanged)")
-        ctx.exit(int(api.ExitCode.ERROR))
+        ctx.exit(int(ExitCode.ERROR))
     click.echo(result.message)
 
 
@@ -53,7 +53,7 @@ def _open(config_path: Path | None, ledger: str | None) -> Ledger:
     if ledger is None and config_path is None:
         raise click.UsageError("give --ledger (a SQLite file or database URL) or --config (a refresh configuration)")
     try:
-        return api.open_ledger(config_path, ledger)
+        return open_ledger(config_path, ledger)
     except (ConfigError, LedgerError) as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -90,24 +90,24 @@ def ledger_show(config_path, ledger, origin, unit, model) -> None:
             click.echo("nothing issued" + (f" for origin {origin_p}" if origin_p else "") + " yet")
             return
         if origin_p is not None:
-            rows = api.issue_rows(frame, unit)
+            rows = issue_rows(frame, unit)
             if rows.empty:
                 raise click.ClickException(f"no forecasts for unit {unit!r} at origin {origin_p}")
             click.echo(_fmt(rows))
             return
-        click.echo(_fmt(api.issues_table(frame)))
+        click.echo(_fmt(issues_table(frame)))
 
 
 @ledger_group.command("score")
 @_ledger_options
 @click.option("--by", "by", default="model,model_version,horizon", show_default=True,
-              help=f"Comma-separated grouping columns, from {', '.join(api.SCORE_KEYS)}.")
+              help=f"Comma-separated grouping columns, from {', '.join(SCORE_KEYS)}.")
 def ledger_score(config_path, ledger, by) -> None:
     """How the issued forecasts did: CRPS, MAE and interval coverage of those with actuals."""
     keys = [k.strip() for k in by.split(",") if k.strip()]
-    bad = [k for k in keys if k not in api.SCORE_KEYS]
+    bad = [k for k in keys if k not in SCORE_KEYS]
     if bad or not keys:
-        raise click.BadParameter(f"{', '.join(bad) or '(empty)'}: choose from {', '.join(api.SCORE_KEYS)}", param_hint="--by")
+        raise click.BadParameter(f"{', '.join(bad) or '(empty)'}: choose from {', '.join(SCORE_KEYS)}", param_hint="--by")
     with _open(config_path, ledger) as store:
         table = store.scores(by=keys)
         click.echo(f"ledger: {store.url}")

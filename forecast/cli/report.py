@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
-from forecast import api
 from forecast.cli.common import parse_params, user_errors
+from forecast.evaluation.backtest import BacktestDesign
+from forecast.report import ReportWarning, make_report
 
 
 def _scenario_files(values: tuple[str, ...]) -> list[Path]:
@@ -27,7 +28,7 @@ def _scenario_files(values: tuple[str, ...]) -> list[Path]:
 @click.option("--tracking-uri", default=None,
               help="MLflow tracking URI of the registry (default: $MLFLOW_TRACKING_URI, else MLflow's local "
                    "SQLite store).")
-@click.option("--horizon", type=click.IntRange(1, 36), default=api.BacktestDesign.horizon, show_default=True,
+@click.option("--horizon", type=click.IntRange(1, 36), default=BacktestDesign.horizon, show_default=True,
               help="Months ahead to forecast.")
 @click.option("--scenario", "scenarios", multiple=True,
               help="Scenario file (TOML) to project; repeatable or comma-separated. Adds the scenario section.")
@@ -51,15 +52,15 @@ def report(panel_path, model_name, registry_model, tracking_uri, horizon, scenar
     if parsed and registry_model is not None:
         raise click.UsageError("--param sets hyperparameters of --model; a --registry-model is already fitted")
     with user_errors(), warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", api.ReportWarning)
-        paths = api.make_report(
+        warnings.simplefilter("always", ReportWarning)
+        paths = make_report(
             panel_path, model=model_name, registry_model=registry_model, tracking_uri=tracking_uri,
             horizon=horizon, scenario_files=_scenario_files(scenarios), out=out, pdf=pdf, geojson=geojson,
             backtest_months=backtest_months, gazetteer=gazetteer, params=parsed, progress=True,
             echo=click.echo,
         )
     for w in caught:
-        if issubclass(w.category, api.ReportWarning):
+        if issubclass(w.category, ReportWarning):
             click.echo(f"warning: {w.message}", err=True)
         else:  # not ours: shown as Python would have shown it
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)

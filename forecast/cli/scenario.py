@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from forecast import api
 from forecast.cli.common import TRACKING_HELP, month_option, parse_params, user_errors
+from forecast.jobs.scenarios import run_scenario_files
 
 
 @click.group("scenario")
@@ -44,7 +44,7 @@ def scenario_run(panel_path, model_name, scenario_list, horizon, out_dir, origin
     model_params = parse_params(params, qualified=False)
     origin_p = month_option(origin, "--origin")
     with user_errors():
-        run = api.run_scenario_files(panel_path, model=model_name, scenario_files=files, out_dir=out_dir,
+        run = run_scenario_files(panel_path, model=model_name, scenario_files=files, out_dir=out_dir,
                                      horizon=horizon, origin=origin_p, target=target, params=model_params,
                                      gazetteer=gazetteer, seed=seed, tracking_uri=tracking_uri, track=not no_track,
                                      echo=click.echo)

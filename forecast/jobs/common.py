@@ -10,25 +10,12 @@ import pandas as pd
 from features.errors import DataError
 from features.gazetteer import load_gazetteer
 from features.panel import read_panel
-from forecast.ledger import LedgerError
-from forecast.models.base import ModelError
-from forecast.tracking import TrackingError
+from forecast.errors import USER_ERRORS, JobError
 
 __all__ = ["USER_ERRORS", "Echo", "JobError", "load_panel", "month_strings", "origin_in_panel", "quiet"]
 
 #: A callback taking one line of progress text (``click.echo``, ``print``, or :func:`quiet`).
 Echo = Callable[[str], None]
-
-
-class JobError(RuntimeError):
-    """A job that stopped part-way; the message says what was done and what was not."""
-
-
-#: What a job raises for anything a user can get wrong or put right: bad data or
-#: configuration (:class:`~features.errors.DataError`, which configuration errors subclass), a
-#: model that cannot be made or fitted, an unusable tracking server or ledger, a job stopped
-#: part-way. The CLI turns these into messages and a non-zero exit code.
-USER_ERRORS: tuple[type[Exception], ...] = (DataError, ModelError, TrackingError, LedgerError, JobError)
 
 
 def quiet(line: str) -> None:

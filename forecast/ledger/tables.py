@@ -6,6 +6,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from forecast.errors import LedgerError
 from forecast.schema import QUANTILE_COLUMNS
 
 __all__ = ["APPEND_ONLY", "PAST_FORECAST_COLUMNS", "SCHEMA_VERSION", "SCORE_COLUMNS", "LedgerError",
@@ -20,10 +21,6 @@ PAST_FORECAST_COLUMNS = ("issued", "vintage", "model", "model_version", "unit", 
 SCORE_COLUMNS = ("crps", "abs_error", "in50", "in90")
 #: Width of a month column ("YYYY-MM").
 MONTH_WIDTH = 7
-
-
-class LedgerError(RuntimeError):
-    """The ledger cannot be opened or written (bad URL, unreachable server, refused change)."""
 
 
 metadata = sa.MetaData()

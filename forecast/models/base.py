@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from forecast.errors import ModelError
 from forecast.schema import PREDICTION_COLUMNS, QUANTILE_COLUMNS, QUANTILES, validate_forecast
 
 #: name -> model class; filled by :func:`register`.
@@ -42,10 +43,6 @@ MODELS: dict[str, type["Forecaster"]] = {}
 
 class NotFittedError(ValueError, AttributeError):
     """``predict`` or ``update`` called before ``fit``."""
-
-
-class ModelError(ValueError):
-    """Unknown model, unknown or invalid hyperparameter, or a history a model cannot use."""
 
 
 def register(cls: type["Forecaster"]) -> type["Forecaster"]:

@@ -21,6 +21,8 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 
+from forecast.errors import TrackingError
+
 KIND_EXPERIMENT = "experiment"
 
 KIND_BACKTEST = "backtest"
@@ -34,8 +36,6 @@ _BATCH = {"metrics": 1000, "params": 100, "tags": 100}
 _ROOT = Path(__file__).resolve().parent.parent.parent
 
 
-class TrackingError(RuntimeError):
-    """The tracking server cannot be used, or what is logged breaks the conventions above."""
 
 def resolve_tracking_uri(cli_value: str | None = None) -> str:
     """The tracking URI: ``--tracking-uri``, else ``MLFLOW_TRACKING_URI``, else a local SQLite file.
