@@ -123,6 +123,9 @@ def test_demo_runs_every_stage_and_ends_with_the_report(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     result = _run("demo", "--out-dir", tmp_path, "--tracking-uri", uri)
     assert result.exit_code == 0, result.output
+    steps = [line for line in result.output.splitlines() if line.startswith("demo: ")]
+    assert [s.split(" ", 2)[1] for s in steps] == ["1/6", "2/6", "3/6", "4/6", "5/6", "6/6", "done."], steps
+    assert steps[0] == "demo: 1/6 building the panel from data/sample/ucdp_ged_demo.csv"
     assert "units: 18  months: 252 (2004-01 .. 2024-12)  data vintage: 2024-12" in result.output
     assert "quarantined: 0 rows" in result.output
     assert "promoted: version 1 is the first champion" in result.output
