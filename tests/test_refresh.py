@@ -225,6 +225,43 @@ def test_ledger_show_and_score_print_what_was_issued_and_how_it_did(cycle):
     assert bad.exit_code == 2 and "choose from model, model_version, horizon, origin, unit" in bad.output
 
 
+def test_a_damaged_empty_or_missing_ledger_stops_the_refresh_with_the_ledger_code(cycle, tmp_path):
+    folder, _, _ = cycle
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    config, ledger = copy / "refresh.toml", copy / "out" / "ledger.sqlite"
+    # Every refresh that wrote backed the ledger up first, and each backup is a ledger.
+    backups = sorted(ledger.parent.glob("ledger.sqlite.*.backup"))
+    assert len(backups) == 3, backups
+    with Ledger.open(backups[-1], create=False, read_only=True) as backup:
+        assert backup.counts()["refreshes"] == 1  # taken before the new month's write, the second refresh row
+
+    def refresh_exits_with_the_ledger_code(message: str) -> None:
+        before = ledger.read_bytes() if ledger.exists() else None
+        result = CliRunner().invoke(main, ["refresh", "--config", str(config)])
+        assert result.exit_code == int(ExitCode.LEDGER), result.output
+        assert message in result.output and "Traceback" not in result.output
+        assert (ledger.read_bytes() if ledger.exists() else None) == before
+
+    data = bytearray(ledger.read_bytes())
+    data[4096:8192] = bytes(range(256)) * 16
+    ledger.write_bytes(bytes(data))
+    refresh_exits_with_the_ledger_code("is damaged")
+    ledger.write_bytes(b"")
+    refresh_exits_with_the_ledger_code("is empty (0 bytes)")
+    ledger.unlink()
+    refresh_exits_with_the_ledger_code("holds 2 forecast file(s) issued before")
+    assert not ledger.exists()
+
+
+def test_a_ledger_in_a_folder_that_does_not_exist_is_refused_unless_asked_for(champion, tmp_path):
+    config = write_config(tmp_path, champion, ledger=str(tmp_path / "typo" / "ledger.sqlite"))
+    result = CliRunner().invoke(main, ["refresh", "--config", str(config)])
+    assert result.exit_code == int(ExitCode.LEDGER), result.output
+    assert "does not exist" in result.output and "--new-ledger" in result.output
+    assert not (tmp_path / "typo").exists()
+
+
 # ----------------------------------------------------------------------------------------
 # Failures: no champion, a second run, an unreachable tracking server, bad downloads
 

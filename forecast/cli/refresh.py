@@ -16,7 +16,7 @@ import pandas as pd
 
 from forecast.cli.common import month_option
 from forecast.config import ConfigError
-from forecast.jobs.ledger import SCORE_KEYS, issue_rows, issues_table, open_ledger
+from forecast.jobs.ledger import SCORE_KEYS, backup_ledger, issue_rows, issues_table, open_ledger
 from forecast.ledger import Ledger, LedgerError
 from forecast.refresh import ExitCode, RefreshError, configure_logging, log, run_refresh
 
@@ -30,12 +30,15 @@ _CONFIG_HELP = "Refresh configuration (TOML); see deploy/refresh.toml."
 @click.option("--tracking-uri", default=None,
               help="MLflow tracking URI (default: [tracking] uri of the configuration, else $MLFLOW_TRACKING_URI, "
                    "else ./mlflow.db).")
+@click.option("--new-ledger", is_flag=True,
+              help="Start a new ledger when none is found although this outputs folder issued forecasts before "
+                   "(refused without it: the history would split).")
 @click.pass_context
-def refresh(ctx: click.Context, config_path: Path, force: bool, tracking_uri: str | None) -> None:
+def refresh(ctx: click.Context, config_path: Path, force: bool, tracking_uri: str | None, new_ledger: bool) -> None:
     """Bring the forecasts up to date: build the panel, forecast with the champion, score, report, log."""
     configure_logging()
     try:
-        result = run_refresh(config_path, force=force, tracking_uri=tracking_uri)
+        result = run_refresh(config_path, force=force, tracking_uri=tracking_uri, new_ledger=new_ledger)
     except RefreshError as exc:
         log.error("%s (exit code %d: %s)", exc, int(exc.code), exc.code.name.lower())
         ctx.exit(int(exc.code))
@@ -119,3 +122,28 @@ def ledger_score(config_path, ledger, by) -> None:
     click.echo(_fmt(table))
     if int(table["scored"].sum()) == 0:
         click.echo("no actuals yet: forecasts are scored by the refresh after their target month arrives")
+
+
+@ledger_group.command("verify")
+@_ledger_options
+def ledger_verify(config_path, ledger) -> None:
+    """Check the ledger read-only (file, integrity, tables) and count what it holds."""
+    with _open(config_path, ledger) as store:
+        counts = store.counts()
+        click.echo(f"ledger: {store.url}: ok ({counts['refreshes']} refreshes, {counts['forecasts']} forecasts, "
+                   f"{counts['outcomes']} scored actuals)")
+
+
+@ledger_group.command("backup")
+@_ledger_options
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Backup file to write (default: <ledger>.<UTC time>.backup beside it).")
+def ledger_backup(config_path, ledger, out) -> None:
+    """Copy a SQLite ledger with SQLite's online backup API (safe while a refresh reads it)."""
+    if ledger is None and config_path is None:
+        raise click.UsageError("give --ledger (a SQLite file) or --config (a refresh configuration)")
+    try:
+        written = backup_ledger(config_path, ledger, out)
+    except (ConfigError, LedgerError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"backup: {written}")

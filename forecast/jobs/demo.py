@@ -122,7 +122,7 @@ def demo_refresh_cycle(out_dir: Path, tracking_uri: str, registered_name: str) -
         # JSON strings are valid TOML basic strings: paths with any characters stay quoted right.
         path.write_text(DEMO_CONFIG.format(**{k: json.dumps(str(v)) for k, v in values.items()}), encoding="utf-8")
         result = run_refresh(path)
-        with Ledger.open(load_config(path).ledger, create=False) as ledger:
+        with Ledger.open(load_config(path).ledger, create=False, read_only=True) as ledger:
             counts = ledger.counts()
         lines.append(f"{title}: {result.message}")
         lines.append(f"  ledger: {counts['forecasts']} forecasts, {counts['outcomes']} scored actuals, "
@@ -132,7 +132,7 @@ def demo_refresh_cycle(out_dir: Path, tracking_uri: str, registered_name: str) -
     cycle(last - 1, f"refresh with data up to {last - 1}")
     cycle(last, f"refresh after {last} arrived")
     cycle(last, "refresh again on the same data")
-    with Ledger.open(load_config(path).ledger, create=False) as ledger:
+    with Ledger.open(load_config(path).ledger, create=False, read_only=True) as ledger:
         table = ledger.scores(by=("model_version", "horizon"))
     scored = table.loc[table["scored"] > 0]
     if not scored.empty:

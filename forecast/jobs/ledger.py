@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from forecast.ledger import Ledger
+from forecast.ledger import Ledger, LedgerError, sqlite_path
+from forecast.ledger.integrity import backup_sqlite
 from forecast.refresh import load_config
 
-__all__ = ["SCORE_KEYS", "issue_rows", "issues_table", "open_ledger"]
+__all__ = ["SCORE_KEYS", "backup_ledger", "issue_rows", "issues_table", "open_ledger"]
 
 #: Columns ``ledger score --by`` may group by.
 SCORE_KEYS = ("model", "model_version", "horizon", "origin", "unit")
@@ -19,12 +20,28 @@ def open_ledger(config_path: str | Path | None = None, ledger: str | None = None
     """The ledger at ``ledger`` (a SQLite file or database URL), else the one a refresh configuration names.
 
     Raises ``ValueError`` when neither is given; :class:`~forecast.config.ConfigError` or
-    :class:`~forecast.ledger.LedgerError` when it cannot be opened. It is never created here.
+    :class:`~forecast.ledger.LedgerError` when it cannot be opened. It is opened read-only and never created here.
     """
     if ledger is None and config_path is None:
         raise ValueError("give a ledger or a refresh configuration")
     target = ledger or load_config(config_path).ledger
-    return Ledger.open(target, create=False)
+    return Ledger.open(target, create=False, read_only=True)
+
+
+def backup_ledger(config_path: str | Path | None = None, ledger: str | None = None,
+                  out: str | Path | None = None) -> Path:
+    """Back a SQLite ledger up (SQLite's online backup API, to ``out`` or beside it); returns the backup.
+
+    A ledger on a database server is backed up with that server's tools (``pg_dump``).
+    """
+    target = ledger or load_config(config_path).ledger
+    path = sqlite_path(target)
+    if path is None:
+        raise LedgerError(f"ledger {target}: only a SQLite ledger is backed up here; use the database's own "
+                          "tools for a server (pg_dump for PostgreSQL)")
+    if not path.exists():
+        raise LedgerError(f"no ledger at {path}: nothing to back up")
+    return backup_sqlite(path, out)
 
 
 def issue_rows(frame: pd.DataFrame, unit: str | None = None) -> pd.DataFrame:

@@ -31,7 +31,7 @@ nothing new writes nothing at all, so the ledger does not change.
 from __future__ import annotations
 
 from forecast.ledger.store import Issue, Ledger, Recorded, default_ledger_path, score_rows
-from forecast.ledger.tables import PAST_FORECAST_COLUMNS, SCORE_COLUMNS, LedgerError, ledger_url
+from forecast.ledger.tables import PAST_FORECAST_COLUMNS, SCORE_COLUMNS, LedgerError, ledger_url, sqlite_path
 
 __all__ = ["PAST_FORECAST_COLUMNS", "SCORE_COLUMNS", "Issue", "Ledger", "LedgerError", "Recorded",
-           "default_ledger_path", "ledger_url", "score_rows"]
+           "default_ledger_path", "ledger_url", "score_rows", "sqlite_path"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -14,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from forecast.evaluation.scores import absolute_error, coverage_50, coverage_90, crps
+from forecast.ledger.integrity import check_sqlite_file, read_only_uri
 from forecast.ledger.tables import (
     APPEND_ONLY,
     PAST_FORECAST_COLUMNS,
@@ -93,18 +95,23 @@ class Ledger:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.read_only = False
 
     # -- opening ---------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, target: str | Path, *, create: bool = True) -> "Ledger":
-        """Open (and on first use create) the ledger at a URL or SQLite file path.
+    def open(cls, target: str | Path, *, create: bool = True, read_only: bool = False) -> "Ledger":
+        """Open (and, with ``create``, on first use create) the ledger at a URL or SQLite file path.
+
+        An existing SQLite file is verified first (:func:`forecast.ledger.integrity.check_sqlite_file`):
+        an empty, foreign or damaged file is refused, never written into or replaced. With
+        ``read_only`` a SQLite ledger is opened ``mode=ro``: nothing, not even a trigger, is written.
 
         Raises
         ------
         LedgerError
             Unknown URL scheme or driver, an unreachable server, a missing ledger when
-            ``create`` is False, or a database that is not a ledger.
+            ``create`` is False, an empty, damaged or foreign file, or a database that is not a ledger.
         """
         url = ledger_url(target)
         try:
@@ -117,12 +124,19 @@ class Ledger:
             database = parsed.database
             if not database or database == ":memory:":
                 raise LedgerError(f"ledger {shown}: give a file (an in-memory ledger would be lost)")
-            if not create and not Path(database).exists():
+            exists = Path(database).exists()
+            if (read_only or not create) and not exists:
                 raise LedgerError(f"no ledger at {database}: nothing has been issued yet "
                                   f"(run `forecast refresh` first)")
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-            # A refresh and a `ledger show` may meet: wait for the other's lock, not fail at once.
-            engine = sa.create_engine(url, connect_args={"timeout": 30})
+            if exists:
+                check_sqlite_file(database)
+            if read_only:
+                engine = sa.create_engine("sqlite://", creator=lambda: sqlite3.connect(
+                    read_only_uri(Path(database)), uri=True, timeout=30, check_same_thread=False))
+            else:
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+                # A refresh and a `ledger show` may meet: wait for the other's lock, not fail at once.
+                engine = sa.create_engine(url, connect_args={"timeout": 30})
         else:
             try:
                 engine = sa.create_engine(url, pool_pre_ping=True)
@@ -131,11 +145,18 @@ class Ledger:
                                   f"postgresql://... (pip install 'psycopg[binary]')") from None
         ledger = cls(engine)
         ledger.url = shown
+        ledger.read_only = read_only
         try:
-            ledger._prepare(create)
+            ledger._prepare(create and not read_only)
         except sa.exc.OperationalError as exc:
             engine.dispose()
             raise LedgerError(f"cannot open the ledger {shown}: {exc.orig}") from None
+        except sa.exc.DatabaseError as exc:
+            engine.dispose()
+            raise LedgerError(f"ledger {shown} is damaged ({exc.orig}); nothing was written") from None
+        except LedgerError:
+            engine.dispose()
+            raise
         return ledger
 
     def _prepare(self, create: bool) -> None:
@@ -143,10 +164,15 @@ class Ledger:
         present = set(inspector.get_table_names())
         if not present and not create:
             raise LedgerError(f"{self.url} holds no ledger yet (run `forecast refresh` first)")
-        if present and "forecasts" in present and "ledger_info" not in present:
-            raise LedgerError(f"{self.url} has a 'forecasts' table that is not a forecast ledger's")
+        if present and "ledger_info" not in present:
+            shown = ", ".join(sorted(present)[:5]) + (", ..." if len(present) > 5 else "")
+            raise LedgerError(f"{self.url} is not a forecast ledger: it holds other tables ({shown}); "
+                              "nothing was written. Name the ledger file ([outputs] ledger or --ledger)")
         if {"ledger_info", *APPEND_ONLY} <= present:
             return
+        if not create:
+            raise LedgerError(f"{self.url} is an incomplete forecast ledger (tables "
+                              f"{', '.join(sorted(present))}); nothing was written")
         with self.engine.begin() as conn:
             metadata.create_all(conn)
             for statement in append_only_ddl(self.engine.dialect.name):

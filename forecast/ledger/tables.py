@@ -10,7 +10,7 @@ from forecast.errors import LedgerError
 from forecast.schema import QUANTILE_COLUMNS
 
 __all__ = ["APPEND_ONLY", "PAST_FORECAST_COLUMNS", "SCHEMA_VERSION", "SCORE_COLUMNS", "LedgerError",
-           "append_only_ddl", "forecasts", "info", "ledger_url", "metadata", "outcomes", "refreshes"]
+           "append_only_ddl", "forecasts", "info", "ledger_url", "metadata", "sqlite_path", "outcomes", "refreshes"]
 
 
 SCHEMA_VERSION = "1"
@@ -124,3 +124,7 @@ def ledger_url(target: str | Path) -> str:
     return text
 
 
+def sqlite_path(target: str | Path) -> Path | None:
+    """The file of a SQLite ledger given as a path or URL; None for a ledger on a database server."""
+    url = ledger_url(target)
+    return Path(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else None

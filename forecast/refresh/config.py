@@ -12,7 +12,7 @@ from features.covariates import FILL_POLICIES
 from features.download import DownloadError, check_sha256, check_url
 from features.sources import FORMATS
 from forecast.catalog import MODELS, make_model
-from forecast.config import ConfigError, Reader, field_names, kind, parse_coverage_end, parse_month, read_toml
+from forecast.config import ConfigError, Reader, explicit, field_names, kind, parse_coverage_end, parse_month, read_toml
 from forecast.models.base import ModelError
 from forecast.schema import TARGETS
 from forecast.tracking import resolve_tracking_uri
@@ -69,6 +69,8 @@ class OutputsSection:
     ledger: str | None = None
     #: Also write the report as PDF.
     pdf: bool = False
+    #: Backups of a SQLite ledger kept beside it; one is taken before each write (0: none).
+    backups: int = 5
 
 
 @dataclass(frozen=True)
@@ -265,7 +267,8 @@ def _read_outputs(path: Path, table: Any, base: Path) -> OutputsSection:
     pdf = table.get("pdf", False)
     if not isinstance(pdf, bool):
         r.fail("pdf", f"must be true or false, got {pdf!r}")
-    return OutputsSection(dir=out, ledger=ledger, pdf=pdf)
+    backups = r.integer("backups", minimum=0)
+    return OutputsSection(dir=out, ledger=ledger, pdf=pdf, **explicit(backups=backups))
 
 
 def _read_tracking(path: Path, table: Any) -> TrackingSection:

@@ -17,6 +17,7 @@ from forecast.refresh.config import RefreshConfig, load_config
 from forecast.refresh.errors import ExitCode, RefreshError, log
 from forecast.refresh.guard import checkpoint, hold_lock, mlflow_http_bounded, with_retries
 from forecast.refresh.steps import (
+    back_up_ledger,
     build_panel_from,
     fetch_sources,
     forecast_with,
@@ -50,7 +51,7 @@ class RefreshResult:
 
 
 def run_refresh(config: RefreshConfig | str | Path, *, force: bool = False,
-                tracking_uri: str | None = None) -> RefreshResult:
+                tracking_uri: str | None = None, new_ledger: bool = False) -> RefreshResult:
     """Run one refresh (the module docstring's steps).
 
     Parameters
@@ -62,6 +63,9 @@ def run_refresh(config: RefreshConfig | str | Path, *, force: bool = False,
         forecasts it does not hold).
     tracking_uri
         Overrides ``[tracking] uri``.
+    new_ledger
+        Create the ledger when it is missing even though this outputs folder has issued
+        forecasts before (without it, that is refused: the history would split).
 
     Raises
     ------
@@ -78,10 +82,10 @@ def run_refresh(config: RefreshConfig | str | Path, *, force: bool = False,
     with hold_lock(config.lock_path), mlflow_http_bounded():
         log.info("lock: %s", config.lock_path)
         checkpoint("locked")
-        return _refresh(config, force=force, uri=config.tracking_uri(tracking_uri))
+        return _refresh(config, force=force, uri=config.tracking_uri(tracking_uri), new_ledger=new_ledger)
 
 
-def _refresh(config: RefreshConfig, *, force: bool, uri: str) -> RefreshResult:
+def _refresh(config: RefreshConfig, *, force: bool, uri: str, new_ledger: bool) -> RefreshResult:
     target = config.model.target
     try:
         events, covariates = fetch_sources(config)
@@ -98,7 +102,7 @@ def _refresh(config: RefreshConfig, *, force: bool, uri: str) -> RefreshResult:
         log.info("build: note: %s", note)
     checkpoint("panel-built")
 
-    ledger = open_ledger(config)
+    ledger = open_ledger(config, new_ledger=new_ledger)
     try:
         latest = ledger.latest_origin(target=target)
         log.info("check: latest origin in the ledger %s: %s; panel's last complete month: %s", ledger.url,
@@ -165,6 +169,9 @@ def _refresh(config: RefreshConfig, *, force: bool, uri: str) -> RefreshResult:
         issue = Issue(vintage=vintage, model=model_name, model_version=version, target=target, model_label=label,
                       estimator=estimator, panel_sha256=digest, forecasts_path=str(forecasts_path),
                       report_path=str(report_path), mlflow_run_id=run_id, forced=force)
+        backup = back_up_ledger(config)
+        if backup is not None:
+            log.info("ledger: backed up to %s (keeping the last %d)", backup, config.outputs.backups)
         try:
             recorded = ledger.record(issue, frame, panel, before_commit=lambda: checkpoint("ledger-transaction"))
         except LedgerError as exc:

@@ -15,7 +15,8 @@ from features.sources import EventFilters, read_events
 from forecast.catalog import make_model
 from forecast.config import parse_coverage_end
 from forecast.evaluation.backtest import forecast_at, history_at
-from forecast.ledger import Ledger, LedgerError, score_rows
+from forecast.ledger import Ledger, LedgerError, score_rows, sqlite_path
+from forecast.ledger.integrity import backup_sqlite, rotate_backups
 from forecast.models.base import ModelError
 from forecast.refresh.config import RefreshConfig, Source
 from forecast.refresh.errors import ExitCode, RefreshError, log
@@ -185,9 +186,51 @@ def previous_issue(ledger_frame: pd.DataFrame, origin: pd.Period, model: str) ->
     return last[list(FORECAST_COLUMNS)].reset_index(drop=True)
 
 
-def open_ledger(config: RefreshConfig):
-    """The configured ledger, or :attr:`ExitCode.LEDGER` naming why it cannot be opened."""
+def new_ledger_refusal(config: RefreshConfig) -> str | None:
+    """Why a missing SQLite ledger must not be created now, or None on an outputs folder's first refresh.
+
+    A new, empty ledger beside an outputs folder that has issued forecasts before would split
+    the history silently (a moved or deleted ledger, a typo in ``[outputs] ledger``).
+    """
+    path = sqlite_path(config.ledger)
+    if path is None or path.exists():
+        return None
+    if not path.parent.exists() and path.parent.resolve() != config.out_dir.resolve():
+        return (f"no ledger at {path}, and its folder {path.parent} does not exist: check [outputs] ledger in "
+                f"{config.path} (a typo would start a second, empty history), or pass --new-ledger to start a "
+                "new ledger there")
+    issued = sorted((config.outputs.dir / "forecasts").glob("*.csv"))
+    if issued:
+        return (f"no ledger at {path}, but {issued[0].parent} holds {len(issued)} forecast file(s) issued "
+                "before: the ledger that recorded them is missing (moved, deleted, or [outputs] ledger changed). "
+                f"Restore it (backups: {path.name}.*.backup beside it), fix [outputs] ledger in {config.path}, "
+                "or pass --new-ledger to start a new history")
+    return None
+
+
+def open_ledger(config: RefreshConfig, *, new_ledger: bool = False) -> Ledger:
+    """The configured ledger, verified; or :attr:`ExitCode.LEDGER` naming why it cannot be used.
+
+    A missing SQLite ledger is created only on the first refresh of an outputs folder, or with
+    ``new_ledger``; an empty, damaged or foreign file is refused and left as it is.
+    """
+    refusal = None if new_ledger else new_ledger_refusal(config)
+    if refusal is not None:
+        raise RefreshError(ExitCode.LEDGER, refusal)
     try:
         return Ledger.open(config.ledger)
     except LedgerError as exc:
         raise RefreshError(ExitCode.LEDGER, str(exc)) from None
+
+
+def back_up_ledger(config: RefreshConfig) -> Path | None:
+    """A backup of a SQLite ledger before the refresh writes to it, keeping ``[outputs] backups`` of them."""
+    path = sqlite_path(config.ledger)
+    if path is None or config.outputs.backups == 0 or not path.exists():
+        return None
+    try:
+        backup = backup_sqlite(path)
+        rotate_backups(path, config.outputs.backups)
+    except LedgerError as exc:
+        raise RefreshError(ExitCode.LEDGER, str(exc)) from None
+    return backup
