@@ -17,6 +17,7 @@ from features.errors import DataError
 from features.panel import validate_panel
 
 __all__ = [
+    "MAX_HORIZON",
     "FORECAST_COLUMNS",
     "KEYS",
     "QUANTILES",
@@ -30,6 +31,8 @@ __all__ = [
 
 KEYS = ("unit", "month")
 TARGETS = ("incidents", "deaths")
+#: The longest horizon any command forecasts (months ahead).
+MAX_HORIZON = 36
 #: Probability levels of the predictive quantiles every model reports.
 QUANTILES = (0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95)
 

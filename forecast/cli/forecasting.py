@@ -10,6 +10,7 @@ from forecast.catalog import DEFAULT_MODEL, MODELS
 from forecast.cli.common import covariate_list, month_option, parse_params, user_errors
 from forecast.evaluation.backtest import BACKENDS, BacktestDesign
 from forecast.jobs.forecasting import backtest, predict
+from forecast.schema import MAX_HORIZON
 
 
 @click.command("models")
@@ -27,7 +28,7 @@ def list_models() -> None:
               help="Panel file written by 'forecast data build' (or another tool).")
 @click.option("--model", "model_name", default="default", show_default=True,
               help="Model name (see 'forecast models'); 'default' is the recommended model.")
-@click.option("--horizon", type=click.IntRange(1, 36), default=6, show_default=True,
+@click.option("--horizon", type=click.IntRange(1, MAX_HORIZON), default=6, show_default=True,
               help="Months ahead to forecast.")
 @click.option("--origin", default=None,
               help="Last month the model may use (YYYY-MM; default: the panel's data vintage).")
@@ -56,7 +57,7 @@ def predict_command(panel_path, model_name, horizon, origin, target, covariate_n
               help="Comma-separated model names, e.g. zero,locf_poisson,nb_glm ('all' for every model).")
 @click.option("--start", required=True, help="First forecast origin (YYYY-MM).")
 @click.option("--end", required=True, help="Last forecast origin (YYYY-MM).")
-@click.option("--horizon", type=click.IntRange(1, 36), default=BacktestDesign.horizon, show_default=True,
+@click.option("--horizon", type=click.IntRange(1, MAX_HORIZON), default=BacktestDesign.horizon, show_default=True,
               help="Months ahead: 1..H.")
 @click.option("--step", type=click.IntRange(1, None), default=BacktestDesign.step, show_default=True,
               help="Months between origins.")

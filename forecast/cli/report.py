@@ -10,6 +10,7 @@ import click
 from forecast.cli.common import parse_params, user_errors
 from forecast.evaluation.backtest import BacktestDesign
 from forecast.report import ReportWarning, make_report
+from forecast.schema import MAX_HORIZON
 
 
 def _scenario_files(values: tuple[str, ...]) -> list[Path]:
@@ -28,7 +29,7 @@ def _scenario_files(values: tuple[str, ...]) -> list[Path]:
 @click.option("--tracking-uri", default=None,
               help="MLflow tracking URI of the registry (default: $MLFLOW_TRACKING_URI, else MLflow's local "
                    "SQLite store).")
-@click.option("--horizon", type=click.IntRange(1, 36), default=BacktestDesign.horizon, show_default=True,
+@click.option("--horizon", type=click.IntRange(1, MAX_HORIZON), default=BacktestDesign.horizon, show_default=True,
               help="Months ahead to forecast.")
 @click.option("--scenario", "scenarios", multiple=True,
               help="Scenario file (TOML) to project; repeatable or comma-separated. Adds the scenario section.")

@@ -8,6 +8,7 @@ import click
 
 from forecast.cli.common import TRACKING_HELP, month_option, parse_params, user_errors
 from forecast.jobs.scenarios import run_scenario_files
+from forecast.schema import MAX_HORIZON
 
 
 @click.group("scenario")
@@ -22,7 +23,7 @@ def scenario() -> None:
               help="Model name (see 'forecast models'); only models using covariates at target months respond.")
 @click.option("--scenarios", "scenario_list", required=True,
               help="Comma-separated scenario files (TOML, see experiments/scenarios/README.md).")
-@click.option("--horizon", type=click.IntRange(1, 36), default=6, show_default=True, help="Months ahead to project.")
+@click.option("--horizon", type=click.IntRange(1, MAX_HORIZON), default=6, show_default=True, help="Months ahead to project.")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Folder for forecasts.csv, differences.csv, national.csv and paths.csv.")
 @click.option("--origin", default=None,

@@ -21,7 +21,7 @@ from forecast.config import ConfigError, Reader, explicit, field_names, kind, pa
 from forecast.evaluation.backtest import BacktestDesign
 from forecast.evaluation.scores import METRICS
 from forecast.models.base import ModelError
-from forecast.schema import TARGETS
+from forecast.schema import MAX_HORIZON, TARGETS
 
 __all__ = ["BacktestConfig", "ConfigError", "DataConfig", "ExperimentConfig", "FeaturesConfig", "ModelSpec",
            "ScoresConfig", "TargetConfig", "load_experiment"]
@@ -246,8 +246,11 @@ def _read_backtest(path: Path, table: Any) -> BacktestConfig:
     end = r.month("end", required=True)
     if end < start:
         r.fail("end", f"{end} is before start {start}; end is the last forecast origin")
+    horizon = r.integer("horizon")
+    if horizon is not None and horizon > MAX_HORIZON:
+        r.fail("horizon", f"{horizon} months is more than the {MAX_HORIZON} the models forecast")
     return BacktestConfig(start=start, end=end, **explicit(
-        step=r.integer("step"), horizon=r.integer("horizon"), refit_every=r.integer("refit_every"),
+        step=r.integer("step"), horizon=horizon, refit_every=r.integer("refit_every"),
         jobs=r.integer("jobs"), backend=r.string("backend", ("joblib", "dask")), scheduler=r.string("scheduler")))
 
 

@@ -14,7 +14,7 @@ from features.sources import FORMATS
 from forecast.catalog import MODELS, make_model
 from forecast.config import ConfigError, Reader, explicit, field_names, kind, parse_coverage_end, parse_month, read_toml
 from forecast.models.base import ModelError
-from forecast.schema import TARGETS
+from forecast.schema import MAX_HORIZON, TARGETS
 from forecast.tracking import resolve_tracking_uri
 
 #: The lock file in the outputs folder (see :func:`forecast.refresh.guard.hold_lock`).
@@ -247,8 +247,8 @@ def _read_model(path: Path, table: Any) -> ModelSection:
         except (ModelError, TypeError, ValueError) as exc:
             r.fail("fallback_params", str(exc))
     horizon = r.integer("horizon")
-    if horizon is not None and horizon > 36:
-        r.fail("horizon", f"{horizon} months is more than the 36 the models forecast")
+    if horizon is not None and horizon > MAX_HORIZON:
+        r.fail("horizon", f"{horizon} months is more than the {MAX_HORIZON} the models forecast")
     return ModelSection(name=name, alias=alias, fallback=fallback, fallback_params=dict(params),
                         horizon=horizon or ModelSection.horizon, target=r.string("target", TARGETS) or "incidents")
 

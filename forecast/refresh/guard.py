@@ -16,6 +16,7 @@ from filelock import FileLock, Timeout
 from mlflow.exceptions import MlflowException
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from forecast.limits import bound_mlflow_http
 from forecast.refresh.config import TrackingSection
 from forecast.refresh.errors import ExitCode, RefreshError, log
 from forecast.tracking import NoSuchModel, TrackingError, check_reachable
@@ -24,11 +25,6 @@ PAUSE_ENV = "FORECAST_REFRESH_PAUSE_AT"
 PAUSE_SECONDS_ENV = "FORECAST_REFRESH_PAUSE_SECONDS"
 STEPS = ("locked", "panel-built", "model-loaded", "files-written", "report-written", "tracked",
          "ledger-transaction", "committed")
-#: MLflow's own per-request HTTP retries (urllib3), bounded so that the job's retries (which
-#: also cover the health check and whole steps) decide how long a failure takes. Only set
-#: when the environment does not set them.
-MLFLOW_HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-                         "MLFLOW_HTTP_REQUEST_TIMEOUT": "60"}
 
 
 def checkpoint(step: str) -> None:
@@ -43,9 +39,10 @@ def checkpoint(step: str) -> None:
 
 @contextlib.contextmanager
 def mlflow_http_bounded() -> Iterator[None]:
-    """Set :data:`MLFLOW_HTTP_DEFAULTS` that the environment does not set, for the duration."""
-    added = {k: v for k, v in MLFLOW_HTTP_DEFAULTS.items() if k not in os.environ}
-    os.environ.update(added)
+    """Bound MLflow's own per-request HTTP retries for the duration (:func:`forecast.limits.bound_mlflow_http`),
+    so that the job's retries (which also cover the health check and whole steps) decide how long a
+    failure takes."""
+    added = bound_mlflow_http()
     try:
         yield
     finally:

@@ -75,8 +75,16 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
     while True:
         remaining = deadline - time.monotonic()
         try:
-            with urllib.request.urlopen(url, timeout=max(0.1, min(remaining, 2.0))):
-                return
+            with urllib.request.urlopen(url, timeout=max(0.1, min(remaining, 2.0))) as answer:
+                body = answer.read(200)
+            # MLflow's server answers its health check with "OK"; anything else that answers is
+            # some other web server (a typo in the port, a proxy's landing page).
+            if body.strip() != b"OK":
+                raise TrackingError(
+                    f"{uri} answers HTTP but is not an MLflow tracking server (GET /health gave "
+                    f"{body[:60]!r}); check the URI (mlflow server --host ... --port ...), or pass another "
+                    f"--tracking-uri / MLFLOW_TRACKING_URI")
+            return
         except urllib.error.HTTPError as err:
             if err.code < 500:
                 return

@@ -1,0 +1,23 @@
+"""Time bounds every command keeps to against a server that is slow, sick or gone.
+
+MLflow's own HTTP client retries a failing request for minutes by default. These settings bound
+each request (timeout) and its retries; the command line sets them for every command unless
+the environment already does, and the refresh job sets them around its run.
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["MLFLOW_HTTP_DEFAULTS", "bound_mlflow_http"]
+
+#: MLflow's per-request HTTP retries and timeout (seconds), where the environment leaves them unset.
+MLFLOW_HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                        "MLFLOW_HTTP_REQUEST_TIMEOUT": "60"}
+
+
+def bound_mlflow_http() -> dict[str, str]:
+    """Set the :data:`MLFLOW_HTTP_DEFAULTS` the environment does not set; returns those it set."""
+    added = {k: v for k, v in MLFLOW_HTTP_DEFAULTS.items() if k not in os.environ}
+    os.environ.update(added)
+    return added
