@@ -123,8 +123,10 @@ class Gazetteer:
         if raw is None or (isinstance(raw, float) and pd.isna(raw)):
             return None
         text = str(raw).strip()
-        if text.upper() in self._ids:
-            return self._ids[text.upper()]
+        # HASC codes (GADM's HASC_1, "IQ.AN") are ISO 3166-2 codes with a dot for the hyphen.
+        code = text.upper().replace(".", "-")
+        if code in self._ids:
+            return self._ids[code]
         return self._lookup.get(normalise_name(text))
 
     def resolve(self, raw: str, *, where: str = "") -> str:
