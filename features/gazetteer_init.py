@@ -200,6 +200,10 @@ def draft_gazetteer(
             units.at[i, "aliases"] = [*units.at[i, "aliases"], *g["spellings"]]
             units.at[i, "country"] = "|".join(sorted(g["countries"]))
             units.at[i, "events"] += g["events"]
+        # A one-country event file: the units it has no events in are of that country too.
+        seen = {c for g in groups.values() for c in g["countries"]}
+        if len(seen) == 1:
+            units.loc[units["country"] == "", "country"] = seen.pop()
         if unmatched:
             draft.to_check.append(
                 "event spellings matching no boundary name (add each as an alias of its unit): "

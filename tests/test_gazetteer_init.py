@@ -71,6 +71,36 @@ def test_the_real_iraq_boundaries_give_18_units_with_symmetric_neighbours(shared
     draft = draft_gazetteer(FIXTURES / "acled_export.csv", boundaries=path)
     units = draft.units.set_index("name")
     assert len(units) == 18
+    assert set(units["country"]) == {"Iraq", ""} or set(units["country"]) == {"Iraq"}
     nb = {n: set(filter(None, v.split("|"))) for n, v in units["neighbours"].items()}
     assert all(a in nb[b] for a in nb for b in nb[a])
     assert nb["Al-Basrah"] >= {"Maysan", "Thi Qar"}
+
+
+def test_cli_gazetteer_init_writes_the_draft_and_says_what_to_check(tmp_path):
+    from click.testing import CliRunner
+
+    from forecast.cli import main
+
+    out = tmp_path / "gaz.csv"
+    result = CliRunner().invoke(main, ["gazetteer", "init", "--events", str(EVENTS), "--format", "generic",
+                                       "--geojson", str(SQUARES), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert f"wrote {out}" in result.output
+    assert "found: " in result.output and "check: " in result.output
+    assert out.with_suffix(".geojson").exists()
+
+
+def test_cli_gazetteer_init_reports_bad_input_without_a_traceback(tmp_path):
+    from click.testing import CliRunner
+
+    from forecast.cli import main
+
+    bad = tmp_path / "e.csv"
+    bad.write_text("date,place\n2020-01-01,x\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["gazetteer", "init", "--events", str(bad), "--format", "generic",
+                                       "--out", str(tmp_path / "g.csv")])
+    assert result.exit_code == 1
+    assert "e.csv: missing required column(s) admin1" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "g.csv").exists()
