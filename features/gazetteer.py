@@ -20,6 +20,10 @@ tile_row   row / column of the unit on a tile-grid map (0-based, row 0 at the to
 tile_col
 ========== ==========================================================================
 
+Only ``name`` is required (add ``country`` when an event file covers several countries).
+Every other column may be left out; :attr:`Gazetteer.notes` says once what that means
+(no neighbour features, a tile map laid out automatically, ...).
+
 Matching is insensitive to case, diacritics, punctuation, a leading Arabic article
 (``al-``, ``as``, ``ad`` ...) and a trailing ``governorate`` / ``province`` word, so
 ``Al Anbār province``, ``AL-ANBAR`` and ``Anbar Governorate`` all resolve to ``Anbar``.
@@ -33,6 +37,7 @@ gazetteer with its own row.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -41,6 +46,20 @@ from pathlib import Path
 import pandas as pd
 
 from features.errors import DataError
+
+REQUIRED_COLUMNS = ("name",)
+
+#: What leaving out an optional column means, said once in the gazetteer's notes.
+_ABSENT_MEANS = {
+    "unit_id": "unit ids are the names",
+    "name_ar": "no local-script names to match",
+    "country": "events are not filtered by country (add one where a file covers several)",
+    "aliases": "only the names themselves are matched",
+    "capital": "no capitals",
+    "neighbours": "no neighbour features (models use the national mean instead)",
+    "borders": "no border features",
+    "tile_row": "the report's tile map is laid out automatically",
+}
 
 GAZETTEER_COLUMNS = (
     "unit_id",
@@ -108,6 +127,8 @@ class Gazetteer:
     #: unit_id (upper case) -> name; ids are matched exactly, not through normalise_name,
     #: because "IQ-AR" would lose its "AR" as if it were an article.
     _ids: dict[str, str] = field(repr=False, compare=False)
+    #: One sentence per optional column the CSV left out, and what that means downstream.
+    notes: tuple[str, ...] = ()
 
     @property
     def names(self) -> list[str]:
@@ -116,15 +137,18 @@ class Gazetteer:
 
     @property
     def countries(self) -> set[str]:
-        return set(self.units["country"])
+        """Countries the gazetteer covers (empty when it has no ``country`` column)."""
+        return {c for c in self.units["country"] if c.strip()}
 
     def match(self, raw: str) -> str | None:
         """Canonical name for a spelling, or None when the spelling is unknown."""
         if raw is None or (isinstance(raw, float) and pd.isna(raw)):
             return None
         text = str(raw).strip()
-        if text.upper() in self._ids:
-            return self._ids[text.upper()]
+        # HASC codes (GADM's HASC_1, "IQ.AN") are ISO 3166-2 codes with a dot for the hyphen.
+        code = text.upper().replace(".", "-")
+        if code in self._ids:
+            return self._ids[code]
         return self._lookup.get(normalise_name(text))
 
     def resolve(self, raw: str, *, where: str = "") -> str:
@@ -154,6 +178,32 @@ class Gazetteer:
             row.name: [by_id[i] for i in split_list(row.neighbours)]
             for row in self.units.itertuples(index=False)
         }
+
+    def tile_positions(self) -> pd.DataFrame:
+        """``tile_row, tile_col`` per unit name (index), laid out when the CSV gives none.
+
+        Given positions are used as they are when any unit has one. Otherwise units are laid
+        out on a near-square grid: from their capitals' coordinates when every unit has them
+        (rows north to south, each row west to east), else in name order.
+        """
+        given = self.units.set_index("name")[["tile_row", "tile_col"]]
+        if given.notna().any().any():
+            # Partial positions stay as given; the report lists the unplaced units.
+            return given
+        n = len(self.units)
+        n_cols = max(1, math.ceil(math.sqrt(n)))
+        coords = self.units[["name", "capital_lat", "capital_lon"]]
+        if coords[["capital_lat", "capital_lon"]].notna().all().all():
+            # Row bands by latitude (north first), then west to east inside each band.
+            order = coords.sort_values(["capital_lat", "name"], ascending=[False, True])
+            bands = [order.iloc[i : i + n_cols] for i in range(0, n, n_cols)]
+            names = [nm for band in bands for nm in band.sort_values("capital_lon")["name"]]
+        else:
+            names = sorted(self.units["name"])
+        return pd.DataFrame(
+            {"tile_row": [i // n_cols for i in range(n)], "tile_col": [i % n_cols for i in range(n)]},
+            index=pd.Index(names, name="name"),
+        )
 
     def borders(self) -> dict[str, list[str]]:
         """Canonical name -> foreign countries the unit borders."""
@@ -188,14 +238,8 @@ def load_gazetteer(path: str | Path | None = None) -> Gazetteer:
         units = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise DataError(f"{path}: not a readable UTF-8 CSV gazetteer ({exc})") from exc
-    missing = [c for c in GAZETTEER_COLUMNS if c not in units.columns]
-    if missing:
-        raise DataError(
-            f"{path}: gazetteer is missing column(s) {', '.join(missing)}; "
-            f"expected {', '.join(GAZETTEER_COLUMNS)}"
-        )
-    units = units[list(GAZETTEER_COLUMNS)].copy()
-    for col in ("unit_id", "name", "country"):
+    units, notes = _complete_columns(units, path)
+    for col in ("unit_id", "name"):
         blank = units.index[units[col].str.strip() == ""]
         if len(blank):
             raise DataError(f"{path}, row {blank[0] + 2}, column {col!r}: empty value")
@@ -242,4 +286,29 @@ def load_gazetteer(path: str | Path | None = None) -> Gazetteer:
                 )
             lookup[key] = row["name"]
     ids = {uid.strip().upper(): name for uid, name in zip(units["unit_id"], units["name"])}
-    return Gazetteer(units=units.reset_index(drop=True), path=str(path), _lookup=lookup, _ids=ids)
+    return Gazetteer(
+        units=units.reset_index(drop=True), path=str(path), _lookup=lookup, _ids=ids, notes=notes
+    )
+
+
+def _complete_columns(units: pd.DataFrame, path: Path) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """Add the optional columns a CSV left out (empty) and say once what each absence means."""
+    missing = [c for c in REQUIRED_COLUMNS if c not in units.columns]
+    if missing:
+        raise DataError(
+            f"{path}: gazetteer is missing column(s) {', '.join(missing)}; only 'name' is "
+            f"required, the optional columns are {', '.join(GAZETTEER_COLUMNS)}"
+        )
+    units = units.copy()
+    notes = []
+    for col in GAZETTEER_COLUMNS:
+        if col in units.columns:
+            continue
+        if col == "unit_id":
+            units[col] = units["name"]
+        else:
+            units[col] = ""
+        # capital_lat/lon and tile_col share the note of their partner column.
+        if col in _ABSENT_MEANS:
+            notes.append(f"{path}: no {col!r} column: {_ABSENT_MEANS[col]}")
+    return units[list(GAZETTEER_COLUMNS)], tuple(notes)

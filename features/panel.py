@@ -123,7 +123,8 @@ def build_panel(
     """
     events = pd.concat([r.events for r in results], ignore_index=True)
     quarantine = pd.concat([r.quarantine for r in results], ignore_index=True)
-    notes = [n for r in results for n in r.notes]
+    # What the gazetteer leaves out (no neighbours, no tile positions ...) is said once here.
+    notes = [*gazetteer.notes, *(n for r in results for n in r.notes)]
     if events.empty:
         where = ", ".join(r.path for r in results)
         raise DataError(
@@ -183,6 +184,7 @@ def build_panel(
         "incomplete_months_kept": bool(keep_incomplete and incomplete),
         "units": gazetteer.names,
         "gazetteer": gazetteer.path,
+        "gazetteer_notes": list(gazetteer.notes),
         "sources": [
             {
                 "path": r.path,

@@ -24,6 +24,7 @@ from forecast.jobs.data import BuiltPanel, SyntheticFiles, build_panel, make_syn
 from forecast.jobs.demo import run_demo
 from forecast.jobs.experiments import ExperimentResult, leaderboard_runs, run_experiment
 from forecast.jobs.forecasting import BacktestRun, Prediction, backtest, leaderboard, model_names, predict
+from forecast.jobs.gazetteer import GazetteerInit, init_gazetteer
 from forecast.jobs.ledger import SCORE_KEYS, issue_rows, issues_table, open_ledger
 from forecast.jobs.scenarios import ScenarioRun, run_scenario_files
 from forecast.refresh import ExitCode, RefreshError, RefreshResult, configure_logging, run_refresh
@@ -32,9 +33,11 @@ from forecast.tracking import list_versions, promote, resolve_tracking_uri
 
 __all__ = [
     "BACKENDS", "BENCHMARKS", "DEFAULT_MODEL", "MODELS", "SCORE_KEYS", "USER_ERRORS",
-    "BacktestDesign", "BacktestRun", "BuiltPanel", "ExitCode", "ExperimentResult", "JobError", "Prediction",
+    "BacktestDesign", "BacktestRun", "BuiltPanel", "ExitCode", "ExperimentResult", "GazetteerInit", "JobError",
+    "Prediction",
     "RefreshError", "RefreshResult", "ReportWarning", "ScenarioRun", "SyntheticFiles",
-    "backtest", "build_panel", "configure_logging", "issue_rows", "issues_table", "leaderboard",
+    "backtest", "build_panel", "configure_logging", "init_gazetteer", "issue_rows", "issues_table",
+    "leaderboard",
     "leaderboard_runs", "list_versions", "load_panel", "make_model", "make_report", "make_synthetic",
     "model_names", "open_ledger", "predict", "promote", "resolve_tracking_uri", "run_demo", "run_experiment",
     "run_refresh", "run_scenario_files",

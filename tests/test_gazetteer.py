@@ -107,10 +107,12 @@ def test_another_country_works_with_a_gazetteer_of_the_same_columns(tmp_path):
     assert gaz.neighbours() == {"Aleppo": ["Idlib"], "Idlib": ["Aleppo"]}
 
 
-def test_gazetteer_with_missing_column_is_rejected(tmp_path, gazetteer):
+def test_gazetteer_without_aliases_matches_only_names_and_says_so(tmp_path, gazetteer):
     path = _write(gazetteer.units.drop(columns=["aliases"]), tmp_path / "g.csv")
-    with pytest.raises(DataError, match=r"g.csv: gazetteer is missing column\(s\) aliases"):
-        load_gazetteer(path)
+    gaz = load_gazetteer(path)
+    assert gaz.match("Anbar") == "Anbar"
+    assert gaz.match("Ramadi") is None
+    assert gaz.notes == (f"{path}: no 'aliases' column: only the names themselves are matched",)
 
 
 def test_gazetteer_with_a_spelling_claimed_by_two_units_is_rejected(tmp_path, gazetteer):
@@ -125,3 +127,45 @@ def test_gazetteer_with_unknown_neighbour_id_is_rejected(tmp_path, gazetteer):
     units.loc[0, "neighbours"] = "IQ-XX"
     with pytest.raises(DataError, match=r"row 2, column 'neighbours': unknown unit_id 'IQ-XX'"):
         load_gazetteer(_write(units, tmp_path / "g.csv"))
+
+
+def test_minimal_gazetteer_needs_only_names_and_says_once_what_is_missing(tmp_path):
+    path = tmp_path / "minimal.csv"
+    path.write_text("name\nAleppo\nIdlib\nHama\n", encoding="utf-8")
+    gaz = load_gazetteer(path)
+    assert gaz.names == ["Aleppo", "Idlib", "Hama"]
+    assert gaz.match("ALEPPO") == "Aleppo"
+    assert gaz.neighbours() == {"Aleppo": [], "Idlib": [], "Hama": []}
+    assert gaz.countries == set()
+    assert len([n for n in gaz.notes if "'neighbours'" in n]) == 1
+    assert any("national mean" in n for n in gaz.notes)
+    assert any("laid out automatically" in n for n in gaz.notes)
+
+
+def test_gazetteer_without_a_name_column_is_rejected(tmp_path):
+    path = tmp_path / "g.csv"
+    path.write_text("unit,country\nAleppo,Syria\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"g.csv: gazetteer is missing column\(s\) name; only 'name'"):
+        load_gazetteer(path)
+
+
+def test_tiles_are_laid_out_on_a_square_grid_in_name_order_without_positions(tmp_path):
+    path = tmp_path / "g.csv"
+    path.write_text("name\nE\nB\nD\nA\nC\n", encoding="utf-8")
+    pos = load_gazetteer(path).tile_positions()
+    assert pos.loc[["A", "B", "C", "D", "E"]].values.tolist() == [[0, 0], [0, 1], [0, 2], [1, 0], [1, 1]]
+
+
+def test_tiles_follow_the_capitals_north_to_south_and_west_to_east_when_given(tmp_path):
+    path = tmp_path / "g.csv"
+    path.write_text(
+        "name,capital_lat,capital_lon\nSW,10,0\nNE,20,5\nNW,20,0\nSE,10,5\n", encoding="utf-8"
+    )
+    pos = load_gazetteer(path).tile_positions()
+    assert pos.loc[["NW", "NE", "SW", "SE"]].values.tolist() == [[0, 0], [0, 1], [1, 0], [1, 1]]
+
+
+def test_bundled_tile_positions_are_used_as_given(gazetteer):
+    pos = gazetteer.tile_positions()
+    assert pos.loc["Duhok"].tolist() == [0, 2]
+    assert pos.loc["Basra"].tolist() == [5, 4]

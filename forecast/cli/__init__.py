@@ -32,6 +32,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("forecast.cli.data:data", "Build the monthly panel from raw event files."),
     "demo": ("forecast.cli.demo:demo", "Run the main job on the bundled synthetic demo data with the embedded defaults."),
     "experiment": ("forecast.cli.experiments:experiment", "Run declarative experiment files, tracked in MLflow."),
+    "gazetteer": ("forecast.cli.gazetteer:gazetteer",
+                  "Draft the gazetteer of admin-1 units for a new country or source."),
     "ledger": ("forecast.cli.refresh:ledger_group", "What the refresh job issued, and how it did."),
     "models": ("forecast.cli.forecasting:list_models", "List the registered models and what they use."),
     "predict": ("forecast.cli.forecasting:predict_command", "Forecast every unit for the months after the origin."),

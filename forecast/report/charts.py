@@ -300,9 +300,11 @@ def _tile_title(row: dict, target: str) -> str:
 def tile_map(units: pd.DataFrame, gazetteer: Gazetteer, *, target: str, unit_word: str) -> tuple[dict, list[str]]:
     """Tile-grid map: one tile per unit at its gazetteer position, coloured by tier.
 
+    A gazetteer without tile positions is laid out by :meth:`Gazetteer.tile_positions`.
+
     Returns the figure and the units the gazetteer gives no position (listed under the map).
     """
-    pos = gazetteer.units.set_index("name")[["tile_row", "tile_col"]]
+    pos = gazetteer.tile_positions()
     rows = units.set_index("unit")
     placed = [u for u in rows.index if u in pos.index and pos.loc[u].notna().all()]
     unplaced = [u for u in rows.index if u not in placed]
