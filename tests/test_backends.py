@@ -7,6 +7,7 @@ is started once for the module.
 from __future__ import annotations
 
 import socket
+import time
 
 import numpy as np
 import pandas as pd
@@ -98,6 +99,22 @@ def test_an_unreachable_scheduler_fails_within_seconds_with_a_clear_error(panel,
     with pytest.raises(BackendError, match=rf"cannot reach the Dask scheduler at 'tcp://127.0.0.1:{port}' within 2 s"):
         run_backtest(panel, {"zero": lambda: make_model("zero")}, DESIGN, backend="dask",
                      scheduler=f"tcp://127.0.0.1:{port}", progress=False)
+
+
+def test_a_scheduler_port_that_accepts_and_never_answers_fails_within_the_timeout(panel, monkeypatch):
+    monkeypatch.setattr(forecast.evaluation.parallel, "CONNECT_TIMEOUT", 2)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # the kernel completes the TCP handshakes; nothing ever reads or answers
+    port = silent.getsockname()[1]
+    try:
+        start = time.monotonic()
+        with pytest.raises(BackendError, match=rf"at 'tcp://127.0.0.1:{port}' within 2 s \(no answer\)"):
+            run_backtest(panel, {"zero": lambda: make_model("zero")}, DESIGN, backend="dask",
+                         scheduler=f"tcp://127.0.0.1:{port}", progress=False)
+        assert time.monotonic() - start < 30  # bounded: the old client waited for good
+    finally:
+        silent.close()
 
 
 def test_unknown_backend_and_a_scheduler_without_dask_are_rejected(panel):

@@ -13,6 +13,7 @@ installed (the same version) and the panel is sent to them once.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
 
 import pandas as pd
@@ -72,6 +73,37 @@ def _joblib(func, tasks, args, n_jobs: int) -> Iterator:
     yield from parallel(delayed(func)(task, *args) for task in tasks)
 
 
+def _connect(client_class, scheduler: str):
+    """A client of the scheduler at ``scheduler``, or a :class:`BackendError` within ``CONNECT_TIMEOUT`` s.
+
+    ``Client(timeout=...)`` bounds the TCP connect but not the handshake after it: a port that
+    accepts connections and never answers holds it for good. So the connection is made in a
+    daemon thread and abandoned at the deadline (a daemon thread does not keep the process alive).
+    """
+    box: dict = {}
+
+    def connect() -> None:
+        try:
+            box["client"] = client_class(scheduler, timeout=CONNECT_TIMEOUT)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller below
+            box["error"] = exc
+
+    thread = threading.Thread(target=connect, name="dask-connect", daemon=True)
+    thread.start()
+    thread.join(CONNECT_TIMEOUT + 1)
+    exc = box.get("error")
+    if "client" in box:
+        return box["client"]
+    why = "no answer" if exc is None else f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no answer'}"
+    if exc is not None and not isinstance(exc, (OSError, TimeoutError, ValueError)):
+        raise exc
+    raise BackendError(
+        f"cannot reach the Dask scheduler at {scheduler!r} within {CONNECT_TIMEOUT} s ({why}); "
+        "start one with 'dask scheduler' and workers with 'dask worker ADDRESS', or leave the "
+        "address out to start a local cluster"
+    )
+
+
 def _dask(func, tasks, args, n_jobs: int, scheduler: str | None) -> Iterator:
     try:
         from dask.distributed import Client, LocalCluster, as_completed
@@ -83,15 +115,7 @@ def _dask(func, tasks, args, n_jobs: int, scheduler: str | None) -> Iterator:
                                host="127.0.0.1", dashboard_address=None)
         client = Client(cluster)
     else:
-        try:
-            client = Client(scheduler, timeout=CONNECT_TIMEOUT)
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise BackendError(
-                f"cannot reach the Dask scheduler at {scheduler!r} within {CONNECT_TIMEOUT} s "
-                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no answer'}); "
-                "start one with 'dask scheduler' and workers with 'dask worker ADDRESS', or leave the "
-                "address out to start a local cluster"
-            ) from None
+        client = _connect(Client, scheduler)
     try:
         # Frames (the panel, the largest argument) go to every worker once, not once per task.
         shared = [client.scatter(a, broadcast=True) if isinstance(a, pd.DataFrame) else a for a in args]
