@@ -30,6 +30,8 @@ FILL_POLICIES = {
 }
 
 _RESERVED = {"unit", "month", "incidents", "deaths"}
+#: Largest absolute covariate value accepted: far above any troop level or count, far below overflow.
+COVARIATE_BOUND = 1e12
 
 
 def parse_months(text: pd.Series) -> pd.Series:
@@ -107,6 +109,13 @@ def read_covariates(path: str | Path, gazetteer: Gazetteer, encoding: str | None
             n = bad.index[bad][0]
             raise DataError(
                 f"{path}, row {n}, column {col!r}: {frame.at[n, col]!r} is not a number"
+            )
+        huge = filled & values.notna() & ~(values.abs() <= COVARIATE_BOUND)
+        if huge.any():
+            n = huge.index[huge][0]
+            raise DataError(
+                f"{path}, row {n}, column {col!r}: {frame.at[n, col]!r} is not a finite number within "
+                f"+/-{COVARIATE_BOUND:.0e} (covariates are levels and counts; inf would move every forecast)"
             )
         out[col] = values.astype(float)
 

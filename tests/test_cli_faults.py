@@ -83,3 +83,15 @@ def test_an_experiment_horizon_beyond_what_models_forecast_is_refused(tmp_path):
         '"../data/', f'"{ROOT / "data"}/'), encoding="utf-8")
     with pytest.raises(ConfigError, match=r"\[backtest\] key 'horizon': 1000 months is more than the 36"):
         load_experiment(path)
+
+
+@pytest.mark.parametrize("cell", ["inf", "1e308", "-inf"])
+def test_a_covariate_that_is_not_a_finite_plausible_number_is_refused(tmp_path, cell):
+    from features.covariates import read_covariates
+    from features.errors import DataError
+    from features.gazetteer import load_gazetteer
+
+    path = tmp_path / "covariates.csv"
+    path.write_text(f"month,us_troops\n2020-01,1000\n2020-02,{cell}\n", encoding="utf-8")
+    with pytest.raises(DataError, match=rf"covariates.csv, row 3, column 'us_troops': '{cell}' is not a finite number"):
+        read_covariates(path, load_gazetteer())

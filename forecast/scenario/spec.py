@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from features.covariates import COVARIATE_BOUND
 from features.gazetteer import Gazetteer, load_gazetteer
 from forecast.config import Reader, kind, read_toml
 
@@ -23,6 +24,9 @@ OPERATIONS = {
     "scale": "multiply by `factor` from month `from` on",
     "ramp": "move in equal monthly steps to `value` (or to `factor` times the path), reaching it at `to`",
 }
+
+#: The largest ``factor`` a change may multiply a covariate by.
+MAX_FACTOR = 100.0
 
 _TOP_KEYS = ("name", "description", "rationale", "change")
 _CHANGE_KEYS = ("covariate", "operation", "value", "factor", "from", "to", "units")
@@ -109,14 +113,14 @@ BASELINE = Scenario(
 )
 
 
-def _number(r: Reader, key: str, *, minimum: float | None = None) -> float | None:
+def _number(r: Reader, key: str, *, minimum: float, maximum: float, why: str) -> float | None:
     value = r.get(key)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         r.fail(key, f"must be a number, got {value!r}")
-    if minimum is not None and value < minimum:
-        r.fail(key, f"must be >= {minimum:g}, got {value!r}")
+    if not minimum <= value <= maximum:
+        r.fail(key, f"must be between {minimum:g} and {maximum:g} ({why}), got {value!r}")
     return float(value)
 
 
@@ -184,8 +188,9 @@ def _read_change(path: Path, index: int, entry: Any, gaz: Gazetteer) -> Change:
     operation = r.string("operation", list(OPERATIONS))
     if operation is None:
         r.fail("operation", f"is required: one of {', '.join(OPERATIONS)}")
-    value = _number(r, "value")
-    factor = _number(r, "factor", minimum=0.0)
+    value = _number(r, "value", minimum=0.0, maximum=COVARIATE_BOUND,
+                    why="covariates are levels and counts, such as troops or operations")
+    factor = _number(r, "factor", minimum=0.0, maximum=MAX_FACTOR, why="a factor beyond that is no scenario")
     if operation == "set":
         if value is None:
             r.fail("value", "is required for operation \"set\" (the covariate's value from `from` on)")
