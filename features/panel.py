@@ -219,8 +219,10 @@ def panel_to_text(panel: pd.DataFrame) -> pd.DataFrame:
 
 
 def quarantine_path(panel_path: str | Path) -> Path:
+    """``<panel file name>.quarantine.csv``: named after the whole file name, so two panels in one
+    folder (``ucdp.v1.parquet``, ``ucdp.v2.parquet``) keep their own quarantine."""
     p = Path(panel_path)
-    return p.with_name(p.name.split(".")[0] + ".quarantine.csv")
+    return p.with_name(p.name + ".quarantine.csv")
 
 
 def metadata_path(panel_path: str | Path) -> Path:

@@ -27,7 +27,7 @@ def test_data_build_writes_the_panel_and_prints_a_summary(fixtures, tmp_path):
     assert "units: 18  months: 3 (2014-01 .. 2014-03)  data vintage: 2014-03" in result.output
     assert "totals: incidents 5  deaths 23" in result.output
     assert "6 rows, 5 events used, 1 quarantined, 0 filtered out" in result.output
-    assert f"quarantined: 1 row(s) -> {tmp_path / 'panel.quarantine.csv'}" in result.output
+    assert f"quarantined: 1 row(s) -> {tmp_path / 'panel.parquet.quarantine.csv'}" in result.output
     panel, meta = read_panel(out)
     assert panel["incidents"].sum() == 5
     assert meta["sources"][0]["format"] == "ucdp"

@@ -218,3 +218,15 @@ def test_forward_fill_never_fills_months_before_the_first_value(three_months, ga
 def test_bad_covariate_files_are_rejected_with_file_row_and_column(gazetteer, tmp_path, text, message):
     with pytest.raises(DataError, match=message):
         read_covariates(_cov(tmp_path, text), gazetteer)
+
+
+def test_two_panels_in_one_folder_keep_their_own_quarantine_and_metadata(three_months, gazetteer, tmp_path):
+    build = build_panel([three_months], gazetteer)
+    assert len(build.quarantine) == 2
+    v1 = write_panel(build, tmp_path / "ucdp.v1.parquet")
+    first = v1["quarantine"].read_bytes()
+    v2 = write_panel(build_panel([three_months], gazetteer), tmp_path / "ucdp.v2.parquet")
+    assert v1["quarantine"] == tmp_path / "ucdp.v1.parquet.quarantine.csv"
+    assert v2["quarantine"] == tmp_path / "ucdp.v2.parquet.quarantine.csv"
+    assert v1["metadata"] != v2["metadata"]
+    assert v1["quarantine"].read_bytes() == first  # the second build did not overwrite the first's rows

@@ -69,7 +69,7 @@ def check_route(name: str, work: Path, tmp_path: Path, *, model: str, vintage: s
     readme = README.read_text(encoding="utf-8")
 
     # data build: the panel, its metadata and the quarantine, as the README lists them
-    for written in ("outputs/panel.parquet", "outputs/panel.parquet.meta.json", "outputs/panel.quarantine.csv"):
+    for written in ("outputs/panel.parquet", "outputs/panel.parquet.meta.json", "outputs/panel.parquet.quarantine.csv"):
         assert f"`{written}`" in readme
         assert (work / written).is_file(), f"{written} not written"
     panel, meta = read_panel(work / "outputs" / "panel.parquet")
