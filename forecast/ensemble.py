@@ -51,34 +51,40 @@ class Ensemble(Forecaster):
     def uses_future_covariates(self) -> bool:  # type: ignore[override]
         return any(getattr(m, "uses_future_covariates", False) for m in getattr(self, "models_", {}).values())
 
+    def member_names(self) -> tuple[str, ...]:
+        """``members`` as a tuple of names: a string is read as comma-separated names (``"zero,ets"``)."""
+        if isinstance(self.members, str):
+            return tuple(m.strip() for m in self.members.split(",") if m.strip())
+        return tuple(self.members)
+
     def shared_fits(self) -> list[Forecaster]:
         """The members: the ensemble fits each of them on the histories they are backtested on."""
         try:
-            return [make_model(m) for m in self.members]
+            return [make_model(m) for m in self.member_names()]
         except (ModelError, TypeError):
             return []  # reported by fit, with the offending member named
 
     def _fit(self, history: pd.DataFrame) -> None:
         if self.weighting not in ("inverse", "best", "equal"):
             raise ModelError(f"ensemble: weighting must be inverse, best or equal, got {self.weighting!r}")
-        if not self.members:
+        if not self.member_names():
             raise ModelError("ensemble: needs at least one member")
-        if "ensemble" in self.members:
+        if "ensemble" in self.member_names():
             raise ModelError("ensemble: cannot be its own member")
-        factories = {m: (lambda m=m: make_model(m)) for m in self.members}
+        factories = {m: (lambda m=m: make_model(m)) for m in self.member_names()}
         origin = history["month"].max()
         first = history["month"].min()
         start = max(origin - self.eval_months, first + 24)
         end = origin - 1
-        if self.weighting == "equal" or len(self.members) == 1 or start > end:
-            scores = pd.Series(1.0, index=list(self.members))
+        if self.weighting == "equal" or len(self.member_names()) == 1 or start > end:
+            scores = pd.Series(1.0, index=list(self.member_names()))
         else:
             design = BacktestDesign(start=start, end=end, step=self.eval_step, horizon=self.eval_horizon,
                                     refit_every=10**6)
             panel = history.rename(columns={"y": "incidents"})
             bt = run_backtest(panel, factories, design, target="incidents", progress=False)
             bt = bt[bt["y"].notna()]
-            scores = bt.assign(crps=crps(bt)).groupby("model")["crps"].mean().reindex(list(self.members))
+            scores = bt.assign(crps=crps(bt)).groupby("model")["crps"].mean().reindex(list(self.member_names()))
         if self.weighting == "best":
             weights = (scores == scores.min()).astype(float)
         elif self.weighting == "inverse":
@@ -87,7 +93,7 @@ class Ensemble(Forecaster):
             weights = pd.Series(1.0, index=scores.index)
         self.member_scores_ = scores
         self.weights_ = weights / weights.sum()
-        self.models_ = {m: factories[m]().fit(history) for m in self.members}
+        self.models_ = {m: factories[m]().fit(history) for m in self.member_names()}
 
     def _update(self, history: pd.DataFrame) -> None:
         for model in self.models_.values():

@@ -95,3 +95,13 @@ def test_a_covariate_that_is_not_a_finite_plausible_number_is_refused(tmp_path, 
     path.write_text(f"month,us_troops\n2020-01,1000\n2020-02,{cell}\n", encoding="utf-8")
     with pytest.raises(DataError, match=rf"covariates.csv, row 3, column 'us_troops': '{cell}' is not a finite number"):
         read_covariates(path, load_gazetteer())
+
+
+def test_backtest_names_no_model_is_a_clear_error_and_default_means_the_default_model(tmp_path):
+    from forecast.catalog import make_model
+
+    result = CliRunner().invoke(main, ["backtest", "--panel", str(tmp_path / "p.parquet"), "--models", ",",
+                                       "--start", "2015-01", "--end", "2015-03", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1 and "names no model" in result.output and "Traceback" not in result.output
+    assert make_model("ensemble", members="zero, moving_average").member_names() == ("zero", "moving_average")
+    assert make_model("ensemble", members="zero").member_names() == ("zero",)

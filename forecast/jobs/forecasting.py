@@ -108,7 +108,10 @@ def backtest(panel_path: str | Path, *, models: str | Sequence[str], design: Bac
     ``params`` maps a model name to its hyperparameters. Every model and parameter is checked
     before any work starts.
     """
-    names = model_names(models)
+    names = [DEFAULT_MODEL if n == "default" else n for n in model_names(models)]
+    if not names:
+        raise ModelError(f"--models {models!r} names no model; give names such as zero,moving_average "
+                         "('forecast models' lists them, 'all' runs every one)")
     per_model = dict(params or {})
     stray = [m for m in per_model if m not in names]
     if stray:
