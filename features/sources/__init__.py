@@ -41,6 +41,7 @@ def read_events(
     gazetteer: Gazetteer | None = None,
     filters: EventFilters | None = None,
     encoding: str | None = None,
+    date_format: str | None = None,
 ) -> ReadResult:
     """Read one event file into the normalised event table and its quarantine.
 
@@ -56,6 +57,9 @@ def read_events(
         Date range, event types and actor substring to keep.
     encoding
         Text encoding when the file is neither UTF-8 nor UTF-16 with a BOM.
+    date_format
+        ``strftime`` form of the file's dates (e.g. ``%d/%m/%Y``); by default the form is
+        found among those the format's real exports use, and an ambiguous one is an error.
 
     Raises
     ------
@@ -78,4 +82,4 @@ def read_events(
                 f"unknown format {format!r}; choose one of {', '.join(FORMATS)}"
             ) from None
     check_required(path, columns, fmt)
-    return normalise_events(path, table, fmt, gazetteer, filters or EventFilters())
+    return normalise_events(path, table, fmt, gazetteer, filters or EventFilters(), date_format)
