@@ -72,3 +72,12 @@ def test_cli_date_format_option_reaches_the_reader_and_ambiguity_exits_cleanly(f
                                       "--date-format", "%d/%m/%Y"], catch_exceptions=False)
     assert built.exit_code == 0, built.output
     assert "dates read as %d/%m/%Y" in built.output
+
+
+def test_acled_hdx_monthly_aggregates_count_events_per_row_and_quarantine_bad_months(fixtures, gazetteer):
+    result = read_events(fixtures / "acled_hdx_admin1_monthly.csv", gazetteer=gazetteer)
+    assert result.format == "acled-hdx"
+    assert result.events["count"].tolist() == [12, 30, 25]
+    assert result.events["date"].tolist() == [pd.Timestamp("2020-01-31")] * 2 + [pd.Timestamp("2020-02-29")]
+    assert result.quarantine["reason"].tolist() == ["unparseable date 'Febuary 2020'"]
+    assert result.quarantine["row"].tolist() == [5]

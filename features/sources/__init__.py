@@ -13,6 +13,7 @@ from pathlib import Path
 from features.errors import DataError
 from features.gazetteer import Gazetteer, load_gazetteer
 from features.sources.acled import ACLED
+from features.sources.acled_hdx import ACLED_HDX
 from features.sources.base import (
     EVENT_COLUMNS,
     EventFilters,
@@ -29,7 +30,7 @@ from features.sources.ibc import IBC
 from features.sources.ucdp import UCDP_GED
 
 #: Formats by name, in detection order (the generic format, with the fewest columns, last).
-FORMATS: dict[str, SourceFormat] = {f.name: f for f in (UCDP_GED, ACLED, GTD, IBC, GENERIC)}
+FORMATS: dict[str, SourceFormat] = {f.name: f for f in (UCDP_GED, ACLED, ACLED_HDX, GTD, IBC, GENERIC)}
 
 __all__ = ["EVENT_COLUMNS", "FORMATS", "EventFilters", "ReadResult", "read_events"]
 
