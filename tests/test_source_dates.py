@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from features.errors import DataError
 from features.panel import quarantine_path
-from features.sources import read_events
+from features.sources import EventFilters, read_events
 from forecast import api
 from forecast.cli import main
 
@@ -81,3 +81,18 @@ def test_acled_hdx_monthly_aggregates_count_events_per_row_and_quarantine_bad_mo
     assert result.events["date"].tolist() == [pd.Timestamp("2020-01-31")] * 2 + [pd.Timestamp("2020-02-29")]
     assert result.quarantine["reason"].tolist() == ["unparseable date 'Febuary 2020'"]
     assert result.quarantine["row"].tolist() == [5]
+
+
+@pytest.mark.parametrize(
+    ("file", "actor"),
+    [
+        ("acled_pre2023_export_tool.csv", "Islamic State"),
+        ("gtd_export.csv", "Islamic State"),
+        ("gtd_export.csv", "ISIL"),
+        ("ucdp_ged_hdx.csv", "IS"),
+    ],
+)
+def test_actor_filter_keeps_islamic_state_under_each_sources_name(fixtures, gazetteer, file, actor):
+    result = read_events(fixtures / file, gazetteer=gazetteer, filters=EventFilters(actor=actor))
+    assert len(result.events) > 0
+    assert result.events["actors"].str.contains(r"Islamic State|\bIS\b|ISIL", regex=True).all()
