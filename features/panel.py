@@ -92,6 +92,30 @@ def events_to_panel(events: pd.DataFrame, units: Sequence[str], months: pd.Perio
     return panel
 
 
+class NoUsableEvents(DataError):
+    """No event survived reading and filtering; carries the quarantine so it can be written."""
+
+    def __init__(self, message: str, quarantine: pd.DataFrame) -> None:
+        super().__init__(message)
+        self.quarantine = quarantine
+
+
+def quarantine_digest(quarantine: pd.DataFrame, top: int = 4) -> str:
+    """Counts by reason kind and the most common offending reasons with their values.
+
+    For example ``9,029 x unparseable date '...' (most common: unparseable date
+    '31-Dec-20' x 9,029)``: what to fix first in a file that will not build.
+    """
+    if quarantine.empty:
+        return "none"
+    reasons = quarantine["reason"].astype(str)
+    # Values and row numbers differ from row to row: the kind is the reason without them.
+    kinds = reasons.str.replace(r"'[^']*'", "'...'", regex=True).str.replace(r"\d+", "N", regex=True)
+    by_kind = "; ".join(f"{n:,} x {k}" for k, n in kinds.value_counts().head(top).items())
+    common = "; ".join(f"{r} x {n:,}" for r, n in reasons.value_counts().head(top).items())
+    return f"{by_kind} (most common: {common})"
+
+
 def build_panel(
     results: Sequence[ReadResult],
     gazetteer: Gazetteer,
@@ -127,9 +151,10 @@ def build_panel(
     notes = [*gazetteer.notes, *(n for r in results for n in r.notes)]
     if events.empty:
         where = ", ".join(r.path for r in results)
-        raise DataError(
-            f"{where}: no usable events ({len(quarantine)} quarantined, "
-            f"{sum(r.filtered_out for r in results)} filtered out); nothing to build"
+        raise NoUsableEvents(
+            f"{where}: no usable events ({len(quarantine):,} quarantined, "
+            f"{sum(r.filtered_out for r in results):,} filtered out); nothing to build",
+            quarantine,
         )
 
     if coverage_end is None:
@@ -196,6 +221,7 @@ def build_panel(
                 "filtered_out": r.filtered_out,
                 "last_date": str(r.last_date.date()) if r.last_date is not None else None,
                 "filters": r.filters,
+                "date_form": r.date_form,
             }
             for r in results
         ],

@@ -79,6 +79,13 @@ GOOD = {
         "count": counts,
         "deaths": counts,
     },
+    "acled-hdx": {
+        "Admin1": spellings,
+        "Month": st.sampled_from(["January", "February", "Mar", "December"]),
+        "Year": st.integers(1997, 2030).map(str),
+        "Events": counts,
+        "Fatalities": counts,
+    },
 }
 assert set(GOOD) == set(FORMATS)
 
@@ -147,6 +154,7 @@ test_acled_reader_accounts_for_every_row_of_a_dirty_file = _fuzz_format("acled")
 test_gtd_reader_accounts_for_every_row_of_a_dirty_file = _fuzz_format("gtd")
 test_ibc_reader_accounts_for_every_row_of_a_dirty_file = _fuzz_format("ibc")
 test_generic_reader_accounts_for_every_row_of_a_dirty_file = _fuzz_format("generic")
+test_acled_hdx_reader_accounts_for_every_row_of_a_dirty_file = _fuzz_format("acled-hdx")
 
 
 @FUZZ
@@ -162,6 +170,7 @@ def test_arbitrary_bytes_are_rejected_cleanly_or_read(data, fmt):
 FIXTURE_FILES = {
     "ucdp": "ucdp_ged_hdx.csv", "acled": "acled_export.csv", "gtd": "gtd_export.csv",
     "ibc": "ibc_incidents.csv", "generic": "generic_events.csv",
+    "acled-hdx": "acled_hdx_admin1_monthly.csv",
 }
 
 

@@ -96,7 +96,7 @@ def test_forced_format_must_fit_the_columns(fixtures):
 
 
 def test_unknown_forced_format_lists_the_known_ones(fixtures):
-    with pytest.raises(DataError, match=r"unknown format 'cast'; choose one of ucdp, acled, gtd, ibc, generic"):
+    with pytest.raises(DataError, match=r"unknown format 'cast'; choose one of ucdp, acled, acled-hdx, gtd, ibc, generic"):
         read_events(fixtures / "ucdp_ged_hdx.csv", format="cast")
 
 
@@ -272,7 +272,7 @@ def test_mostly_ragged_file_is_rejected(tmp_path):
 def test_every_format_is_detected_from_its_own_fixture(fixtures):
     files = {
         "ucdp": "ucdp_ged_hdx.csv", "acled": "acled_export.csv", "gtd": "gtd_export.csv",
-        "ibc": "ibc_incidents.csv", "generic": "generic_events.csv",
+        "ibc": "ibc_incidents.csv", "generic": "generic_events.csv", "acled-hdx": "acled_hdx_admin1_monthly.csv",
     }
     assert set(files) == set(FORMATS)
     for name, file in files.items():

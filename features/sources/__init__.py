@@ -13,6 +13,7 @@ from pathlib import Path
 from features.errors import DataError
 from features.gazetteer import Gazetteer, load_gazetteer
 from features.sources.acled import ACLED
+from features.sources.acled_hdx import ACLED_HDX
 from features.sources.base import (
     EVENT_COLUMNS,
     EventFilters,
@@ -29,7 +30,7 @@ from features.sources.ibc import IBC
 from features.sources.ucdp import UCDP_GED
 
 #: Formats by name, in detection order (the generic format, with the fewest columns, last).
-FORMATS: dict[str, SourceFormat] = {f.name: f for f in (UCDP_GED, ACLED, GTD, IBC, GENERIC)}
+FORMATS: dict[str, SourceFormat] = {f.name: f for f in (UCDP_GED, ACLED, ACLED_HDX, GTD, IBC, GENERIC)}
 
 __all__ = ["EVENT_COLUMNS", "FORMATS", "EventFilters", "ReadResult", "read_events"]
 
@@ -41,6 +42,7 @@ def read_events(
     gazetteer: Gazetteer | None = None,
     filters: EventFilters | None = None,
     encoding: str | None = None,
+    date_format: str | None = None,
 ) -> ReadResult:
     """Read one event file into the normalised event table and its quarantine.
 
@@ -56,6 +58,9 @@ def read_events(
         Date range, event types and actor substring to keep.
     encoding
         Text encoding when the file is neither UTF-8 nor UTF-16 with a BOM.
+    date_format
+        ``strftime`` form of the file's dates (e.g. ``%d/%m/%Y``); by default the form is
+        found among those the format's real exports use, and an ambiguous one is an error.
 
     Raises
     ------
@@ -78,4 +83,4 @@ def read_events(
                 f"unknown format {format!r}; choose one of {', '.join(FORMATS)}"
             ) from None
     check_required(path, columns, fmt)
-    return normalise_events(path, table, fmt, gazetteer, filters or EventFilters())
+    return normalise_events(path, table, fmt, gazetteer, filters or EventFilters(), date_format)

@@ -25,6 +25,7 @@ import pandas as pd
 
 from features.errors import DataError
 from features.gazetteer import Gazetteer
+from features.sources.dates import parse_dates
 
 #: The normalised event table every reader returns (one row per event).
 EVENT_COLUMNS = ("event_id", "date", "unit", "count", "deaths", "event_type", "actors", "source")
@@ -78,6 +79,9 @@ class SourceFormat:
     event_type_aliases
         Extra spellings accepted by the event-type filter (e.g. UCDP's ``1`` for
         state-based violence).
+    date_forms
+        ``strftime`` formats the format's real exports use; when given, the form that reads
+        the file's dates is found (and reported), instead of ``date_format``.
     """
 
     name: str
@@ -87,6 +91,7 @@ class SourceFormat:
     stage: Callable[[pd.DataFrame], pd.DataFrame]
     date_format: str | None = None
     event_type_aliases: dict[str, str] = field(default_factory=dict)
+    date_forms: tuple[str, ...] = ()
 
     def matches(self, columns: Sequence[str]) -> bool:
         present = {c.strip().lower() for c in columns}
@@ -134,6 +139,8 @@ class ReadResult:
     #: Latest date among the usable events before filtering: how far the source reaches.
     last_date: pd.Timestamp | None = None
     filters: str = "none"
+    #: ``strftime`` form the dates were read with (found, or given with ``date_format``).
+    date_form: str = "%Y-%m-%d"
 
 
 # ----------------------------------------------------------------------------------------
@@ -311,6 +318,7 @@ def normalise_events(
     fmt: SourceFormat,
     gazetteer: Gazetteer,
     filters: EventFilters,
+    date_format: str | None = None,
 ) -> ReadResult:
     """Validate staged rows, map names to units, split usable rows from the quarantine."""
     # Index every frame by file row number: messages, quarantine and generated ids use it.
@@ -340,11 +348,8 @@ def normalise_events(
 
     # Dates
     date_text = staged["date"].str.strip()
-    dates = pd.to_datetime(date_text, format=fmt.date_format or "%Y-%m-%d", errors="coerce")
-    if fmt.date_format is None:
-        # ISO dates with a time part ("2014-01-24 00:00:00.000") are common in exports.
-        retry = dates.isna() & (date_text != "")
-        dates[retry] = pd.to_datetime(date_text[retry].str[:10], format="%Y-%m-%d", errors="coerce")
+    forms = fmt.date_forms or ((fmt.date_format,) if fmt.date_format else ())
+    dates, date_form = parse_dates(path, date_text, fmt.column_of.get("date", "date"), forms, date_format)
     flag(date_text == "", "date", "date is empty")
     flag(dates.isna(), "date", "unparseable date " + date_text.map(repr))
 
@@ -428,6 +433,7 @@ def normalise_events(
         notes=notes,
         last_date=events["date"].max() if len(events) else None,
         filters=filters.describe(),
+        date_form=date_form,
     )
 
 

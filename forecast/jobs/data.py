@@ -12,7 +12,8 @@ from tqdm import tqdm
 from features.covariates import read_covariates
 from features.errors import DataError
 from features.gazetteer import load_gazetteer
-from features.panel import PanelBuild, write_panel
+from features.atomic import write_atomically
+from features.panel import NoUsableEvents, PanelBuild, quarantine_digest, quarantine_path, write_panel
 from features.panel import build_panel as assemble_panel
 from features.sources import EventFilters, read_events
 from features.synthetic import SyntheticConfig, synthetic_gazetteer, write_sample
@@ -34,31 +35,47 @@ class BuiltPanel:
 def build_panel(*, events: Sequence[str | Path], out: str | Path, fmt: str | None = None,
                 covariates: str | Path | None = None, fill: str = "error", gazetteer: str | Path | None = None,
                 filters: EventFilters = EventFilters(), coverage_end: pd.Timestamp | None = None,
-                keep_incomplete: bool = False, encoding: str | None = None) -> BuiltPanel:
+                keep_incomplete: bool = False, encoding: str | None = None,
+                date_format: str | None = None) -> BuiltPanel:
     """Read event files (and covariates) and write the unit x month panel with its metadata and quarantine.
+
+    ``date_format`` (strftime, e.g. ``%d/%m/%Y``) says how the event files write dates
+    when their form is ambiguous.
 
     Raises
     ------
     features.errors.DataError
-        Naming the file, row and column of bad input; nothing is written then.
+        Naming the file, row and column of bad input; nothing is written then, except the
+        quarantine file when no event is usable (the message names it and its reasons).
     """
     if Path(out).suffix.lower() not in (".parquet", ".csv"):
         raise DataError(f"{out}: the panel must be written as .parquet or .csv")
     gaz = load_gazetteer(gazetteer)
     results = [
-        read_events(path, format=fmt, gazetteer=gaz, filters=filters, encoding=encoding)
+        read_events(path, format=fmt, gazetteer=gaz, filters=filters, encoding=encoding,
+                    date_format=date_format)
         for path in tqdm(events, desc="reading events", unit="file", disable=len(events) < 2)
     ]
     cov = None
     cov_notes: list[str] = []
     if covariates is not None:
         cov, cov_notes = read_covariates(covariates, gaz, encoding)
-    build = assemble_panel(
-        results, gaz, start=filters.start.to_period("M") if filters.start is not None else None,
-        end=filters.end.to_period("M") if filters.end is not None else None,
-        coverage_end=coverage_end, keep_incomplete=keep_incomplete, covariates=cov,
-        covariate_source=str(covariates) if covariates else None, fill=fill,
-    )
+    try:
+        build = assemble_panel(
+            results, gaz, start=filters.start.to_period("M") if filters.start is not None else None,
+            end=filters.end.to_period("M") if filters.end is not None else None,
+            coverage_end=coverage_end, keep_incomplete=keep_incomplete, covariates=cov,
+            covariate_source=str(covariates) if covariates else None, fill=fill,
+        )
+    except NoUsableEvents as exc:
+        if exc.quarantine.empty:
+            raise
+        # The quarantine is what the user needs to fix the file: write it even with no panel.
+        qpath = quarantine_path(out)
+        write_atomically({qpath: lambda tmp: exc.quarantine.to_csv(tmp, index=False)})
+        raise DataError(
+            f"{exc}. Reasons: {quarantine_digest(exc.quarantine)}. The quarantined rows are in {qpath}"
+        ) from None
     build.notes.extend(cov_notes)
     paths = write_panel(build, out)
     return BuiltPanel(build, paths)
@@ -82,15 +99,14 @@ def format_summary(build: PanelBuild, paths: dict[str, Path]) -> str:
         lines.append(
             f"source: {src['path']} ({src['format']}): {src['rows']:,} rows, {src['events']:,} events "
             f"used, {src['quarantined']:,} quarantined, {src['filtered_out']:,} filtered out "
-            f"(filters: {src['filters']})"
+            f"(filters: {src['filters']}; dates read as {src['date_form']})"
         )
     n_q = len(build.quarantine)
     if n_q:
-        # Group reasons by their kind: values and row numbers differ from row to row.
-        kinds = build.quarantine["reason"].str.replace(r"'[^']*'", "'...'", regex=True)
-        top = kinds.str.replace(r"\d+", "N", regex=True).value_counts().head(4)
-        reasons = "; ".join(f"{count:,} x {reason}" for reason, count in top.items())
-        lines.append(f"quarantined: {n_q:,} row(s) -> {paths['quarantine']} ({reasons})")
+        lines.append(f"quarantined: {n_q:,} row(s) -> {paths['quarantine']} ({quarantine_digest(build.quarantine)})")
+        rows = sum(src["rows"] for src in meta["sources"])
+        if n_q > rows / 2:
+            lines.append(f"warning: more than half of the {rows:,} rows were quarantined; see {paths['quarantine']}")
     else:
         lines.append("quarantined: 0 rows")
     if meta["events_outside_panel"]:
