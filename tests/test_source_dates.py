@@ -55,7 +55,7 @@ def test_nothing_usable_still_writes_the_quarantine_and_names_reasons(tmp_path):
     rows = "".join(f"IRQ{i},31st Dec 2020,Battles,Iraq,Baghdad,0\n" for i in range(5))
     events.write_text("event_id_cnty,event_date,event_type,country,admin1,fatalities\n" + rows, encoding="utf-8")
     out = tmp_path / "panel.parquet"
-    with pytest.raises(DataError, match=r"no usable events \(5 quarantined.*unparseable date '31st Dec 2020' x 5.*panel\.quarantine\.csv"):
+    with pytest.raises(DataError, match=r"no usable events \(5 quarantined.*unparseable date '31st Dec 2020' x 5.*panel\.parquet\.quarantine\.csv"):
         api.build_panel(events=[events], out=out)
     written = pd.read_csv(quarantine_path(out))
     assert len(written) == 5 and set(written["column"]) == {"event_date"}
