@@ -96,3 +96,23 @@ def test_actor_filter_keeps_islamic_state_under_each_sources_name(fixtures, gaze
     result = read_events(fixtures / file, gazetteer=gazetteer, filters=EventFilters(actor=actor))
     assert len(result.events) > 0
     assert result.events["actors"].str.contains(r"Islamic State|\bIS\b|ISIL", regex=True).all()
+
+
+def test_a_file_whose_rows_settle_day_first_reads_without_asking(tmp_path, gazetteer):
+    events = tmp_path / "acled_daymonth.csv"
+    events.write_text("event_id_cnty,event_date,event_type,country,admin1,fatalities\n"
+                      "IRQ1,03/04/2020,Battles,Iraq,Baghdad,0\n"
+                      "IRQ2,25/04/2020,Battles,Iraq,Baghdad,1\n", encoding="utf-8")
+    result = read_events(events, gazetteer=gazetteer)
+    assert result.date_form == "%d/%m/%Y"
+    assert list(result.events["date"]) == [pd.Timestamp("2020-04-03"), pd.Timestamp("2020-04-25")]
+
+
+def test_a_file_that_reads_both_ways_in_different_rows_stays_an_error(tmp_path, gazetteer):
+    events = tmp_path / "acled_mixed.csv"
+    events.write_text("event_id_cnty,event_date,event_type,country,admin1,fatalities\n"
+                      "IRQ1,03/04/2020,Battles,Iraq,Baghdad,0\n"
+                      "IRQ2,25/04/2020,Battles,Iraq,Baghdad,1\n"
+                      "IRQ3,04/25/2020,Battles,Iraq,Baghdad,1\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"acled_mixed.csv, column event_date: dates such as '03/04/2020' are ambiguous"):
+        read_events(events, gazetteer=gazetteer)

@@ -56,15 +56,26 @@ def parse_dates(
         retry = dates.isna() & (text != "")
         dates[retry] = pd.to_datetime(text[retry].str[:10], format="%Y-%m-%d", errors="coerce")
         return dates, "%Y-%m-%d"
-    for i, one in enumerate(forms):
-        for other in forms[i + 1 :]:
-            differ = parsed[one].notna() & parsed[other].notna() & (parsed[one] != parsed[other])
-            if differ.any():
-                sample = text[differ].iloc[0]
-                raise DataError(
-                    f"{path}, column {column}: dates such as {sample!r} are ambiguous ({one} or "
-                    f"{other}); say which with --date-format, e.g. --date-format '{one}'"
-                )
+    # A file is written in one form of each conflicting pair: when rows such as 13/04/2020 read
+    # in only one of them, the file settles the question and the other form is dropped. Only a
+    # file whose rows never tell the two apart (or contradict each other) is ambiguous.
+    forms = list(forms)
+    for one, other in [(a, b) for i, a in enumerate(forms) for b in forms[i + 1:]]:
+        if one not in forms or other not in forms:
+            continue
+        differ = parsed[one].notna() & parsed[other].notna() & (parsed[one] != parsed[other])
+        if not differ.any():
+            continue
+        only_one = (parsed[one].notna() & parsed[other].isna()).any()
+        only_other = (parsed[other].notna() & parsed[one].isna()).any()
+        if only_one != only_other:
+            forms.remove(other if only_one else one)
+            continue
+        sample = text[differ].iloc[0]
+        raise DataError(
+            f"{path}, column {column}: dates such as {sample!r} are ambiguous ({one} or "
+            f"{other}); say which with --date-format, e.g. --date-format '{one}'"
+        )
     dates = pd.Series(pd.NaT, index=text.index, dtype="datetime64[us]")
     used = []
     for form in forms:

@@ -104,7 +104,8 @@ def backup_sqlite(path: str | os.PathLike, dest: str | os.PathLike | None = None
 
 def rotate_backups(path: str | os.PathLike, keep: int) -> list[Path]:
     """Delete all but the newest ``keep`` backups of the ledger at ``path``; returns those deleted."""
-    old = backups_of(path)[: max(len(backups_of(path)) - keep, 0)]
+    existing = backups_of(path)
+    old = existing[: max(len(existing) - keep, 0)]
     for backup in old:
         backup.unlink(missing_ok=True)
     return old
