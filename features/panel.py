@@ -214,6 +214,7 @@ def build_panel(
             {
                 "path": r.path,
                 "format": r.format,
+                "dataset": r.dataset,
                 "sha256": file_sha256(r.path),
                 "rows": r.rows,
                 "events": int(len(r.events)),

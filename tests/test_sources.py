@@ -96,7 +96,7 @@ def test_forced_format_must_fit_the_columns(fixtures):
 
 
 def test_unknown_forced_format_lists_the_known_ones(fixtures):
-    with pytest.raises(DataError, match=r"unknown format 'cast'; choose one of ucdp, acled, acled-hdx, gtd, ibc, generic"):
+    with pytest.raises(DataError, match=r"unknown format 'cast'; choose one of ucdp, ucdp-candidate, acled, acled-hdx, gtd, ibc, generic"):
         read_events(fixtures / "ucdp_ged_hdx.csv", format="cast")
 
 
@@ -273,7 +273,61 @@ def test_every_format_is_detected_from_its_own_fixture(fixtures):
     files = {
         "ucdp": "ucdp_ged_hdx.csv", "acled": "acled_export.csv", "gtd": "gtd_export.csv",
         "ibc": "ibc_incidents.csv", "generic": "generic_events.csv", "acled-hdx": "acled_hdx_admin1_monthly.csv",
+        "ucdp-candidate": "ucdp_candidate/GEDEvent_v25_0_10.csv",
     }
     assert set(files) == set(FORMATS)
     for name, file in files.items():
         assert read_events(fixtures / file).format == name
+
+
+# ---------------------------------------------------------------------------------------
+# UCDP Candidate Events: GED's monthly preview, in GED's layout
+
+
+def test_a_candidate_release_is_told_from_ged_and_its_review_flags_are_reported(fixtures, gazetteer):
+    result = read_events(fixtures / "ucdp_candidate" / "GEDEvent_v25_0_10.csv", gazetteer=gazetteer)
+    assert result.format == "ucdp-candidate"
+    assert result.dataset == "UCDP Candidate Events"
+    assert _events(result) == [
+        ("7000101", "2025-10-03", "Anbar", 1, 2),
+        ("7000102", "2025-10-17", "Kirkuk", 1, 4),
+        ("7000103", "2025-10-29", "Diyala", 1, 1),
+    ]
+    assert "code_status" in result.notes[0]
+    assert "2 UCDP Candidate event(s) are still flagged for review" in result.notes[1]
+    assert "Check dyad x 1" in result.notes[1]
+    # Forcing the GED layout by name still finds the release it is.
+    assert read_events(fixtures / "ucdp_candidate" / "GEDEvent_v25_0_10.csv", format="ucdp").format == "ucdp-candidate"
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("GEDEvent_v25_0_9.csv", "ucdp-candidate"),
+        ("ucdp_candidate_2025-09.csv", "ucdp-candidate"),
+        ("GEDEvent_v25_1.csv", "ucdp"),
+        ("ged251.csv", "ucdp"),
+    ],
+)
+def test_without_code_status_the_release_name_tells_candidate_from_ged(fixtures, tmp_path, name, expected):
+    # The HDX GED fixture has no code_status column: only the file name can tell.
+    path = tmp_path / name
+    path.write_bytes((fixtures / "ucdp_ged_hdx.csv").read_bytes())
+    result = read_events(path)
+    assert result.format == expected
+    assert result.dataset == FORMATS[expected].label
+    said = [n for n in result.notes if "read as" in n]
+    if expected == "ucdp":
+        assert said == []
+    else:
+        assert len(said) == 1 and said[0].startswith(f"{name}: read as UCDP Candidate Events, not GED: its file name says so")
+
+
+def test_the_build_summary_and_metadata_name_the_ucdp_dataset(fixtures, tmp_path):
+    from forecast.api import build_panel
+
+    built = build_panel(events=[fixtures / "ucdp_candidate" / "GEDEvent_v25_0_10.csv"], out=tmp_path / "p.parquet",
+                        coverage_end=pd.Timestamp("2025-10-31"))
+    assert "(UCDP Candidate Events)" in built.summary()
+    assert built.build.metadata["sources"][0]["dataset"] == "UCDP Candidate Events"
+    assert built.build.metadata["sources"][0]["format"] == "ucdp-candidate"

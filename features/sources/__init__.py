@@ -27,10 +27,14 @@ from features.sources.base import (
 from features.sources.generic import GENERIC
 from features.sources.gtd import GTD
 from features.sources.ibc import IBC
-from features.sources.ucdp import UCDP_GED
+from features.sources.ucdp import UCDP_CANDIDATE, UCDP_GED, review_note, ucdp_variant
 
 #: Formats by name, in detection order (the generic format, with the fewest columns, last).
-FORMATS: dict[str, SourceFormat] = {f.name: f for f in (UCDP_GED, ACLED, ACLED_HDX, GTD, IBC, GENERIC)}
+#: UCDP Candidate Events share GED's columns: a file detected as GED is then told apart by
+#: :func:`~features.sources.ucdp.ucdp_variant`.
+FORMATS: dict[str, SourceFormat] = {
+    f.name: f for f in (UCDP_GED, UCDP_CANDIDATE, ACLED, ACLED_HDX, GTD, IBC, GENERIC)
+}
 
 __all__ = ["EVENT_COLUMNS", "FORMATS", "EventFilters", "ReadResult", "read_events"]
 
@@ -51,7 +55,9 @@ def read_events(
     path
         CSV file (or a .zip holding one CSV).
     format
-        One of :data:`FORMATS`; detected from the columns when None.
+        One of :data:`FORMATS`; detected from the columns when None. ``ucdp`` names the GED
+        layout: whether the file is GED or a Candidate Events release is then found from its
+        name and columns (``ucdp-candidate`` forces Candidate).
     gazetteer
         Units to map names onto (the bundled Iraq gazetteer when None).
     filters
@@ -83,4 +89,15 @@ def read_events(
                 f"unknown format {format!r}; choose one of {', '.join(FORMATS)}"
             ) from None
     check_required(path, columns, fmt)
-    return normalise_events(path, table, fmt, gazetteer, filters or EventFilters(), date_format)
+    variant_notes: list[str] = []
+    if fmt is UCDP_GED or fmt is UCDP_CANDIDATE:
+        if fmt is UCDP_GED:
+            fmt, why = ucdp_variant(path, columns)
+            if fmt is UCDP_CANDIDATE:
+                variant_notes.append(f"{path.name}: read as {fmt.label}, not GED: {why}")
+        flagged = review_note(table.frame.rename(columns=lambda c: c.strip().lower()))
+        if flagged:
+            variant_notes.append(f"{path.name}: {flagged}")
+    result = normalise_events(path, table, fmt, gazetteer, filters or EventFilters(), date_format)
+    result.notes[:0] = variant_notes
+    return result

@@ -141,6 +141,8 @@ class ReadResult:
     filters: str = "none"
     #: ``strftime`` form the dates were read with (found, or given with ``date_format``).
     date_form: str = "%Y-%m-%d"
+    #: The dataset the format names ("UCDP GED", "UCDP Candidate Events", ...).
+    dataset: str = ""
 
 
 # ----------------------------------------------------------------------------------------
@@ -434,6 +436,7 @@ def normalise_events(
         last_date=events["date"].max() if len(events) else None,
         filters=filters.describe(),
         date_form=date_form,
+        dataset=fmt.label,
     )
 
 

@@ -97,7 +97,7 @@ def format_summary(build: PanelBuild, paths: dict[str, Path]) -> str:
         )
     for src in meta["sources"]:
         lines.append(
-            f"source: {src['path']} ({src['format']}): {src['rows']:,} rows, {src['events']:,} events "
+            f"source: {src['path']} ({src.get('dataset') or src['format']}): {src['rows']:,} rows, {src['events']:,} events "
             f"used, {src['quarantined']:,} quarantined, {src['filtered_out']:,} filtered out "
             f"(filters: {src['filters']}; dates read as {src['date_form']})"
         )
