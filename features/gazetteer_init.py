@@ -168,7 +168,7 @@ def draft_gazetteer(
             group["countries"].add(row.country)
         group["events"] += int(row.events)
     draft.found.append(
-        f"{events}: {len(names)} distinct admin-1 spelling(s) in {int(names['events'].sum())} "
+        f"{events}: {len(names)} distinct admin-1 spelling(s) in {int(names['events'].sum()):,} "
         f"event(s), {len(groups)} after normalising"
     )
     if boundaries is None:

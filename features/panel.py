@@ -208,7 +208,8 @@ def build_panel(
         "incomplete_months": incomplete,
         "incomplete_months_kept": bool(keep_incomplete and incomplete),
         "units": gazetteer.names,
-        "gazetteer": gazetteer.path,
+        # Absolute, so that commands run from another folder find the same gazetteer.
+        "gazetteer": str(Path(gazetteer.path).resolve()),
         "gazetteer_notes": list(gazetteer.notes),
         "sources": [
             {
@@ -291,7 +292,9 @@ def write_panel(build: PanelBuild, path: str | Path) -> dict[str, Path]:
 def read_panel(path: str | Path, gazetteer: Gazetteer | None = None) -> tuple[pd.DataFrame, dict]:
     """Read and validate a panel file written by this tool or another.
 
-    Unit names may be any spelling the gazetteer knows; they come back canonical.
+    Unit names may be any spelling the gazetteer knows; they come back canonical. Without
+    ``gazetteer``, the one the panel was built with (its metadata's ``gazetteer`` path) is
+    used when that file is still there, else the bundled Iraq gazetteer.
     """
     path = Path(path)
     if not path.exists():
@@ -311,7 +314,37 @@ def read_panel(path: str | Path, gazetteer: Gazetteer | None = None) -> tuple[pd
         raise DataError(f"{path}: cannot read the panel ({exc})") from exc
     if not metadata and metadata_path(path).exists():
         metadata = json.loads(metadata_path(path).read_text(encoding="utf-8"))
+    if gazetteer is None:
+        gazetteer = recorded_gazetteer(metadata)
     return validate_panel(frame, source=str(path), gazetteer=gazetteer), metadata
+
+
+def recorded_gazetteer(metadata: dict) -> Gazetteer | None:
+    """The gazetteer a panel was built with (its metadata's ``gazetteer``), if the file is still there."""
+    recorded = metadata.get("gazetteer") if isinstance(metadata, dict) else None
+    if isinstance(recorded, str) and recorded and Path(recorded).is_file():
+        return load_gazetteer(recorded)
+    return None
+
+
+def panel_gazetteer(path: str | Path, gazetteer: str | Path | None = None) -> Gazetteer:
+    """``gazetteer`` when given, else the one panel ``path`` was built with, else the bundled one.
+
+    Reads only the panel's metadata (the Parquet schema or the ``.meta.json`` beside it).
+    """
+    if gazetteer is not None:
+        return load_gazetteer(gazetteer)
+    path = Path(path)
+    metadata: dict = {}
+    try:
+        if path.suffix.lower() == ".parquet" and path.is_file():
+            raw = (pq.read_schema(path).metadata or {}).get(_META_KEY)
+            metadata = json.loads(raw) if raw else {}
+        if not metadata and metadata_path(path).is_file():
+            metadata = json.loads(metadata_path(path).read_text(encoding="utf-8"))
+    except (pa.ArrowInvalid, ValueError):
+        metadata = {}  # read_panel reports an unreadable panel with its own message
+    return recorded_gazetteer(metadata) or load_gazetteer()
 
 
 def validate_panel(frame: pd.DataFrame, *, source: str = "panel", gazetteer: Gazetteer | None = None) -> pd.DataFrame:

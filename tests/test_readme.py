@@ -105,3 +105,31 @@ def test_readme_quickstart_runs_as_written_on_the_real_ucdp_data(tmp_path, share
     html = check_route("realdata", work, tmp_path, model="ucdp-incidents", vintage="2016-12",
                        report="outputs/ucdp-reports/2017-01.html")
     assert "UCDP" in html and "Synthetic demo data" not in html
+
+
+PRINTED = re.compile(r"<!-- printed: (?P<name>[\w-]+) -->\s*```text\n(?P<body>.*?)```", re.S)
+
+
+def printed(name: str) -> str:
+    """The README's ```text block after ``<!-- printed: NAME -->``."""
+    blocks = {m["name"]: m["body"] for m in PRINTED.finditer(README.read_text(encoding="utf-8"))}
+    assert name in blocks, f"README.md has no ```text block after <!-- printed: {name} -->"
+    return blocks[name]
+
+
+@pytest.mark.parametrize("name", ["acled", "country"])
+def test_the_acled_and_other_country_routes_print_what_the_readme_shows(tmp_path, name):
+    work = tmp_path / "repo"
+    work.mkdir()
+    commands = quickstart(name)
+    assert shlex.split(commands[0])[1:3] == ["data", "synthetic"], commands
+    done = run_as_written(commands, work, tmp_path)
+    # The synthetic file stands in for a download: what the README shows is what comes after.
+    shown = "".join(r.stdout for r in done[1:])
+    assert shown == printed(name), f"README's printed block for {name} is out of date; it prints:\n{shown}"
+    built = shlex.split(commands[-1])
+    panel, meta = read_panel(work / built[built.index("--out") + 1])
+    assert meta["sources"][0]["format"] == "acled"
+    assert meta["sources"][0]["date_form"] == "%d-%b-%y"
+    # The other country's panel is read with the gazetteer it was built with, found in its metadata.
+    assert panel["unit"].nunique() == (18 if name == "acled" else 12)

@@ -29,11 +29,14 @@ Modules (each imports only the ones above it)
 * :mod:`~features.synthetic.events`: dyads, ``adm_1`` spellings, the split of deaths among
   events, :func:`simulate_events`.
 * :mod:`~features.synthetic.sample`: :func:`write_sample` and the README it renders.
+* :mod:`~features.synthetic.layouts`: the events in ACLED's export layout
+  (:func:`to_acled_export`) and square boundaries for lattice units (:func:`lattice_boundaries`).
 """
 
 from features.synthetic.config import TRUE_EFFECTS, SyntheticConfig
 from features.synthetic.events import UCDP_GED_COLUMNS, simulate_events
 from features.synthetic.gazetteer import synthetic_gazetteer
+from features.synthetic.layouts import ACLED_EXPORT_COLUMNS, geojson_bytes, lattice_boundaries, to_acled_export
 from features.synthetic.process import (
     COVARIATE_COLUMNS,
     PANEL_COLUMNS,
@@ -43,6 +46,7 @@ from features.synthetic.process import (
 from features.synthetic.sample import SAMPLE_FILES, write_sample
 
 __all__ = [
+    "ACLED_EXPORT_COLUMNS",
     "COVARIATE_COLUMNS",
     "PANEL_COLUMNS",
     "SAMPLE_FILES",
@@ -52,6 +56,9 @@ __all__ = [
     "national_components",
     "simulate_events",
     "simulate_panel",
+    "geojson_bytes",
+    "lattice_boundaries",
     "synthetic_gazetteer",
+    "to_acled_export",
     "write_sample",
 ]

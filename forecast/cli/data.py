@@ -9,7 +9,7 @@ import click
 from features.covariates import FILL_POLICIES
 from features.sources import FORMATS, EventFilters
 from forecast.cli.common import date_option, user_errors
-from forecast.jobs.data import build_panel, make_synthetic
+from forecast.jobs.data import SYNTHETIC_LAYOUTS, build_panel, make_synthetic
 
 
 @click.group()
@@ -64,8 +64,10 @@ def data_build(events, fmt, covariates, fill, gazetteer, out, start, end, event_
               help="Number of synthetic units on a lattice (default: Iraq's 18 governorates).")
 @click.option("--start", default=None, help="First month (YYYY-MM).")
 @click.option("--end", default=None, help="Last month (YYYY-MM).")
-def data_synthetic(out_dir, seed, units, start, end) -> None:
+@click.option("--layout", type=click.Choice(SYNTHETIC_LAYOUTS), default="ucdp", show_default=True,
+              help="acled: also write the events as an ACLED export (acled_export_demo.csv).")
+def data_synthetic(out_dir, seed, units, start, end, layout) -> None:
     """Generate synthetic raw events (UCDP GED layout) and covariates with a known process."""
     with user_errors():
-        written = make_synthetic(out_dir, seed=seed, units=units, start=start, end=end)
+        written = make_synthetic(out_dir, seed=seed, units=units, start=start, end=end, layout=layout)
     click.echo(written.summary())

@@ -23,8 +23,12 @@ def quiet(line: str) -> None:
 
 
 def load_panel(path: str | Path, gazetteer: str | Path | None = None) -> tuple[pd.DataFrame, dict]:
-    """The panel file and its metadata, unit names checked against the gazetteer (default Iraq's)."""
-    return read_panel(Path(path), load_gazetteer(gazetteer))
+    """The panel file and its metadata, unit names checked against the gazetteer.
+
+    Without ``gazetteer``: the one the panel was built with, when its file is still there,
+    else the bundled Iraq gazetteer.
+    """
+    return read_panel(Path(path), load_gazetteer(gazetteer) if gazetteer is not None else None)
 
 
 def origin_in_panel(panel: pd.DataFrame, meta: dict, origin: pd.Period | str | None) -> pd.Period:

@@ -12,11 +12,19 @@ from tqdm import tqdm
 from features.covariates import read_covariates
 from features.errors import DataError
 from features.gazetteer import load_gazetteer
-from features.atomic import write_atomically
+from features.atomic import write_atomically, write_bytes_atomically
 from features.panel import NoUsableEvents, PanelBuild, quarantine_digest, quarantine_path, write_panel
 from features.panel import build_panel as assemble_panel
 from features.sources import EventFilters, read_events
-from features.synthetic import SyntheticConfig, synthetic_gazetteer, write_sample
+from features.synthetic import (
+    SyntheticConfig,
+    geojson_bytes,
+    lattice_boundaries,
+    simulate_events,
+    synthetic_gazetteer,
+    to_acled_export,
+    write_sample,
+)
 
 __all__ = ["BuiltPanel", "SyntheticFiles", "build_panel", "format_summary", "make_synthetic"]
 
@@ -133,13 +141,22 @@ class SyntheticFiles:
         return "\n".join(lines)
 
 
+#: Event layouts :func:`make_synthetic` writes besides GED's.
+SYNTHETIC_LAYOUTS = ("ucdp", "acled")
+
+
 def make_synthetic(out_dir: str | Path, *, seed: int | None = None, units: int | None = None,
-                   start: str | None = None, end: str | None = None) -> SyntheticFiles:
+                   start: str | None = None, end: str | None = None, layout: str = "ucdp") -> SyntheticFiles:
     """Synthetic raw events (UCDP GED layout) and covariates from the known process.
 
     ``units`` (default Iraq's 18 governorates) lays that many synthetic units on a lattice
-    and writes their gazetteer beside the events.
+    and writes their gazetteer, and their square boundaries as ``boundaries.geojson``
+    (geoBoundaries properties), beside the events. ``layout="acled"`` also writes the same
+    events as an ACLED export (``acled_export_demo.csv``: the pre-2023 export-tool columns,
+    ``31-Dec-20`` dates, ACLED's governorate spellings).
     """
+    if layout not in SYNTHETIC_LAYOUTS:
+        raise DataError(f"unknown layout {layout!r}; choose one of {', '.join(SYNTHETIC_LAYOUTS)}")
     out_dir = Path(out_dir)
     changes = {k: v for k, v in {"seed": seed, "start": start, "end": end}.items() if v is not None}
     config = replace(SyntheticConfig(), **changes)
@@ -152,5 +169,12 @@ def make_synthetic(out_dir: str | Path, *, seed: int | None = None, units: int |
         frame.to_csv(gaz_path, index=False)
         gaz = load_gazetteer(gaz_path)
         paths["gazetteer"] = gaz_path
+        paths["boundaries"] = out_dir / "boundaries.geojson"
+        write_bytes_atomically({paths["boundaries"]: geojson_bytes(lattice_boundaries(frame))})
     paths.update(write_sample(out_dir, config=config, gazetteer=gaz))
+    if layout == "acled":
+        events, _ = simulate_events(config, gaz)
+        acled = to_acled_export(events, gaz or load_gazetteer())
+        paths["events (ACLED layout)"] = out_dir / "acled_export_demo.csv"
+        write_bytes_atomically({paths["events (ACLED layout)"]: acled.to_csv(index=False, lineterminator="\n").encode("utf-8")})
     return SyntheticFiles(paths, units)

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from features.atomic import write_atomically
-from features.gazetteer import load_gazetteer
+from features.panel import panel_gazetteer
 from forecast.catalog import make_model
 from forecast.jobs.common import Echo, JobError, load_panel, month_strings, origin_in_panel, quiet
 from forecast.scenario import (
@@ -58,7 +58,7 @@ def run_scenario_files(panel_path: str | Path, *, model: str, scenario_files: Se
     runs are tracked; a tracking failure then is a :class:`JobError` that says so.
     """
     model_params = dict(params or {})
-    gaz = load_gazetteer(gazetteer)
+    gaz = panel_gazetteer(panel_path, gazetteer)
     scenarios = [load_scenario(f, gaz) for f in scenario_files]
     make_model(model, **model_params)
     panel, meta = load_panel(panel_path, gazetteer)

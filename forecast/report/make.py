@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.gazetteer import load_gazetteer
-from features.panel import read_panel
+from features.panel import panel_gazetteer, read_panel
 from forecast.catalog import BENCHMARKS, DEFAULT_MODEL, make_model
 from forecast.evaluation.backtest import (
     BacktestDesign, default_covariates, forecast_at, history_at, run_backtest,
@@ -154,7 +153,7 @@ def make_report(
     params = dict(params or {})
     if registry_model is not None and params:
         raise ReportError("hyperparameters apply to a model fitted here, not to a registry model")
-    gaz = load_gazetteer(gazetteer)
+    gaz = panel_gazetteer(panel_path, gazetteer)
     panel, meta = read_panel(panel_path, gaz)
     origin = pd.Period(meta.get("vintage") or panel["month"].max(), freq="M")
     if origin not in set(panel["month"]):

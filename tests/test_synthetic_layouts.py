@@ -1,0 +1,81 @@
+"""The synthetic events in ACLED's export layout, and square boundaries for lattice units."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from features.gazetteer import load_gazetteer
+from features.gazetteer_init import draft_gazetteer
+from features.errors import DataError
+from features.panel import build_panel, read_panel, write_panel
+from features.sources import read_events
+from features.synthetic import ACLED_EXPORT_COLUMNS, SyntheticConfig, synthetic_gazetteer
+from forecast.api import make_synthetic
+
+CONFIG = dict(start="2022-01", end="2023-12")
+
+
+@pytest.fixture(scope="module")
+def iraq_files(tmp_path_factory):
+    return make_synthetic(tmp_path_factory.mktemp("iraq"), layout="acled", **CONFIG).paths
+
+
+def _panel(path, gazetteer=None):
+    gaz = gazetteer or load_gazetteer()
+    result = read_events(path, gazetteer=gaz)
+    assert result.quarantine.empty, result.quarantine.head()
+    return build_panel([result], gaz, coverage_end=pd.Timestamp("2023-12-31")).panel
+
+
+def test_the_acled_layout_holds_the_same_events_in_acleds_words(iraq_files):
+    acled = iraq_files["events (ACLED layout)"]
+    raw = pd.read_csv(acled, dtype=str, keep_default_na=False)
+    assert tuple(raw.columns) == ACLED_EXPORT_COLUMNS
+    # The export tool's dates and ACLED's own spellings, not the gazetteer's names.
+    assert raw["event_date"].str.fullmatch(r"\d{2}-[A-Z][a-z]{2}-\d{2}").all()
+    assert {"Sala al-Din", "Thi-Qar", "Missan"} <= set(raw["admin1"])
+    assert set(raw["event_type"]) <= {"Battles", "Explosions/Remote violence", "Violence against civilians"}
+    read = read_events(acled)
+    assert read.format == "acled" and read.date_form == "%d-%b-%y"
+    # Same units, months, incidents and deaths as the GED-layout file.
+    ged, via_acled = _panel(iraq_files["events"]), _panel(acled)
+    pd.testing.assert_frame_equal(ged, via_acled)
+    assert via_acled["incidents"].sum() > 0
+
+
+def test_lattice_boundaries_draft_the_lattice_gazetteer_back(tmp_path):
+    files = make_synthetic(tmp_path, units=12, layout="acled", **CONFIG).paths
+    collection = json.loads(files["boundaries"].read_text(encoding="utf-8"))
+    assert [f["properties"]["shapeName"] for f in collection["features"]] == [f"Unit {i:04d}" for i in range(1, 13)]
+    draft = draft_gazetteer(files["events (ACLED layout)"], boundaries=files["boundaries"])
+    drafted = draft.units.set_index("name")["neighbours"].map(lambda s: sorted(s.split("|")) if s else [])
+    lattice = synthetic_gazetteer(12, seed=SyntheticConfig().seed).set_index("unit_id")
+    name_of = synthetic_gazetteer(12).set_index("unit_id")["name"]
+    expected = lattice["neighbours"].map(lambda s: sorted(name_of[i] for i in s.split("|")))
+    expected.index = expected.index.map(name_of)
+    # Shared edges, never shared corners: the drafted neighbours are the lattice's rook neighbours.
+    assert drafted.sort_index().to_dict() == expected.sort_index().to_dict()
+
+
+def test_a_panel_is_read_back_with_the_gazetteer_it_was_built_with(tmp_path):
+    files = make_synthetic(tmp_path, units=12, layout="acled", **CONFIG).paths
+    gaz = load_gazetteer(files["gazetteer"])
+    build = build_panel([read_events(files["events (ACLED layout)"], gazetteer=gaz)], gaz,
+                        coverage_end=pd.Timestamp("2023-12-31"))
+    out = tmp_path / "p.parquet"
+    write_panel(build, out)
+    panel, meta = read_panel(out)  # no gazetteer given: the recorded one is used
+    assert sorted(panel["unit"].unique()) == sorted(gaz.names)
+    files["gazetteer"].unlink()
+    with pytest.raises(DataError, match="unknown governorate 'Unit 0001'"):
+        read_panel(out)  # gone: the bundled Iraq gazetteer, which does not know these units
+
+
+def test_an_unknown_layout_is_refused(tmp_path):
+    from forecast.api import USER_ERRORS
+
+    with pytest.raises(USER_ERRORS, match="unknown layout 'gtd'; choose one of ucdp, acled"):
+        make_synthetic(tmp_path, layout="gtd")
