@@ -79,8 +79,8 @@ def build_panel(*, events: Sequence[str | Path], out: str | Path, fmt: str | Non
         if exc.quarantine.empty:
             raise
         # The quarantine is what the user needs to fix the file: write it even with no panel.
-        qpath = quarantine_path(out)
-        write_atomically({qpath: lambda tmp: exc.quarantine.to_csv(tmp, index=False)})
+        qpath, quarantine = quarantine_path(out), exc.quarantine
+        write_atomically({qpath: lambda tmp: quarantine.to_csv(tmp, index=False)})
         raise DataError(
             f"{exc}. Reasons: {quarantine_digest(exc.quarantine)}. The quarantined rows are in {qpath}"
         ) from None
