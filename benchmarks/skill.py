@@ -106,10 +106,10 @@ def climatology(panel: pd.DataFrame, target: str, frame: pd.DataFrame) -> np.nda
     return np.where(np.isnan(out), pooled, out)
 
 
-def summarise(bt: pd.DataFrame, panel: pd.DataFrame, target: str) -> list[dict]:
+def summarise(bt: pd.DataFrame, panel: pd.DataFrame, target: str, model: str = DEFAULT_MODEL) -> list[dict]:
     bt = add_references(bt.loc[bt["y"].notna()], panel, target=target)
     bt = bt.assign(crps=crps(bt), cov50=coverage_50(bt), cov90=coverage_90(bt), brier=brier(bt))
-    default = bt[bt["model"] == DEFAULT_MODEL].copy()
+    default = bt[bt["model"] == model].copy()
     p_clim = climatology(panel, target, default)
     event = (default["y"].to_numpy() > default["threshold"].to_numpy()).astype(float)
     default["brier_clim"] = (p_clim - event) ** 2
@@ -122,7 +122,7 @@ def summarise(bt: pd.DataFrame, panel: pd.DataFrame, target: str) -> list[dict]:
             model_crps = d["crps"].mean()
             bench_means = bt[bt["model"].isin(bench.columns)].groupby("model")["crps"].mean()
         else:
-            model_crps = by_h.loc[h, DEFAULT_MODEL]
+            model_crps = by_h.loc[h, model]
             bench_means = bench.loc[h]
         best = bench_means.idxmin()
         national = d.groupby(["origin", "month"])[["mean", "y"]].sum()
@@ -137,19 +137,19 @@ def summarise(bt: pd.DataFrame, panel: pd.DataFrame, target: str) -> list[dict]:
     return rows
 
 
-def full_history(panel, target, start, end, step, jobs) -> pd.DataFrame:
+def full_history(panel, target, start, end, step, jobs, model=DEFAULT_MODEL) -> pd.DataFrame:
     design = BacktestDesign(start=pd.Period(start, "M"), end=pd.Period(end, "M"), step=step, horizon=HORIZON)
-    return run_backtest(panel, factories([*BENCHMARKS, DEFAULT_MODEL]), design, target=target, covariates=[],
+    return run_backtest(panel, factories([*BENCHMARKS, model]), design, target=target, covariates=[],
                         n_jobs=jobs, progress=False)
 
 
-def short_history(panel, target, start, end, step, months, jobs) -> pd.DataFrame:
+def short_history(panel, target, start, end, step, months, jobs, model=DEFAULT_MODEL) -> pd.DataFrame:
     """Each origin backtested on the panel cut to its last ``months`` months before the origin."""
     frames = []
     for origin in pd.period_range(start, end, freq="M")[::step]:
         cut = panel[panel["month"] > origin - months]
         design = BacktestDesign(start=origin, end=origin, horizon=HORIZON)
-        frames.append(run_backtest(cut, factories([*BENCHMARKS, DEFAULT_MODEL]), design, target=target,
+        frames.append(run_backtest(cut, factories([*BENCHMARKS, model]), design, target=target,
                                    covariates=[], n_jobs=jobs, progress=False))
     return pd.concat(frames, ignore_index=True)
 
@@ -162,6 +162,7 @@ def main(argv=None) -> int:
     parser.add_argument("--short", default="12,21", help="history cuts in months for the short variants ('' for none)")
     parser.add_argument("--step", type=int, default=1, help="months between origins (full histories)")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="model to judge (default: the default model)")
     parser.add_argument("--quick", action="store_true", help="every sixth origin, report window, no short variants")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "skill.json")
     args = parser.parse_args(argv)
@@ -181,16 +182,16 @@ def main(argv=None) -> int:
             runs += [(f"short{m}", *SOURCES[source]["windows"]["report"], 3, m) for m in shorts]
             for window, start, end, every, cut in runs:
                 began = time.perf_counter()
-                bt = (full_history(panel, target, start, end, every, args.jobs) if cut is None
-                      else short_history(panel, target, start, end, every, cut, args.jobs))
-                rows = summarise(bt, panel, target)
+                bt = (full_history(panel, target, start, end, every, args.jobs, args.model) if cut is None
+                      else short_history(panel, target, start, end, every, cut, args.jobs, args.model))
+                rows = summarise(bt, panel, target, args.model)
                 seconds = time.perf_counter() - began
-                print(f"\n{source} {target} {window} ({start}..{end}, every {every} month(s), {seconds:.0f} s)")
+                print(f"\n{args.model}: {source} {target} {window} ({start}..{end}, every {every} month(s), {seconds:.0f} s)")
                 print(header)
                 for r in rows:
                     print(f"{source:6} {target:9} {window:10} {str(r['horizon']):>3} {r['ratio']:6.3f} {r['best']:15} "
                           f"{r['cov50']:6.3f} {r['cov90']:6.3f} {r['mean_over_actual']:8.3f} {r['bss']:7.3f} {r['n']:6d}")
-                    results.append({"source": source, "target": target, "window": window, "start": start, "end": end,
+                    results.append({"model": args.model, "source": source, "target": target, "window": window, "start": start, "end": end,
                                     "step": every, "history_months": cut, "seconds": round(seconds, 1), **r})
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".json.tmp")
