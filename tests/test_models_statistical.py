@@ -72,11 +72,18 @@ def test_ets_all_zero_unit_predicts_zero_and_is_recorded(small):
     assert "no events" in model.fallbacks_["Duhok"]
 
 
-def test_ets_short_history_falls_back_to_a_log_scale_random_walk(small):
-    model = ETS(n_samples=100).fit(until(small, "2010-12"))
-    assert all("random walk" in model.fallbacks_[u] for u in SMALL_UNITS if u in model.fallbacks_)
+def test_ets_short_history_falls_back_to_its_recent_months_resampled(small):
+    history = until(small, "2010-12")
+    model = ETS(n_samples=2000).fit(history)
+    assert all("months resampled" in model.fallbacks_[u] for u in SMALL_UNITS if u in model.fallbacks_)
     assert "12 months" in model.fallbacks_["Anbar"]
-    assert len(model.predict(2)) == 2 * len(SMALL_UNITS)
+    out = model.predict(6)
+    assert len(out) == 6 * len(SMALL_UNITS)
+    # No drift: every horizon's mean is the mean of the recent months (to sampling error),
+    # where a log-scale random walk's back-transformed mean grew with the horizon.
+    recent = history[history["unit"] == "Anbar"].sort_values("month")["y"].tail(12).mean()
+    anbar = out[out["unit"] == "Anbar"]["mean"].to_numpy()
+    np.testing.assert_allclose(anbar, recent, rtol=0.15)
 
 
 def test_ets_update_keeps_parameters_and_moves_the_origin(small):
