@@ -26,7 +26,9 @@ from forecast.catalog import make_model
 from forecast.report import (
     ReportError, ReportInputs, ReportWarning, find_previous_report, read_report_data, render_report, write_report,
 )
-from forecast.report.content import fmt_count, fmt_signed
+from forecast.report.aggregate import national_total
+from forecast.report.content import fmt_count, fmt_interval, fmt_signed, watch_rule
+from forecast.report.tiers import tier_scale
 from forecast.schema import FORECAST_COLUMNS, QUANTILE_COLUMNS
 
 SECTIONS = ("headline", "map", "ranking", "fan-charts", "skill", "method")
@@ -115,38 +117,45 @@ def test_every_governorate_appears_in_map_table_and_fan_charts(page, panel):
         assert f"<strong>{unit}</strong>" in table
         assert f"<figcaption>{unit} " in charts
         assert f">{unit}</text>" in figure_map
-    rows = re.findall(r"<tr>\s*<td>(\d+)</td>", table)
+    rows = re.findall(r"<tr[^>]*>\s*<td>(\d+)</td>", table)
     assert rows == [str(i) for i in range(1, panel["unit"].nunique() + 1)]
 
 
-def test_tier_escalation_and_trend_definitions_are_shown_in_words(page):
+def test_tier_escalation_and_trend_definitions_are_shown_in_words(page, panel):
     method = text_of(section(page, "method"))
-    assert escalation.tier_definition("incidents", "governorate") in method
+    scale = tier_scale(panel, panel["month"].max())
+    assert scale.definition("governorate") in method
     assert escalation.escalation_definition("incidents", "governorate") in method
     assert escalation.trend_definition("incidents") in method
+    assert watch_rule("governorate") in method
     legend = text_of(section(page, "map"))
-    for name, words in escalation.tier_ranges("incidents"):
+    for name, words in scale.ranges():
         assert f"{name}: {words}" in legend
 
 
-def test_headline_numbers_are_those_of_the_forecast_and_never_say_will(page, inputs, panel):
+def test_headline_numbers_are_those_of_the_aggregated_distribution_and_never_say_will(page, inputs, panel):
     fc = inputs.forecast
-    first = fc[fc["horizon"] == 1]
-    nat = first[["q05", "q50", "q95"]].sum()
+    # The national figures, computed here independently of the page: the expected total is the sum of
+    # the means; median and interval come from the joint draws with the backtest's dependence.
+    nat = national_total(fc, backtest=inputs.backtest, model=inputs.model).table
+    assert nat["mean"].iloc[0] == pytest.approx(fc[fc["horizon"] == 1]["mean"].sum())
     headline = text_of(section(page, "headline"))
-    assert f"median forecast is {fmt_count(nat['q50'])} " in headline
-    assert f"January 2017 (90% interval {fmt_count(nat['q05'])}–{fmt_count(nat['q95'])})" in headline
-    last = fc[fc["horizon"] == HORIZON][["q05", "q50", "q95"]].sum()
-    assert f"{fmt_count(last['q50'])} incidents in June 2017 (90% interval " \
-           f"{fmt_count(last['q05'])}–{fmt_count(last['q95'])})" in headline
-    # The governorate with the highest escalation probability, computed here independently, leads the list.
-    threshold = escalation.escalation_threshold(panel, panel["month"].max())
-    p = escalation.exceedance_probability(fc[list(QUANTILE_COLUMNS)].to_numpy(), threshold.reindex(fc["unit"]).to_numpy())
-    top = fc.assign(p=p).groupby("unit")["p"].max().sort_values(ascending=False, kind="stable").index[0]
+    first, last = nat.iloc[0], nat.iloc[-1]
+    assert (f"about {fmt_count(first['mean'])} incidents are expected in January 2017, with a median of "
+            f"{fmt_count(first['q50'])} (90% interval {fmt_interval(first['q05'], first['q95'])})") in headline
+    assert (f"about {fmt_count(last['mean'])} incidents are expected in June 2017, with a median of "
+            f"{fmt_count(last['q50'])} (90% interval {fmt_interval(last['q05'], last['q95'])})") in headline
+    # The table's national row shows the same figures.
+    total = text_of(section(page, "ranking").split("<tfoot>")[1])
+    assert f"{fmt_count(first['mean'])} {fmt_count(first['q50'])} ({fmt_interval(first['q05'], first['q95'])})" in total
+    # The watch list is the rows the table marks, in the table's order: the top 3, then rising ones.
+    table = section(page, "ranking")
+    marked = re.findall(r'<tr class="watch">\s*<td>\d+</td>\s*<td class="text"><strong>([^<]+)</strong>', table)
     focus = section(page, "headline").split('<ul class="focus">')[1]
-    assert focus.index(f"<strong>{top}</strong>") == min(focus.index(f"<strong>{u}</strong>")
-                                                          for u in panel["unit"].unique() if f"<strong>{u}</strong>" in focus)
-    assert 3 <= focus.count("<li>") <= 5
+    listed = re.findall(r"<strong>([^<]+)</strong>", focus)
+    assert listed == marked and 3 <= len(listed) <= 5
+    ranked = re.findall(r'<tr[^>]*>\s*<td>\d+</td>\s*<td class="text"><strong>([^<]+)</strong>', table)
+    assert ranked[:3] == listed[:3]
     assert not re.search(r"\bwill\b", headline, re.IGNORECASE)
     assert "2016-12" in headline and "December 2016" in headline
 
@@ -210,7 +219,8 @@ def evil(tmp_path_factory):
     gaz = load_gazetteer(path)
     months = pd.period_range("2012-01", "2016-12", freq="M")
     rng = np.random.default_rng(7)
-    rows = [{"unit": u, "month": m, "incidents": int(rng.poisson(3 + 2 * k)), "deaths": 0,
+    # The script-named unit is the busiest, so it is on the watch list too.
+    rows = [{"unit": u, "month": m, "incidents": int(rng.poisson(9 - 2 * k)), "deaths": 0,
              "us_troops": 1000.0 + i} for k, u in enumerate(gaz.names) for i, m in enumerate(months)]
     panel = validate_panel(pd.DataFrame(rows), gazetteer=gaz)
     forecast = fit_forecast(panel, months[-1], horizon=3)
