@@ -241,7 +241,8 @@ def make_report(
     result = None
     if scenarios:
         say(f"report: projecting {len(scenarios)} scenario file(s)")
-        result = run_scenarios_fitted(fitted, history, scenarios, horizon, seed=0, target=target, name=name)
+        result = run_scenarios_fitted(fitted, history, scenarios, horizon, seed=0, target=target, name=name,
+                                      staleness=(meta.get("covariates") or {}).get("staleness"))
 
     previous = find_previous_report(out.parent, origin, target=target, exclude=out)
     provenance = {"members": model_members(fitted), "git_commit": git_commit(), "panel_path": Path(panel_path).name,
