@@ -30,7 +30,7 @@ from forecast.report.render import write_report
 from forecast.scenario import load_scenario, run_scenarios_fitted
 from forecast.tracking import resolve_tracking_uri
 
-__all__ = ["backtest_design", "git_commit", "make_report", "model_members"]
+__all__ = ["backtest_design", "git_commit", "make_report", "model_members", "report_backtest"]
 
 #: Months of history before the first backtest origin, so every model has something to fit.
 MIN_BACKTEST_HISTORY = 24
@@ -53,6 +53,27 @@ def backtest_design(first: pd.Period, origin: pd.Period, horizon: int, months: i
         return None
     n_origins = len(pd.period_range(start, end, freq="M"))
     return BacktestDesign(start=start, end=end, horizon=horizon, refit_every=n_origins)
+
+
+def report_backtest(panel: pd.DataFrame, model, name: str, origin: pd.Period, horizon: int, months: int, *,
+                    target: str = "incidents", n_jobs: int | None = None, say: Callable[[str], None] | None = None
+                    ) -> pd.DataFrame | None:
+    """The report's backtest of a fitted ``model`` (a fresh copy of its specification) and the benchmarks.
+
+    Origins from :func:`backtest_design`; None when ``months`` is 0 or the panel is too short.
+    Used by the scheduled refresh, whose report then has an accuracy section too.
+    """
+    design = backtest_design(panel["month"].min(), origin, horizon, months) if months else None
+    if design is None:
+        return None
+    spec = model.get_params()
+    factories = {name: (lambda cls=type(model), spec=spec: cls(**spec)),
+                 **{b: (lambda b=b: make_model(b)) for b in BENCHMARKS if b != name}}
+    covariates = list(getattr(model, "covariates_", None) or default_covariates(panel))
+    if say:
+        say(f"report: backtesting {name} and {len(factories) - 1} benchmarks over {len(design.origins())} origins")
+    jobs = n_jobs if n_jobs is not None else min(2, os.cpu_count() or 1)
+    return run_backtest(panel, factories, design, target=target, covariates=covariates, n_jobs=jobs)
 
 
 def _same_history(a: pd.DataFrame, b: pd.DataFrame) -> bool:
