@@ -399,6 +399,25 @@ def test_cli_writes_the_report_for_the_demo_panel(demo_panel, tmp_path):
         assert f"<strong>{unit}</strong>" in section(page, "ranking")
 
 
+def test_cli_reports_deaths_with_their_own_tiers_and_file_name(demo_panel, tmp_path, monkeypatch):
+    from features.panel import read_panel
+
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("--panel", demo_panel, "--model", "moving_average", "--horizon", 3, "--backtest-months", 0,
+                     "--target", "deaths")
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "reports" / "2025-01-deaths.html"  # beside, not over, the incidents report
+    page = out.read_text(encoding="utf-8")
+    assert "<h1>Deaths forecast by governorate: Iraq</h1>" in page
+    data = read_report_data(out)
+    panel, _ = read_panel(demo_panel)
+    assert data["target"] == "deaths"
+    assert data["tier_bounds"] == pytest.approx(list(tier_scale(panel, panel["month"].max(), "deaths").bounds))
+    assert "deaths a month expected" in text_of(section(page, "map"))
+    bad = run_cli("--panel", demo_panel, "--target", "fatalities")
+    assert bad.exit_code == 2 and "'fatalities' is not one of 'incidents', 'deaths'" in bad.output
+
+
 @pytest.mark.parametrize(("args", "code", "message"), [
     (("--model", "zero", "--registry-model", "x@champion"), 2, "not both"),
     (("--model", "movng_average"), 1, "did you mean moving_average"),

@@ -223,3 +223,11 @@ def test_a_panel_build_with_a_long_fill_warns_and_records_it(fixtures):
     quiet = assemble_panel([events], gaz, covariates=cov, covariate_source="cov.csv", fill="ffill",
                            fill_warn_months=n_months)
     assert not any(n.startswith("warning:") for n in quiet.notes)
+
+
+def test_a_gazetteer_without_countries_gives_a_title_without_a_trailing_colon():
+    from forecast.report.view import report_title
+
+    assert report_title("incidents", "unit", set()) == "Incidents forecast by unit"
+    assert report_title("incidents", "unit", {""}) == "Incidents forecast by unit"
+    assert report_title("deaths", "governorate", {"Iraq"}) == "Deaths forecast by governorate: Iraq"

@@ -207,7 +207,8 @@ def make_report(
     if origin not in set(panel["month"]):
         origin = panel["month"].max()
     panel = panel.loc[panel["month"] <= origin].reset_index(drop=True)
-    out = Path(out) if out is not None else Path("reports") / f"{origin + 1}.html"
+    default_name = f"{origin + 1}.html" if target == "incidents" else f"{origin + 1}-{target}.html"
+    out = Path(out) if out is not None else Path("reports") / default_name
     if out.suffix.lower() not in (".html", ".htm"):
         raise ReportError(f"{out}: a report is written as .html")
     geo = _load_geojson(geojson, gaz) if geojson is not None else None
