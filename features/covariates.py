@@ -223,16 +223,32 @@ def covariate_staleness(covariates: pd.DataFrame, months: pd.PeriodIndex, *, fil
 
 
 def staleness_warnings(staleness: dict[str, dict], *, limit: int = FILL_WARN_MONTHS) -> list[str]:
-    """A warning for every covariate filled for more than ``limit`` months in a row."""
+    """A warning for every covariate filled for more than ``limit`` months in a row.
+
+    The stretch after the last observation comes first: it is what a forecast at the end of
+    the panel is given as the covariate's current value.
+    """
     out = []
     for name, info in staleness.items():
         if info["fill"] == "left empty" or info["longest_fill"] <= limit:
             continue
-        longest = max(info["filled"], key=lambda r: len(pd.period_range(r[0], r[1], freq="M")))
+        runs = [(a, b, len(pd.period_range(a, b, freq="M"))) for a, b in info["filled"]]
+        long = [r for r in runs if r[2] > limit]
+        last = info["last_observed"]
+        trailing = [r for r in long if last is None or pd.Period(r[0], freq="M") > pd.Period(last, freq="M")]
+        parts = []
+        if trailing:
+            a, b, n = trailing[-1]
+            parts.append(f"for the last {n} months of the panel, {a}..{b}, after its last observation "
+                         f"({last or 'none'})")
+        earlier = [r for r in long if r not in trailing[-1:]]
+        if earlier:
+            a, b, n = max(earlier, key=lambda r: r[2])
+            parts.append(f"for {n} months in a row earlier, {a}..{b}"
+                         + (f" (and {len(earlier) - 1} more stretch(es) over {limit} months)" if len(earlier) > 1 else ""))
         out.append(
-            f"warning: covariate {name!r} is filled ({info['fill']}) for {info['longest_fill']} months in a row, "
-            f"{longest[0]}..{longest[1]}, past the limit of {limit}; last observed "
-            f"{info['last_observed'] or 'never'}. Filled values are not data: a model sees the same "
-            "value carried on (or 0), and a scenario that moves it moves a number nobody recorded"
+            f"warning: covariate {name!r} is filled ({info['fill']}) " + "; and ".join(parts) + f", past the limit of "
+            f"{limit} months. Filled values are not data: a model sees the same value carried on (or 0), and a "
+            "scenario that moves it moves a number nobody recorded"
         )
     return out

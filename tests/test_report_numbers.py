@@ -203,8 +203,9 @@ def test_staleness_records_the_last_observed_month_and_the_filled_stretches():
     assert strikes["filled_months"] == 7 and strikes["longest_fill"] == 6
     warnings = staleness_warnings(info, limit=3)
     assert len(warnings) == 2  # both run out in 2008-06
-    assert warnings[0].startswith("warning: covariate 'coalition_strikes' is filled (ffill-zero) for 6 months")
-    assert "2008-07..2008-12" in warnings[0] and "last observed 2008-06" in warnings[0]
+    assert warnings[0].startswith("warning: covariate 'coalition_strikes' is filled (ffill-zero) for the last 6 "
+                                  "months of the panel, 2008-07..2008-12, after its last observation (2008-06), "
+                                  "past the limit of 3 months")
     assert staleness_warnings(info, limit=6) == []
 
 

@@ -228,12 +228,14 @@ def covariate_chart(title: str, unit_label: str, history: pd.Series, forecast_mo
         chart.add("rect", x=_num(chart.x(max(i0 - 1, 0))), y=_num(chart.top),
                   width=_num(max(chart.x(i1) - chart.x(max(i0 - 1, 0)), 2)), height=_num(chart.plot_h),
                   fill="#e9e4f0", stroke="none")
-        chart.add("text", "filled, not recorded", x=_num((chart.x(max(i0 - 1, 0)) + chart.x(i1)) / 2),
-                  y=_num(chart.top + 10), class_="note", text_anchor="middle")
+        if chart.x(i1) - chart.x(max(i0 - 1, 0)) >= 100:  # label only stretches wide enough to hold it
+            chart.add("text", "filled, not recorded", x=_num((chart.x(max(i0 - 1, 0)) + chart.x(i1)) / 2),
+                      y=_num(chart.top + 24), class_="note", text_anchor="middle")
     chart.shade(n_h - 1, len(months) - 1, "held at last value" if held else "forecast months")
     chart.grid(unit_label)
     observed = np.where(is_filled, np.nan, values)
-    chart.line(list(range(n_h)), observed, HISTORY, width=1.4)
+    # Points mark the recorded months (a month recorded alone between filled ones is a point, not a line).
+    chart.line(list(range(n_h)), observed, HISTORY, width=1.4, points=bool(is_filled.any()))
     if is_filled.any():
         # The filled values, dotted, joined to the observation they were carried from.
         join = is_filled | np.roll(is_filled, -1) & ~is_filled

@@ -34,7 +34,7 @@ STEP = 1.5
 def _fmt(value: float) -> str:
     if value >= 9.95:
         return f"{value:,.0f}"
-    return f"{value:.1f}".rstrip("0").rstrip(".")
+    return f"{value:.3g}"  # 0.75, 1.12, 8.1: a bound is not rounded onto its neighbour
 
 
 @dataclass(frozen=True)
