@@ -76,6 +76,10 @@ def check_route(name: str, work: Path, tmp_path: Path, *, model: str, vintage: s
     assert meta["vintage"] == vintage, meta
     assert "us_troops" in panel.columns
     assert f"data vintage: {vintage}" in build.stdout
+    if name == "realdata":  # the README says the long fill of the 2008 airstrike counts is warned and recorded
+        assert ("warning: covariate 'coalition_strikes' is filled (ffill-zero) for the last 102 months of the "
+                "panel, 2008-07..2016-12, after its last observation (2008-06)") in build.stdout
+        assert meta["covariates"]["staleness"]["coalition_strikes"]["last_observed"] == "2008-06"
 
     # experiment run --register, then promote: version 1 becomes the first champion
     assert f"registered {model} version 1" in experiment.stdout
@@ -105,3 +109,5 @@ def test_readme_quickstart_runs_as_written_on_the_real_ucdp_data(tmp_path, share
     html = check_route("realdata", work, tmp_path, model="ucdp-incidents", vintage="2016-12",
                        report="outputs/ucdp-reports/2017-01.html")
     assert "UCDP" in html and "Synthetic demo data" not in html
+    assert "filled, not recorded" in html and "Coalition airstrikes (<code>coalition_strikes</code>): last " \
+        "recorded 2008-06, 102 months before the data vintage" in html

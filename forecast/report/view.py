@@ -12,7 +12,7 @@ from forecast.evaluation.backtest import default_covariates
 from forecast.report import charts
 from forecast.report.accuracy import backtest_summary, ledger_summary
 from forecast.report.content import (
-    HISTORY_MONTHS, change_since_previous, covariate_label, headline, outlook, watch_rule,
+    HISTORY_MONTHS, WATCH_RISING, WATCH_TOP, change_since_previous, covariate_label, headline, outlook, watch_rule,
 )
 from forecast.report.fmt import fmt_month, fmt_range
 from forecast.report.inputs import REPORT_DATA_ID, REPORT_DATA_VERSION, ReportInputs
@@ -175,6 +175,7 @@ def report_context(inputs: ReportInputs, *, version: str) -> dict:
         "tier_definition": out.tiers.definition(unit_word),
         "escalation_definition": escalation.escalation_definition(target, unit_word),
         "trend_definition": escalation.trend_definition(target), "watch_rule": watch_rule(unit_word),
+        "watch_top": WATCH_TOP, "watch_rising": WATCH_RISING,
         "national_definition": out.national.describe(unit_word), "national": out.national.table,
         "fans": fans, "national_covariates": national_cov, "held": held, "history_months": HISTORY_MONTHS,
         "backtest": backtest, "score_figure": score_fig, "ledger": ledger, "skill": skill, "record": record,
