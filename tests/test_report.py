@@ -561,3 +561,14 @@ def test_scenario_section_from_real_scenario_files_in_chromium(browser, demo_pan
         part.screenshot(path=str(ARTIFACTS / "report-scenarios.png"))
     finally:
         seen.page.close()
+
+
+def test_a_panel_with_counts_by_type_gets_the_split_table(inputs):
+    panel = inputs.panel.assign(incidents_state_based=inputs.panel["incidents"] // 2,
+                                incidents_one_sided=inputs.panel["incidents"] - inputs.panel["incidents"] // 2)
+    page = render_report(ReportInputs(panel=panel, meta=META, forecast=inputs.forecast, model="moving_average"))
+    part = section(page, "ranking")
+    assert 'id="type-split"' in part and "an allocation, not a forecast of each type" in text_of(part)
+    assert '<td class="text">state based</td>' in part and '<td class="text">one sided</td>' in part
+    assert "no type recorded" not in part  # the two types cover every incident
+    assert 'id="type-split"' not in render_report(inputs)

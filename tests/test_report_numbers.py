@@ -232,3 +232,27 @@ def test_a_gazetteer_without_countries_gives_a_title_without_a_trailing_colon():
     assert report_title("incidents", "unit", set()) == "Incidents forecast by unit"
     assert report_title("incidents", "unit", {""}) == "Incidents forecast by unit"
     assert report_title("deaths", "governorate", {"Iraq"}) == "Deaths forecast by governorate: Iraq"
+
+
+def test_the_split_by_type_allocates_each_units_expected_count_in_its_own_recent_mix():
+    from forecast.report.split import type_split
+
+    months = pd.period_range("2016-01", "2016-12", freq="M")
+    rows = []
+    for m in months:
+        # a: 3 state-based + 1 one-sided a month; b: 2 one-sided; c: nothing; a has 1 untyped event too.
+        rows.append({"unit": "a", "month": m, "incidents": 5, "incidents_state_based": 3, "incidents_one_sided": 1})
+        rows.append({"unit": "b", "month": m, "incidents": 2, "incidents_state_based": 0, "incidents_one_sided": 2})
+        rows.append({"unit": "c", "month": m, "incidents": 0, "incidents_state_based": 0, "incidents_one_sided": 0})
+    panel = pd.DataFrame(rows)
+    split = type_split(panel, months[-1], pd.Series({"a": 10.0, "b": 4.0, "c": 7.0}), "incidents")
+    got = {r["type"]: r for r in split["rows"]}
+    # a's mix 3/5, 1/5, 1/5 of 10; b's 0, 1, 0 of 4; c recorded none: the national mix (36, 36, 12 of 84).
+    assert got["state based"]["expected"] == pytest.approx(6 + 0 + 7 * 36 / 84)
+    assert got["one sided"]["expected"] == pytest.approx(2 + 4 + 7 * 36 / 84)
+    assert got["no type recorded"]["expected"] == pytest.approx(2 + 0 + 7 * 12 / 84)
+    assert sum(r["expected"] for r in split["rows"]) == pytest.approx(21)
+    assert got["state based"]["recent"] == pytest.approx(3) and got["one sided"]["share"] == pytest.approx(36 / 84)
+    assert "an allocation, not a forecast of each type" in split["text"]
+    assert type_split(panel.drop(columns=["incidents_state_based", "incidents_one_sided"]), months[-1],
+                      pd.Series({"a": 1.0}), "incidents") is None

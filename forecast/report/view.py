@@ -18,6 +18,7 @@ from forecast.report.fmt import fmt_month, fmt_range
 from forecast.report.inputs import REPORT_DATA_ID, REPORT_DATA_VERSION, ReportInputs
 from forecast.report.scenario_view import scenario_view
 from forecast.report.sources import source_notes
+from forecast.report.split import type_split
 from forecast.report.track import accuracy_over_time, escalation_skill, last_forecast
 from forecast.schema import FORECAST_COLUMNS, QUANTILE_COLUMNS
 
@@ -183,6 +184,7 @@ def report_context(inputs: ReportInputs, *, version: str) -> dict:
         "first_month": out.months[0], "last_month": out.months[-1], "recent_first": out.origin - 2,
         "staleness": _staleness(inputs.meta, out.origin),
         "vintage_warning": vintage_warning(inputs.meta.get("vintage"), issued, out.months[0], out.months[-1]),
+        "split": type_split(inputs.panel, out.origin, out.units.set_index("unit")["expected"], target),
         "provenance": {key: (inputs.provenance or {}).get(key) for key in PROVENANCE_KEYS},
         "data": _report_data(inputs, out, issued), "data_id": REPORT_DATA_ID,
         "colours": {"forecast": charts.FORECAST, "history": charts.HISTORY, "threshold": charts.THRESHOLD},
