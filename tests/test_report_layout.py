@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 
 from browser import ARTIFACTS, browser, visit  # noqa: F401  (browser is a fixture)
@@ -102,6 +103,11 @@ def test_every_pdf_page_has_the_running_header_and_footer(written):
             assert "Incidents forecast by governorate: Iraq, January–June 2017" in text, f"page {i + 1}"
             assert "Data vintage 2016-12" in text and f"Page {i + 1} of {n}" in text, f"page {i + 1}"
             assert "SYNTHETIC" not in text  # not demo data: no synthetic flag
+            if i < n - 1:  # no half-blank page: the body's ink reaches past 60% of every page but the last
+                image = np.asarray(pdf[i].render(scale=0.5).to_pil().convert("L"))
+                body = image[int(0.06 * len(image)):int(0.94 * len(image))]
+                inked = np.flatnonzero((body < 200).any(axis=1))
+                assert inked.max() / len(body) > 0.6, f"page {i + 1} is half blank"
     finally:
         pdf.close()
 
