@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from browser import ARTIFACTS, browser, visit  # noqa: F401  (browser is a fixture)
+from browser import ARTIFACTS, visit  # the browser fixture comes from conftest.py
 from features.gazetteer import load_gazetteer
 from features.panel import validate_panel
 from features.synthetic import synthetic_gazetteer

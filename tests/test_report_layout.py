@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 
-from browser import ARTIFACTS, browser, visit  # noqa: F401  (browser is a fixture)
+from browser import ARTIFACTS, visit  # the browser fixture comes from conftest.py
 from forecast.catalog import make_model
 from forecast.evaluation.backtest import BacktestDesign, forecast_at, history_at, run_backtest
 from forecast.report import ReportInputs, write_report
