@@ -171,3 +171,84 @@ def attach_covariates(
                 f"{shown}; {hint}"
             )
     return merged
+
+
+#: Longest run of filled months (after the last observation, or between two) before the build warns.
+FILL_WARN_MONTHS = 3
+
+
+def _runs(months: list[pd.Period]) -> list[tuple[pd.Period, pd.Period]]:
+    """Consecutive stretches ``(first, last)`` of sorted months."""
+    runs: list[list[pd.Period]] = []
+    for m in months:
+        if runs and m == runs[-1][1] + 1:
+            runs[-1][1] = m
+        else:
+            runs.append([m, m])
+    return [(a, b) for a, b in runs]
+
+
+def covariate_staleness(covariates: pd.DataFrame, months: pd.PeriodIndex, *, fill: str) -> dict[str, dict]:
+    """Per covariate: its last observed month and the panel months that have no observation.
+
+    ``covariates`` is :func:`read_covariates` output; ``months`` the panel's months. A month
+    counts as observed when the file gives a value for it (for every unit, when the file has
+    a ``unit`` column). The other months are filled by the fill policy (or left empty under
+    ``keep``): recorded as stretches ``[first, last]`` so a report can mark them, and so that
+    a value carried forward for years is never mistaken for data.
+
+    Returns
+    -------
+    dict
+        ``{column: {"last_observed": "YYYY-MM" | None, "filled": [["YYYY-MM", "YYYY-MM"], ...],
+        "filled_months": int, "longest_fill": int, "fill": policy}}``
+    """
+    names = [c for c in covariates.columns if c not in ("month", "unit")]
+    out: dict[str, dict] = {}
+    n_units = covariates["unit"].nunique() if "unit" in covariates else 1
+    for name in names:
+        have = covariates.loc[covariates[name].notna()]
+        counts = have.groupby("month").size() if len(have) else pd.Series(dtype=int)
+        observed = set(counts.index[counts >= n_units]) & set(months)
+        missing = [m for m in months if m not in observed]
+        runs = _runs(missing)
+        out[name] = {
+            "last_observed": str(max(observed)) if observed else None,
+            "filled": [[str(a), str(b)] for a, b in runs],
+            "filled_months": len(missing),
+            "longest_fill": max((len(pd.period_range(a, b, freq="M")) for a, b in runs), default=0),
+            "fill": "left empty" if fill == "keep" else fill,
+        }
+    return out
+
+
+def staleness_warnings(staleness: dict[str, dict], *, limit: int = FILL_WARN_MONTHS) -> list[str]:
+    """A warning for every covariate filled for more than ``limit`` months in a row.
+
+    The stretch after the last observation comes first: it is what a forecast at the end of
+    the panel is given as the covariate's current value.
+    """
+    out = []
+    for name, info in staleness.items():
+        if info["fill"] == "left empty" or info["longest_fill"] <= limit:
+            continue
+        runs = [(a, b, len(pd.period_range(a, b, freq="M"))) for a, b in info["filled"]]
+        long = [r for r in runs if r[2] > limit]
+        last = info["last_observed"]
+        trailing = [r for r in long if last is None or pd.Period(r[0], freq="M") > pd.Period(last, freq="M")]
+        parts = []
+        if trailing:
+            a, b, n = trailing[-1]
+            parts.append(f"for the last {n} months of the panel, {a}..{b}, after its last observation "
+                         f"({last or 'none'})")
+        earlier = [r for r in long if r not in trailing[-1:]]
+        if earlier:
+            a, b, n = max(earlier, key=lambda r: r[2])
+            parts.append(f"for {n} months in a row earlier, {a}..{b}"
+                         + (f" (and {len(earlier) - 1} more stretch(es) over {limit} months)" if len(earlier) > 1 else ""))
+        out.append(
+            f"warning: covariate {name!r} is filled ({info['fill']}) " + "; and ".join(parts) + f", past the limit of "
+            f"{limit} months. Filled values are not data: a model sees the same value carried on (or 0), and a "
+            "scenario that moves it moves a number nobody recorded"
+        )
+    return out

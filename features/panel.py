@@ -28,7 +28,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.atomic import write_atomically
-from features.covariates import attach_covariates, parse_months
+from features.covariates import (
+    FILL_WARN_MONTHS, attach_covariates, covariate_staleness, parse_months, staleness_warnings,
+)
 from features.errors import DataError
 from features.gazetteer import Gazetteer, load_gazetteer
 from features.sources.base import ReadResult
@@ -127,6 +129,7 @@ def build_panel(
     covariates: pd.DataFrame | None = None,
     covariate_source: str | None = None,
     fill: str = "error",
+    fill_warn_months: int = FILL_WARN_MONTHS,
 ) -> PanelBuild:
     """Turn read event files (and optional covariates) into a validated panel.
 
@@ -144,6 +147,8 @@ def build_panel(
     covariates, covariate_source, fill
         Covariate frame from :func:`features.covariates.read_covariates`, its file name
         for messages, and the fill policy.
+    fill_warn_months
+        A covariate filled for more months in a row than this gets a warning in the notes.
     """
     events = pd.concat([r.events for r in results], ignore_index=True)
     quarantine = pd.concat([r.quarantine for r in results], ignore_index=True)
@@ -198,7 +203,11 @@ def build_panel(
             "columns": [c for c in covariates.columns if c not in ("month", "unit")],
             "scope": "unit" if "unit" in covariates else "national",
             "fill": fill,
+            # Last observed month and filled stretches per covariate, so nothing shows filled values as data.
+            "staleness": covariate_staleness(covariates, months, fill=fill),
+            "fill_warn_months": fill_warn_months,
         }
+        notes.extend(staleness_warnings(cov_meta["staleness"], limit=fill_warn_months))
 
     metadata = {
         "vintage": str(vintage if last >= vintage else last),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from browser import browser  # noqa: F401  (one session-wide Chromium for every test module that needs it)
 from features.gazetteer import load_gazetteer
 
 ROOT = Path(__file__).resolve().parent.parent

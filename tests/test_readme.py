@@ -76,6 +76,10 @@ def check_route(name: str, work: Path, tmp_path: Path, *, model: str, vintage: s
     assert meta["vintage"] == vintage, meta
     assert "us_troops" in panel.columns
     assert f"data vintage: {vintage}" in build.stdout
+    if name == "realdata":  # the README says the long fill of the 2008 airstrike counts is warned and recorded
+        assert ("warning: covariate 'coalition_strikes' is filled (ffill-zero) for the last 102 months of the "
+                "panel, 2008-07..2016-12, after its last observation (2008-06)") in build.stdout
+        assert meta["covariates"]["staleness"]["coalition_strikes"]["last_observed"] == "2008-06"
 
     # experiment run --register, then promote: version 1 becomes the first champion
     assert f"registered {model} version 1" in experiment.stdout
@@ -88,6 +92,9 @@ def check_route(name: str, work: Path, tmp_path: Path, *, model: str, vintage: s
     assert f"{model} version 1 (champion)" in html
     for unit in GOVERNORATES:
         assert unit in html
+    if name == "realdata":  # ... and the report draws the filled months as filled, not as data
+        assert "filled, not recorded" in html and "Coalition airstrikes (<code>coalition_strikes</code>): last " \
+            "recorded 2008-06, 102 months before the data vintage" in html
     return html
 
 

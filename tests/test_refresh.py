@@ -86,13 +86,13 @@ def champion(tmp_path_factory) -> str:
 
 
 def write_config(folder: Path, uri: str, *, end: str | None = "2024-10", name: str = CHAMPION, extra_model: str = "",
-                 ledger: str | None = None, tracking: str = "", events: str | None = None) -> Path:
+                 ledger: str | None = None, tracking: str = "", events: str | None = None, outputs: str = "") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     events = events or f'"{EVENTS}"'
     lines = ["[data]", f"events = {events}", 'format = "ucdp"', f'covariates = "{COVARIATES}"',
              'coverage_end = "2024-12"', *([f'end = "{end}"'] if end else []),
              "[model]", f'name = "{name}"', f"horizon = {HORIZON}", extra_model,
-             "[outputs]", 'dir = "out"', *([f'ledger = "{ledger}"'] if ledger else []),
+             "[outputs]", 'dir = "out"', *([f'ledger = "{ledger}"'] if ledger else []), outputs,
              "[tracking]", f'uri = "{uri}"', tracking]
     path = folder / "refresh.toml"
     path.write_text("\n".join(lines) + "\n")
@@ -183,6 +183,10 @@ def test_a_new_month_grows_the_ledger_and_scores_the_earlier_forecasts(cycle, ch
     # The previous report is left exactly as it was; the new one sits beside it.
     assert files["reports/2024-10.html"] == states["forced"][1]["reports/2024-10.html"]
     assert "reports/2024-11.html" in files
+    # The new report says how the last issue did: its forecast for November against what was recorded.
+    report = (folder / "out" / "reports" / "2024-11.html").read_text()
+    assert 'id="misses-table"' in report and "The last forecast issued one month ahead" in report
+    assert 'id="timeline-table"' in report and "for November 2024" in report
 
     panel = pd.read_parquet(folder / "out" / "panel.parquet")
     november = panel.loc[panel["month"] == "2024-11"].set_index("unit")["incidents"]
@@ -199,6 +203,19 @@ def test_a_new_month_grows_the_ledger_and_scores_the_earlier_forecasts(cycle, ch
     assert metrics["past_scored"] == UNITS
     assert metrics["past_crps"] == pytest.approx(known["crps"].mean())
     assert set(metrics) >= {"past_crps_h1", "past_mae_h1", "past_coverage90_h1"}
+
+
+def test_the_report_backtest_key_adds_the_accuracy_section_to_the_refresh_report(champion, tmp_path):
+    config = write_config(tmp_path, champion, end="2024-10", outputs="report_backtest_months = 3")
+    assert load_config(config).outputs.report_backtest_months == 3
+    assert run_refresh(config).status == "refreshed"
+    report = (tmp_path / "out" / "reports" / "2024-10.html").read_text()
+    assert "No backtest was run for this report" not in report
+    assert 'id="score-table"' in report and "3 forecast origins" in report
+    assert 'id="escalation-skill"' in report and "never escalates" in report
+    bad = write_config(tmp_path / "bad", champion, outputs="report_backtest_months = -1")
+    with pytest.raises(ConfigError, match=r"\[outputs\] key 'report_backtest_months': must be a whole number >= 0, got -1"):
+        load_config(bad)
 
 
 def test_ledger_show_and_score_print_what_was_issued_and_how_it_did(cycle):

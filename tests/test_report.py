@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from browser import ARTIFACTS, browser, visit  # noqa: F401  (browser is a fixture)
+from browser import ARTIFACTS, visit  # the browser fixture comes from conftest.py
 from features.gazetteer import load_gazetteer
 from features.panel import validate_panel
 from features.synthetic import synthetic_gazetteer
@@ -26,7 +26,9 @@ from forecast.catalog import make_model
 from forecast.report import (
     ReportError, ReportInputs, ReportWarning, find_previous_report, read_report_data, render_report, write_report,
 )
-from forecast.report.content import fmt_count, fmt_signed
+from forecast.report.aggregate import national_total
+from forecast.report.content import fmt_count, fmt_interval, fmt_signed, watch_rule
+from forecast.report.tiers import tier_scale
 from forecast.schema import FORECAST_COLUMNS, QUANTILE_COLUMNS
 
 SECTIONS = ("headline", "map", "ranking", "fan-charts", "skill", "method")
@@ -115,38 +117,45 @@ def test_every_governorate_appears_in_map_table_and_fan_charts(page, panel):
         assert f"<strong>{unit}</strong>" in table
         assert f"<figcaption>{unit} " in charts
         assert f">{unit}</text>" in figure_map
-    rows = re.findall(r"<tr>\s*<td>(\d+)</td>", table)
+    rows = re.findall(r"<tr[^>]*>\s*<td>(\d+)</td>", table)
     assert rows == [str(i) for i in range(1, panel["unit"].nunique() + 1)]
 
 
-def test_tier_escalation_and_trend_definitions_are_shown_in_words(page):
+def test_tier_escalation_and_trend_definitions_are_shown_in_words(page, panel):
     method = text_of(section(page, "method"))
-    assert escalation.tier_definition("incidents", "governorate") in method
+    scale = tier_scale(panel, panel["month"].max())
+    assert scale.definition("governorate") in method
     assert escalation.escalation_definition("incidents", "governorate") in method
     assert escalation.trend_definition("incidents") in method
+    assert watch_rule("governorate") in method
     legend = text_of(section(page, "map"))
-    for name, words in escalation.tier_ranges("incidents"):
+    for name, words in scale.ranges():
         assert f"{name}: {words}" in legend
 
 
-def test_headline_numbers_are_those_of_the_forecast_and_never_say_will(page, inputs, panel):
+def test_headline_numbers_are_those_of_the_aggregated_distribution_and_never_say_will(page, inputs, panel):
     fc = inputs.forecast
-    first = fc[fc["horizon"] == 1]
-    nat = first[["q05", "q50", "q95"]].sum()
+    # The national figures, computed here independently of the page: the expected total is the sum of
+    # the means; median and interval come from the joint draws with the backtest's dependence.
+    nat = national_total(fc, backtest=inputs.backtest, model=inputs.model).table
+    assert nat["mean"].iloc[0] == pytest.approx(fc[fc["horizon"] == 1]["mean"].sum())
     headline = text_of(section(page, "headline"))
-    assert f"median forecast is {fmt_count(nat['q50'])} " in headline
-    assert f"January 2017 (90% interval {fmt_count(nat['q05'])}–{fmt_count(nat['q95'])})" in headline
-    last = fc[fc["horizon"] == HORIZON][["q05", "q50", "q95"]].sum()
-    assert f"{fmt_count(last['q50'])} incidents in June 2017 (90% interval " \
-           f"{fmt_count(last['q05'])}–{fmt_count(last['q95'])})" in headline
-    # The governorate with the highest escalation probability, computed here independently, leads the list.
-    threshold = escalation.escalation_threshold(panel, panel["month"].max())
-    p = escalation.exceedance_probability(fc[list(QUANTILE_COLUMNS)].to_numpy(), threshold.reindex(fc["unit"]).to_numpy())
-    top = fc.assign(p=p).groupby("unit")["p"].max().sort_values(ascending=False, kind="stable").index[0]
+    first, last = nat.iloc[0], nat.iloc[-1]
+    assert (f"about {fmt_count(first['mean'])} incidents are expected in January 2017, with a median of "
+            f"{fmt_count(first['q50'])} (90% interval {fmt_interval(first['q05'], first['q95'])})") in headline
+    assert (f"about {fmt_count(last['mean'])} incidents are expected in June 2017, with a median of "
+            f"{fmt_count(last['q50'])} (90% interval {fmt_interval(last['q05'], last['q95'])})") in headline
+    # The table's national row shows the same figures.
+    total = text_of(section(page, "ranking").split("<tfoot>")[1])
+    assert f"{fmt_count(first['mean'])} {fmt_count(first['q50'])} ({fmt_interval(first['q05'], first['q95'])})" in total
+    # The watch list is the rows the table marks, in the table's order: the top 3, then rising ones.
+    table = section(page, "ranking")
+    marked = re.findall(r'<tr class="watch">\s*<td>\d+</td>\s*<td class="text"><strong>([^<]+)</strong>', table)
     focus = section(page, "headline").split('<ul class="focus">')[1]
-    assert focus.index(f"<strong>{top}</strong>") == min(focus.index(f"<strong>{u}</strong>")
-                                                          for u in panel["unit"].unique() if f"<strong>{u}</strong>" in focus)
-    assert 3 <= focus.count("<li>") <= 5
+    listed = re.findall(r"<strong>([^<]+)</strong>", focus)
+    assert listed == marked and 3 <= len(listed) <= 5
+    ranked = re.findall(r'<tr[^>]*>\s*<td>\d+</td>\s*<td class="text"><strong>([^<]+)</strong>', table)
+    assert ranked[:3] == listed[:3]
     assert not re.search(r"\bwill\b", headline, re.IGNORECASE)
     assert "2016-12" in headline and "December 2016" in headline
 
@@ -210,7 +219,8 @@ def evil(tmp_path_factory):
     gaz = load_gazetteer(path)
     months = pd.period_range("2012-01", "2016-12", freq="M")
     rng = np.random.default_rng(7)
-    rows = [{"unit": u, "month": m, "incidents": int(rng.poisson(3 + 2 * k)), "deaths": 0,
+    # The script-named unit is the busiest, so it is on the watch list too.
+    rows = [{"unit": u, "month": m, "incidents": int(rng.poisson(9 - 2 * k)), "deaths": 0,
              "us_troops": 1000.0 + i} for k, u in enumerate(gaz.names) for i, m in enumerate(months)]
     panel = validate_panel(pd.DataFrame(rows), gazetteer=gaz)
     forecast = fit_forecast(panel, months[-1], horizon=3)
@@ -389,6 +399,25 @@ def test_cli_writes_the_report_for_the_demo_panel(demo_panel, tmp_path):
         assert f"<strong>{unit}</strong>" in section(page, "ranking")
 
 
+def test_cli_reports_deaths_with_their_own_tiers_and_file_name(demo_panel, tmp_path, monkeypatch):
+    from features.panel import read_panel
+
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("--panel", demo_panel, "--model", "moving_average", "--horizon", 3, "--backtest-months", 0,
+                     "--target", "deaths")
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "reports" / "2025-01-deaths.html"  # beside, not over, the incidents report
+    page = out.read_text(encoding="utf-8")
+    assert "<h1>Deaths forecast by governorate: Iraq</h1>" in page
+    data = read_report_data(out)
+    panel, _ = read_panel(demo_panel)
+    assert data["target"] == "deaths"
+    assert data["tier_bounds"] == pytest.approx(list(tier_scale(panel, panel["month"].max(), "deaths").bounds))
+    assert "deaths a month expected" in text_of(section(page, "map"))
+    bad = run_cli("--panel", demo_panel, "--target", "fatalities")
+    assert bad.exit_code == 2 and "'fatalities' is not one of 'incidents', 'deaths'" in bad.output
+
+
 @pytest.mark.parametrize(("args", "code", "message"), [
     (("--model", "zero", "--registry-model", "x@champion"), 2, "not both"),
     (("--model", "movng_average"), 1, "did you mean moving_average"),
@@ -532,3 +561,14 @@ def test_scenario_section_from_real_scenario_files_in_chromium(browser, demo_pan
         part.screenshot(path=str(ARTIFACTS / "report-scenarios.png"))
     finally:
         seen.page.close()
+
+
+def test_a_panel_with_counts_by_type_gets_the_split_table(inputs):
+    panel = inputs.panel.assign(incidents_state_based=inputs.panel["incidents"] // 2,
+                                incidents_one_sided=inputs.panel["incidents"] - inputs.panel["incidents"] // 2)
+    page = render_report(ReportInputs(panel=panel, meta=META, forecast=inputs.forecast, model="moving_average"))
+    part = section(page, "ranking")
+    assert 'id="type-split"' in part and "an allocation, not a forecast of each type" in text_of(part)
+    assert '<td class="text">state based</td>' in part and '<td class="text">one sided</td>' in part
+    assert "no type recorded" not in part  # the two types cover every incident
+    assert 'id="type-split"' not in render_report(inputs)

@@ -179,7 +179,7 @@ def test_a_responsive_model_fitted_without_covariates_is_blind(demo_panel):
 def test_sarimax_differences_use_common_random_numbers(demo_panel, shipped):
     result = run_scenarios(demo_panel, "sarimax", [shipped["ops_surge"]], 3, origin=pd.Period("2016-12", "M"))
     assert result.responsive and result.method == METHOD_CRN
-    assert not any("the first of" in n for n in result.notes)  # ops_tempo is the first name
+    assert not any("the first the panel has" in n for n in result.notes)  # ops_tempo is the first name
     nat = result.national
     assert (nat["mean"] > 0).all() and (nat["q05"] <= nat["q95"]).all()
 
@@ -310,7 +310,26 @@ def test_an_alternative_covariate_name_is_used_and_reported(demo_panel, shipped)
     result = run_scenarios(panel, "nb_glmx", [shipped["ops_surge"]], 3, origin=pd.Period("2016-06", "M"))
     assert set(result.paths["covariate"]) == {"us_troops", "coalition_strikes"}
     assert (result.national["mean"] > 0).all()
-    assert any("changes coalition_strikes, the first of ops_tempo, coalition_strikes" in n for n in result.notes)
+    assert ("operations surge: the change names ops_tempo or coalition_strikes, the first the panel has; the panel "
+            "has no ops_tempo, so it changes coalition_strikes") in result.notes
+    assert not any(n.startswith("warning:") for n in result.notes)  # no staleness record: no warning
+
+
+def test_a_scenario_that_moves_a_stale_covariate_is_warned(demo_panel, shipped):
+    origin = pd.Period("2016-06", "M")
+    staleness = {"ops_tempo": {"last_observed": "2008-06", "fill": "ffill-zero"},
+                 "us_troops": {"last_observed": "2016-06", "fill": "ffill-zero"}}
+    result = run_scenarios(demo_panel, "nb_glmx", [shipped["ops_surge"], shipped["full_withdrawal"]], 3,
+                           origin=origin, staleness=staleness)
+    warned = [n for n in result.notes if n.startswith("warning:")]
+    # 2008-06 to 2016-06 is 96 months; troops were observed at the origin: no warning for them.
+    assert warned == ["warning: operations surge moves ops_tempo, last recorded 2008-06, 96 months before the "
+                      "origin 2016-06: its values since are filled (ffill-zero), not recorded, so this projection "
+                      "moves a number nobody observed"]
+    assert warned[0] in summary_text(result).splitlines()
+    recent = {**staleness, "ops_tempo": {"last_observed": "2016-03", "fill": "ffill"}}  # 3 months: not stale
+    assert not any(n.startswith("warning:") for n in run_scenarios(
+        demo_panel, "nb_glmx", [shipped["ops_surge"]], 3, origin=origin, staleness=recent).notes)
 
 
 # ----------------------------------------------------------------------------------------

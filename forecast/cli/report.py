@@ -10,7 +10,7 @@ import click
 from forecast.cli.common import parse_params, user_errors
 from forecast.evaluation.backtest import BacktestDesign
 from forecast.report import ReportWarning, make_report
-from forecast.schema import MAX_HORIZON
+from forecast.schema import MAX_HORIZON, TARGETS
 
 
 def _scenario_files(values: tuple[str, ...]) -> list[Path]:
@@ -44,8 +44,10 @@ def _scenario_files(values: tuple[str, ...]) -> list[Path]:
               help="Report to write (.html; default reports/YYYY-MM.html for the first forecast month). Earlier "
                    "reports in its folder give the change since the previous report.")
 @click.option("--pdf", is_flag=True, help="Also print the report to a PDF beside it (needs Chromium).")
+@click.option("--target", type=click.Choice(TARGETS), default="incidents", show_default=True,
+              help="Panel column to forecast and report: incident counts, or deaths (fatalities).")
 def report(panel_path, model_name, registry_model, tracking_uri, horizon, scenarios, geojson, gazetteer,
-           backtest_months, params, out, pdf) -> None:
+           backtest_months, params, out, pdf, target) -> None:
     """Write the analyst's report: headline, threat map, ranked table, fan charts, skill, data and method."""
     if model_name is not None and registry_model is not None:
         raise click.UsageError("give --model or --registry-model, not both")
@@ -57,7 +59,7 @@ def report(panel_path, model_name, registry_model, tracking_uri, horizon, scenar
         paths = make_report(
             panel_path, model=model_name, registry_model=registry_model, tracking_uri=tracking_uri,
             horizon=horizon, scenario_files=_scenario_files(scenarios), out=out, pdf=pdf, geojson=geojson,
-            backtest_months=backtest_months, gazetteer=gazetteer, params=parsed, progress=True,
+            backtest_months=backtest_months, gazetteer=gazetteer, params=parsed, target=target, progress=True,
             echo=click.echo,
         )
     for w in caught:

@@ -119,7 +119,7 @@ def format_summary(build: PanelBuild, paths: dict[str, Path]) -> str:
         lines.append("quarantined: 0 rows")
     if meta["events_outside_panel"]:
         lines.append(f"events outside the panel months: {meta['events_outside_panel']:,}")
-    lines.extend(f"note: {n}" for n in build.notes)
+    lines.extend(n if n.startswith("warning:") else f"note: {n}" for n in build.notes)
     lines.append(f"metadata: {paths['metadata']}")
     return "\n".join(lines)
 

@@ -67,7 +67,7 @@ def run_scenario_files(panel_path: str | Path, *, model: str, scenario_files: Se
     echo(f"scenario: fitting {model} on {panel['month'].min()} .. {origin_p}, "
          f"projecting {len(scenarios)} scenario file(s) {horizon} months ahead")
     result = run_scenarios(panel, model, scenarios, horizon, params=model_params, target=target,
-                           origin=origin_p, seed=seed)
+                           origin=origin_p, seed=seed, staleness=(meta.get("covariates") or {}).get("staleness"))
     out_dir = Path(out_dir)
     frames = dict(zip(OUTPUT_FILES, (result.forecasts, result.differences, result.national, result.paths)))
     texts = {name: month_strings(frame) for name, frame in frames.items()}

@@ -71,6 +71,8 @@ class OutputsSection:
     pdf: bool = False
     #: Backups of a SQLite ledger kept beside it; one is taken before each write (0: none).
     backups: int = 5
+    #: Monthly origins of a backtest of the model against the benchmarks shown in the report (0: none).
+    report_backtest_months: int = 0
 
 
 @dataclass(frozen=True)
@@ -268,7 +270,8 @@ def _read_outputs(path: Path, table: Any, base: Path) -> OutputsSection:
     if not isinstance(pdf, bool):
         r.fail("pdf", f"must be true or false, got {pdf!r}")
     backups = r.integer("backups", minimum=0)
-    return OutputsSection(dir=out, ledger=ledger, pdf=pdf, **explicit(backups=backups))
+    months = r.integer("report_backtest_months", minimum=0)
+    return OutputsSection(dir=out, ledger=ledger, pdf=pdf, **explicit(backups=backups, report_backtest_months=months))
 
 
 def _read_tracking(path: Path, table: Any) -> TrackingSection:

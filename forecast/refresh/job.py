@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from features.atomic import write_atomically
 from features.errors import DataError
-from features.panel import write_panel
+from features.panel import file_sha256, write_panel
 from forecast.config import ConfigError
 from forecast.ledger import Issue, LedgerError
 from forecast.refresh.config import RefreshConfig, load_config
@@ -28,7 +28,7 @@ from forecast.refresh.steps import (
     track_refresh,
     with_actuals,
 )
-from forecast.report import ReportInputs, write_report
+from forecast.report import ReportInputs, git_commit, model_members, report_backtest, write_report
 from forecast.tracking import panel_digest
 
 
@@ -141,9 +141,16 @@ def _refresh(config: RefreshConfig, *, force: bool, uri: str, new_ledger: bool) 
         checkpoint("files-written")
 
         issued = pd.Timestamp.now(tz="UTC").date().isoformat()
+        backtest = report_backtest(panel.loc[panel["month"] <= origin], forecaster, estimator, origin,
+                                   config.model.horizon, config.outputs.report_backtest_months, target=target,
+                                   say=log.info) if config.outputs.report_backtest_months else None
+        provenance = {"members": model_members(forecaster), "git_commit": git_commit(),
+                      "panel_path": config.panel_path.name, "panel_sha256": file_sha256(config.panel_path),
+                      "mlflow_run": getattr(reg, "run_id", None), "registered": label}
         written = write_report(ReportInputs(
             panel=panel, meta=meta, forecast=frame, model=estimator, model_version=label, past_forecasts=past,
             previous=previous_issue(issued_before, origin, model_name), target=target, issued=issued,
+            backtest=backtest, provenance=provenance,
         ), report_path, pdf=config.outputs.pdf)
         log.info("report: %s", ", ".join(str(p) for p in written.values() if p))
         checkpoint("report-written")

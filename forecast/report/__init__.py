@@ -7,8 +7,9 @@ run scenarios) and then writes the report.
 """
 
 from forecast.report.inputs import ReportError, ReportInputs, ReportWarning, find_previous_report, read_report_data
-from forecast.report.make import make_report
+from forecast.report.make import git_commit, make_report, model_members, report_backtest
 from forecast.report.render import find_chromium, print_pdf, render_report, write_report
 
-__all__ = ["ReportError", "ReportInputs", "ReportWarning", "find_chromium", "find_previous_report", "make_report",
-           "print_pdf", "read_report_data", "render_report", "write_report"]
+__all__ = ["ReportError", "ReportInputs", "ReportWarning", "find_chromium", "find_previous_report", "git_commit",
+           "make_report", "model_members", "print_pdf", "read_report_data", "render_report", "report_backtest",
+           "write_report"]

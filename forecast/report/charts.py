@@ -121,10 +121,21 @@ class Chart:
 
     def line(self, xs, ys, stroke: str, *, width: float = 1.6, dash: str = "", points: bool = False,
              title: str | None = None) -> None:
-        pts = [(self.x(i), self.y(v)) for i, v in zip(xs, ys) if np.isfinite(v)]
+        # A missing value breaks the line: the gap is not bridged as if it were data.
+        segments, current = [], []
+        for i, v in zip(xs, ys):
+            if np.isfinite(v):
+                current.append((self.x(i), self.y(v)))
+            elif current:
+                segments.append(current)
+                current = []
+        if current:
+            segments.append(current)
+        pts = [p for seg in segments for p in seg]
         if not pts:
             return
-        attrs = {"d": "M" + " L".join(f"{_num(a)},{_num(b)}" for a, b in pts), "fill": "none", "stroke": stroke,
+        d = " ".join("M" + " L".join(f"{_num(a)},{_num(b)}" for a, b in seg) for seg in segments)
+        attrs = {"d": d, "fill": "none", "stroke": stroke,
                  "stroke_width": f"{width:g}", "stroke_linejoin": "round"}
         if dash:
             attrs["stroke_dasharray"] = dash
@@ -197,28 +208,66 @@ def fan_chart(unit: str, history: pd.Series, forecast: pd.DataFrame, threshold: 
 
 
 def covariate_chart(title: str, unit_label: str, history: pd.Series, forecast_months: pd.PeriodIndex,
-                    held: bool, *, width: int = 360, height: int = 150) -> dict:
-    """A covariate's recent history, and its value held over the forecast months when models held it."""
+                    held: bool, *, width: int = 360, height: int = 150,
+                    filled: Sequence[tuple[pd.Period, pd.Period]] = ()) -> dict:
+    """A covariate's recent history, and its value held over the forecast months when models held it.
+
+    ``filled``: stretches of months with no observation (filled by the panel's fill policy):
+    shaded, labelled "filled, not recorded", and drawn dotted, so they do not read as data.
+    """
     months = pd.PeriodIndex([*history.index, *forecast_months], freq="M")
     values = history.to_numpy(float)
     top = float(np.nanmax(values)) if np.isfinite(values).any() else 1.0
     chart = Chart(len(months), max(top * 1.05, 1e-9), width=width, height=height, integer=top >= 10)
     n_h = len(history)
+    is_filled = np.zeros(n_h, dtype=bool)
+    for first, last in filled:
+        is_filled |= np.asarray((history.index >= first) & (history.index <= last))
+    for i0, i1 in _stretches(is_filled):
+        # From the last observed month (or the start) to the last filled one.
+        chart.add("rect", x=_num(chart.x(max(i0 - 1, 0))), y=_num(chart.top),
+                  width=_num(max(chart.x(i1) - chart.x(max(i0 - 1, 0)), 2)), height=_num(chart.plot_h),
+                  fill="#e9e4f0", stroke="none")
+        if chart.x(i1) - chart.x(max(i0 - 1, 0)) >= 100:  # label only stretches wide enough to hold it
+            chart.add("text", "filled, not recorded", x=_num((chart.x(max(i0 - 1, 0)) + chart.x(i1)) / 2),
+                      y=_num(chart.top + 24), class_="note", text_anchor="middle")
     chart.shade(n_h - 1, len(months) - 1, "held at last value" if held else "forecast months")
     chart.grid(unit_label)
-    chart.line(list(range(n_h)), values, HISTORY, width=1.4)
+    observed = np.where(is_filled, np.nan, values)
+    # Points mark the recorded months (a month recorded alone between filled ones is a point, not a line).
+    chart.line(list(range(n_h)), observed, HISTORY, width=1.4, points=bool(is_filled.any()))
+    if is_filled.any():
+        # The filled values, dotted, joined to the observation they were carried from.
+        join = is_filled | np.roll(is_filled, -1) & ~is_filled
+        chart.line(list(range(n_h)), np.where(join, values, np.nan), "#888888", width=1.2, dash="1 3")
     if held and np.isfinite(values[-1]):
         chart.line([n_h - 1, len(months) - 1], [values[-1], values[-1]], HISTORY, width=1.2, dash="4 3")
     chart.x_axis(month_ticks(months), "month")
-    finite = values[np.isfinite(values)]
+    finite = values[np.isfinite(values) & ~is_filled]
     desc = (f"{title} ({unit_label}) from {months[0].strftime('%b %Y')} to {history.index[-1].strftime('%b %Y')}: "
-            + (f"last value {finite[-1]:,.4g}, range {finite.min():,.4g} to {finite.max():,.4g}." if len(finite)
-               else "no values recorded."))
+            + (f"last recorded value {finite[-1]:,.4g}, range {finite.min():,.4g} to {finite.max():,.4g}"
+               if len(finite) else "no value recorded in these months")
+            + (f"; {int(is_filled.sum())} of these months have no record and are filled." if is_filled.any()
+               else "."))
     return chart.figure(title, desc)
 
 
+def _stretches(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) index of each run of True."""
+    out, start = [], None
+    for i, v in enumerate(mask):
+        if v and start is None:
+            start = i
+        if not v and start is not None:
+            out.append((start, i - 1))
+            start = None
+    if start is not None:
+        out.append((start, len(mask) - 1))
+    return out
+
+
 def line_chart(title: str, desc: str, x_labels: Sequence[str], series: Sequence[dict], y_label: str, *,
-               x_label: str, width: int = 560, height: int = 240, legend_width: int = 170) -> dict:
+               x_label: str, width: int = 600, height: int = 240, legend_width: int = 215) -> dict:
     """Lines over categories with a legend at the right; each series ``{name, values, bold}``."""
     values = np.array([v for s in series for v in s["values"]], dtype=float)
     top = float(np.nanmax(values)) if np.isfinite(values).any() else 1.0

@@ -74,6 +74,10 @@ class ReportInputs:
         The panel column forecast.
     issued
         Issue date shown in the report (ISO date); default today (UTC).
+    provenance
+        Where the numbers come from, each shown when known: ``members`` (ensemble member ->
+        weight), ``git_commit``, ``panel_sha256``, ``panel_path``, ``mlflow_run``,
+        ``registered`` (the registered model and version).
     """
 
     panel: pd.DataFrame
@@ -89,6 +93,7 @@ class ReportInputs:
     geojson: dict | None = None
     target: str = "incidents"
     issued: str | None = None
+    provenance: dict | None = None
 
 
 @dataclass(frozen=True)

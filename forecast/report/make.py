@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.panel import panel_gazetteer, read_panel
+from features.panel import file_sha256, panel_gazetteer, read_panel
 from forecast.catalog import BENCHMARKS, DEFAULT_MODEL, make_model
 from forecast.evaluation.backtest import (
     BacktestDesign, default_covariates, forecast_at, history_at, run_backtest,
@@ -28,7 +29,7 @@ from forecast.report.render import write_report
 from forecast.scenario import load_scenario, run_scenarios_fitted
 from forecast.tracking import resolve_tracking_uri
 
-__all__ = ["backtest_design", "make_report"]
+__all__ = ["backtest_design", "git_commit", "make_report", "model_members", "report_backtest"]
 
 #: Months of history before the first backtest origin, so every model has something to fit.
 MIN_BACKTEST_HISTORY = 24
@@ -53,6 +54,27 @@ def backtest_design(first: pd.Period, origin: pd.Period, horizon: int, months: i
     return BacktestDesign(start=start, end=end, horizon=horizon, refit_every=n_origins)
 
 
+def report_backtest(panel: pd.DataFrame, model, name: str, origin: pd.Period, horizon: int, months: int, *,
+                    target: str = "incidents", n_jobs: int | None = None, say: Callable[[str], None] | None = None
+                    ) -> pd.DataFrame | None:
+    """The report's backtest of a fitted ``model`` (a fresh copy of its specification) and the benchmarks.
+
+    Origins from :func:`backtest_design`; None when ``months`` is 0 or the panel is too short.
+    Used by the scheduled refresh, whose report then has an accuracy section too.
+    """
+    design = backtest_design(panel["month"].min(), origin, horizon, months) if months else None
+    if design is None:
+        return None
+    spec = model.get_params()
+    factories = {name: (lambda cls=type(model), spec=spec: cls(**spec)),
+                 **{b: (lambda b=b: make_model(b)) for b in BENCHMARKS if b != name}}
+    covariates = list(getattr(model, "covariates_", None) or default_covariates(panel))
+    if say:
+        say(f"report: backtesting {name} and {len(factories) - 1} benchmarks over {len(design.origins())} origins")
+    jobs = n_jobs if n_jobs is not None else min(2, os.cpu_count() or 1)
+    return run_backtest(panel, factories, design, target=target, covariates=covariates, n_jobs=jobs)
+
+
 def _same_history(a: pd.DataFrame, b: pd.DataFrame) -> bool:
     if list(a.columns) != list(b.columns) or len(a) != len(b):
         return False
@@ -62,6 +84,31 @@ def _same_history(a: pd.DataFrame, b: pd.DataFrame) -> bool:
         return False
     rest = [c for c in a.columns if c not in ("unit", "month")]
     return np.array_equal(a[rest].to_numpy(float), b[rest].to_numpy(float), equal_nan=True)
+
+
+def git_commit(root: Path | None = None) -> str | None:
+    """The commit of the checkout this code runs from, or None outside a git checkout."""
+    root = root or Path(__file__).resolve().parents[2]
+    try:
+        done = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    commit = done.stdout.strip()
+    if done.returncode != 0 or len(commit) != 40:
+        return None
+    dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True, timeout=10, check=False)
+    return commit + (" (with uncommitted changes)" if dirty.returncode == 0 and dirty.stdout.strip() else "")
+
+
+def model_members(fitted) -> dict[str, float] | None:
+    """An ensemble's members and weights (``weights_``), or None for a single model."""
+    weights = getattr(fitted, "weights_", None)
+    if weights is None:
+        return None
+    items = weights.items() if hasattr(weights, "items") else []
+    return {str(k): float(v) for k, v in items} or None
 
 
 def _load_geojson(path: str | Path, gazetteer) -> dict:
@@ -159,7 +206,8 @@ def make_report(
     if origin not in set(panel["month"]):
         origin = panel["month"].max()
     panel = panel.loc[panel["month"] <= origin].reset_index(drop=True)
-    out = Path(out) if out is not None else Path("reports") / f"{origin + 1}.html"
+    default_name = f"{origin + 1}.html" if target == "incidents" else f"{origin + 1}-{target}.html"
+    out = Path(out) if out is not None else Path("reports") / default_name
     if out.suffix.lower() not in (".html", ".htm"):
         raise ReportError(f"{out}: a report is written as .html")
     geo = _load_geojson(geojson, gaz) if geojson is not None else None
@@ -168,12 +216,12 @@ def make_report(
         scenarios = [load_scenario(path, gaz) for path in scenario_files]
 
     # The model: fitted here on the whole panel, or loaded from the registry and conditioned on it.
-    version_label = None
+    version_label, run_id = None, None
     if registry_model is not None:
         say(f"report: loading {registry_model} from the model registry")
         registered = load_registered(registry_model, resolve_tracking_uri(tracking_uri))
         fitted = registered.forecaster
-        name, version_label = fitted.name, registered.label
+        name, version_label, run_id = fitted.name, registered.label, registered.run_id
         covariates = list(fitted.covariates_)
         history = history_at(panel, origin, target, covariates)
         prior = fitted.history_
@@ -214,13 +262,16 @@ def make_report(
     result = None
     if scenarios:
         say(f"report: projecting {len(scenarios)} scenario file(s)")
-        result = run_scenarios_fitted(fitted, history, scenarios, horizon, seed=0, target=target, name=name)
+        result = run_scenarios_fitted(fitted, history, scenarios, horizon, seed=0, target=target, name=name,
+                                      staleness=(meta.get("covariates") or {}).get("staleness"))
 
     previous = find_previous_report(out.parent, origin, target=target, exclude=out)
+    provenance = {"members": model_members(fitted), "git_commit": git_commit(), "panel_path": Path(panel_path).name,
+                  "panel_sha256": file_sha256(panel_path), "mlflow_run": run_id, "registered": version_label}
     inputs = ReportInputs(
         panel=panel, meta=meta, forecast=forecast, model=name, model_version=version_label, backtest=backtest,
         previous=previous.forecast if previous else None, scenarios=result, gazetteer=gaz, geojson=geo,
-        target=target, issued=issued,
+        target=target, issued=issued, provenance=provenance,
     )
     paths = write_report(inputs, out, pdf=pdf)
     if previous is not None:

@@ -30,6 +30,8 @@ HISTORY_COLUMNS = ("unit", "month", "covariate", "value")
 N_DRAWS = 1000
 #: Months of covariate history returned for charts.
 HISTORY_MONTHS = 24
+#: A covariate not observed in this many months before the origin is stale: a scenario moving it is warned.
+STALE_AFTER = 3
 METHOD_DRAWS = "coefficient draws"
 METHOD_CRN = "common random numbers"
 
@@ -181,7 +183,7 @@ class ScenarioResult:
 
 def run_scenarios(panel: pd.DataFrame, model_name: str, scenarios: Sequence[Scenario], horizon: int, *,
                   params: dict | None = None, target: str = "incidents", origin: pd.Period | None = None,
-                  seed: int = 0) -> ScenarioResult:
+                  seed: int = 0, staleness: dict | None = None) -> ScenarioResult:
     """Fit ``model_name`` once at ``origin`` and forecast every scenario from it.
 
     Parameters
@@ -201,6 +203,10 @@ def run_scenarios(panel: pd.DataFrame, model_name: str, scenarios: Sequence[Scen
         Last month the model sees (default the panel's last month); later rows are ignored.
     seed
         Seed of the paired draws behind the difference bands.
+    staleness
+        The panel metadata's record of each covariate's last observed month
+        (``meta["covariates"]["staleness"]``): a scenario that moves a covariate not observed
+        in the last :data:`STALE_AFTER` months before the origin gets a warning in its notes.
 
     Raises
     ------
@@ -215,7 +221,8 @@ def run_scenarios(panel: pd.DataFrame, model_name: str, scenarios: Sequence[Scen
     history = history_at(panel, origin, target)
     _resolve(_with_baseline(scenarios), default_covariates(panel), sorted(history["unit"].unique()), origin)
     model.fit(history)
-    return run_scenarios_fitted(model, history, scenarios, horizon, seed=seed, target=target, name=model_name)
+    return run_scenarios_fitted(model, history, scenarios, horizon, seed=seed, target=target, name=model_name,
+                                staleness=staleness)
 
 
 def _with_baseline(scenarios: Sequence[Scenario]) -> list[Scenario]:
@@ -234,7 +241,8 @@ def _with_baseline(scenarios: Sequence[Scenario]) -> list[Scenario]:
 
 
 def run_scenarios_fitted(forecaster, history: pd.DataFrame, scenarios: Sequence[Scenario], horizon: int, *,
-                         seed: int = 0, target: str = "incidents", name: str | None = None) -> ScenarioResult:
+                         seed: int = 0, target: str = "incidents", name: str | None = None,
+                         staleness: dict | None = None) -> ScenarioResult:
     """Forecast every scenario from an already fitted model (e.g. one from the model registry).
 
     Parameters
@@ -251,6 +259,8 @@ def run_scenarios_fitted(forecaster, history: pd.DataFrame, scenarios: Sequence[
         Name of the forecast quantity, for labels.
     name
         Model name in the output (default ``forecaster.name``).
+    staleness
+        As for :func:`run_scenarios`.
     """
     if int(horizon) != horizon or horizon < 1:
         raise ModelError(f"horizon must be a whole number >= 1, got {horizon!r}")
@@ -286,11 +296,13 @@ def run_scenarios_fitted(forecaster, history: pd.DataFrame, scenarios: Sequence[
                       ignore_index=True)[list(PATH_COLUMNS)] if covariates else pd.DataFrame(columns=list(PATH_COLUMNS))
     recent = history[history["month"] > origin - HISTORY_MONTHS]
     past = _long(recent, covariates)[list(HISTORY_COLUMNS)] if covariates else pd.DataFrame(columns=list(HISTORY_COLUMNS))
+    notes[:0] = stale_warnings(scenarios[1:], resolved, staleness, origin)
     for s in scenarios[1:]:
         for r in resolved[s.name]:
             if r.covariate != r.change.covariate[0]:
-                notes.append(f"{s.name}: changes {r.covariate}, the first of {', '.join(r.change.covariate)} "
-                             f"the panel has")
+                absent = r.change.covariate[:r.change.covariate.index(r.covariate)]
+                notes.append(f"{s.name}: the change names {' or '.join(r.change.covariate)}, the first the panel "
+                             f"has; the panel has no {' or '.join(absent)}, so it changes {r.covariate}")
         national = [r.covariate for r in resolved[s.name] if r.change.units is not None
                     and (history.groupby("month")[r.covariate].nunique(dropna=False) <= 1).all()]
         for cov in dict.fromkeys(national):
@@ -333,6 +345,25 @@ def run_scenarios_fitted(forecaster, history: pd.DataFrame, scenarios: Sequence[
     return ScenarioResult(model=name, baseline=scenarios[0].name, scenarios=tuple(scenarios), forecasts=forecasts,
                           differences=differences, paths=paths, history=past, blind_models=(), responsive=True,
                           origin=origin, target=target, national=national, method=method, notes=tuple(notes))
+
+
+def stale_warnings(scenarios: Sequence[Scenario], resolved: dict, staleness: dict | None,
+                   origin: pd.Period) -> list[str]:
+    """A warning for each scenario that moves a covariate last observed more than STALE_AFTER months before the origin."""
+    out = []
+    for s in scenarios:
+        for cov in dict.fromkeys(r.covariate for r in resolved[s.name]):
+            info = (staleness or {}).get(cov)
+            if not info:
+                continue
+            last = info.get("last_observed")
+            age = (origin - pd.Period(last, freq="M")).n if last else None
+            if age is not None and age <= STALE_AFTER:
+                continue
+            when = f"last recorded {last}, {age} months before the origin {origin}" if last else "never recorded"
+            out.append(f"warning: {s.name} moves {cov}, {when}: its values since are filled ({info.get('fill')}), "
+                       "not recorded, so this projection moves a number nobody observed")
+    return out
 
 
 def _responsive_names() -> list[str]:
@@ -421,7 +452,7 @@ def summary_text(result: ScenarioResult, *, top: int = 5) -> str:
         shown = "; ".join(f"{u} {m:+,.2f} ({a:+,.2f} to {b:+,.2f})"
                           for u, m, a, b in zip(d["unit"], d["mean"], d["q05"], d["q95"]))
         lines.append(f"    largest by governorate: {shown}")
-    lines.extend(f"note: {n}" for n in result.notes)
+    lines.extend(n if n.startswith("warning:") else f"note: {n}" for n in result.notes)
     return "\n".join(lines)
 
 

@@ -1,0 +1,199 @@
+"""Everything the template shows, computed from :class:`~forecast.report.ReportInputs` (:func:`report_context`)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pandas as pd
+
+from features.gazetteer import load_gazetteer
+from forecast.evaluation import escalation
+from forecast.evaluation.backtest import default_covariates
+from forecast.report import charts
+from forecast.report.accuracy import backtest_summary, ledger_summary
+from forecast.report.content import (
+    HISTORY_MONTHS, WATCH_RISING, WATCH_TOP, change_since_previous, covariate_label, headline, outlook, watch_rule,
+)
+from forecast.report.fmt import fmt_month, fmt_range
+from forecast.report.inputs import REPORT_DATA_ID, REPORT_DATA_VERSION, ReportInputs
+from forecast.report.scenario_view import scenario_view
+from forecast.report.sources import source_notes
+from forecast.report.split import type_split
+from forecast.report.track import accuracy_over_time, escalation_skill, last_forecast
+from forecast.schema import FORECAST_COLUMNS, QUANTILE_COLUMNS
+
+__all__ = ["PROVENANCE_KEYS", "STALE_VINTAGE_MONTHS", "report_context", "report_title", "vintage_warning"]
+
+#: What :attr:`ReportInputs.provenance` may hold (each shown when known).
+PROVENANCE_KEYS = ("members", "git_commit", "panel_path", "panel_sha256", "mlflow_run", "registered")
+#: A data vintage more than this many months before the issue date is flagged in the report.
+STALE_VINTAGE_MONTHS = 3
+
+
+def report_title(target: str, unit_word: str, countries) -> str:
+    """``Incidents forecast by governorate: Iraq``; without a country, no trailing colon."""
+    country = ", ".join(sorted(c for c in countries if c))
+    base = f"{target.capitalize()} forecast by {unit_word}"
+    return f"{base}: {country}" if country else base
+
+
+def vintage_warning(vintage: str | None, issued: str, first: pd.Period, last: pd.Period) -> str | None:
+    """A warning when the data end more than :data:`STALE_VINTAGE_MONTHS` months before the issue date."""
+    if not vintage:
+        return None
+    try:
+        age = pd.Period(issued[:7], freq="M") - pd.Period(str(vintage), freq="M")
+    except ValueError:
+        return None
+    months = age.n
+    if months <= STALE_VINTAGE_MONTHS:
+        return None
+    return (f"Old data: the data end in {vintage}, {months} months before this report was issued ({issued}). "
+            f"The forecasts are for {fmt_range(first, last)}, the months after the data end, not for the months "
+            "after the issue date; anything since is not in them.")
+
+
+def _covariates(panel: pd.DataFrame, target: str) -> list[str]:
+    return [c for c in default_covariates(panel) if c != target and pd.api.types.is_numeric_dtype(panel[c])]
+
+
+def _is_national(panel: pd.DataFrame, column: str) -> bool:
+    return bool((panel.groupby("month")[column].nunique(dropna=False) <= 1).all())
+
+
+def _filled(meta: dict, column: str) -> list[tuple[pd.Period, pd.Period]]:
+    info = ((meta.get("covariates") or {}).get("staleness") or {}).get(column) or {}
+    return [(pd.Period(a, freq="M"), pd.Period(b, freq="M")) for a, b in info.get("filled", [])]
+
+
+def _staleness(meta: dict, origin: pd.Period) -> list[dict]:
+    """Covariates by how long ago they were last observed (from the panel metadata)."""
+    info = (meta.get("covariates") or {}).get("staleness") or {}
+    out = []
+    for column, s in info.items():
+        last = s.get("last_observed")
+        age = (origin - pd.Period(last, freq="M")).n if last else None
+        title, _ = covariate_label(column)
+        out.append({"column": column, "title": title, "last": last, "age": age,
+                    "filled_months": s.get("filled_months", 0), "fill": s.get("fill"),
+                    "stale": age is None or age > int(meta["covariates"].get("fill_warn_months", 3))})
+    return out
+
+
+def _report_data(inputs: ReportInputs, out, issued: str) -> dict:
+    frame = out.forecast[list(FORECAST_COLUMNS)].copy()
+    frame["origin"] = frame["origin"].astype(str)
+    frame["month"] = frame["month"].astype(str)
+    units = out.units[["unit", "tier", "tier_name", "trend", "expected", "p_max", "next_q50", "watch"]].copy()
+    national = out.national.table[["mean", *QUANTILE_COLUMNS]].copy()
+    national.index = national.index.astype(str)
+    return {
+        "version": REPORT_DATA_VERSION, "origin": str(out.origin), "issued": issued, "target": inputs.target,
+        "model": inputs.model, "model_version": inputs.model_version, "vintage": inputs.meta.get("vintage"),
+        "horizon": out.horizon, "units": units.to_dict("records"), "forecast": frame.to_dict("records"),
+        "national": national.rename_axis("month").reset_index().to_dict("records"),
+        "national_dependence": out.national.dependence, "tier_bounds": list(out.tiers.bounds),
+    }
+
+
+def _score_figure(backtest: dict, model: str, target: str) -> dict:
+    hs = [h for h in backtest["horizons"] if h != "all"]
+    series = [{"name": m + (" (this report)" if m == model else ""), "bold": m == model,
+               "values": [backtest["crps"][m][h] for h in hs]} for m in backtest["order"]]
+    return charts.line_chart(
+        "Backtest CRPS by horizon", "CRPS (lower is better) of each model at horizons " + ", ".join(hs) + ": "
+        + "; ".join(f"{s['name']} " + ", ".join(f"{v:.2f}" for v in s["values"]) for s in series) + ".",
+        [f"{h}" for h in hs], series, f"CRPS ({target})", x_label="months ahead (horizon)")
+
+
+def report_context(inputs: ReportInputs, *, version: str) -> dict:
+    """The template's variables; every figure gets a unique ``id``."""
+    gazetteer = inputs.gazetteer or load_gazetteer()
+    unit_word = gazetteer.unit_word
+    target = inputs.target
+    issued = inputs.issued or datetime.now(timezone.utc).date().isoformat()
+    out = outlook(inputs.forecast, inputs.panel, target, backtest=inputs.backtest, model=inputs.model)
+    backtest = backtest_summary(inputs.backtest, inputs.model, target)
+    skill = escalation_skill(inputs.backtest, inputs.panel, inputs.model, target)
+    head = headline(out, inputs, unit_word, backtest["coverage90_model"] if backtest else None, skill)
+    change = change_since_previous(out, inputs.previous, inputs.panel, target)
+
+    if inputs.geojson is not None:
+        map_fig, unmapped = charts.geo_map(out.units, inputs.geojson, gazetteer, target=target, unit_word=unit_word)
+        map_kind = "boundaries"
+    else:
+        map_fig, unmapped = charts.tile_map(out.units, gazetteer, target=target, unit_word=unit_word)
+        map_kind = "tiles"
+
+    history = out.history.tail(HISTORY_MONTHS)
+    fans = []
+    for _, row in out.units.iterrows():
+        unit = row["unit"]
+        rows = out.forecast[out.forecast["unit"] == unit].sort_values("month")
+        fans.append({"unit": unit, "tier": int(row["tier"]), "tier_name": row["tier_name"],
+                     "figure": charts.fan_chart(unit, history[unit], rows, float(row["threshold"]), target=target)})
+
+    held = "covariates" in inputs.forecast and (inputs.forecast["covariates"] == "held last value").any()
+    panel_upto = inputs.panel[inputs.panel["month"] <= out.origin]
+    national_cov, unit_cov = [], {}
+    for col in _covariates(inputs.panel, target):
+        title, unit_label = covariate_label(col)
+        wide = panel_upto.pivot(index="month", columns="unit", values=col).tail(HISTORY_MONTHS)
+        filled = _filled(inputs.meta, col)
+        if _is_national(inputs.panel, col):
+            national_cov.append(charts.covariate_chart(title, unit_label, wide.iloc[:, 0], out.months, held,
+                                                       filled=filled))
+        else:
+            for unit in out.units["unit"]:
+                unit_cov.setdefault(unit, []).append(
+                    charts.covariate_chart(f"{title}, {unit}", unit_label, wide[unit], out.months, held,
+                                           height=120, filled=filled))
+    for fan in fans:
+        fan["covariates"] = unit_cov.get(fan["unit"], [])
+
+    score_fig = _score_figure(backtest, inputs.model, target) if backtest else None
+    scenario = scenario_view(inputs.scenarios, out, target, out.history) if inputs.scenarios is not None else None
+    sources = source_notes(inputs.meta)
+    ledger = ledger_summary(inputs.past_forecasts, target)
+    if inputs.past_forecasts is not None and len(inputs.past_forecasts) and "issued" in inputs.past_forecasts:
+        record = {"source": "ledger", "last": last_forecast(inputs.past_forecasts, key="issued"),
+                  "timeline": accuracy_over_time(inputs.past_forecasts, key="issued")}
+    else:
+        record = {"source": "backtest", "last": last_forecast(inputs.backtest, model=inputs.model),
+                  "timeline": accuracy_over_time(inputs.backtest, model=inputs.model)}
+    tiers = [{"name": n, "range": r, "colour": charts.TIER_COLOURS[i], "text": charts.TIER_TEXT[i]}
+             for i, (n, r) in enumerate(out.tiers.ranges())]
+    title = report_title(target, unit_word, gazetteer.countries)
+    period = fmt_range(out.months[0], out.months[-1])
+    context = {
+        "title": title, "period": period,
+        "running_title": f"{title}, {period}",
+        "running_flag": "SYNTHETIC DEMO DATA: not real events" if sources["synthetic"] else "",
+        "running_vintage": f"Data vintage {inputs.meta.get('vintage') or out.origin} · issued {issued}",
+        "issued": issued, "out": out, "inputs": inputs, "unit_word": unit_word, "target": target,
+        "head": head, "change": change, "map": map_fig, "map_kind": map_kind, "unmapped": unmapped,
+        "tiers": tiers, "tier_colours": charts.TIER_COLOURS, "tier_text": charts.TIER_TEXT,
+        "tier_definition": out.tiers.definition(unit_word),
+        "escalation_definition": escalation.escalation_definition(target, unit_word),
+        "trend_definition": escalation.trend_definition(target), "watch_rule": watch_rule(unit_word),
+        "watch_top": WATCH_TOP, "watch_rising": WATCH_RISING,
+        "national_definition": out.national.describe(unit_word), "national": out.national.table,
+        "fans": fans, "national_covariates": national_cov, "held": held, "history_months": HISTORY_MONTHS,
+        "backtest": backtest, "score_figure": score_fig, "ledger": ledger, "skill": skill, "record": record,
+        "scenario": scenario, "sources": sources, "meta": inputs.meta, "version": version,
+        "first_month": out.months[0], "last_month": out.months[-1], "recent_first": out.origin - 2,
+        "staleness": _staleness(inputs.meta, out.origin),
+        "vintage_warning": vintage_warning(inputs.meta.get("vintage"), issued, out.months[0], out.months[-1]),
+        "split": type_split(inputs.panel, out.origin, out.units.set_index("unit")["expected"], target),
+        "provenance": {key: (inputs.provenance or {}).get(key) for key in PROVENANCE_KEYS},
+        "data": _report_data(inputs, out, issued), "data_id": REPORT_DATA_ID,
+        "colours": {"forecast": charts.FORECAST, "history": charts.HISTORY, "threshold": charts.THRESHOLD},
+        "month_long": lambda m: fmt_month(m, long=True),
+    }
+    figures = [map_fig, score_fig, *national_cov, *(f["figure"] for f in fans),
+               *(c for f in fans for c in f["covariates"])]
+    if scenario:
+        figures += [f["figure"] for f in scenario["figures"]] + scenario["paths"]
+    for i, fig in enumerate(f for f in figures if f is not None):
+        fig["id"] = f"fig{i + 1}"
+    return context
