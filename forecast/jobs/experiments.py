@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +15,7 @@ from features.atomic import write_atomically
 from features.errors import DataError
 from forecast.experiment import ExperimentConfig, combined_scores, fit_final, load_data, load_experiment, run_model
 from forecast.jobs.common import Echo, JobError, month_strings, quiet
+from forecast.limits import bound_mlflow_http
 from forecast.models.base import ModelError
 from forecast.tracking import (
     ExperimentTracker,
@@ -85,6 +89,18 @@ def full_params(spec) -> dict:
     return {"model": spec.model, **spec.make().get_params()}
 
 
+@contextlib.contextmanager
+def bounded_mlflow_http() -> Iterator[None]:
+    """MLflow's HTTP retries and timeouts bounded (:mod:`forecast.limits`) for the duration,
+    so that a tracking server that dies mid-run stops the run in seconds, not minutes."""
+    added = bound_mlflow_http()
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
 def run_experiment(path: str | Path, *, tracking_uri: str | None = None, register_as: str | None = None,
                    out_dir: str | Path | None = None, echo: Echo = quiet) -> ExperimentResult:
     """Backtest every model of an experiment file: one parent run, one nested run per model, then
@@ -106,6 +122,12 @@ def run_experiment(path: str | Path, *, tracking_uri: str | None = None, registe
     uri = resolve_tracking_uri(tracking_uri)
     panel, metadata, source = load_data(config)
     check_reachable(uri)
+    with bounded_mlflow_http():
+        return _run_tracked(config, uri, panel, metadata, source, register_as, out_dir, echo)
+
+
+def _run_tracked(config: ExperimentConfig, uri: str, panel: pd.DataFrame, metadata: dict, source: str,
+                 register_as: str | None, out_dir: str | Path | None, echo: Echo) -> ExperimentResult:
     tracker = ExperimentTracker(config.name, uri)
     echo(f"experiment {config.name}: {len(config.labels)} model run(s), tracking at {uri}")
     outcomes, children = [], {}

@@ -39,7 +39,7 @@ from mlflow.models.model import ModelInfo
 from forecast.evaluation.backtest import forecast_at
 from forecast.models.base import Forecaster, ModelError, check_history
 from forecast.tracking.signature import forecaster_signature
-from forecast.tracking.store import ROOT, TrackingError, connect, decimals, server_errors
+from forecast.tracking.store import TrackingError, connect, decimals, server_errors
 
 __all__ = ["CHALLENGER", "CHAMPION", "Decision", "ForecasterModel", "ModelRef", "NoSuchModel",
            "RegisteredForecaster", "list_models", "list_versions", "load_registered", "log_forecaster", "promote",
@@ -146,11 +146,6 @@ def _requirements() -> list[str]:
     return out
 
 
-#: The project's packages, shipped with every logged model (``code_paths``), so that a model
-#: loads where the project is not installed.
-CODE_PATHS = (ROOT / "forecast", ROOT / "features")
-
-
 @dataclass(frozen=True)
 class ModelRef:
     """A logged model: its URI, and the registered name and version when registered."""
@@ -166,8 +161,12 @@ def log_forecaster(forecaster: Forecaster, history: pd.DataFrame, *, horizon: in
 
     ``history`` is the history it was fitted on (Period months); it becomes the input example,
     so the example's prediction is the model's own forecast, and with it the signature
-    (declared from the dtypes: :func:`forecaster_signature`). The model's code is shipped with
-    it (:data:`CODE_PATHS`).
+    (declared from the dtypes: :func:`forecaster_signature`).
+
+    The project's code is not shipped with the model (``code_paths``): loading a model with
+    code paths puts the copied packages first on ``sys.path`` in the loading process, where
+    they would shadow the installed project (and lack its data files, such as the bundled
+    gazetteer). A registered model is loaded where the project is installed.
     """
     wrapper = ForecasterModel(forecaster)
     example = to_strings(history[wrapper.columns()], ("month",)).reset_index(drop=True)
@@ -176,8 +175,7 @@ def log_forecaster(forecaster: Forecaster, history: pd.DataFrame, *, horizon: in
     with _quiet_mlflow():
         return mlflow.pyfunc.log_model(
             name=name, python_model=wrapper, signature=signature, input_example=example,
-            registered_model_name=registered_name, pip_requirements=_requirements(),
-            code_paths=[str(p) for p in CODE_PATHS])
+            registered_model_name=registered_name, pip_requirements=_requirements())
 
 
 def version_description(label: str, forecaster: Forecaster, scores: pd.DataFrame | None, window: str | None,
