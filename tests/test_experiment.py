@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -228,3 +229,46 @@ def test_an_unknown_label_suggests_the_closest(benchmarks):
     config, panel, _, _ = benchmarks
     with pytest.raises(ConfigError, match="no model labelled 'moving_avg'; did you mean moving_average"):
         run_model(config, panel, "moving_avg")
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda t: t.replace('covariates = ["us_troops", "ops_tempo"]', 'covariates = ["us_troops", "troop_surge"]'),
+     r"\[features\] key 'covariates': 'troop_surge' is not a covariate of the panel"),
+    (lambda t: t.replace('end = "2023-12"', 'end = "2026-06"'),
+     r"\[backtest\] key 'end': 2026-06 is after the panel's last month 2024-12"),
+    (lambda t: t.replace('start = "2021-01"', 'start = "1990-01"'),
+     r"\[backtest\] key 'start': 1990-01 leaves no history"),
+], ids=["covariate", "end-after-panel", "start-before-panel"])
+def test_experiment_run_checks_the_panel_before_any_mlflow_call(tmp_path, monkeypatch, change, message):
+    from click.testing import CliRunner
+
+    from forecast.cli import main
+
+    text = (EXPERIMENTS / "benchmarks.toml").read_text(encoding="utf-8").replace(
+        "../data/sample/", (ROOT / "data" / "sample").as_posix() + "/")
+    path = write(tmp_path, change(text), name="bad.toml")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    result = CliRunner().invoke(main, ["experiment", "run", str(path)])
+    assert result.exit_code == 1
+    assert re.search(message, result.output), result.output
+    assert str(path) in result.output and "Traceback" not in result.output
+    # Nothing was sent to MLflow: not even the default store was created.
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlartifacts").exists()
+
+
+def test_experiment_run_checks_the_units_against_a_panel_file_before_any_mlflow_call(tmp_path, monkeypatch,
+                                                                                     benchmarks):
+    from click.testing import CliRunner
+
+    from forecast.cli import main
+
+    _, panel, _, _ = benchmarks
+    panel.loc[panel["unit"] != "Basra"].assign(month=lambda f: f["month"].astype(str)).to_csv(
+        tmp_path / "panel.csv", index=False)
+    path = write(tmp_path, '[data]\npanel = "panel.csv"\n[target]\nunits = ["Basrah", "Baghdad"]\n' + BACKTEST + MODELS)
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    result = CliRunner().invoke(main, ["experiment", "run", str(path), "--tracking-uri", uri])
+    assert result.exit_code == 1
+    assert "[target] key 'units': Basra not in the panel" in result.output, result.output
+    assert not (tmp_path / "store.db").exists()

@@ -179,7 +179,8 @@ def test_experiment_logs_parent_with_config_dataset_and_provenance(experiment, p
     tags = parent.data.tags
     assert tags["forecast.kind"] == "experiment"
     assert tags["forecast.experiment_file"] == "baselines.toml"
-    assert tags["forecast.git_commit"]
+    assert len(tags["mlflow.source.git.commit"]) == 40  # MLflow's own source field, not a custom tag
+    assert tags["mlflow.source.type"] == "LOCAL"
     assert tags["forecast.version.mlflow"] == mlflow.__version__
     assert {"forecast.version.pandas", "forecast.version.numpy", "forecast.version.statsmodels",
             "forecast.version.scikit-learn"} <= set(tags)
@@ -208,12 +209,15 @@ def test_experiment_logs_nested_children_with_metrics_artifacts_and_versions(exp
         assert run.data.tags["forecast.kind"] == "backtest"
         scores = backtests[model][1].set_index("horizon")
         metrics = run.data.metrics
-        assert {f"crps_h{h}" for h in range(1, HORIZON + 1)} <= set(metrics)
+        assert not any("_h1" in k for k in metrics), "per-horizon scores are histories, not one key each"
         assert metrics["crps"] == pytest.approx(scores.loc["all", "crps"])
-        assert metrics["crps_h1"] == pytest.approx(scores.loc[1, "crps"])
-        assert metrics["mae_h6"] == pytest.approx(scores.loc[6, "mae"])
+        for score in ("crps", "mae", "coverage90"):
+            history = client.get_metric_history(run.info.run_id, f"by_horizon/{score}")
+            assert [m.step for m in history] == list(range(1, HORIZON + 1))
+            assert [m.value for m in history] == pytest.approx([scores.loc[h, score] for h in range(1, HORIZON + 1)])
         paths = artifact_paths(client, run.info.run_id)
-        assert {"backtest/forecasts.parquet", "backtest/scores.csv", "plots/scores_by_horizon.png"} <= paths
+        assert {"backtest/forecasts.parquet", "backtest/scores.csv", "scores_by_horizon.png",
+                "scores_by_horizon.json"} <= paths
         assert len([p for p in paths if p.startswith("plots/fan_")]) == 3
 
     versions = list_versions(REGISTERED, uri)
@@ -390,8 +394,14 @@ def test_tracking_uri_prefers_option_then_environment_then_local_sqlite(monkeypa
     assert resolve_tracking_uri(None) == f"sqlite:///{tmp_path / 'mlflow.db'}"
 
 
+def shown_warnings(recorded) -> list[str]:
+    """The warnings Python's default filters print on a console (deprecations inside libraries are not)."""
+    return [f"{w.category.__name__}: {w.message}" for w in recorded
+            if not issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning))]
+
+
 @pytest.mark.parametrize("kind", ["sqlite", "server"])
-def test_experiment_command_end_to_end(kind, request, tmp_path):
+def test_experiment_command_end_to_end(kind, request, tmp_path, recwarn):
     from click.testing import CliRunner
 
     from forecast.cli import main
@@ -402,22 +412,62 @@ def test_experiment_command_end_to_end(kind, request, tmp_path):
     exp = tmp_path / f"{name}.toml"
     exp.write_text((root / "experiments" / "benchmarks.toml").read_text(encoding="utf-8")
                    .replace("../data/sample/", str(root / "data" / "sample") + "/"), encoding="utf-8")
+    recwarn.clear()
     result = CliRunner().invoke(main, ["experiment", "run", str(exp), "--tracking-uri", uri, "--register", name])
     assert result.exit_code == 0, result.output
+    assert shown_warnings(recwarn) == []
     client = MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name(name)
+    # The MLflow 3 UI opens it on the model-training view, not the GenAI traces.
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     runs = client.search_runs([experiment.experiment_id])
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
     labelled = {r.info.run_name: r for r in children}
-    assert {"zero", "locf_poisson", "moving_average", "hist_bootstrap"} <= set(labelled)
-    assert {"crps", "crps_h1", "mae_h6"} <= set(labelled["moving_average"].data.metrics)
-    assert parents[0].inputs.dataset_inputs, "the panel is logged as a dataset input"
-    versions = client.search_model_versions(f"name = '{name}'")
-    assert len(versions) == 1 and versions[0].tags["forecast.model"] == "moving_average"
+    assert {"zero", "locf_poisson", "moving_average", "hist_bootstrap", "final: moving_average"} <= set(labelled)
+
+    backtest, final = labelled["moving_average"], labelled["final: moving_average"]
+    horizons = list(range(1, 7))
+    for score in ("crps", "mae", "coverage90", "brier", "crps_skill"):
+        history = client.get_metric_history(backtest.info.run_id, f"by_horizon/{score}")
+        assert [m.step for m in history] == horizons, score
+    assert {"crps", "crps_skill", "mae", "coverage90", "brier"} <= set(backtest.data.metrics)
+    assert not [k for k in backtest.data.metrics if k.endswith("_h1")]
+    assert backtest.data.params == {"model": "moving_average", "window": "12", "min_alpha": "0.01"}  # defaults too
+
+    commit = parents[0].data.tags["mlflow.source.git.commit"]
+    description = "Standard benchmarks (zero, last value, seasonal, averages) on the demo data"
+    digest = parents[0].inputs.dataset_inputs[0].dataset.digest
+    for run in [*parents, *children]:
+        assert run.data.tags["mlflow.source.git.commit"] == commit, run.info.run_name
+        assert run.data.tags["mlflow.note.content"] == description, run.info.run_name
+        [dataset] = run.inputs.dataset_inputs
+        assert dataset.dataset.digest == digest, run.info.run_name
+
+    # The final run carries the scores of the backtest it refits, and the two link both ways.
+    assert final.data.tags["forecast.kind"] == "final"
+    assert final.data.tags["forecast.backtest_run_id"] == backtest.info.run_id
+    assert backtest.data.tags["forecast.final_run_id"] == final.info.run_id
+    assert final.data.metrics["crps"] == backtest.data.metrics["crps"]
+    assert ([m.value for m in client.get_metric_history(final.info.run_id, "by_horizon/crps")]
+            == [m.value for m in client.get_metric_history(backtest.info.run_id, "by_horizon/crps")])
+
+    [version] = client.search_model_versions(f"name = '{name}'")
+    assert version.tags["forecast.model"] == "moving_average"
+    assert version.run_id == final.info.run_id and "crps" in client.get_run(version.run_id).data.metrics
+    assert version.tags["forecast.backtest_run_id"] == backtest.info.run_id
+    assert version.tags["forecast.final_run_id"] == final.info.run_id
+    assert f"{backtest.data.metrics['crps']:.5f}" in version.description
+    assert backtest.info.run_id in version.description and final.info.run_id in version.description
+
     promoted = CliRunner().invoke(main, ["registry", "promote", name, "--version", "1", "--tracking-uri", uri])
     assert promoted.exit_code == 0 and "first champion" in promoted.output
+    assert f"CRPS {backtest.data.metrics['crps']:.5f}" in promoted.output
     board = CliRunner().invoke(main, ["experiment", "compare", name, "--tracking-uri", uri])
     assert board.exit_code == 0 and "moving_average" in board.output
+    assert "final:" not in board.output
+    listed = CliRunner().invoke(main, ["registry", "list", "--tracking-uri", uri])
+    assert listed.exit_code == 0, listed.output
+    assert name in listed.output and "champion" in listed.output

@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from forecast.cli.common import TRACKING_HELP, user_errors
-from forecast.jobs.experiments import leaderboard_runs, run_experiment
-from forecast.tracking import list_versions, promote, resolve_tracking_uri
+from forecast.jobs.experiments import exact_table, leaderboard_runs, registered_models, run_experiment
+from forecast.tracking import promote, resolve_tracking_uri
 
 
 @click.group()
@@ -41,8 +41,9 @@ def experiment_compare(name, tracking_uri) -> None:
     if board.empty:
         click.echo("no tracked model runs yet")
         return
-    cols = [c for c in ("experiment", "label", "model", "crps", "mae", "coverage90", "status", "start_time") if c in board]
-    click.echo(board[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    cols = [c for c in ("experiment", "label", "model", "crps", "crps_skill", "mae", "coverage90", "status", "start_time")
+            if c in board]
+    click.echo(exact_table(board[cols]))
 
 
 @click.group()
@@ -51,13 +52,16 @@ def registry() -> None:
 
 
 @registry.command("list")
-@click.argument("registered_name")
+@click.argument("registered_name", required=False)
 @click.option("--tracking-uri", default=None, help=TRACKING_HELP)
 def registry_list(registered_name, tracking_uri) -> None:
-    """Versions of a registered model with their aliases and backtest CRPS."""
+    """Versions of a registered model (of every one without a name), with aliases and backtest CRPS."""
     with user_errors():
-        table = list_versions(registered_name, resolve_tracking_uri(tracking_uri))
-    click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        table = registered_models(registered_name, tracking_uri=tracking_uri)
+    if table.empty:
+        click.echo("no registered models yet")
+        return
+    click.echo(exact_table(table.drop(columns=["run_id", "backtest_run_id"]) if registered_name is None else table))
 
 
 @registry.command("promote")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,11 +15,46 @@ from features.atomic import write_atomically
 from features.errors import DataError
 from forecast.experiment import ExperimentConfig, combined_scores, fit_final, load_data, load_experiment, run_model
 from forecast.jobs.common import Echo, JobError, month_strings, quiet
-from forecast.jobs.forecasting import leaderboard
+from forecast.limits import bound_mlflow_http
 from forecast.models.base import ModelError
-from forecast.tracking import ExperimentTracker, ModelRef, TrackingError, compare, eval_window, resolve_tracking_uri
+from forecast.tracking import (
+    ExperimentTracker,
+    ModelRef,
+    TrackingError,
+    check_reachable,
+    compare,
+    decimals,
+    list_models,
+    list_versions,
+    resolve_tracking_uri,
+)
 
-__all__ = ["ExperimentResult", "leaderboard_runs", "run_experiment"]
+__all__ = ["ExperimentResult", "exact_table", "leaderboard_runs", "registered_models", "run_experiment"]
+
+_LEADERBOARD = ("crps", "mae", "rmse", "coverage50", "coverage90", "mis90", "brier", "crps_skill")
+
+
+def exact_table(frame: pd.DataFrame) -> str:
+    """``frame`` as text, each number column with as many decimals as it takes to tell its
+    values apart (at least 3): a champion at CRPS 0.13130 and a runner-up at 0.13145 print
+    as 0.1313 and 0.1315, not both as 0.131."""
+    formatters = {}
+    for col in frame.columns:
+        if pd.api.types.is_float_dtype(frame[col]):
+            n = decimals(frame[col].dropna())
+            formatters[col] = lambda v, n=n: "" if pd.isna(v) else f"{v:.{n}f}"
+    return frame.to_string(index=False, formatters=formatters)
+
+
+def leaderboard(scores: pd.DataFrame) -> str:
+    """Models ranked by CRPS over all horizons, with enough decimals to tell them apart."""
+    metrics = [c for c in _LEADERBOARD if c in scores]
+    overall = scores[scores["horizon"].astype(str) == "all"]
+    if metrics:
+        overall = overall.sort_values(metrics[0], kind="stable")
+    table = overall[["model", *metrics]].rename(columns={"crps_skill": "crps skill vs best benchmark"})
+    return ("leaderboard (all horizons, lower is better; coverage should be near 0.50 / 0.90):\n"
+            + exact_table(table.astype({c: float for c in table.columns if c != "model"})))
 
 
 @dataclass(frozen=True)
@@ -26,6 +64,7 @@ class ExperimentResult:
     config: ExperimentConfig
     scores: pd.DataFrame
     parent_run_id: str
+    experiment_id: str
     ref: ModelRef
     tracking_uri: str
 
@@ -36,48 +75,85 @@ class ExperimentResult:
         if self.ref.registered_name:
             lines.append(f"registered {self.ref.registered_name} version {self.ref.version}; "
                          f"promote with: forecast registry promote {self.ref.registered_name} --version {self.ref.version}")
-        lines.append(f"look at it with: mlflow ui --backend-store-uri {self.tracking_uri}")
+        page = f"#/experiments/{self.experiment_id}/runs"
+        if self.tracking_uri.startswith(("http://", "https://")):
+            lines.append(f"look at it in the MLflow UI: {self.tracking_uri.rstrip('/')}/{page}")
+        else:
+            lines.append(f"look at it with: mlflow ui --backend-store-uri {self.tracking_uri}  "
+                         f"(then open http://127.0.0.1:5000/{page})")
         return "\n".join(lines)
+
+
+def full_params(spec) -> dict:
+    """Every hyperparameter of a model of the experiment, the defaults included, and its name."""
+    return {"model": spec.model, **spec.make().get_params()}
+
+
+@contextlib.contextmanager
+def bounded_mlflow_http() -> Iterator[None]:
+    """MLflow's HTTP retries and timeouts bounded (:mod:`forecast.limits`) for the duration,
+    so that a tracking server that dies mid-run stops the run in seconds, not minutes."""
+    added = bound_mlflow_http()
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
 
 
 def run_experiment(path: str | Path, *, tracking_uri: str | None = None, register_as: str | None = None,
                    out_dir: str | Path | None = None, echo: Echo = quiet) -> ExperimentResult:
     """Backtest every model of an experiment file: one parent run, one nested run per model, then
-    the best model refitted on the whole panel and logged (registered as ``register_as`` if given).
+    the best model refitted on the whole panel and logged in a final run (registered as
+    ``register_as`` if given).
+
+    The file and the data are checked in full (models, covariates, units, dates) before
+    anything is sent to MLflow, so a mistake leaves no experiment or run behind.
 
     Raises
     ------
     DataError, ModelError, TrackingError
         A mistake found before the MLflow run starts (the file, the data, the server).
     JobError
-        A failure during the run; the MLflow run is marked FAILED.
+        A failure during the run; the MLflow run is marked FAILED (or, when the server is
+        gone, left for the next run of the experiment to mark).
     """
     config = load_experiment(path)
     uri = resolve_tracking_uri(tracking_uri)
-    tracker = ExperimentTracker(config.name, uri)
     panel, metadata, source = load_data(config)
+    check_reachable(uri)
+    with bounded_mlflow_http():
+        return _run_tracked(config, uri, panel, metadata, source, register_as, out_dir, echo)
+
+
+def _run_tracked(config: ExperimentConfig, uri: str, panel: pd.DataFrame, metadata: dict, source: str,
+                 register_as: str | None, out_dir: str | Path | None, echo: Echo) -> ExperimentResult:
+    tracker = ExperimentTracker(config.name, uri)
     echo(f"experiment {config.name}: {len(config.labels)} model run(s), tracking at {uri}")
-    outcomes = []
+    outcomes, children = [], {}
     try:
         with tracker.parent_run(config.name, params=config.as_dict(), config_path=config.path, panel=panel,
-                                panel_source=source, panel_metadata=metadata) as parent_id:
+                                panel_source=source, panel_metadata=metadata,
+                                description=config.description) as parent_id:
             for label in tqdm(config.labels, desc="models", unit="model"):
                 spec = config.spec(label)
-                with tracker.child_run(label, {"model": spec.model, **spec.params}, model=spec.model) as child:
+                with tracker.child_run(label, full_params(spec), model=spec.model) as child:
                     outcome = run_model(config, panel, label)
                     child.log_backtest(outcome.forecasts, outcome.scores)
                 outcomes.append(outcome)
+                children[label] = child
             table = combined_scores(outcomes, config)
-            overall = table[table["horizon"].astype(str) == "all"].sort_values("crps")
+            for label, child in children.items():
+                child.log_skill(table[table["model"] == label].reset_index(drop=True))
+            overall = table[table["horizon"].astype(str) == "all"].sort_values("crps", kind="stable")
             best = str(overall["model"].iloc[0])
-            best_outcome = next(o for o in outcomes if o.label == best)
-            with tracker.child_run(f"final: {best}", {"model": best_outcome.model, **best_outcome.params},
-                                   model=best_outcome.model) as child:
+            with tracker.final_run(children[best], full_params(config.spec(best))) as final_run:
                 final = fit_final(config, panel, best)
-                child.crps_ = float(overall["crps"].iloc[0])
-                child.eval_window_ = eval_window(best_outcome.forecasts)
-                ref = child.log_model(final, final.history_, config.backtest.horizon, registered_name=register_as)
+                ref = final_run.log_model(final, final.history_, config.backtest.horizon, registered_name=register_as)
     except (DataError, ModelError, TrackingError) as exc:
+        if tracker.unclosed_:
+            raise JobError(f"{exc}. Run(s) {', '.join(tracker.unclosed_)} could not be marked FAILED; the next "
+                           f"'forecast experiment run' of {config.name!r} marks them once {uri} answers") from None
         raise JobError(f"{exc} (the MLflow run is marked FAILED)") from None
     if out_dir is not None:
         forecasts = pd.concat([o.forecasts for o in outcomes], ignore_index=True)
@@ -85,10 +161,16 @@ def run_experiment(path: str | Path, *, tracking_uri: str | None = None, registe
         out_dir = Path(out_dir)
         write_atomically({out_dir / "forecasts.parquet": lambda tmp: text.to_parquet(tmp, index=False),
                           out_dir / "scores.csv": lambda tmp: table.to_csv(tmp, index=False)})
-    return ExperimentResult(config, table, parent_id, ref, uri)
+    return ExperimentResult(config, table, parent_id, tracker.experiment_id, ref, uri)
 
 
 def leaderboard_runs(name: str | None = None, *, tracking_uri: str | None = None) -> pd.DataFrame:
-    """The tracked model runs of one experiment (or of all) that hold a backtest, best CRPS first."""
+    """The tracked backtest runs of one experiment (or of all) that hold scores, best CRPS first."""
     board = compare(name, resolve_tracking_uri(tracking_uri))
-    return board[board["crps"].notna()]  # the 'final:' runs hold a model, not a backtest
+    return board[board["crps"].notna()]
+
+
+def registered_models(name: str | None = None, *, tracking_uri: str | None = None) -> pd.DataFrame:
+    """The versions of one registered model, or of every one (then with a ``name`` column)."""
+    uri = resolve_tracking_uri(tracking_uri)
+    return list_versions(name, uri) if name else list_models(uri)

@@ -23,8 +23,10 @@ horizons of that backtest). A candidate version
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib.metadata
+import logging
 from dataclasses import dataclass
 
 import mlflow
@@ -32,15 +34,16 @@ import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
 
 from forecast.evaluation.backtest import forecast_at
 from forecast.models.base import Forecaster, ModelError, check_history
-from forecast.tracking.store import TrackingError, connect
+from forecast.tracking.signature import forecaster_signature
+from forecast.tracking.store import TrackingError, connect, decimals, server_errors
 
-__all__ = ["CHALLENGER", "CHAMPION", "Decision", "ForecasterModel", "NoSuchModel", "RegisteredForecaster",
-           "list_versions", "load_registered", "log_forecaster", "promote"]
+__all__ = ["CHALLENGER", "CHAMPION", "Decision", "ForecasterModel", "ModelRef", "NoSuchModel",
+           "RegisteredForecaster", "list_models", "list_versions", "load_registered", "log_forecaster", "promote",
+           "tag_version"]
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -114,6 +117,25 @@ class ForecasterModel(mlflow.pyfunc.PythonModel):
         return to_strings(forecast_at(model, history, horizon))
 
 
+class _DropPickleNotice(logging.Filter):
+    """Drops the one notice MLflow logs for every model given as a Python object: that it is
+    pickled with cloudpickle. That is deliberate here (a fitted forecaster is data, not code
+    to keep in a file), and the notice would be printed on every run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Passing a Python object as `python_model`")
+
+
+@contextlib.contextmanager
+def _quiet_mlflow():
+    logger, notice = logging.getLogger("mlflow.pyfunc"), _DropPickleNotice()
+    logger.addFilter(notice)
+    try:
+        yield
+    finally:
+        logger.removeFilter(notice)
+
+
 def _requirements() -> list[str]:
     out = []
     for package in _REQUIREMENTS:
@@ -124,20 +146,68 @@ def _requirements() -> list[str]:
     return out
 
 
+@dataclass(frozen=True)
+class ModelRef:
+    """A logged model: its URI, and the registered name and version when registered."""
+
+    model_uri: str
+    registered_name: str | None = None
+    version: str | None = None
+
+
 def log_forecaster(forecaster: Forecaster, history: pd.DataFrame, *, horizon: int = DEFAULT_HORIZON,
                    registered_name: str | None = None, name: str = "model") -> ModelInfo:
     """Log a fitted forecaster to the active MLflow run (registering it when a name is given).
 
     ``history`` is the history it was fitted on (Period months); it becomes the input example,
-    so the example's prediction is the model's own forecast, and with it the signature.
+    so the example's prediction is the model's own forecast, and with it the signature
+    (declared from the dtypes: :func:`forecaster_signature`).
+
+    The project's code is not shipped with the model (``code_paths``): loading a model with
+    code paths puts the copied packages first on ``sys.path`` in the loading process, where
+    they would shadow the installed project (and lack its data files, such as the bundled
+    gazetteer). A registered model is loaded where the project is installed.
     """
     wrapper = ForecasterModel(forecaster)
     example = to_strings(history[wrapper.columns()], ("month",)).reset_index(drop=True)
     output = wrapper.predict(None, example, {"horizon": horizon})
-    signature = infer_signature(example, output, params={"horizon": int(horizon)})
-    return mlflow.pyfunc.log_model(
-        name=name, python_model=wrapper, signature=signature, input_example=example,
-        registered_model_name=registered_name, pip_requirements=_requirements())
+    signature = forecaster_signature(example, output, horizon)
+    with _quiet_mlflow():
+        return mlflow.pyfunc.log_model(
+            name=name, python_model=wrapper, signature=signature, input_example=example,
+            registered_model_name=registered_name, pip_requirements=_requirements())
+
+
+def version_description(label: str, forecaster: Forecaster, scores: pd.DataFrame | None, window: str | None,
+                        run_id: str, backtest_run_id: str) -> str:
+    """The registered version's description: what it is, its backtest scores, its two runs."""
+    lines = [f"{label} ({forecaster.name}) fitted on the data up to {forecaster.origin_}."]
+    if scores is not None:
+        pooled = scores.loc[scores["horizon"].astype(str) == "all"]
+        shown = [c for c in ("crps", "crps_skill", "mae", "coverage90", "brier") if c in pooled]
+        if len(pooled) and shown:
+            row = pooled.iloc[0]
+            lines.append(f"Backtest over {window or 'its window'}: "
+                         + ", ".join(f"{c} {float(row[c]):.5f}" for c in shown) + ".")
+    lines.append(f"Backtest scores: run {backtest_run_id}. This model: run {run_id}.")
+    return "\n\n".join(lines)
+
+
+def tag_version(client: MlflowClient, name: str, version: str, *, forecaster: Forecaster, label: str, run_id: str,
+                backtest_run_id: str, scores: pd.DataFrame | None, crps: float | None, window: str | None) -> None:
+    """Tag and describe a registered version: its model, origin, CRPS and evaluation window
+    (what :func:`promote` compares) and the ids of its final and backtest runs."""
+    tags = {"forecast.model": forecaster.name, "forecast.label": label,
+            "forecast.origin": str(forecaster.origin_), "forecast.run_id": run_id,
+            "forecast.final_run_id": run_id, "forecast.backtest_run_id": backtest_run_id}
+    if crps is not None:
+        tags["forecast.crps"] = repr(crps)
+    if window:
+        tags["forecast.eval_window"] = window
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    client.update_model_version(name, version, description=version_description(
+        label, forecaster, scores, window, run_id, backtest_run_id))
 
 
 # ----------------------------------------------------------------------------------------
@@ -169,8 +239,12 @@ def _crps(version) -> float | None:
 
 
 def promote(registered_name: str, version: str | int, tracking_uri: str) -> Decision:
-    """Apply the promotion rule of the module docstring to one model version."""
-    client = connect(tracking_uri)
+    """Apply the promotion rule of the module docstring to one model version.
+
+    CRPS values in the reason are printed with as many decimals as it takes to tell the
+    candidate's from the champion's.
+    """
+    client = connect(tracking_uri, existing=True)
     version = str(version)
     try:
         candidate = client.get_model_version(registered_name, version)
@@ -181,50 +255,71 @@ def promote(registered_name: str, version: str | int, tracking_uri: str) -> Deci
     if crps is None or not window:
         return Decision(False, f"version {version} has no forecast.crps / forecast.eval_window tags: "
                                f"log it with ChildRun.log_model after log_backtest")
-    champion = _champion(client, registered_name)
-    if champion is None:
-        client.set_registered_model_alias(registered_name, CHAMPION, version)
-        return Decision(True, f"version {version} is the first champion (CRPS {crps:.4g} over {window})")
-    if str(champion.version) == version:
-        return Decision(True, f"version {version} is already champion")
-    champion_window = champion.tags.get("forecast.eval_window")
-    if champion_window != window:
-        return Decision(False, f"version {version} was evaluated over {window!r} but champion "
-                               f"version {champion.version} over {champion_window!r}; CRPS over different "
-                               f"windows is not comparable: re-run the backtest over the champion's window")
-    champion_crps = _crps(champion)
-    if champion_crps is None or crps < champion_crps:
-        client.set_registered_model_alias(registered_name, CHAMPION, version)
-        if CHALLENGER in candidate.aliases:
-            client.delete_registered_model_alias(registered_name, CHALLENGER)
-        return Decision(True, f"version {version} (CRPS {crps:.4g}) beats champion version "
-                              f"{champion.version} (CRPS {champion_crps if champion_crps is not None else 'none'}) "
-                              f"over {window}")
-    client.set_registered_model_alias(registered_name, CHALLENGER, version)
-    return Decision(False, f"version {version} (CRPS {crps:.4g}) does not beat champion version "
-                           f"{champion.version} (CRPS {champion_crps:.4g}) over {window}; it is the challenger")
+    with server_errors(tracking_uri, f"promoting {registered_name} version {version}"):
+        champion = _champion(client, registered_name)
+        if champion is None:
+            client.set_registered_model_alias(registered_name, CHAMPION, version)
+            return Decision(True, f"version {version} is the first champion (CRPS {crps:.5f} over {window})")
+        if str(champion.version) == version:
+            return Decision(True, f"version {version} is already champion")
+        champion_window = champion.tags.get("forecast.eval_window")
+        if champion_window != window:
+            return Decision(False, f"version {version} was evaluated over {window!r} but champion "
+                                   f"version {champion.version} over {champion_window!r}; CRPS over different "
+                                   f"windows is not comparable: re-run the backtest over the champion's window")
+        champion_crps = _crps(champion)
+        n = decimals([crps] + ([champion_crps] if champion_crps is not None else []), start=5)
+        shown = f"{champion_crps:.{n}f}" if champion_crps is not None else "none"
+        if champion_crps is None or crps < champion_crps:
+            client.set_registered_model_alias(registered_name, CHAMPION, version)
+            if CHALLENGER in candidate.aliases:
+                client.delete_registered_model_alias(registered_name, CHALLENGER)
+            return Decision(True, f"version {version} (CRPS {crps:.{n}f}) beats champion version "
+                                  f"{champion.version} (CRPS {shown}) over {window}")
+        client.set_registered_model_alias(registered_name, CHALLENGER, version)
+        return Decision(False, f"version {version} (CRPS {crps:.{n}f}) does not beat champion version "
+                               f"{champion.version} (CRPS {shown}) over {window}; it is the challenger")
 
 
-def list_versions(registered_name: str, tracking_uri: str) -> pd.DataFrame:
-    """The versions of a registered model: version, aliases, crps, eval_window, run_id, created."""
-    client = connect(tracking_uri)
-    try:
-        model = client.get_registered_model(registered_name)
-    except MlflowException as err:
-        raise TrackingError(f"no registered model {registered_name!r} at {tracking_uri}: {err.message}") from None
+_VERSION_COLUMNS = ["version", "aliases", "crps", "eval_window", "model", "run_id", "backtest_run_id", "created"]
+
+
+def _version_rows(client: MlflowClient, model) -> list[dict]:
     # search_model_versions leaves aliases empty (MLflow 3.x): take them from the model.
     aliases: dict[str, list[str]] = {}
     for alias, version in (model.aliases or {}).items():
         aliases.setdefault(str(version), []).append(alias)
-    versions = client.search_model_versions(f"name = '{registered_name}'")
-    rows = [{
-        "version": int(v.version), "aliases": ", ".join(sorted(aliases.get(str(v.version), []))),
-        "crps": _crps(v),
+    versions = client.search_model_versions(f"name = '{model.name}'")
+    return [{
+        "name": model.name, "version": int(v.version),
+        "aliases": ", ".join(sorted(aliases.get(str(v.version), []))), "crps": _crps(v),
         "eval_window": v.tags.get("forecast.eval_window"), "model": v.tags.get("forecast.model"),
-        "run_id": v.run_id, "created": pd.to_datetime(v.creation_timestamp, unit="ms", utc=True),
+        "run_id": v.run_id, "backtest_run_id": v.tags.get("forecast.backtest_run_id"),
+        "created": pd.to_datetime(v.creation_timestamp, unit="ms", utc=True),
     } for v in versions]
-    columns = ["version", "aliases", "crps", "eval_window", "model", "run_id", "created"]
-    return pd.DataFrame(rows, columns=columns).sort_values("version").reset_index(drop=True)
+
+
+def list_versions(registered_name: str, tracking_uri: str) -> pd.DataFrame:
+    """The versions of a registered model: version, aliases, crps, eval_window, model, run_id
+    (the final run), backtest_run_id, created."""
+    client = connect(tracking_uri, existing=True)
+    try:
+        model = client.get_registered_model(registered_name)
+    except MlflowException as err:
+        raise TrackingError(f"no registered model {registered_name!r} at {tracking_uri}: {err.message}") from None
+    with server_errors(tracking_uri, f"listing the versions of {registered_name!r}"):
+        rows = _version_rows(client, model)
+    return pd.DataFrame(rows, columns=_VERSION_COLUMNS).sort_values("version").reset_index(drop=True)
+
+
+def list_models(tracking_uri: str) -> pd.DataFrame:
+    """Every version of every registered model: ``name`` and the :func:`list_versions` columns."""
+    client = connect(tracking_uri, existing=True)
+    with server_errors(tracking_uri, "listing the registered models"):
+        rows = [row for model in client.search_registered_models(max_results=1000)
+                for row in _version_rows(client, model)]
+    out = pd.DataFrame(rows, columns=["name", *_VERSION_COLUMNS])
+    return out.sort_values(["name", "version"]).reset_index(drop=True)
 
 
 # ----------------------------------------------------------------------------------------
@@ -299,7 +394,7 @@ def load_registered(ref: str, tracking_uri: str) -> RegisteredForecaster:
         When the tracking server cannot be reached.
     """
     name, version, alias = parse_model_ref(ref)
-    client = connect(tracking_uri)
+    client = connect(tracking_uri, existing=True)
     try:
         info = (client.get_model_version_by_alias(name, alias) if alias
                 else client.get_model_version(name, version))

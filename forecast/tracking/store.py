@@ -5,21 +5,24 @@ The lowest room of :mod:`forecast.tracking`: the other two (``runs``, ``registry
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
+import math
 import os
 import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
+import requests
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
 
 from forecast.errors import TrackingError
 
@@ -27,13 +30,22 @@ KIND_EXPERIMENT = "experiment"
 
 KIND_BACKTEST = "backtest"
 
+KIND_FINAL = "final"
+
+#: The experiment tag the MLflow 3 UI reads to choose an experiment's landing page, and the
+#: value that opens it on the model-training view (runs, metrics, charts) rather than the
+#: GenAI one (traces). The UI offers exactly these two kinds in its "experiment type" switch.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING = "custom_model_development"
+
 #: Packages whose versions are recorded on every parent run.
 PACKAGES = ("pandas", "numpy", "statsmodels", "scikit-learn", "mlflow")
 
 #: MLflow's limits per ``log_batch`` call (metrics, params, tags).
 _BATCH = {"metrics": 1000, "params": 100, "tags": 100}
 
-_ROOT = Path(__file__).resolve().parent.parent.parent
+#: The checkout (or installed tree) holding the packages `forecast` and `features`.
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 
@@ -86,6 +98,12 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
                     f"--tracking-uri / MLFLOW_TRACKING_URI")
             return
         except urllib.error.HTTPError as err:
+            if err.code == 404:
+                # Every MLflow server has /health: a 404 is another web server at that address.
+                raise TrackingError(
+                    f"{uri} answers HTTP but is not an MLflow tracking server (GET /health gave HTTP 404); "
+                    f"check the URI (mlflow server --host ... --port ...), or pass another --tracking-uri / "
+                    f"MLFLOW_TRACKING_URI") from None
             if err.code < 500:
                 return
             last = f"HTTP {err.code}"
@@ -101,10 +119,67 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
         f"MLFLOW_TRACKING_URI (e.g. sqlite:///mlflow.db for a local store)"
     )
 
-def connect(tracking_uri: str) -> MlflowClient:
-    """A client for tracking and registry at ``tracking_uri``, after :func:`check_reachable`."""
-    check_reachable(tracking_uri)
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (None for any other store, or in memory)."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix) or ":memory:" in uri:
+        return None
+    return Path(uri[len(prefix):].split("?")[0])
+
+
+def require_store(uri: str) -> None:
+    """For commands that only read: fail when ``uri`` names no store, instead of creating one.
+
+    MLflow creates an empty SQLite database at a ``sqlite:///`` URI whose file does not exist;
+    a leaderboard read from it would be silently empty. HTTP stores are checked with
+    :func:`check_reachable`.
+    """
+    path = sqlite_path(uri)
+    if path is not None and not path.is_file():
+        raise TrackingError(f"no MLflow store at {uri} ({path} does not exist); run an experiment first "
+                            f"(forecast experiment run FILE) or pass the store with --tracking-uri / "
+                            f"MLFLOW_TRACKING_URI")
+    check_reachable(uri)
+
+
+def connect(tracking_uri: str, *, existing: bool = False) -> MlflowClient:
+    """A client for tracking and registry at ``tracking_uri``, after :func:`check_reachable`
+    (after :func:`require_store` when ``existing``: a command that only reads)."""
+    (require_store if existing else check_reachable)(tracking_uri)
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+#: What the MLflow client raises when the server fails: its own exception (which wraps
+#: connection errors once its bounded retries are spent) and a bare connection error.
+SERVER_ERRORS: tuple[type[BaseException], ...] = (MlflowException, requests.RequestException)
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+@contextlib.contextmanager
+def server_errors(uri: str, doing: str) -> Iterator[None]:
+    """Turn what the MLflow client raises into one :class:`TrackingError` naming the URI and
+    what was being done (no chained traceback reaches the user)."""
+    try:
+        yield
+    except SERVER_ERRORS as exc:
+        raise TrackingError(f"MLflow at {uri} failed while {doing}: {first_line(exc)}") from None
+
+
+def decimals(values: Iterable[float], start: int = 3, limit: int = 8) -> int:
+    """Fewest decimals (at least ``start``) that print distinct ``values`` distinctly.
+
+    ``[0.13130, 0.13145]`` needs 4 (``0.1313``, ``0.1315``) where 3 prints both as ``0.131``;
+    values equal to ``limit`` decimals are taken as equal.
+    """
+    finite = sorted({round(float(v), limit) for v in values if v is not None and math.isfinite(float(v))})
+    for n in range(start, limit + 1):
+        if len({f"{v:.{n}f}" for v in finite}) == len(finite):
+            return n
+    return limit
 
 
 def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -131,14 +206,38 @@ def panel_digest(panel: pd.DataFrame) -> str:
     data = month_strings(panel).to_csv(index=False).encode("utf-8")
     return hashlib.sha256(data).hexdigest()
 
-def git_commit(root: Path = _ROOT) -> str:
-    """The checkout's commit, or ``unknown`` outside a git checkout."""
+def git(*args: str, root: Path = ROOT) -> str | None:
+    """The output of ``git ARGS`` in the checkout, or None outside a git checkout."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                             timeout=5, check=True)
-        return out.stdout.strip() or "unknown"
+        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=5, check=True)
+        return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return None
+
+
+def git_commit(root: Path = ROOT) -> str:
+    """The checkout's commit, or ``unknown`` outside a git checkout."""
+    return git("rev-parse", "HEAD", root=root) or "unknown"
+
+
+def source_tags(description: str | None = None, root: Path = ROOT) -> dict[str, str]:
+    """MLflow's own source tags (what the UI shows as the run's source and git commit) and,
+    when given, the run description (``mlflow.note.content``)."""
+    tags = {"mlflow.source.type": "LOCAL", "mlflow.source.name": str(root),
+            "mlflow.source.git.commit": git_commit(root)}
+    branch = git("rev-parse", "--abbrev-ref", "HEAD", root=root)
+    if branch and branch != "HEAD":
+        tags["mlflow.source.git.branch"] = branch
+    remote = git("config", "--get", "remote.origin.url", root=root)
+    if remote:
+        tags["mlflow.source.git.repoURL"] = remote
+    status = git("status", "--porcelain", "--untracked-files=no", root=root)
+    if status is not None:
+        # A run from a checkout with uncommitted changes is not reproducible from the commit alone.
+        tags["forecast.git_dirty"] = "true" if status else "false"
+    if description:
+        tags["mlflow.note.content"] = description
+    return tags
 
 def package_versions() -> dict[str, str]:
     """Installed versions of :data:`PACKAGES`."""
@@ -155,10 +254,12 @@ def _chunks(items: list, size: int) -> Iterator[list]:
         yield items[i : i + size]
 
 def log_batch(client: MlflowClient, run_id: str, *, metrics: Mapping[str, float] = {},
-               params: Mapping[str, str] = {}, tags: Mapping[str, str] = {}) -> None:
-    """Log in as few ``log_batch`` calls as MLflow's per-call limits allow."""
+               params: Mapping[str, str] = {}, tags: Mapping[str, str] = {},
+               histories: Iterable[Metric] = ()) -> None:
+    """Log in as few ``log_batch`` calls as MLflow's per-call limits allow (``histories``:
+    metrics with their own steps)."""
     now = int(time.time() * 1000)
-    m = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
+    m = [Metric(k, float(v), now, 0) for k, v in metrics.items()] + list(histories)
     p = [Param(k, str(v)) for k, v in params.items()]
     t = [RunTag(k, str(v)) for k, v in tags.items()]
     for chunk in _chunks(m, _BATCH["metrics"]):
@@ -168,38 +269,13 @@ def log_batch(client: MlflowClient, run_id: str, *, metrics: Mapping[str, float]
     for chunk in _chunks(t, _BATCH["tags"]):
         client.log_batch(run_id, tags=chunk)
 
-def score_metrics(scores: pd.DataFrame) -> dict[str, float]:
-    """A score table (``horizon, n, <scores>``; one model) as metrics ``<score>_h<H>`` and ``<score>``.
-
-    The ``all`` row (pooled over horizons) gives the plain names; NaN scores are left out
-    (MLflow would store them, but they make leaderboards sort oddly).
-    """
-    if "horizon" not in scores:
-        raise TrackingError(f"scores need a 'horizon' column (score_table(..., by=('model', 'horizon'))); "
-                            f"got columns {', '.join(map(str, scores.columns))}")
-    if "model" in scores and scores["model"].nunique() > 1:
-        raise TrackingError(f"scores hold several models ({', '.join(map(str, scores['model'].unique()))}); "
-                            f"log each model's scores in its own child run")
-    names = [c for c in scores.columns if c not in ("model", "horizon", "n")
-             and pd.api.types.is_numeric_dtype(scores[c])]
-    out: dict[str, float] = {}
-    for _, row in scores.iterrows():
-        h = row["horizon"]
-        suffix = "" if str(h) == "all" else f"_h{int(h)}"
-        for name in names:
-            value = float(row[name])
-            if np.isfinite(value):
-                out[f"{name}{suffix}"] = value
-    return out
-
 def slug(text: str) -> str:
     """``text`` with every character but letters, digits, ``-`` and ``_`` replaced by ``_``."""
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in str(text))
 
 def default_artifact_location(tracking_uri: str, experiment_name: str) -> str | None:
     """``<db dir>/mlartifacts/<experiment>`` for a SQLite file store, else None (the store decides)."""
-    prefix = "sqlite:///"
-    if not tracking_uri.startswith(prefix) or ":memory:" in tracking_uri:
+    database = sqlite_path(tracking_uri)
+    if database is None:
         return None
-    database = Path(tracking_uri[len(prefix):].split("?")[0]).resolve()
-    return (database.parent / "mlartifacts" / slug(experiment_name)).as_uri()
+    return (database.resolve().parent / "mlartifacts" / slug(experiment_name)).as_uri()

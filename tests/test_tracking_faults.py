@@ -1,0 +1,176 @@
+"""``forecast experiment run`` against tracking servers that fail: one killed in the middle of
+an experiment (and brought back on the same port and store), and web servers that are not
+MLflow. Everything is real: an ``mlflow server`` subprocess on 127.0.0.1, the command line in a
+subprocess, and plain HTTP servers of the standard library."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from forecast.tracking import ExperimentTracker
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """An ``mlflow server`` on a fixed port and store that can be killed and started again."""
+
+    def __init__(self, root: Path, port: int) -> None:
+        self.root, self.port = root, port
+        self.uri = f"http://127.0.0.1:{port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        log = open(self.root / "server.log", "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
+             "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
+             "--artifacts-destination", str(self.root / "artifacts"), "--workers", "1"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, "MLFLOW_TRACKING_URI": ""})
+        log.close()
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.uri}/health", timeout=1):
+                    return
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.kill()
+                    pytest.skip(f"mlflow server did not start on port {self.port}: "
+                                f"{(self.root / 'server.log').read_text(errors='replace')[-1500:]}")
+                time.sleep(0.3)
+
+    def kill(self) -> None:
+        """SIGKILL the server's process group: it dies without closing anything."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=15)
+        self.proc = None
+
+
+@pytest.fixture
+def server(tmp_path):
+    s = Server(tmp_path, free_port())
+    s.start()
+    yield s
+    s.kill()
+
+
+def experiment_file(tmp_path: Path, name: str) -> Path:
+    path = tmp_path / f"{name}.toml"
+    path.write_text((ROOT / "experiments" / "benchmarks.toml").read_text(encoding="utf-8")
+                    .replace("../data/sample/", str(ROOT / "data" / "sample") + "/"), encoding="utf-8")
+    return path
+
+
+def forecast_command(*args: str, cwd: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MLFLOW_TRACKING_URI": ""}
+    for key in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
+        env.pop(key, None)  # the command's own bounds (forecast.limits) apply
+    return subprocess.Popen([sys.executable, "-m", "forecast", *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def error_lines(stderr: str) -> list[str]:
+    """stderr without the progress bars."""
+    return [line for line in stderr.replace("\r", "\n").splitlines() if line.strip() and "model/s" not in line
+            and "it/s" not in line]
+
+
+def test_a_server_killed_mid_experiment_ends_the_command_quickly_with_one_message(server, tmp_path):
+    name = "killed"
+    proc = forecast_command("experiment", "run", str(experiment_file(tmp_path, name)), "--tracking-uri", server.uri,
+                            cwd=tmp_path)
+    client = MlflowClient(server.uri)
+    # Kill the server once the experiment is under way: a model's run has started.
+    deadline = time.monotonic() + 120
+    while True:
+        experiment = client.get_experiment_by_name(name)
+        runs = client.search_runs([experiment.experiment_id]) if experiment else []
+        if any("mlflow.parentRunId" in r.data.tags for r in runs):
+            break
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.2)
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    server.kill()
+    killed = time.monotonic()
+    out, err = proc.communicate(timeout=60)
+    took = time.monotonic() - killed
+    assert proc.returncode == 1, out + err
+    assert took < 30, f"the command took {took:.1f} s after the server died"
+    lines = error_lines(err)
+    assert "Traceback" not in err
+    assert len(lines) == 1 and lines[0].startswith("Error: MLflow at " + server.uri), lines
+    assert parent.info.run_id in lines[0] and "could not be marked FAILED" in lines[0]
+
+    # Back on the same port and store: the run its process could not close is still RUNNING
+    # there, until the next run of the experiment closes it as FAILED.
+    server.start()
+    assert MlflowClient(server.uri).get_run(parent.info.run_id).info.status == "RUNNING"
+    tracker = ExperimentTracker(name, server.uri)
+    assert parent.info.run_id in tracker.closed_stale_
+    run = MlflowClient(server.uri).get_run(parent.info.run_id)
+    assert run.info.status == "FAILED"
+    assert "tracking server was unreachable" in run.data.tags["forecast.failure"]
+    assert not MlflowClient(server.uri).search_runs([run.info.experiment_id], "attributes.status = 'RUNNING'")
+
+
+class _Pages(http.server.BaseHTTPRequestHandler):
+    """A web server that is not MLflow: 404 everywhere, or a landing page for everything."""
+
+    landing = False
+
+    def do_GET(self):  # noqa: N802 - the standard library's name
+        if self.landing:
+            body = b"<html><body>Welcome to nginx!</body></html>"
+            self.send_response(200)
+        else:
+            body = b"not found"
+            self.send_response(404)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_POST = do_GET
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("landing", [False, True], ids=["404", "landing-page"])
+def test_a_web_server_that_is_not_mlflow_is_named_in_one_message(landing, tmp_path):
+    handler = type("Handler", (_Pages,), {"landing": landing})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    uri = f"http://127.0.0.1:{httpd.server_address[1]}"
+    try:
+        proc = forecast_command("experiment", "run", str(experiment_file(tmp_path, "web")), "--tracking-uri", uri,
+                                cwd=tmp_path)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert proc.returncode == 1
+    assert "Traceback" not in err
+    lines = error_lines(err)
+    assert lines == [lines[0]] and f"{uri} answers HTTP but is not an MLflow tracking server" in lines[0], lines
+    assert not (tmp_path / "mlflow.db").exists()
