@@ -16,8 +16,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from forecast.evaluation.scores import absolute_error, coverage_50, coverage_90, crps
 from forecast.ledger.integrity import check_sqlite_file, read_only_uri
+from forecast.ledger.seal import add_seals_table, lock_for_seal, seal_refresh, verify_seals
 from forecast.ledger.tables import (
-    APPEND_ONLY,
+    CORE_TABLES,
     PAST_FORECAST_COLUMNS,
     SCHEMA_VERSION,
     SCORE_COLUMNS,
@@ -168,7 +169,15 @@ class Ledger:
             shown = ", ".join(sorted(present)[:5]) + (", ..." if len(present) > 5 else "")
             raise LedgerError(f"{self.url} is not a forecast ledger: it holds other tables ({shown}); "
                               "nothing was written. Name the ledger file ([outputs] ledger or --ledger)")
-        if {"ledger_info", *APPEND_ONLY} <= present:
+        if set(CORE_TABLES) <= present:
+            with self.engine.connect() as conn:
+                if "seals" not in present and create:
+                    with conn.begin():
+                        add_seals_table(conn)
+                    present.add("seals")
+                if "seals" in present:
+                    # Every open, read-only or not: a ledger changed behind the triggers is refused.
+                    verify_seals(conn, self.url)
             return
         if not create:
             raise LedgerError(f"{self.url} is an incomplete forecast ledger (tables "
@@ -346,6 +355,7 @@ class Ledger:
         n_outcomes = 0 if found is None else len(found)
         with self.engine.connect() as conn:
             with conn.begin():
+                lock_for_seal(conn)
                 rows = self._not_yet_issued(conn, issue, rows)
                 if not (rows or n_outcomes):
                     return Recorded(0, 0, None)
@@ -365,6 +375,7 @@ class Ledger:
                 if n_outcomes:
                     payload = found.assign(refresh_id=refresh_id).to_dict("records")
                     conn.execute(outcomes.insert(), [_plain(r) for r in payload])
+                seal_refresh(conn, refresh_id)
                 if before_commit is not None:
                     before_commit()
         return Recorded(len(rows), n_outcomes, refresh_id)
