@@ -48,6 +48,13 @@ STAGE_COLUMNS = (
 #: Largest count or death toll accepted for one row.
 MAX_COUNT = 10**9
 
+#: Earliest event date accepted: no conflict dataset this tool reads starts before 1946 (UCDP's
+#: earliest year); an earlier date is a placeholder (0001-01-01) or a typo.
+EARLIEST_DATE = pd.Timestamp("1946-01-01")
+#: Days after the build date an event may be dated (time zones, a source's end-of-month dating);
+#: a later date (2099-12-31, 9999-12-31) is a placeholder or a typo.
+DAYS_AHEAD = 31
+
 #: Placeholders that mean "no name" in exports (R writes NA, spreadsheets #N/A).
 MISSING_NAMES = {"na", "n/a", "#n/a", "nan", "null", "none", "unknown"}
 
@@ -319,8 +326,13 @@ def normalise_events(
     gazetteer: Gazetteer,
     filters: EventFilters,
     date_format: str | None = None,
+    today: pd.Timestamp | None = None,
 ) -> ReadResult:
-    """Validate staged rows, map names to units, split usable rows from the quarantine."""
+    """Validate staged rows, map names to units, split usable rows from the quarantine.
+
+    ``today`` is the build date (default: today, UTC): events dated more than
+    :data:`DAYS_AHEAD` days after it, or before :data:`EARLIEST_DATE`, are quarantined.
+    """
     # Index every frame by file row number: messages, quarantine and generated ids use it.
     rownum = table.rownum
     raw = table.frame.set_axis(rownum)
@@ -352,6 +364,11 @@ def normalise_events(
     dates, date_form = parse_dates(path, date_text, fmt.column_of.get("date", "date"), forms, date_format)
     flag(date_text == "", "date", "date is empty")
     flag(dates.isna(), "date", "unparseable date " + date_text.map(repr))
+    latest = (today or pd.Timestamp.now(tz="UTC")).tz_localize(None).normalize() + pd.Timedelta(days=DAYS_AHEAD)
+    flag(dates < EARLIEST_DATE, "date",
+         "date " + date_text.map(repr) + f" is before {EARLIEST_DATE.date()}: a placeholder or a typo")
+    flag(dates > latest, "date", "date " + date_text.map(repr) + f" is more than {DAYS_AHEAD} days after the build "
+         f"date ({(latest - pd.Timedelta(days=DAYS_AHEAD)).date()}): a placeholder or a typo")
 
     # Counts and deaths
     count_text = staged["count"].where(staged["count"].str.strip() != "", "1")
