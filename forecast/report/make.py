@@ -24,7 +24,7 @@ from forecast.evaluation.backtest import (
 )
 from forecast.tracking import load_registered
 from forecast.report.charts import match_features
-from forecast.report.inputs import ReportError, ReportInputs, find_previous_report
+from forecast.report.inputs import ReportError, ReportInputs, dataset_identity, find_previous_report
 from forecast.report.render import write_report
 from forecast.scenario import load_scenario, run_scenarios_fitted
 from forecast.tracking import resolve_tracking_uri
@@ -217,7 +217,8 @@ def make_report(
         say(f"report: projecting {len(scenarios)} scenario file(s)")
         result = run_scenarios_fitted(fitted, history, scenarios, horizon, seed=0, target=target, name=name)
 
-    previous = find_previous_report(out.parent, origin, target=target, exclude=out)
+    previous = find_previous_report(out.parent, origin, target=target, exclude=out,
+                                    dataset=dataset_identity(meta, panel["unit"].unique()))
     inputs = ReportInputs(
         panel=panel, meta=meta, forecast=forecast, model=name, model_version=version_label, backtest=backtest,
         previous=previous.forecast if previous else None, scenarios=result, gazetteer=gaz, geojson=geo,

@@ -29,7 +29,7 @@ from forecast.report.content import (
     HISTORY_MONTHS, backtest_summary, change_since_previous, covariate_label, fmt_count, fmt_interval,
     fmt_month, fmt_prob, fmt_range, fmt_signed, headline, ledger_summary, outlook, source_notes,
 )
-from forecast.report.inputs import REPORT_DATA_ID, REPORT_DATA_VERSION, ReportError, ReportInputs
+from forecast.report.inputs import REPORT_DATA_ID, REPORT_DATA_VERSION, ReportError, ReportInputs, dataset_identity
 from forecast.schema import FORECAST_COLUMNS
 
 __all__ = ["CHROMIUM_ENV", "find_chromium", "print_pdf", "render_report", "write_report"]
@@ -160,6 +160,7 @@ def _report_data(inputs: ReportInputs, out, issued: str) -> dict:
         "version": REPORT_DATA_VERSION, "origin": str(out.origin), "issued": issued, "target": inputs.target,
         "model": inputs.model, "model_version": inputs.model_version, "vintage": inputs.meta.get("vintage"),
         "horizon": out.horizon, "units": units.to_dict("records"), "forecast": frame.to_dict("records"),
+        "dataset": dataset_identity(inputs.meta, inputs.panel["unit"].unique()),
     }
 
 
