@@ -68,9 +68,15 @@ def write_atomically(targets: dict[Path, Callable[[Path], None]]) -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
             remove_stale_temporaries(target)
             temps[target] = tmp = _temporary_beside(target)
-            write(tmp)
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
+            try:
+                write(tmp)
+                with open(tmp, "rb") as fh:
+                    os.fsync(fh.fileno())
+            except OSError as exc:
+                if exc.filename:
+                    raise
+                # A writer's own error (a full disk inside pandas or pyarrow) names no file: name the target.
+                raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from exc
         for target, tmp in temps.items():
             os.replace(tmp, target)
     finally:

@@ -121,6 +121,7 @@ class Ledger:
             raise LedgerError(f"ledger {target!r} is not a file path or a database URL "
                               f"(sqlite:///PATH or postgresql://USER@HOST:PORT/DB)") from None
         shown = parsed.render_as_string(hide_password=True)
+        exists = True
         if parsed.get_backend_name() == "sqlite":
             database = parsed.database
             if not database or database == ":memory:":
@@ -147,16 +148,20 @@ class Ledger:
         ledger = cls(engine)
         ledger.url = shown
         ledger.read_only = read_only
+        new_file = Path(parsed.database) if parsed.get_backend_name() == "sqlite" and not exists else None
         try:
             ledger._prepare(create and not read_only)
-        except sa.exc.OperationalError as exc:
+        except (sa.exc.DatabaseError, LedgerError) as exc:
             engine.dispose()
-            raise LedgerError(f"cannot open the ledger {shown}: {exc.orig}") from None
-        except sa.exc.DatabaseError as exc:
-            engine.dispose()
-            raise LedgerError(f"ledger {shown} is damaged ({exc.orig}); nothing was written") from None
-        except LedgerError:
-            engine.dispose()
+            if new_file is not None:
+                # A ledger that could not even be created (a full disk) must not stay behind
+                # as an empty file, which the next run would refuse as a lost history.
+                for leftover in (new_file, new_file.with_name(new_file.name + "-journal")):
+                    leftover.unlink(missing_ok=True)
+            if isinstance(exc, sa.exc.OperationalError):
+                raise LedgerError(f"cannot open the ledger {shown}: {exc.orig}") from None
+            if isinstance(exc, sa.exc.DatabaseError):
+                raise LedgerError(f"ledger {shown} is damaged ({exc.orig}); nothing was written") from None
             raise
         return ledger
 
