@@ -136,7 +136,7 @@ def ledger_score(config_path, ledger, by) -> None:
 @ledger_group.command("verify")
 @_ledger_options
 def ledger_verify(config_path, ledger) -> None:
-    """Check the ledger read-only (file, integrity, tables) and count what it holds."""
+    """Check the ledger read-only (file, integrity, tables, the checksums of its rows) and count what it holds."""
     with _open(config_path, ledger) as store:
         counts = store.counts()
         click.echo(f"ledger: {store.url}: ok ({counts['refreshes']} refreshes, {counts['forecasts']} forecasts, "

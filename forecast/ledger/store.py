@@ -176,7 +176,7 @@ class Ledger:
                               "nothing was written. Name the ledger file ([outputs] ledger or --ledger)")
         if set(CORE_TABLES) <= present:
             with self.engine.connect() as conn:
-                if "seals" not in present and create:
+                if "seals" not in present and not self.read_only:
                     with conn.begin():
                         add_seals_table(conn)
                     present.add("seals")

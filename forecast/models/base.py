@@ -5,7 +5,8 @@ predicts months T+1..T+H for every unit as a predictive distribution summarised 
 and the quantiles of :data:`forecast.schema.QUANTILES`.
 
 Writing a model (copy one from ``baselines.py``): subclass :class:`Forecaster`, give it a
-``name``, store keyword hyperparameters in ``__init__`` (nothing else), implement
+``name``, store keyword hyperparameters in ``__init__`` (nothing else; annotate each one with its
+type, ``window: int = 12``, which :func:`make_model` checks every value against), implement
 
 * ``_fit(history)``: estimate parameters from ``history`` (rows with month <= origin; columns
   ``unit, month, y`` and covariates), store fitted state in attributes ending in ``_``;
