@@ -2,7 +2,9 @@
 
 Outputs are first written beside their targets under temporary names and moved into place
 (``os.replace``, atomic on POSIX) only once every one of them is complete, so a failure or a
-kill part-way leaves the previous files as they were and never a half-written one.
+kill part-way leaves the previous files as they were and never a half-written one. What
+a kill -9 leaves behind (an empty or partial temporary file) is removed by the next write of
+the same target, once the process that made it is gone.
 """
 
 from __future__ import annotations
@@ -21,6 +23,36 @@ def _temporary_beside(target: Path) -> Path:
     return tmp
 
 
+def _alive(pid: int) -> bool:
+    """Whether a process with this id runs (one that is not ours counts as running: it may be writing)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(target: Path) -> list[Path]:
+    """Delete temporary files of ``target`` left by writers that died (a kill -9 part-way).
+
+    Only files named as :func:`write_atomically` names them (``.<name>.<pid>.<hex>.tmp``) whose
+    process no longer runs are removed: a writer still at work keeps its file. Returns those removed.
+    """
+    removed = []
+    for tmp in Path(target).parent.glob(f".{Path(target).name}.*.tmp"):
+        pid_text = tmp.name[len(Path(target).name) + 2:].split(".")[0]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _alive(int(pid_text)):
+            continue
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            continue
+        removed.append(tmp)
+    return removed
+
+
 def write_atomically(targets: dict[Path, Callable[[Path], None]]) -> None:
     """Write every target through its writer (called with a temporary path), then move all.
 
@@ -34,10 +66,17 @@ def write_atomically(targets: dict[Path, Callable[[Path], None]]) -> None:
         for target, write in targets.items():
             target = Path(target)
             target.parent.mkdir(parents=True, exist_ok=True)
+            remove_stale_temporaries(target)
             temps[target] = tmp = _temporary_beside(target)
-            write(tmp)
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
+            try:
+                write(tmp)
+                with open(tmp, "rb") as fh:
+                    os.fsync(fh.fileno())
+            except OSError as exc:
+                if exc.filename:
+                    raise
+                # A writer's own error (a full disk inside pandas or pyarrow) names no file: name the target.
+                raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from exc
         for target, tmp in temps.items():
             os.replace(tmp, target)
     finally:

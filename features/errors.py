@@ -9,3 +9,15 @@ from __future__ import annotations
 
 class DataError(ValueError):
     """Input data that cannot be used as given (missing columns, unknown names, bad values)."""
+
+
+#: The longest value echoed in a message: a whole GeoJSON read as a header must not fill the screen.
+SHOWN_LENGTH = 80
+
+
+def shorten(text: str, limit: int = SHOWN_LENGTH) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was left out."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit:,} more characters)"

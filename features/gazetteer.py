@@ -36,7 +36,9 @@ gazetteer with its own row.
 
 from __future__ import annotations
 
+import csv
 import difflib
+import io
 import math
 import re
 import unicodedata
@@ -45,7 +47,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.errors import DataError
+from features.errors import DataError, shorten
+from features.textfile import read_text
 
 REQUIRED_COLUMNS = ("name",)
 
@@ -234,10 +237,19 @@ def load_gazetteer(path: str | Path | None = None) -> Gazetteer:
     path = Path(path) if path is not None else default_gazetteer_path()
     if not path.exists():
         raise DataError(f"{path}: gazetteer file not found")
+    text = read_text(path)
+    header = [c.strip() for c in next(csv.reader(io.StringIO(text, newline="")), [])]
+    dup = sorted({c for c in header if header.count(c) > 1})
+    if dup:
+        raise DataError(f"{path}, row 1: duplicate column name(s) {', '.join(shorten(c, 40) for c in dup)} in the "
+                        "gazetteer: each column must be named once")
     try:
-        units = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise DataError(f"{path}: not a readable UTF-8 CSV gazetteer ({exc})") from exc
+        units = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise DataError(f"{path}: not a readable CSV gazetteer ({shorten(str(exc))})") from exc
+    if units.empty:
+        raise DataError(f"{path}: the gazetteer lists no units (a header and no rows); add one row per "
+                        "admin-1 unit, or draft one with `forecast gazetteer init`")
     units, notes = _complete_columns(units, path)
     for col in ("unit_id", "name"):
         blank = units.index[units[col].str.strip() == ""]

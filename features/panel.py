@@ -14,7 +14,9 @@ recorded in the panel metadata.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,11 +31,12 @@ import pyarrow.parquet as pq
 
 from features.atomic import write_atomically
 from features.covariates import (
-    FILL_WARN_MONTHS, attach_covariates, covariate_staleness, parse_months, staleness_warnings,
+    COVARIATE_BOUND, FILL_WARN_MONTHS, attach_covariates, covariate_staleness, parse_months, staleness_warnings,
 )
-from features.errors import DataError
+from features.errors import DataError, shorten
 from features.gazetteer import Gazetteer, load_gazetteer
-from features.sources.base import ReadResult
+from features.sources.base import MAX_COUNT, ReadResult
+from features.textfile import read_text
 
 KEYS = ("unit", "month")
 COUNTS = ("incidents", "deaths")
@@ -314,15 +317,25 @@ def read_panel(path: str | Path, gazetteer: Gazetteer | None = None) -> tuple[pd
             table = pq.read_table(path)
             raw_meta = (table.schema.metadata or {}).get(_META_KEY)
             metadata = json.loads(raw_meta) if raw_meta else {}
+            if not isinstance(metadata, dict):
+                raise json.JSONDecodeError("not a JSON object", str(raw_meta)[:40], 0)
             frame = table.to_pandas()
         elif path.suffix.lower() == ".csv":
-            frame = pd.read_csv(path, encoding="utf-8-sig", dtype={"month": str})
+            # Decoded like every input CSV: UTF-16, stray NUL bytes and binary files are named as such.
+            text = read_text(path)
+            check_header(path, next(csv.reader(io.StringIO(text, newline="")), []))
+            frame = pd.read_csv(io.StringIO(text), dtype={"month": str})
         else:
             raise DataError(f"{path}: a panel is a .parquet or .csv file")
-    except (pa.ArrowInvalid, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read the panel ({exc})") from exc
+    except (pa.ArrowInvalid, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError,
+            json.JSONDecodeError, UnicodeError) as exc:
+        if isinstance(exc, OSError) and exc.filename:
+            raise  # an unreadable path: the command line names it
+        raise DataError(f"{path}: cannot read the panel ({shorten(str(exc))})") from exc
+    if path.suffix.lower() == ".parquet":
+        check_header(path, [str(c) for c in table.column_names])
     if not metadata and metadata_path(path).exists():
-        metadata = json.loads(metadata_path(path).read_text(encoding="utf-8"))
+        metadata = read_metadata(metadata_path(path))
     if gazetteer is None:
         gazetteer = recorded_gazetteer(metadata)
     return validate_panel(frame, source=str(path), gazetteer=gazetteer), metadata
@@ -350,10 +363,32 @@ def panel_gazetteer(path: str | Path, gazetteer: str | Path | None = None) -> Ga
             raw = (pq.read_schema(path).metadata or {}).get(_META_KEY)
             metadata = json.loads(raw) if raw else {}
         if not metadata and metadata_path(path).is_file():
-            metadata = json.loads(metadata_path(path).read_text(encoding="utf-8"))
-    except (pa.ArrowInvalid, ValueError):
+            metadata = read_metadata(metadata_path(path))
+    except (pa.ArrowInvalid, ValueError, DataError):
         metadata = {}  # read_panel reports an unreadable panel with its own message
     return recorded_gazetteer(metadata) or load_gazetteer()
+
+
+def check_header(path: Path, header: Sequence[str]) -> None:
+    """Refuse a header that names a column twice (pandas would read the second as ``name.1``)."""
+    names = [str(c).strip() for c in header]
+    dup = sorted({c for c in names if names.count(c) > 1})
+    if dup:
+        raise DataError(f"{path}, row 1: duplicate column name(s) {', '.join(shorten(d, 40) for d in dup)}: "
+                        "each column must be named once")
+
+
+def read_metadata(path: Path) -> dict:
+    """A panel's ``.meta.json``; a damaged one is an error naming it (rebuild the panel to rewrite it)."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: the panel's metadata is not valid JSON ({shorten(str(exc))}); rebuild the panel "
+                        "with `forecast data build`, or delete the file to read the panel without it") from None
+    if not isinstance(value, dict):
+        raise DataError(f"{path}: the panel's metadata is a JSON {type(value).__name__}, not an object; rebuild "
+                        "the panel with `forecast data build`, or delete the file")
+    return value
 
 
 def validate_panel(frame: pd.DataFrame, *, source: str = "panel", gazetteer: Gazetteer | None = None) -> pd.DataFrame:
@@ -414,14 +449,39 @@ def validate_panel(frame: pd.DataFrame, *, source: str = "panel", gazetteer: Gaz
             f"{' ...' if len(gaps) > 5 else ''}); every unit needs every month from "
             f"{months_all[0]} to {months_all[-1]}, with explicit zeros"
         )
-    for col in [c for c in frame.columns if c in COUNTS or c.startswith(("incidents_", "deaths_"))]:
+    counts = [c for c in frame.columns if c in COUNTS or c.startswith(("incidents_", "deaths_"))]
+    for col in counts:
         values = pd.to_numeric(frame[col], errors="coerce")
-        bad = values.isna() | (values < 0) | (values % 1 != 0)
+        finite = np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
+        bad = values.isna() | ~finite | (values < 0) | (values % 1 != 0) | (values > MAX_COUNT)
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataError(
-                f"{source}, row {i + 2}, column {col!r}: {str(frame[col].iloc[i])!r} is not a "
-                "non-negative whole number"
-            )
+            raise DataError(f"{source}, row {i + 2}, column {col!r}: {_shown(frame[col].iloc[i])} is not a "
+                            f"non-negative whole number of at most {MAX_COUNT:.0e}{_nul_hint(frame[col].iloc[i])}")
         frame[col] = values.astype("int64")
+    for col in [c for c in frame.columns if c not in (*KEYS, *counts)]:
+        _check_covariate(frame[col], col, source)
     return frame.sort_values(list(KEYS)).reset_index(drop=True)
+
+
+def _shown(value) -> str:
+    return repr(shorten(str(value)))
+
+
+def _nul_hint(value) -> str:
+    return ": it contains a NUL byte (a damaged file?)" if "\x00" in str(value) else ""
+
+
+def _check_covariate(column: pd.Series, col: str, source: str) -> None:
+    """A covariate column in a panel: numbers (empty allowed), finite, within the covariates' bound."""
+    if pd.api.types.is_bool_dtype(column) or isinstance(column.dtype, pd.PeriodDtype):
+        return
+    values = pd.to_numeric(column, errors="coerce")
+    given = column.notna() & (column.astype(str).str.strip() != "")
+    bad = given & (values.isna() | ~(values.abs() <= COVARIATE_BOUND))
+    if bad.any():
+        if not pd.api.types.is_numeric_dtype(column) and bad.sum() == given.sum():
+            return  # a text column (a label, a note): not a covariate, the models ignore it
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(f"{source}, row {i + 2}, column {col!r}: {_shown(column.iloc[i])} is not a finite number "
+                        f"within +/-{COVARIATE_BOUND:.0e}{_nul_hint(column.iloc[i])}")

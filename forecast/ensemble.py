@@ -64,13 +64,29 @@ class Ensemble(Forecaster):
         except (ModelError, TypeError):
             return []  # reported by fit, with the offending member named
 
-    def _fit(self, history: pd.DataFrame) -> None:
+    def _check(self) -> None:
         if self.weighting not in ("inverse", "best", "equal"):
             raise ModelError(f"ensemble: weighting must be inverse, best or equal, got {self.weighting!r}")
         if not self.member_names():
             raise ModelError("ensemble: needs at least one member")
         if "ensemble" in self.member_names():
             raise ModelError("ensemble: cannot be its own member")
+        for member in self.member_names():
+            try:
+                make_model(member)  # an unknown member is named here, before any fit
+            except ModelError as exc:
+                raise ModelError(f"ensemble: member {member!r}: {exc}") from None
+        power = self.power
+        if isinstance(power, bool) or not isinstance(power, (int, float, np.integer, np.floating)) or not (
+                0 <= power <= 100):
+            raise ModelError(f"ensemble: power must be a number from 0 to 100, got {power!r}")
+        for name in ("eval_months", "eval_step", "eval_horizon"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ModelError(f"ensemble: {name} must be a whole number >= 1, got {value!r}")
+
+    def _fit(self, history: pd.DataFrame) -> None:
+        self._check()
         factories = {m: (lambda m=m: make_model(m)) for m in self.member_names()}
         origin = history["month"].max()
         first = history["month"].min()

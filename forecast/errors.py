@@ -9,9 +9,11 @@ live here so that the command line can name them without importing what raises t
 
 from __future__ import annotations
 
+import errno
+
 from features.errors import DataError
 
-__all__ = ["USER_ERRORS", "DataError", "JobError", "LedgerError", "ModelError", "TrackingError"]
+__all__ = ["USER_ERRORS", "DataError", "JobError", "LedgerError", "ModelError", "TrackingError", "describe_os_error"]
 
 
 class ModelError(ValueError):
@@ -33,3 +35,25 @@ class JobError(RuntimeError):
 #: What the CLI turns into a message and exit code 1: bad data or configuration, a model that
 #: cannot be made or fitted, an unusable tracking server or ledger, a job stopped part-way.
 USER_ERRORS: tuple[type[Exception], ...] = (DataError, ModelError, TrackingError, LedgerError, JobError)
+
+
+#: What an operating-system error means for the user, by errno.
+_OS_REASONS = {
+    errno.ENOTDIR: "a part of this path is a file, not a folder: choose another output location",
+    errno.EEXIST: "a file is there where a folder is needed: choose another output location",
+    errno.EACCES: "permission denied: this user cannot write there (choose another location or fix its permissions)",
+    errno.EPERM: "operation not permitted: this user cannot write there",
+    errno.EROFS: "the file system is read-only: choose another output location",
+    errno.ENOSPC: "no space left on the device: free some space and run again (nothing was half-written)",
+    errno.EDQUOT: "the disk quota is exceeded: free some space and run again (nothing was half-written)",
+    errno.EISDIR: "is a folder where a file is needed",
+    errno.ENOENT: "no such file or folder",
+}
+
+
+def describe_os_error(exc: OSError) -> str:
+    """An operating-system error as one line naming the path and what to do (read-only folder, full disk, ...)."""
+    paths = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p)
+    text = str(exc).strip()
+    reason = _OS_REASONS.get(exc.errno) or exc.strerror or (text.splitlines()[0][:300] if text else type(exc).__name__)
+    return f"{paths}: {reason}" if paths else f"{reason} ({type(exc).__name__})"

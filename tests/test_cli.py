@@ -210,8 +210,9 @@ def test_experiment_failing_halfway_marks_the_run_failed_and_keeps_earlier_runs(
 
     text = (ROOT / "experiments" / "benchmarks.toml").read_text(encoding="utf-8")
     text = text.replace("../data/sample/", str(ROOT / "data" / "sample") + "/")
-    # A bad value passes the name check and fails when the model is fitted, after others ran.
-    text += '\n[[models]]\nname = "moving_average"\nlabel = "broken"\nparams = { window = -3 }\n'
+    # Parameter values are checked before any model runs; a gazetteer file that is not there is
+    # found only when the model is fitted, after others ran.
+    text += '\n[[models]]\nname = "hgb"\nlabel = "broken"\nparams = { gazetteer = "/no/such/gazetteer.csv" }\n'
     exp = tmp_path / "halfway.toml"
     exp.write_text(text, encoding="utf-8")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 from filelock import FileLock
 from mlflow import MlflowClient
@@ -424,6 +425,21 @@ def test_refresh_with_a_postgresql_ledger(champion, tmp_path):
         assert not (tmp_path / "out" / "ledger.sqlite").exists()
         shown = CliRunner().invoke(main, ["ledger", "score", "--ledger", url, "--by", "origin"])
         assert shown.exit_code == 0 and re.search(r"2024-10\s+108\s+18\s", shown.output), shown.output
+
+        # A superuser changes an issued forecast with the triggers off: the next refresh refuses the ledger.
+        engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+        with engine.begin() as conn:
+            conn.execute(sa.text("SET LOCAL session_replication_role = replica"))
+            conn.execute(sa.text("UPDATE forecasts SET mean = 0 WHERE id = 1"))
+        with engine.connect() as conn:
+            before = conn.execute(sa.text("SELECT count(*) FROM refreshes")).scalar_one()
+        config = write_config(tmp_path, champion, end="2024-12", ledger=url)
+        result = CliRunner().invoke(main, ["refresh", "--config", str(config)])
+        assert result.exit_code == int(ExitCode.LEDGER), result.output
+        assert "rows of refresh 1" in result.output and "Traceback" not in result.output
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM refreshes")).scalar_one() == before
+        engine.dispose()
     finally:
         server.stop()
 

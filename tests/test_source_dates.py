@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 from features.errors import DataError
 from features.panel import quarantine_path
-from features.sources import EventFilters, read_events
+from features.sources import FORMATS, EventFilters, read_events
+from features.sources.base import normalise_events, read_table
 from forecast import api
 from forecast.cli import main
 
@@ -116,3 +120,81 @@ def test_a_file_that_reads_both_ways_in_different_rows_stays_an_error(tmp_path, 
                       "IRQ3,04/25/2020,Battles,Iraq,Baghdad,1\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"acled_mixed.csv, column event_date: dates such as '03/04/2020' are ambiguous"):
         read_events(events, gazetteer=gazetteer)
+
+
+# ----------------------------------------------------------------------------------------
+# Impossible event dates: quarantined with their reason, in every format, and the panel unmoved
+
+IMPOSSIBLE = {"9999-12-31": (9999, 12, 31), "2099-12-31": (2099, 12, 31), "0001-01-01": (1, 1, 1)}
+MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+               "November", "December")
+
+
+def _iso(y, m, d):
+    return f"{y:04d}-{m:02d}-{d:02d}"
+
+
+#: format -> (fixture, rows to skip under the header, how to give a copied row a new id and the date)
+DATED_ROW = {
+    "ucdp": ("ucdp_ged_hdx.csv", 1, lambda r, ymd: r.update(id="990001", date_start=_iso(*ymd), date_end=_iso(*ymd))),
+    "acled": ("acled_export.csv", 0, lambda r, ymd: r.update(event_id_cnty="IRQ99001", event_date=_iso(*ymd))),
+    "acled-hdx": ("acled_hdx_admin1_monthly.csv", 0,
+                  lambda r, ymd: r.update(Year=f"{ymd[0]:04d}", Month=MONTH_NAMES[ymd[1] - 1])),
+    "gtd": ("gtd_export.csv", 0, lambda r, ymd: r.update(eventid="999901010001", iyear=f"{ymd[0]:04d}",
+                                                         imonth=str(ymd[1]), iday=str(ymd[2]))),
+    "ibc": ("ibc_incidents.csv", 0, lambda r, ymd: r.update(**{
+        "IBC.code": "k99999", "Start.Date": f"{ymd[2]} {MONTH_NAMES[ymd[1] - 1][:3]} {ymd[0]:04d}",
+        "End.Date": f"{ymd[2]} {MONTH_NAMES[ymd[1] - 1][:3]} {ymd[0]:04d}"})),
+    "generic": ("generic_events.csv", 0, lambda r, ymd: r.update(date=_iso(*ymd))),
+}
+
+
+def with_a_row_dated(fixture: Path, skip: int, set_row, ymd, out: Path) -> Path:
+    """The fixture with a copy of its first event row, re-dated (and given a new id)."""
+    with fixture.open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.reader(handle))
+    header, first = rows[0], dict(zip(rows[0], rows[1 + skip]))
+    set_row(first, ymd)
+    with out.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows([*rows, [first[c] for c in header]])
+    return out
+
+
+@pytest.mark.parametrize("text", sorted(IMPOSSIBLE))
+@pytest.mark.parametrize("fmt", sorted(DATED_ROW))
+def test_an_impossible_event_date_is_quarantined_with_its_reason_in_every_format(fixtures, gazetteer, tmp_path,
+                                                                                 fmt, text):
+    name, skip, set_row = DATED_ROW[fmt]
+    clean = read_events(fixtures / name, format=fmt, gazetteer=gazetteer)
+    path = with_a_row_dated(fixtures / name, skip, set_row, IMPOSSIBLE[text], tmp_path / name)
+    got = read_events(path, format=fmt, gazetteer=gazetteer)
+    assert len(got.quarantine) == len(clean.quarantine) + 1
+    why = got.quarantine["reason"].iloc[-1]
+    assert "a placeholder or a typo" in why and ("before 1946-01-01" in why or "days after the build date" in why)
+    pd.testing.assert_frame_equal(got.events, clean.events)
+    assert got.last_date == clean.last_date
+
+
+def test_a_date_up_to_a_month_after_the_build_date_is_kept_and_later_ones_are_not(gazetteer, tmp_path):
+    path = tmp_path / "events.csv"
+    path.write_text("date,admin1\n2025-01-31,Baghdad\n2025-02-01,Baghdad\n1946-01-01,Basra\n1945-12-31,Basra\n",
+                    encoding="utf-8")
+    result = normalise_events(path, read_table(path), FORMATS["generic"], gazetteer, EventFilters(),
+                              today=pd.Timestamp("2024-12-31"))
+    assert result.events["date"].astype(str).tolist() == ["2025-01-31", "1946-01-01"]
+    assert result.quarantine["row"].tolist() == [3, 5]
+    assert result.quarantine["reason"].str.contains("build date (2024-12-31)", regex=False).tolist() == [True, False]
+
+
+@pytest.mark.parametrize("text", sorted(IMPOSSIBLE))
+def test_impossible_dates_leave_the_panel_months_and_vintage_as_they_were(tmp_path, text):
+    demo = Path(__file__).resolve().parent.parent / "data" / "sample" / "ucdp_ged_demo.csv"
+    clean = api.build_panel(events=[demo], out=tmp_path / "clean.parquet").build
+    dated = with_a_row_dated(demo, 0, DATED_ROW["ucdp"][2], IMPOSSIBLE[text], tmp_path / "dated.csv")
+    built = api.build_panel(events=[dated], out=tmp_path / "dated.parquet").build
+    for key in ("first_month", "last_month", "vintage", "coverage_end", "totals"):
+        assert built.metadata[key] == clean.metadata[key], key
+    pd.testing.assert_frame_equal(built.panel, clean.panel)
+    assert built.metadata["sources"][0]["quarantined"] == 1
+    written = pd.read_csv(quarantine_path(tmp_path / "dated.parquet"), dtype=str)
+    assert written["date_start"].tolist() == [text] and written["column"].tolist() == ["date_start"]

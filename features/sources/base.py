@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,9 +22,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.errors import DataError
+from features.errors import DataError, shorten
 from features.gazetteer import Gazetteer
 from features.sources.dates import parse_dates
+from features.textfile import read_text
 
 #: The normalised event table every reader returns (one row per event).
 EVENT_COLUMNS = ("event_id", "date", "unit", "count", "deaths", "event_type", "actors", "source")
@@ -48,14 +48,16 @@ STAGE_COLUMNS = (
 #: Largest count or death toll accepted for one row.
 MAX_COUNT = 10**9
 
+#: Earliest event date accepted: no conflict dataset this tool reads starts before 1946 (UCDP's
+#: earliest year); an earlier date is a placeholder (0001-01-01) or a typo.
+EARLIEST_DATE = pd.Timestamp("1946-01-01")
+#: Days after the build date an event may be dated (time zones, a source's end-of-month dating);
+#: a later date (2099-12-31, 9999-12-31) is a placeholder or a typo.
+DAYS_AHEAD = 31
+
 #: Placeholders that mean "no name" in exports (R writes NA, spreadsheets #N/A).
 MISSING_NAMES = {"na", "n/a", "#n/a", "nan", "null", "none", "unknown"}
 
-_NUL_HINTS = {
-    b"PK\x03\x04": "a ZIP archive (an .xlsx workbook?) with no single CSV inside",
-    b"\x89PNG": "a PNG image",
-    b"%PDF": "a PDF document",
-}
 
 
 @dataclass(frozen=True)
@@ -149,57 +151,6 @@ class ReadResult:
 # Reading the file
 
 
-def read_text(path: Path, encoding: str | None = None) -> str:
-    """Return the decoded text of a CSV file (or of the single CSV inside a .zip).
-
-    UTF-8 with or without a BOM and UTF-16 with a BOM are recognised; anything else must be
-    named with ``encoding`` (e.g. ``cp1256`` for Windows Arabic), because guessing a legacy
-    encoding silently turns Arabic names into mojibake.
-    """
-    if not path.exists():
-        raise DataError(f"{path}: file not found")
-    if path.is_dir():
-        raise DataError(f"{path}: is a directory, expected a CSV file")
-    raw = path.read_bytes()
-    if raw[:4] == b"PK\x03\x04":
-        raw = _single_csv_from_zip(path, raw)
-    if not raw.strip():
-        raise DataError(f"{path}: file is empty; expected a CSV with a header row")
-    if encoding:
-        try:
-            return raw.decode(encoding)
-        except (UnicodeDecodeError, LookupError) as exc:
-            raise DataError(f"{path}: cannot decode as {encoding}: {exc}") from exc
-    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        return raw.decode("utf-16")
-    if b"\x00" in raw[:4096]:
-        kind = next((v for k, v in _NUL_HINTS.items() if raw.startswith(k)), "a binary file")
-        raise DataError(f"{path}: this is {kind}, not a CSV text file")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise DataError(
-            f"{path}, line {line}: byte 0x{raw[exc.start]:02x} is not valid UTF-8. "
-            "Re-save the file as UTF-8, or name its encoding with --encoding "
-            "(e.g. cp1256 for Windows Arabic, latin-1 for Western European)"
-        ) from exc
-
-
-def _single_csv_from_zip(path: Path, raw: bytes) -> bytes:
-    try:
-        with zipfile.ZipFile(io.BytesIO(raw)) as zf:
-            members = [m for m in zf.namelist() if m.lower().endswith(".csv")]
-            if len(members) != 1:
-                raise DataError(
-                    f"{path}: a ZIP archive must hold exactly one .csv file, "
-                    f"found {len(members)}: {', '.join(members) or 'none'}"
-                )
-            return zf.read(members[0])
-    except zipfile.BadZipFile as exc:
-        raise DataError(f"{path}: damaged ZIP archive ({exc})") from exc
-
-
 @dataclass(frozen=True)
 class RawTable:
     """A CSV as text: the data rows, their file row numbers, and rows the parser found broken."""
@@ -278,7 +229,7 @@ def detect_format(path: Path, columns: Sequence[str], formats: Sequence[SourceFo
             return fmt
     described = "; ".join(f"{f.name} ({', '.join(f.required)})" for f in formats)
     raise DataError(
-        f"{path}: cannot tell the format from its columns ({', '.join(columns[:12])}"
+        f"{path}: cannot tell the format from its columns ({', '.join(shorten(c, 40) for c in columns[:12])}"
         f"{', ...' if len(columns) > 12 else ''}). Known formats and their required columns: "
         f"{described}. Force one with --format."
     )
@@ -290,7 +241,8 @@ def check_required(path: Path, columns: Sequence[str], fmt: SourceFormat) -> Non
     if missing:
         raise DataError(
             f"{path}: missing required column(s) {', '.join(missing)} for the {fmt.label} "
-            f"format; the file has {', '.join(columns)}"
+            f"format; the file has {', '.join(shorten(c, 40) for c in columns[:30])}"
+            f"{f' and {len(columns) - 30} more' if len(columns) > 30 else ''}"
         )
 
 
@@ -321,8 +273,13 @@ def normalise_events(
     gazetteer: Gazetteer,
     filters: EventFilters,
     date_format: str | None = None,
+    today: pd.Timestamp | None = None,
 ) -> ReadResult:
-    """Validate staged rows, map names to units, split usable rows from the quarantine."""
+    """Validate staged rows, map names to units, split usable rows from the quarantine.
+
+    ``today`` is the build date (default: today, UTC): events dated more than
+    :data:`DAYS_AHEAD` days after it, or before :data:`EARLIEST_DATE`, are quarantined.
+    """
     # Index every frame by file row number: messages, quarantine and generated ids use it.
     rownum = table.rownum
     raw = table.frame.set_axis(rownum)
@@ -354,6 +311,11 @@ def normalise_events(
     dates, date_form = parse_dates(path, date_text, fmt.column_of.get("date", "date"), forms, date_format)
     flag(date_text == "", "date", "date is empty")
     flag(dates.isna(), "date", "unparseable date " + date_text.map(repr))
+    latest = (today or pd.Timestamp.now(tz="UTC")).tz_localize(None).normalize() + pd.Timedelta(days=DAYS_AHEAD)
+    flag(dates < EARLIEST_DATE, "date",
+         "date " + date_text.map(repr) + f" is before {EARLIEST_DATE.date()}: a placeholder or a typo")
+    flag(dates > latest, "date", "date " + date_text.map(repr) + f" is more than {DAYS_AHEAD} days after the build "
+         f"date ({(latest - pd.Timedelta(days=DAYS_AHEAD)).date()}): a placeholder or a typo")
 
     # Counts and deaths
     count_text = staged["count"].where(staged["count"].str.strip() != "", "1")

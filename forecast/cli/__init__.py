@@ -14,15 +14,12 @@ neither pandas nor the models (``tests/test_cli.py`` checks the lines match the 
 
 from __future__ import annotations
 
-import datetime
 import importlib
-import os
-import tempfile
-import traceback
-from pathlib import Path
 
 import click
 
+from forecast.cli.crash import crash_log, first_line
+from forecast.errors import describe_os_error
 from forecast.limits import bound_mlflow_http
 
 #: command -> (module:attribute, one-line help shown by ``forecast --help``)
@@ -81,30 +78,6 @@ class LazyGroup(click.Group):
         rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (its type's name when it has none)."""
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
-
-
-def describe_os_error(exc: OSError) -> str:
-    """An operating-system error as one line naming the path: read-only folder, full disk, a file for a folder."""
-    paths = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p)
-    reason = exc.strerror or first_line(exc)
-    return f"{paths}: {reason}" if paths else f"{reason} ({type(exc).__name__})"
-
-
-def crash_log() -> Path:
-    """Write the current exception's traceback to a new file in the temporary folder; returns its path."""
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    path = Path(tempfile.gettempdir()) / f"forecast-error-{stamp}-{os.getpid()}.log"
-    try:
-        path.write_text(traceback.format_exc(), encoding="utf-8")
-    except OSError:
-        return Path("(the log could not be written either)")
-    return path
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -9,9 +9,13 @@ from collections.abc import Iterator
 import click
 import pandas as pd
 
+from features.errors import shorten
 from forecast.errors import USER_ERRORS
 
-__all__ = ["TRACKING_HELP", "covariate_list", "date_option", "month_option", "parse_params", "user_errors"]
+__all__ = ["MESSAGE_LENGTH", "TRACKING_HELP", "covariate_list", "date_option", "month_option", "parse_params", "user_errors"]
+
+#: The longest message printed: whatever a file holds, an error stays a few lines.
+MESSAGE_LENGTH = 2000
 
 TRACKING_HELP = "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else MLflow's local SQLite store)."
 
@@ -22,7 +26,7 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except USER_ERRORS as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(shorten(str(exc), MESSAGE_LENGTH)) from None
 
 
 def date_option(text: str | None, *, end: bool = False) -> pd.Timestamp | None:

@@ -15,7 +15,9 @@ import click
 import pandas as pd
 
 from forecast.cli.common import month_option
+from forecast.cli.crash import crash_log, first_line
 from forecast.config import ConfigError
+from forecast.errors import describe_os_error
 from forecast.jobs.ledger import SCORE_KEYS, backup_ledger, issue_rows, issues_table, open_ledger
 from forecast.ledger import Ledger, LedgerError
 from forecast.refresh import ExitCode, RefreshError, configure_logging, log, run_refresh
@@ -42,8 +44,15 @@ def refresh(ctx: click.Context, config_path: Path, force: bool, tracking_uri: st
     except RefreshError as exc:
         log.error("%s (exit code %d: %s)", exc, int(exc.code), exc.code.name.lower())
         ctx.exit(int(exc.code))
-    except Exception:  # noqa: BLE001 - an unexpected failure: the traceback is for the log
-        log.exception("unexpected error; nothing was issued (the ledger is unchanged)")
+    except OSError as exc:
+        # An outputs folder that cannot be written (read-only, full, a file in the way): say
+        # where, not how; the ledger's own writes are one transaction and stay as they were.
+        log.error("%s; nothing more was issued (exit code %d: %s)", describe_os_error(exc), int(ExitCode.ERROR),
+                  ExitCode.ERROR.name.lower())
+        ctx.exit(int(ExitCode.ERROR))
+    except Exception as exc:  # noqa: BLE001 - an unexpected failure: the traceback goes to a file
+        log.error("unexpected error (%s: %s); nothing was issued (the ledger is unchanged). The details are in %s: "
+                  "please include it in a bug report", type(exc).__name__, first_line(exc), crash_log())
         ctx.exit(int(ExitCode.ERROR))
     click.echo(result.message)
 
@@ -127,7 +136,7 @@ def ledger_score(config_path, ledger, by) -> None:
 @ledger_group.command("verify")
 @_ledger_options
 def ledger_verify(config_path, ledger) -> None:
-    """Check the ledger read-only (file, integrity, tables) and count what it holds."""
+    """Check the ledger read-only (file, integrity, tables, the checksums of its rows) and count what it holds."""
     with _open(config_path, ledger) as store:
         counts = store.counts()
         click.echo(f"ledger: {store.url}: ok ({counts['refreshes']} refreshes, {counts['forecasts']} forecasts, "

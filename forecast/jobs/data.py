@@ -159,11 +159,18 @@ def make_synthetic(out_dir: str | Path, *, seed: int | None = None, units: int |
         raise DataError(f"unknown layout {layout!r}; choose one of {', '.join(SYNTHETIC_LAYOUTS)}")
     out_dir = Path(out_dir)
     changes = {k: v for k, v in {"seed": seed, "start": start, "end": end}.items() if v is not None}
-    config = replace(SyntheticConfig(), **changes)
+    try:
+        # The generator's own checks (a month that is not one, no units) are the user's mistakes
+        # here: said before anything is written.
+        config = replace(SyntheticConfig(), **changes)
+        frame = synthetic_gazetteer(units, seed=config.seed) if units is not None else None
+    except DataError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"data synthetic: {exc}") from None
     gaz = None
     paths: dict[str, Path] = {}
-    if units is not None:
-        frame = synthetic_gazetteer(units, seed=config.seed)
+    if frame is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         gaz_path = out_dir / "gazetteer.csv"
         frame.to_csv(gaz_path, index=False)

@@ -16,8 +16,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from forecast.evaluation.scores import absolute_error, coverage_50, coverage_90, crps
 from forecast.ledger.integrity import check_sqlite_file, read_only_uri
+from forecast.ledger.seal import add_seals_table, lock_for_seal, seal_refresh, verify_seals
 from forecast.ledger.tables import (
-    APPEND_ONLY,
+    CORE_TABLES,
     PAST_FORECAST_COLUMNS,
     SCHEMA_VERSION,
     SCORE_COLUMNS,
@@ -120,6 +121,7 @@ class Ledger:
             raise LedgerError(f"ledger {target!r} is not a file path or a database URL "
                               f"(sqlite:///PATH or postgresql://USER@HOST:PORT/DB)") from None
         shown = parsed.render_as_string(hide_password=True)
+        exists = True
         if parsed.get_backend_name() == "sqlite":
             database = parsed.database
             if not database or database == ":memory:":
@@ -146,16 +148,20 @@ class Ledger:
         ledger = cls(engine)
         ledger.url = shown
         ledger.read_only = read_only
+        new_file = Path(parsed.database) if parsed.get_backend_name() == "sqlite" and not exists else None
         try:
             ledger._prepare(create and not read_only)
-        except sa.exc.OperationalError as exc:
+        except (sa.exc.DatabaseError, LedgerError) as exc:
             engine.dispose()
-            raise LedgerError(f"cannot open the ledger {shown}: {exc.orig}") from None
-        except sa.exc.DatabaseError as exc:
-            engine.dispose()
-            raise LedgerError(f"ledger {shown} is damaged ({exc.orig}); nothing was written") from None
-        except LedgerError:
-            engine.dispose()
+            if new_file is not None:
+                # A ledger that could not even be created (a full disk) must not stay behind
+                # as an empty file, which the next run would refuse as a lost history.
+                for leftover in (new_file, new_file.with_name(new_file.name + "-journal")):
+                    leftover.unlink(missing_ok=True)
+            if isinstance(exc, sa.exc.OperationalError):
+                raise LedgerError(f"cannot open the ledger {shown}: {exc.orig}") from None
+            if isinstance(exc, sa.exc.DatabaseError):
+                raise LedgerError(f"ledger {shown} is damaged ({exc.orig}); nothing was written") from None
             raise
         return ledger
 
@@ -168,7 +174,15 @@ class Ledger:
             shown = ", ".join(sorted(present)[:5]) + (", ..." if len(present) > 5 else "")
             raise LedgerError(f"{self.url} is not a forecast ledger: it holds other tables ({shown}); "
                               "nothing was written. Name the ledger file ([outputs] ledger or --ledger)")
-        if {"ledger_info", *APPEND_ONLY} <= present:
+        if set(CORE_TABLES) <= present:
+            with self.engine.connect() as conn:
+                if "seals" not in present and not self.read_only:
+                    with conn.begin():
+                        add_seals_table(conn)
+                    present.add("seals")
+                if "seals" in present:
+                    # Every open, read-only or not: a ledger changed behind the triggers is refused.
+                    verify_seals(conn, self.url)
             return
         if not create:
             raise LedgerError(f"{self.url} is an incomplete forecast ledger (tables "
@@ -346,6 +360,7 @@ class Ledger:
         n_outcomes = 0 if found is None else len(found)
         with self.engine.connect() as conn:
             with conn.begin():
+                lock_for_seal(conn)
                 rows = self._not_yet_issued(conn, issue, rows)
                 if not (rows or n_outcomes):
                     return Recorded(0, 0, None)
@@ -365,6 +380,7 @@ class Ledger:
                 if n_outcomes:
                     payload = found.assign(refresh_id=refresh_id).to_dict("records")
                     conn.execute(outcomes.insert(), [_plain(r) for r in payload])
+                seal_refresh(conn, refresh_id)
                 if before_commit is not None:
                     before_commit()
         return Recorded(len(rows), n_outcomes, refresh_id)

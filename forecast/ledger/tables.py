@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from forecast.errors import LedgerError
 from forecast.schema import QUANTILE_COLUMNS
 
-__all__ = ["APPEND_ONLY", "PAST_FORECAST_COLUMNS", "SCHEMA_VERSION", "SCORE_COLUMNS", "LedgerError",
-           "append_only_ddl", "forecasts", "info", "ledger_url", "metadata", "sqlite_path", "outcomes", "refreshes"]
+__all__ = ["APPEND_ONLY", "CORE_TABLES", "PAST_FORECAST_COLUMNS", "SCHEMA_VERSION", "SCORE_COLUMNS", "LedgerError",
+           "append_only_ddl", "forecasts", "info", "ledger_url", "metadata", "sqlite_path", "outcomes", "refreshes", "seals"]
 
 
 SCHEMA_VERSION = "1"
@@ -84,11 +84,23 @@ outcomes = sa.Table(
     sa.UniqueConstraint("forecast_id", "vintage", name="uq_outcome"),
 )
 
+#: One checksum per refresh, chained: SHA-256 of the previous refresh's digest and of this
+#: refresh's rows (its ``refreshes`` row, its forecasts, its outcomes), written in the same
+#: transaction. Verified on every open, so a row changed behind the triggers' back (a database
+#: superuser with triggers disabled, a restore of a doctored dump) is found.
+seals = sa.Table(
+    "seals", metadata,
+    sa.Column("refresh_id", sa.Integer, sa.ForeignKey("refreshes.id"), primary_key=True, autoincrement=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+)
+
 sa.Index("ix_forecasts_origin", forecasts.c.origin)
 sa.Index("ix_outcomes_forecast", outcomes.c.forecast_id)
 
 #: The tables that triggers keep append-only.
-APPEND_ONLY = ("refreshes", "forecasts", "outcomes")
+APPEND_ONLY = ("refreshes", "forecasts", "outcomes", "seals")
+#: The tables every ledger has (a ledger made before the seals lacks ``seals``).
+CORE_TABLES = ("ledger_info", "refreshes", "forecasts", "outcomes")
 
 
 def append_only_ddl(dialect: str) -> list[str]:

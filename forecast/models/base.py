@@ -5,7 +5,8 @@ predicts months T+1..T+H for every unit as a predictive distribution summarised 
 and the quantiles of :data:`forecast.schema.QUANTILES`.
 
 Writing a model (copy one from ``baselines.py``): subclass :class:`Forecaster`, give it a
-``name``, store keyword hyperparameters in ``__init__`` (nothing else), implement
+``name``, store keyword hyperparameters in ``__init__`` (nothing else; annotate each one with its
+type, ``window: int = 12``, which :func:`make_model` checks every value against), implement
 
 * ``_fit(history)``: estimate parameters from ``history`` (rows with month <= origin; columns
   ``unit, month, y`` and covariates), store fitted state in attributes ending in ``_``;
@@ -35,6 +36,7 @@ import pandas as pd
 from scipy import stats
 
 from forecast.errors import ModelError
+from forecast.models.params import check_declared_types
 from forecast.schema import PREDICTION_COLUMNS, QUANTILE_COLUMNS, QUANTILES, validate_forecast
 
 #: name -> model class; filled by :func:`register`.
@@ -72,7 +74,10 @@ def make_model(name: str, **params) -> "Forecaster":
             f"model {name!r} has no parameter {unknown[0]!r}{hint}; its parameters are "
             f"{', '.join(valid) or 'none'}"
         )
-    return cls(**params)
+    model = cls(**params)
+    # Every command makes its models before it runs any: a bad value stops it here.
+    model.check_params()
+    return model
 
 
 class Forecaster:
@@ -105,6 +110,30 @@ class Forecaster:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
+
+    def check_params(self) -> None:
+        """Check every hyperparameter before any data is seen (:func:`make_model` does).
+
+        The values must be of the types ``__init__`` declares
+        (:func:`forecast.models.params.check_declared_types`), then pass the model's own range
+        checks (its ``_check`` / ``_check_params``, which ``fit`` runs again).
+
+        Raises
+        ------
+        ModelError
+            Naming the model, the parameter, what it must be and the value given.
+        """
+        check_declared_types(type(self), self.get_params(), self.name)
+        for attribute in ("_check", "_check_params"):
+            check = getattr(self, attribute, None)
+            if not callable(check):
+                continue
+            try:
+                check()
+            except ModelError:
+                raise
+            except (TypeError, ValueError) as exc:
+                raise ModelError(f"model {self.name!r}: invalid parameters ({str(exc)[:200]})") from None
 
     def shared_fits(self) -> list["Forecaster"]:
         """Unfitted models whose fits this model repeats on the same histories (an ensemble's

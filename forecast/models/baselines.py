@@ -260,6 +260,10 @@ class LocfNegbin(_LastValue):
         self.window = window
         self.min_alpha = min_alpha
 
+    def _check(self) -> None:
+        _check_positive_int(self.name, "window", self.window)
+        _check_min_alpha(self.name, self.min_alpha)
+
     def _fit(self, history: pd.DataFrame) -> None:
         window = _check_positive_int(self.name, "window", self.window)
         min_alpha = _check_min_alpha(self.name, self.min_alpha)
@@ -309,6 +313,12 @@ class SeasonalNaive(Forecaster):
         self.distribution = distribution
         self.window = window
         self.min_alpha = min_alpha
+
+    def _check(self) -> None:
+        _check_positive_int(self.name, "season", self.season)
+        _check_positive_int(self.name, "window", self.window)
+        _check_distribution(self.name, self.distribution)
+        _check_min_alpha(self.name, self.min_alpha)
 
     def _fit(self, history: pd.DataFrame) -> None:
         season = _check_positive_int(self.name, "season", self.season)
@@ -365,6 +375,10 @@ class MovingAverage(Forecaster):
         self.window = window
         self.min_alpha = min_alpha
 
+    def _check(self) -> None:
+        _check_positive_int(self.name, "window", self.window)
+        _check_min_alpha(self.name, self.min_alpha)
+
     def _fit(self, history: pd.DataFrame) -> None:
         window = _check_positive_int(self.name, "window", self.window)
         min_alpha = _check_min_alpha(self.name, self.min_alpha)
@@ -401,6 +415,9 @@ class HistBootstrap(Forecaster):
 
     def __init__(self, window: int = 12) -> None:
         self.window = window
+
+    def _check(self) -> None:
+        _check_positive_int(self.name, "window", self.window)
 
     def _fit(self, history: pd.DataFrame) -> None:
         window = _check_positive_int(self.name, "window", self.window)

@@ -51,6 +51,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 from scipy import optimize, special
+from sklearn.dummy import DummyRegressor
 from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
 from sklearn.utils._param_validation import InvalidParameterError
 from threadpoolctl import ThreadpoolController
@@ -169,7 +170,7 @@ class DirectTreeForecaster(Forecaster):
     def _check_params(self) -> None:
         for name, minimum in (("lags", 0), ("windows", 1), ("covariate_lags", 0)):
             values = getattr(self, name)
-            ok = not isinstance(values, (str, bytes)) and all(
+            ok = isinstance(values, (tuple, list, np.ndarray)) and all(
                 isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= minimum for v in values
             )
             if not ok:
@@ -177,6 +178,16 @@ class DirectTreeForecaster(Forecaster):
         c = self.calibration_months
         if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 1:
             raise ModelError(f"{self.name}: calibration_months must be a whole number >= 1, got {c!r}")
+        if self.n_jobs == 0:
+            raise ModelError(f"{self.name}: n_jobs must be a whole number other than 0 (-1 or none: every core), got 0")
+        # The regressor's own constraints (max_iter >= 1, 0 < max_features <= 1, ...), checked
+        # by scikit-learn's validator before any fit rather than at the first one.
+        validate = getattr(self._make_regressor(), "_validate_params", None)
+        if callable(validate):
+            try:
+                validate()
+            except InvalidParameterError as exc:
+                raise ModelError(f"{self.name}: {exc}") from None
 
     def _features(self, history: pd.DataFrame) -> pd.DataFrame:
         # Trees are invariant to monotone transforms of one feature: no log1p copies. In a
@@ -348,6 +359,14 @@ class HistGradientBoosting(DirectTreeForecaster):
         self.gazetteer = gazetteer
         self.random_state = random_state
         self.n_jobs = n_jobs
+
+    def _fit_regressor_now(self, X: np.ndarray, y: np.ndarray):
+        # The Poisson loss needs a positive total: targets that are all zero (a panel or a
+        # stretch without a single incident) are forecast as zero, which is what any tree
+        # fitted on them would say.
+        if not np.any(np.asarray(y) > 0):
+            return DummyRegressor(strategy="constant", constant=0.0).fit(X, y)
+        return super()._fit_regressor_now(X, y)
 
     def _make_regressor(self):
         return HistGradientBoostingRegressor(

@@ -260,6 +260,9 @@ def _read_outputs(path: Path, table: Any, base: Path) -> OutputsSection:
     if "dir" not in table:
         r.fail("dir", "is required: the folder for the panel, forecasts, reports, ledger and lock")
     out = _local(r, "dir", table["dir"], base, "folder", must_exist=False)
+    blocker = next((p for p in (out, *out.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        r.fail("dir", f"{out} cannot be a folder: {blocker} is a file; name a folder")
     ledger = table.get("ledger")
     if ledger is not None:
         if not isinstance(ledger, str) or not ledger.strip():

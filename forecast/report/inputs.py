@@ -22,7 +22,7 @@ from forecast.scenario import ScenarioResult
 from forecast.schema import FORECAST_COLUMNS
 
 __all__ = ["REPORT_DATA_ID", "PreviousReport", "ReportError", "ReportInputs", "ReportWarning",
-           "find_previous_report", "read_report_data"]
+           "dataset_identity", "find_previous_report", "read_report_data"]
 
 #: ``id`` of the ``<script type="application/json">`` element holding a report's own data.
 REPORT_DATA_ID = "report-data"
@@ -143,13 +143,32 @@ def _frame(data: dict, path: Path) -> pd.DataFrame:
     return frame[list(FORECAST_COLUMNS)]
 
 
+def dataset_identity(meta: dict, units) -> dict:
+    """What makes two panels the same data set at different vintages: the units and the sources
+    (format and filters of each event file), not the months or the file contents."""
+    sources = sorted(f"{s.get('format')}|{s.get('filters', 'none')}" for s in (meta or {}).get("sources", [])
+                     if isinstance(s, dict))
+    return {"units": sorted(str(u) for u in units), "sources": sources}
+
+
+def _same_dataset(data: dict, dataset: dict) -> bool:
+    theirs = data.get("dataset")
+    if isinstance(theirs, dict):
+        return theirs.get("units") == dataset["units"] and (
+            not theirs.get("sources") or not dataset["sources"] or theirs.get("sources") == dataset["sources"])
+    # A report written before the identity was embedded: its units are all there is to compare.
+    units = sorted(str(u.get("unit")) for u in data.get("units", []) if isinstance(u, dict))
+    return units == dataset["units"]
+
+
 def find_previous_report(folder: str | Path, origin: pd.Period, *, target: str = "incidents",
-                         exclude: Path | None = None) -> PreviousReport | None:
+                         exclude: Path | None = None, dataset: dict | None = None) -> PreviousReport | None:
     """The report in ``folder`` with the latest forecast origin before ``origin``.
 
     HTML files that are not reports are ignored; a report whose embedded data cannot be
     read is skipped with a :class:`ReportWarning` naming it (it must not stop a new report).
-    Reports of another target are not comparable and are ignored.
+    Reports of another target, or of another data set (``dataset``, from
+    :func:`dataset_identity`: other units or other sources), are not comparable and are ignored.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -161,6 +180,8 @@ def find_previous_report(folder: str | Path, origin: pd.Period, *, target: str =
         try:
             data = read_report_data(path)
             if data is None or data.get("target", "incidents") != target:
+                continue
+            if dataset is not None and not _same_dataset(data, dataset):
                 continue
             found = pd.Period(str(data["origin"]), freq="M")
             if found >= origin or (best is not None and found <= best.origin):

@@ -24,7 +24,7 @@ from forecast.evaluation.backtest import (
 )
 from forecast.tracking import load_registered
 from forecast.report.charts import match_features
-from forecast.report.inputs import ReportError, ReportInputs, find_previous_report
+from forecast.report.inputs import ReportError, ReportInputs, dataset_identity, find_previous_report
 from forecast.report.render import write_report
 from forecast.scenario import load_scenario, run_scenarios_fitted
 from forecast.tracking import resolve_tracking_uri
@@ -265,7 +265,8 @@ def make_report(
         result = run_scenarios_fitted(fitted, history, scenarios, horizon, seed=0, target=target, name=name,
                                       staleness=(meta.get("covariates") or {}).get("staleness"))
 
-    previous = find_previous_report(out.parent, origin, target=target, exclude=out)
+    previous = find_previous_report(out.parent, origin, target=target, exclude=out,
+                                    dataset=dataset_identity(meta, panel["unit"].unique()))
     provenance = {"members": model_members(fitted), "git_commit": git_commit(), "panel_path": Path(panel_path).name,
                   "panel_sha256": file_sha256(panel_path), "mlflow_run": run_id, "registered": version_label}
     inputs = ReportInputs(

@@ -15,7 +15,7 @@ from forecast.report.content import (
     HISTORY_MONTHS, WATCH_RISING, WATCH_TOP, change_since_previous, covariate_label, headline, outlook, watch_rule,
 )
 from forecast.report.fmt import fmt_month, fmt_range
-from forecast.report.inputs import REPORT_DATA_ID, REPORT_DATA_VERSION, ReportInputs
+from forecast.report.inputs import REPORT_DATA_ID, REPORT_DATA_VERSION, ReportInputs, dataset_identity
 from forecast.report.scenario_view import scenario_view
 from forecast.report.sources import source_notes
 from forecast.report.split import type_split
@@ -93,6 +93,8 @@ def _report_data(inputs: ReportInputs, out, issued: str) -> dict:
         "horizon": out.horizon, "units": units.to_dict("records"), "forecast": frame.to_dict("records"),
         "national": national.rename_axis("month").reset_index().to_dict("records"),
         "national_dependence": out.national.dependence, "tier_bounds": list(out.tiers.bounds),
+        # What makes another report comparable as this one's "previous report".
+        "dataset": dataset_identity(inputs.meta, inputs.panel["unit"].unique()),
     }
 
 
