@@ -12,18 +12,21 @@ import zipfile
 from pathlib import Path
 
 from features.errors import DataError, shorten
+from features.workbook import is_workbook, workbook_csv
 
 __all__ = ["read_text", "utf16_without_bom"]
 
 _NUL_HINTS = {
-    b"PK\x03\x04": "a ZIP archive (an .xlsx workbook?) with no single CSV inside",
+    b"PK\x03\x04": "a ZIP archive with no single CSV inside",
+    b"\xd0\xcf\x11\xe0": "an old-style Excel .xls workbook (save it as .xlsx or CSV)",
     b"\x89PNG": "a PNG image",
     b"%PDF": "a PDF document",
 }
 
 
 def read_text(path: Path, encoding: str | None = None) -> str:
-    """Return the decoded text of a CSV file (or of the single CSV inside a .zip).
+    """Return the decoded text of a CSV file (or of the single CSV inside a .zip, or of an
+    .xlsx workbook's data sheet: :mod:`features.workbook`).
 
     UTF-8 with or without a BOM and UTF-16 with a BOM are recognised; anything else must be
     named with ``encoding`` (e.g. ``cp1256`` for Windows Arabic), because guessing a legacy
@@ -101,6 +104,8 @@ def _refuse_nul_bytes(path: Path, raw: bytes) -> None:
 def _single_csv_from_zip(path: Path, raw: bytes) -> bytes:
     try:
         with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+            if is_workbook(zf):
+                return workbook_csv(path, raw)
             members = [m for m in zf.namelist() if m.lower().endswith(".csv")]
             if len(members) != 1:
                 raise DataError(
