@@ -47,6 +47,18 @@ GOOD = {
         "side_a": st.sampled_from(["Government of Iraq", "IS"]),
         "side_b": st.sampled_from(["IS", "Civilians"]),
     },
+    # UCDP Candidate Events: GED's columns plus UCDP's review flag.
+    "ucdp-candidate": {
+        "id": st.integers(1, 10**6).map(str),
+        "code_status": st.sampled_from(["Clear", "Check dyad", ""]),
+        "date_start": iso_dates,
+        "adm_1": spellings,
+        "best": counts,
+        "type_of_violence": st.sampled_from(["1", "2", "3"]),
+        "country": st.sampled_from(["Iraq", "Syria"]),
+        "side_a": st.sampled_from(["Government of Iraq", "IS"]),
+        "side_b": st.sampled_from(["IS", "Civilians"]),
+    },
     "acled": {
         "event_id_cnty": st.integers(1, 10**6).map(lambda i: f"IRQ{i}"),
         "event_date": st.one_of(iso_dates, iso_dates.map(lambda d: pd.Timestamp(d).strftime("%d %B %Y"))),
@@ -155,6 +167,7 @@ test_gtd_reader_accounts_for_every_row_of_a_dirty_file = _fuzz_format("gtd")
 test_ibc_reader_accounts_for_every_row_of_a_dirty_file = _fuzz_format("ibc")
 test_generic_reader_accounts_for_every_row_of_a_dirty_file = _fuzz_format("generic")
 test_acled_hdx_reader_accounts_for_every_row_of_a_dirty_file = _fuzz_format("acled-hdx")
+test_ucdp_candidate_reader_accounts_for_every_row_of_a_dirty_file = _fuzz_format("ucdp-candidate")
 
 
 @FUZZ
@@ -170,7 +183,7 @@ def test_arbitrary_bytes_are_rejected_cleanly_or_read(data, fmt):
 FIXTURE_FILES = {
     "ucdp": "ucdp_ged_hdx.csv", "acled": "acled_export.csv", "gtd": "gtd_export.csv",
     "ibc": "ibc_incidents.csv", "generic": "generic_events.csv",
-    "acled-hdx": "acled_hdx_admin1_monthly.csv",
+    "acled-hdx": "acled_hdx_admin1_monthly.csv", "ucdp-candidate": "ucdp_candidate/GEDEvent_v25_0_10.csv",
 }
 
 
