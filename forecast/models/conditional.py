@@ -35,7 +35,8 @@ from forecast.models.absorbed import draw_params, fit_with_effects
 from forecast.models.base import Forecaster, ModelError, future_months, negbin_quantiles, register
 from forecast.models.baselines import cameron_trivedi_alpha, count_matrix, grid_frame
 from forecast.models.common import EstimationFailed, covariate_scaling, future_covariates, guarded
-from forecast.models.count_design import DIRECT_FEATURES, direct_features, harmonics, neighbour_weights
+from forecast.models.count_design import DIRECT_FEATURES, FIT_ADVICE, direct_features, harmonics, neighbour_weights
+from forecast.models.memory import check_memory
 from forecast.schema import QUANTILES
 
 # Linear predictors are clipped below at this value so that exp() stays finite.
@@ -142,6 +143,8 @@ class NegBinGLMX(Forecaster):
         self.max_eta_ = float(np.log(_CAP_FACTOR * (counts.max() + 1.0)))
         columns, means, sds = covariate_scaling(
             history, [c for c in history.columns if c not in ("unit", "month", "y")], self.name)
+        n_columns = len(DIRECT_FEATURES) + 2 + len(columns) * (len(lags) + max(lags) + 1)
+        check_memory(self.name, "design", counts.size, n_columns, copies=6, advice=FIT_ADVICE)
         #: Covariates whose values at target months move the forecast (constant ones are dropped).
         self.scenario_covariates_ = columns
         self.covariate_mean_ = np.asarray(means, dtype=float)

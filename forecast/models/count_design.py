@@ -26,7 +26,12 @@ from forecast.models.common import (
     covariate_scaling,
     one_blas_thread,
 )
+from forecast.models.memory import check_memory
 from forecast.schema import QUANTILES
+
+#: What to change when a pooled regression's design does not fit in memory.
+FIT_ADVICE = ("forecast fewer units at a time (split the panel by region), start the history later, use fewer "
+              "covariates, or run on a machine with more memory")
 
 #: Columns of :func:`direct_features` before the covariates.
 DIRECT_FEATURES = ("log1p_y", "log1p_mean3", "log1p_mean12", "log1p_neighbour_mean", "log1p_national_total")
@@ -173,6 +178,10 @@ class DirectCountModel(Forecaster):
                 f"for the longest horizon), got {len(counts)} ({months[0]}..{months[-1]})"
             )
         columns = [c for c in history.columns if c not in ("unit", "month", "y")]
+        # The features of every month and unit, then per horizon the training rows' design
+        # and the estimator's working copies of it: about six arrays of rows x columns.
+        check_memory(self.name, "design", counts.size, len(DIRECT_FEATURES) + len(columns) + 3, copies=6,
+                     advice=FIT_ADVICE)
         scaling = covariate_scaling(history, columns, self.name)
         self.covariate_columns_, self.covariate_mean_, self.covariate_sd_ = scaling
         self.weights_, self.neighbour_source_ = neighbour_weights(units, self.gazetteer, sparse_matrix=True)

@@ -69,6 +69,7 @@ from forecast.models.base import (
     prediction_frame,
     register,
 )
+from forecast.models.memory import check_memory
 
 #: Floor on predicted means (counts per unit-month) when estimating the NB dispersion.
 MEAN_FLOOR = 0.05
@@ -88,6 +89,11 @@ def _neighbours(gazetteer: str | None) -> dict[str, list[str]]:
     # Read once per gazetteer file (a backtest asks at every origin); the same mapping object
     # every time also lets features.transforms.PrefixFeatures recognise the feature set.
     return load_gazetteer(gazetteer).neighbours()
+
+
+#: What to change when a tree model's feature matrix does not fit in memory.
+TREE_ADVICE = ("forecast fewer units at a time (split the panel by region), start the history later, use fewer "
+               "lags, windows or covariates, or run on a machine with more memory")
 
 
 class DirectTreeForecaster(Forecaster):
@@ -114,6 +120,10 @@ class DirectTreeForecaster(Forecaster):
         """A fresh, unfitted scikit-learn regressor built from the hyperparameters."""
         raise NotImplementedError
 
+    def _regressor_bytes(self, n_rows: int) -> int:
+        """Estimated bytes of one fitted regressor on ``n_rows`` training rows (for the memory guard)."""
+        return 0
+
     # -- Forecaster hooks -------------------------------------------------------------------
 
     def _fit(self, history: pd.DataFrame) -> None:
@@ -121,6 +131,10 @@ class DirectTreeForecaster(Forecaster):
         self.covariates_fitted_ = covariate_columns(history)
         features = self._features(history)
         self.feature_names_ = [c for c in features.columns if c not in ("unit", "month")]
+        # The matrix, its training and calibration slices and scikit-learn's float32 copy,
+        # plus the fitted trees of six horizons.
+        check_memory(self.name, "feature matrix", len(features), len(self.feature_names_), copies=4,
+                     extra=self._regressor_bytes(len(features)) * 6, advice=TREE_ADVICE)
         # The training set of every horizon, kept so that longer horizons are fitted on
         # demand from this history even after update() has moved the origin.
         self.train_history_ = history
@@ -425,6 +439,14 @@ class RandomForest(DirectTreeForecaster):
             out += values[:, 0] if values.ndim == 2 else values[:, 0, 0]
         out /= len(regressor.estimators_)
         return out
+
+    def _regressor_bytes(self, n_rows: int) -> int:
+        # A tree has about 2 x (rows it sees / min_samples_leaf) nodes of about 72 bytes
+        # (scikit-learn's node record and its value).
+        share = 1.0 if self.max_samples is None else float(self.max_samples)
+        share = share if share <= 1 else share / max(n_rows, 1)
+        nodes = 2 * n_rows * share / max(int(self.min_samples_leaf), 1)
+        return int(int(self.n_estimators) * nodes * 72)
 
     def _make_regressor(self):
         return RandomForestRegressor(
