@@ -23,7 +23,16 @@ import pandas as pd
 import forecast.models  # noqa: F401  (registers the member models)
 from forecast.evaluation.backtest import BacktestDesign, run_backtest
 from forecast.evaluation.scores import crps
-from forecast.models.base import Forecaster, ModelError, make_model, prediction_frame, register
+from forecast.models.base import (
+    FitCache,
+    Forecaster,
+    ModelError,
+    active_fit_cache,
+    fit_cache,
+    make_model,
+    prediction_frame,
+    register,
+)
 from forecast.schema import QUANTILE_COLUMNS
 
 DEFAULT_MEMBERS = ("random_forest", "croston", "ets", "moving_average", "locf_negbin")
@@ -71,6 +80,13 @@ class Ensemble(Forecaster):
             raise ModelError("ensemble: needs at least one member")
         if "ensemble" in self.member_names():
             raise ModelError("ensemble: cannot be its own member")
+        if active_fit_cache() is None:
+            # A fit on its own (``forecast predict``): memoise inside it too, so that the
+            # members' fits at the start of the in-history backtest are not repeated by the
+            # final fits (a tree model's calibration regressor at the origin is its final
+            # regressor of the fit ``eval_months`` earlier).
+            with fit_cache(FitCache()):
+                return self._fit(history)
         factories = {m: (lambda m=m: make_model(m)) for m in self.member_names()}
         origin = history["month"].max()
         first = history["month"].min()

@@ -69,6 +69,7 @@ from forecast.models.base import (
     prediction_frame,
     register,
 )
+from forecast.models.common import check_int
 from forecast.models.memory import check_memory
 
 #: Floor on predicted means (counts per unit-month) when estimating the NB dispersion.
@@ -119,6 +120,10 @@ class DirectTreeForecaster(Forecaster):
     def _make_regressor(self):
         """A fresh, unfitted scikit-learn regressor built from the hyperparameters."""
         raise NotImplementedError
+
+    def _sized_regressor(self, n_rows: int):
+        """The regressor to fit on ``n_rows`` rows (:meth:`_make_regressor` unless a subclass bounds it)."""
+        return self._make_regressor()
 
     def _regressor_bytes(self, n_rows: int) -> int:
         """Estimated bytes of one fitted regressor on ``n_rows`` training rows (for the memory guard)."""
@@ -255,7 +260,7 @@ class DirectTreeForecaster(Forecaster):
         key = None
         if cache is not None and cache.enabled:
             key = fingerprint("regressor", type(self).__qualname__,
-                              repr(sorted(self._make_regressor().get_params().items())), X, y)
+                              repr(sorted(self._sized_regressor(len(X)).get_params().items())), X, y)
             hit = cache.get(key)
             if hit is not None:
                 return hit
@@ -277,7 +282,7 @@ class DirectTreeForecaster(Forecaster):
             X = X.copy()
             X[:, empty] = 0.0
         try:
-            return self._make_regressor().fit(X, y)
+            return self._sized_regressor(len(X)).fit(X, y)
         except InvalidParameterError as exc:
             raise ModelError(f"{self.name}: {exc}") from None
 
@@ -392,6 +397,12 @@ class RandomForest(DirectTreeForecaster):
         As for ``hgb``.
     n_jobs
         Trees fitted in parallel (None or -1: all cores); the forecast does not depend on it.
+    max_tree_rows
+        At most this many rows per tree (None: no bound): with more training rows than
+        ``max_samples`` x rows allows, each tree draws this many. The bound leaves panels of
+        up to about 80 units x 20 years as they were, and keeps a tree's cost and memory from
+        growing with the units (at 13,000 units a forest of half-sample trees would hold
+        about 4.5 GB per horizon).
     """
 
     name = "random_forest"
@@ -412,7 +423,9 @@ class RandomForest(DirectTreeForecaster):
         gazetteer: str | None = None,
         random_state: int = 0,
         n_jobs: int | None = 1,
+        max_tree_rows: int | None = 10_000,
     ):
+        self.max_tree_rows = max_tree_rows
         self.n_estimators = n_estimators
         self.min_samples_leaf = min_samples_leaf
         self.max_features = max_features
@@ -440,12 +453,29 @@ class RandomForest(DirectTreeForecaster):
         out /= len(regressor.estimators_)
         return out
 
+    def _check_params(self) -> None:
+        super()._check_params()
+        if self.max_tree_rows is not None:
+            check_int(self.name, "max_tree_rows", self.max_tree_rows, 1)
+
+    def _tree_rows(self, n_rows: int, bounded: bool = True) -> int:
+        """Rows each tree sees: ``max_samples`` of the rows, at most ``max_tree_rows`` when ``bounded``."""
+        share = 1.0 if self.max_samples is None else float(self.max_samples)
+        rows = max(round(share * n_rows), 1) if share <= 1 else int(share)
+        return rows if self.max_tree_rows is None or not bounded else min(rows, int(self.max_tree_rows))
+
+    def _sized_regressor(self, n_rows: int):
+        regressor = self._make_regressor()
+        if self.max_tree_rows is not None and int(self.max_tree_rows) < self._tree_rows(n_rows, bounded=False):
+            # More rows than a tree may see: each tree draws max_tree_rows of them, so the
+            # cost and size of a tree stop growing with the units (below the bound nothing changes).
+            regressor.set_params(max_samples=int(self.max_tree_rows))
+        return regressor
+
     def _regressor_bytes(self, n_rows: int) -> int:
         # A tree has about 2 x (rows it sees / min_samples_leaf) nodes of about 72 bytes
         # (scikit-learn's node record and its value).
-        share = 1.0 if self.max_samples is None else float(self.max_samples)
-        share = share if share <= 1 else share / max(n_rows, 1)
-        nodes = 2 * n_rows * share / max(int(self.min_samples_leaf), 1)
+        nodes = 2 * self._tree_rows(n_rows) / max(int(self.min_samples_leaf), 1)
         return int(int(self.n_estimators) * nodes * 72)
 
     def _make_regressor(self):
