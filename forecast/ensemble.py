@@ -29,6 +29,7 @@ from forecast.models.base import (
     ModelError,
     active_fit_cache,
     fit_cache,
+    hold_last_value,
     make_model,
     prediction_frame,
     register,
@@ -110,6 +111,12 @@ class Ensemble(Forecaster):
         self.member_scores_ = scores
         self.weights_ = weights / weights.sum()
         self.models_ = {m: factories[m]().fit(history) for m in self.member_names()}
+        for model in self.models_.values():
+            # Fit the members' horizons up to eval_horizon now, inside the memo (a direct
+            # model fits a horizon when first asked for it, on the fit-time history, so the
+            # estimates are those a later predict would make).
+            model.predict(self.eval_horizon, None if not model.uses_future_covariates else
+                          hold_last_value(history, self.eval_horizon))
 
     def _update(self, history: pd.DataFrame) -> None:
         for model in self.models_.values():
