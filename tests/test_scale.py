@@ -111,3 +111,35 @@ def test_nb_glm_memory_is_linear_in_units():
 
     small, large = peak(2), peak(8)
     assert large <= 4.5 * small, (small, large)
+
+
+def test_dask_on_a_local_cluster_gives_identical_forecasts_at_350_units(tmp_path):
+    """A real LocalCluster (two worker processes on 127.0.0.1) against joblib, 350 units."""
+    from dask.distributed import LocalCluster
+
+    from features.gazetteer import load_gazetteer
+    from features.panel import validate_panel
+    from features.synthetic import SyntheticConfig, simulate_panel, synthetic_gazetteer
+    from forecast.evaluation.backtest import BacktestDesign, run_backtest
+
+    path = tmp_path / "gazetteer.csv"
+    synthetic_gazetteer(350).to_csv(path, index=False)
+    counts, covariates = simulate_panel(SyntheticConfig(start="2015-01", end="2019-12"), path)
+    panel = counts.drop(columns="log_intensity").merge(covariates, on="month")
+    panel = validate_panel(panel.assign(month=pd.PeriodIndex(panel["month"], freq="M"),
+                                        us_troops=panel["us_troops"].astype(float)),
+                           gazetteer=load_gazetteer(path))
+    models = {"locf_negbin": lambda: make_model("locf_negbin"), "croston": lambda: make_model("croston"),
+              "nb_glm": lambda: make_model("nb_glm", gazetteer=str(path), max_horizon=3)}
+    design = BacktestDesign(start=pd.Period("2019-01", "M"), end=pd.Period("2019-06", "M"), step=3, horizon=3,
+                            refit_every=1)
+    local = run_backtest(panel, models, design, covariates=["us_troops"], progress=False, n_jobs=1)
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                           dashboard_address=None)
+    try:
+        remote = run_backtest(panel, models, design, covariates=["us_troops"], progress=False, backend="dask",
+                              scheduler=cluster.scheduler_address, n_jobs=2)
+    finally:
+        cluster.close()
+    assert local["unit"].nunique() == 350 and len(local) == 350 * 3 * 2 * 3
+    pd.testing.assert_frame_equal(remote, local, check_exact=True)
