@@ -48,7 +48,7 @@ def available_memory() -> tuple[int, str]:
         bound = parse_size(limit)
         if bound < free:
             return bound, f"{MEMORY_LIMIT_ENV}={limit}"
-    return free, "available memory"
+    return free, "free memory, psutil"
 
 
 def design_bytes(rows: int, columns: int, copies: float = 1.0, itemsize: int = 8) -> int:
@@ -68,6 +68,6 @@ def check_memory(model: str, what: str, rows: int, columns: int, *, copies: floa
     if need > have:
         raise ModelError(
             f"{model}: the fit needs about {format_size(need)} for its {what} ({int(rows):,} rows x "
-            f"{int(columns)} columns) but only {format_size(have)} is free ({source}); {advice}"
+            f"{int(columns)} columns) but only {format_size(have)} is available ({source}); {advice}"
         )
     return need
