@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import sys
 import tracemalloc
 
 import numpy as np
@@ -143,3 +145,23 @@ def test_dask_on_a_local_cluster_gives_identical_forecasts_at_350_units(tmp_path
         cluster.close()
     assert local["unit"].nunique() == 350 and len(local) == 350 * 3 * 2 * 3
     pd.testing.assert_frame_equal(remote, local, check_exact=True)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_long_fit_shows_progress_with_the_time_left_on_a_terminal(monkeypatch):
+    history = synthetic_history("2014-01", "2016-12")
+    many = pd.concat([history.assign(unit=history["unit"] + f"_{k}") for k in range(12)], ignore_index=True)
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    make_model("nb_glm", max_horizon=3).fit(many)  # 216 units
+    frames = terminal.getvalue().split("\r")
+    assert any(f.startswith("nb_glm: fitting horizons:") and "/3 [" in f and "<" in f for f in frames), frames[:3]
+    # Few units, or no terminal: no bar.
+    quiet = _Terminal()
+    monkeypatch.setattr(sys, "stderr", quiet)
+    make_model("nb_glm", max_horizon=3).fit(history)
+    assert quiet.getvalue() == ""

@@ -34,7 +34,7 @@ from threadpoolctl import threadpool_limits
 from forecast.models.absorbed import draw_params, fit_with_effects
 from forecast.models.base import Forecaster, ModelError, future_months, negbin_quantiles, register
 from forecast.models.baselines import cameron_trivedi_alpha, count_matrix, grid_frame
-from forecast.models.common import EstimationFailed, covariate_scaling, future_covariates, guarded
+from forecast.models.common import EstimationFailed, covariate_scaling, fit_progress, future_covariates, guarded
 from forecast.models.count_design import DIRECT_FEATURES, FIT_ADVICE, direct_features, harmonics, neighbour_weights
 from forecast.models.memory import check_memory
 from forecast.schema import QUANTILES
@@ -155,7 +155,7 @@ class NegBinGLMX(Forecaster):
         self.coefs_: dict[int, dict] = {}
         self.fallbacks_: dict[str, str] = {}
         with threadpool_limits(limits=1, user_api="blas"):
-            for h in range(1, int(self.max_horizon) + 1):
+            for h in fit_progress(range(1, int(self.max_horizon) + 1), self.name, len(units), "horizons"):
                 self.coefs_[h] = self._fit_horizon(h)
 
     def _standardise(self, frame: pd.DataFrame, units: list[str], months: pd.PeriodIndex) -> np.ndarray:

@@ -24,6 +24,7 @@ from forecast.models.common import (
     check_same_units,
     covariate_array,
     covariate_scaling,
+    fit_progress,
     one_blas_thread,
 )
 from forecast.models.memory import check_memory
@@ -191,7 +192,7 @@ class DirectCountModel(Forecaster):
         self.coefs_: dict[int, dict] = {}
         self.fallbacks_: dict[str, str] = {}
         self._notes_: dict[str, dict[str, list[int]]] = {}
-        for h in range(1, int(self.max_horizon) + 1):
+        for h in fit_progress(range(1, int(self.max_horizon) + 1), self.name, len(units), "horizons"):
             self._fit_horizon(h)
 
     @staticmethod

@@ -69,7 +69,7 @@ from forecast.models.base import (
     prediction_frame,
     register,
 )
-from forecast.models.common import check_int
+from forecast.models.common import check_int, fit_progress
 from forecast.models.memory import check_memory
 
 #: Floor on predicted means (counts per unit-month) when estimating the NB dispersion.
@@ -167,7 +167,7 @@ class DirectTreeForecaster(Forecaster):
         n = len(units)
         mean = np.empty((n, horizon))
         quantiles = []
-        for h in range(1, horizon + 1):
+        for h in fit_progress(range(1, horizon + 1), self.name, n, "horizons"):
             if h not in self.regressors_:
                 self._fit_horizon(h)
             with self._threads():
