@@ -149,7 +149,7 @@ class NegBinGLMX(Forecaster):
         self.scenario_covariates_ = columns
         self.covariate_mean_ = np.asarray(means, dtype=float)
         self.covariate_sd_ = np.asarray(sds, dtype=float)
-        self.weights_, self.neighbour_source_ = neighbour_weights(units, self.gazetteer)
+        self.weights_, self.neighbour_source_ = neighbour_weights(units, self.gazetteer, sparse_matrix=True)
         x = self._standardise(history, units, months)
         self._train_ = (direct_features(counts, self.weights_, np.zeros((*counts.shape, 0))), x, counts, months, units)
         self.coefs_: dict[int, dict] = {}
