@@ -23,7 +23,17 @@ import pandas as pd
 import forecast.models  # noqa: F401  (registers the member models)
 from forecast.evaluation.backtest import BacktestDesign, run_backtest
 from forecast.evaluation.scores import crps
-from forecast.models.base import Forecaster, ModelError, make_model, prediction_frame, register
+from forecast.models.base import (
+    FitCache,
+    Forecaster,
+    ModelError,
+    active_fit_cache,
+    fit_cache,
+    hold_last_value,
+    make_model,
+    prediction_frame,
+    register,
+)
 from forecast.schema import QUANTILE_COLUMNS
 
 DEFAULT_MEMBERS = ("random_forest", "croston", "ets", "moving_average", "locf_negbin")
@@ -87,6 +97,13 @@ class Ensemble(Forecaster):
 
     def _fit(self, history: pd.DataFrame) -> None:
         self._check()
+        if active_fit_cache() is None:
+            # A fit on its own (``forecast predict``): memoise inside it too, so that the
+            # members' fits at the start of the in-history backtest are not repeated by the
+            # final fits (a tree model's calibration regressor at the origin is its final
+            # regressor of the fit ``eval_months`` earlier).
+            with fit_cache(FitCache()):
+                return self._fit(history)
         factories = {m: (lambda m=m: make_model(m)) for m in self.member_names()}
         origin = history["month"].max()
         first = history["month"].min()
@@ -110,6 +127,12 @@ class Ensemble(Forecaster):
         self.member_scores_ = scores
         self.weights_ = weights / weights.sum()
         self.models_ = {m: factories[m]().fit(history) for m in self.member_names()}
+        for model in self.models_.values():
+            # Fit the members' horizons up to eval_horizon now, inside the memo (a direct
+            # model fits a horizon when first asked for it, on the fit-time history, so the
+            # estimates are those a later predict would make).
+            model.predict(self.eval_horizon, None if not model.uses_future_covariates else
+                          hold_last_value(history, self.eval_horizon))
 
     def _update(self, history: pd.DataFrame) -> None:
         for model in self.models_.values():

@@ -44,3 +44,28 @@ def test_an_unknown_case_is_refused_with_the_known_ones(tmp_path):
     assert done.returncode == 2
     assert "unknown case(s) iraq_fast" in done.stderr and "iraq_full" in done.stderr
     assert not (tmp_path / "x.json").exists()
+
+
+def test_the_scale_script_runs_on_tiny_sizes_and_reports_ratios(tmp_path):
+    out = tmp_path / "scale.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "scale.py"), "--sizes", "12,24", "--origins", "2",
+         "--models", "zero,nb_glm", "--predict-model", "moving_average", "--no-real", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    payload = json.loads(out.read_text())
+    assert "load average at the start" in done.stdout and len(payload["load_average_at_start"]) == 3
+    assert [s["units"] for s in payload["sizes"]] == [12, 24]
+    for size in payload["sizes"]:
+        assert set(size["steps"]) == {"predict_default", "backtest_zero", "backtest_nb_glm"}
+        for step in size["steps"].values():
+            assert step["seconds"] > 0 and step["cpu_seconds"] > 0 and step["peak_mb"] > 50
+    rows = {r["step"]: r for r in payload["ratios"]}
+    assert set(rows) == {"predict_default", "backtest_zero", "backtest_nb_glm"}
+    small, large = payload["sizes"]
+    nb = rows["backtest_nb_glm"]
+    assert nb["units_ratio"] == 2.0
+    assert nb["cpu_ratio"] == round(large["steps"]["backtest_nb_glm"]["cpu_seconds"]
+                                    / small["steps"]["backtest_nb_glm"]["cpu_seconds"], 2)
+    assert "time ratios between sizes" in done.stdout and f"written: {out}" in done.stdout

@@ -22,6 +22,7 @@ import pandas as pd
 from scipy import stats
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 from threadpoolctl import ThreadpoolController
+from tqdm import tqdm
 
 from forecast.models.base import (
     ModelError,
@@ -88,6 +89,20 @@ def one_blas_thread(method):
             return method(self, *args, **kwargs)
 
     return wrapper
+
+
+#: Fits over at least this many units show a progress bar, with the time left, on a terminal.
+PROGRESS_MIN_UNITS = 200
+
+
+def fit_progress(items, model: str, n_units: int, what: str = "units", total: int | None = None):
+    """``items`` wrapped in a tqdm bar (elapsed time, rate and the time left) for a long fit.
+
+    Shown only on a terminal (tqdm's ``disable=None``) and for ``n_units`` >=
+    :data:`PROGRESS_MIN_UNITS`; it clears itself when done (``leave=False``).
+    """
+    return tqdm(items, desc=f"{model}: fitting {what}", unit=what.rstrip("s") or "item", total=total,
+                disable=None if n_units >= PROGRESS_MIN_UNITS else True, leave=False, mininterval=1.0)
 
 
 def unit_rng(random_state: int, unit: str) -> np.random.Generator:

@@ -29,15 +29,14 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from statsmodels.discrete.discrete_model import NegativeBinomial
-from statsmodels.genmod import families
-from statsmodels.genmod.generalized_linear_model import GLM
 from threadpoolctl import threadpool_limits
 
+from forecast.models.absorbed import draw_params, fit_with_effects
 from forecast.models.base import Forecaster, ModelError, future_months, negbin_quantiles, register
 from forecast.models.baselines import cameron_trivedi_alpha, count_matrix, grid_frame
-from forecast.models.common import EstimationFailed, covariate_scaling, future_covariates, guarded
-from forecast.models.count_design import DIRECT_FEATURES, direct_features, harmonics, neighbour_weights
+from forecast.models.common import EstimationFailed, covariate_scaling, fit_progress, future_covariates, guarded
+from forecast.models.count_design import DIRECT_FEATURES, FIT_ADVICE, direct_features, harmonics, neighbour_weights
+from forecast.models.memory import check_memory
 from forecast.schema import QUANTILES
 
 # Linear predictors are clipped below at this value so that exp() stays finite.
@@ -63,8 +62,9 @@ class NegBinGLMX(Forecaster):
     covariate at ``t + h - l`` for each ``l`` in ``lags`` with ``l < h`` (after the origin: a
     scenario's months). Covariates are standardised with the history's means and standard
     deviations; constant ones are dropped. ``b`` and ``alpha`` by maximum likelihood
-    (statsmodels ``NegativeBinomial``, Newton from the Poisson GLM estimate), on training rows
-    whose target month is at most the origin.
+    (Newton from the Poisson GLM estimate, unit effects absorbed rather than indicator
+    columns: :func:`~forecast.models.absorbed.fit_with_effects`), on training rows whose
+    target month is at most the origin.
 
     Predictive distribution: NB2 with mean ``mu`` at the origin's features and the given
     future covariates, and the horizon's ``alpha``; quantiles exact. The mean is capped at
@@ -143,17 +143,19 @@ class NegBinGLMX(Forecaster):
         self.max_eta_ = float(np.log(_CAP_FACTOR * (counts.max() + 1.0)))
         columns, means, sds = covariate_scaling(
             history, [c for c in history.columns if c not in ("unit", "month", "y")], self.name)
+        n_columns = len(DIRECT_FEATURES) + 2 + len(columns) * (len(lags) + max(lags) + 1)
+        check_memory(self.name, "design", counts.size, n_columns, copies=6, advice=FIT_ADVICE)
         #: Covariates whose values at target months move the forecast (constant ones are dropped).
         self.scenario_covariates_ = columns
         self.covariate_mean_ = np.asarray(means, dtype=float)
         self.covariate_sd_ = np.asarray(sds, dtype=float)
-        self.weights_, self.neighbour_source_ = neighbour_weights(units, self.gazetteer)
+        self.weights_, self.neighbour_source_ = neighbour_weights(units, self.gazetteer, sparse_matrix=True)
         x = self._standardise(history, units, months)
         self._train_ = (direct_features(counts, self.weights_, np.zeros((*counts.shape, 0))), x, counts, months, units)
         self.coefs_: dict[int, dict] = {}
         self.fallbacks_: dict[str, str] = {}
         with threadpool_limits(limits=1, user_api="blas"):
-            for h in range(1, int(self.max_horizon) + 1):
+            for h in fit_progress(range(1, int(self.max_horizon) + 1), self.name, len(units), "horizons"):
                 self.coefs_[h] = self._fit_horizon(h)
 
     def _standardise(self, frame: pd.DataFrame, units: list[str], months: pd.PeriodIndex) -> np.ndarray:
@@ -189,8 +191,9 @@ class NegBinGLMX(Forecaster):
             parts.append(x_all[t + h - lag].reshape(n, -1))
         for k in range(max(self.lags_) + 1):
             parts.append(x_all[t - k].reshape(n, -1))
-        parts.append(np.tile(np.eye(n_units), (len(t), 1)))
-        return np.column_stack(parts)
+        # Column-major, as the fits read it. The unit effects are absorbed, never columns
+        # (see forecast.models.absorbed): indicator columns made memory quadratic in units.
+        return np.asfortranarray(np.column_stack(parts))
 
     def _fit_horizon(self, h: int) -> dict:
         features, x, counts, months, units = self._train_
@@ -208,45 +211,48 @@ class NegBinGLMX(Forecaster):
         for u in np.flatnonzero(~keep):
             self._note(units[u], f"no events among the training targets: predicted 0 (horizon {h})")
         rows = keep[unit_index]
-        columns = np.r_[np.ones(design.shape[1] - n_units, dtype=bool), keep]
-        # Column-major, as statsmodels reads it (see _DirectCountModel._design).
-        design, y = np.asfortranarray(design[rows][:, columns]), y[rows]
-        n_cov = design.shape[1] - keep.sum()  # non-unit columns
+        design, y = np.asfortranarray(design[rows]), y[rows]
+        n_kept = int(keep.sum())
+        groups = (np.cumsum(keep) - 1)[unit_index[rows]]
         maxiter, min_alpha = int(self.maxiter), float(self.min_alpha)
+        fit = {"keep": keep, "effects_fit": None, "scale": 1.0}
         if not keep.any():
-            return {"beta": np.zeros(design.shape[1]), "cov": None, "alpha": min_alpha, "keep": keep,
-                    "columns": columns}
+            return {**fit, "beta": np.zeros(design.shape[1]), "cov": None, "alpha": min_alpha}
         try:
-            poisson = guarded(lambda: GLM(y, design, family=families.Poisson()).fit(maxiter=maxiter, scale="X2"),
-                               _FAIL_ON)
-            if not np.all(np.isfinite(poisson.params)):
+            poisson = guarded(lambda: fit_with_effects(design, y, groups, n_kept, "poisson", maxiter=maxiter),
+                              _FAIL_ON)
+            if not np.all(np.isfinite(poisson.params())):
                 raise EstimationFailed("non-finite estimates")
         except EstimationFailed as exc:
             # Level only: each unit's mean target, no covariate effect.
-            beta = np.zeros(design.shape[1])
-            sums = np.bincount(unit_index[rows], weights=counts[t + h].reshape(-1)[rows], minlength=n_units)
-            n = np.bincount(unit_index[rows], minlength=n_units)
-            beta[n_cov:] = np.log(np.maximum(sums[keep] / n[keep], 1e-12))
+            sums = np.bincount(groups, weights=y, minlength=n_kept)
+            n = np.bincount(groups, minlength=n_kept)
+            beta = np.r_[np.zeros(design.shape[1]), np.log(np.maximum(sums / n, 1e-12))]
             self._note(f"horizon {h}", f"Poisson GLM failed ({exc}): unit means, no covariate effect, "
                                        "does not respond to scenarios")
-            mu = np.exp(design @ beta)
+            mu = np.exp(design @ beta[:design.shape[1]] + beta[design.shape[1]:][groups])
             alpha = float(cameron_trivedi_alpha(y[:, None], mu[:, None], min_alpha)[0])
-            return {"beta": beta, "cov": None, "alpha": alpha, "keep": keep, "columns": columns}
+            return {**fit, "beta": beta, "cov": None, "alpha": alpha}
         try:
-            nb = guarded(lambda: NegativeBinomial(y, design, loglike_method="nb2").fit(
-                start_params=np.r_[poisson.params, 0.5], method="newton", maxiter=maxiter, disp=False), _FAIL_ON)
-            params, cov = np.asarray(nb.params), np.asarray(nb.cov_params())
+            nb = guarded(lambda: fit_with_effects(design, y, groups, n_kept, "nb2", maxiter=maxiter, start=poisson,
+                                                  start_alpha=0.5), _FAIL_ON)
+            params = np.r_[nb.params(), nb.alpha]
+            cov = guarded(nb.dense_cov, _FAIL_ON)
             if not (np.all(np.isfinite(params)) and params[-1] > 0 and np.all(np.isfinite(cov))):
                 raise EstimationFailed("non-finite estimates or alpha <= 0")
-            return {"beta": params[:-1], "cov": cov[:-1, :-1], "alpha": max(float(params[-1]), min_alpha),
-                    "keep": keep, "columns": columns}
-        except EstimationFailed as exc:
+            return {**fit, "beta": params[:-1], "cov": cov, "alpha": max(float(params[-1]), min_alpha),
+                    "effects_fit": nb}
+        except (EstimationFailed, np.linalg.LinAlgError) as exc:
             self._note(f"horizon {h}", f"NB maximum likelihood failed ({exc}): Poisson GLM with moment alpha")
-        beta = np.asarray(poisson.params)
-        mu = np.exp(np.clip(design @ beta, _MIN_ETA, self.max_eta_))
+        beta = poisson.params()
+        eta = design @ poisson.beta + poisson.effects[groups]
+        mu = np.exp(np.clip(eta, _MIN_ETA, self.max_eta_))
         alpha = float(cameron_trivedi_alpha(y[:, None], mu[:, None], min_alpha)[0])
-        return {"beta": beta, "cov": np.asarray(poisson.cov_params()), "alpha": alpha, "keep": keep,
-                "columns": columns}
+        # Pearson-scaled covariance (statsmodels' scale="X2"): chi2 / residual degrees of freedom.
+        fitted = np.exp(eta)
+        scale = float(np.sum((y - fitted) ** 2 / fitted) / max(len(y) - len(beta), 1))
+        return {**fit, "beta": beta, "cov": poisson.dense_cov(scale), "alpha": alpha, "effects_fit": poisson,
+                "scale": scale}
 
     def _note(self, key: str, reason: str) -> None:
         self.fallbacks_[key] = f"{self.fallbacks_[key]}; {reason}" if key in self.fallbacks_ else reason
@@ -290,13 +296,18 @@ class NegBinGLMX(Forecaster):
             for x_future in x_futures:
                 x_all = np.concatenate([x_hist, x_future], axis=0)
                 design = self._design(h, features, x_all, np.array([origin]), targets[h - 1:h], n_units)
-                designs.append(design[:, fit["columns"]])
+                designs.append(design)
             out[h] = designs
         return units, out
 
     def _mean(self, h: int, design: np.ndarray, beta: np.ndarray) -> np.ndarray:
+        """Means of the units (design rows) under coefficients ``beta = [dense, kept units' effects]``."""
         keep = self.coefs_[h]["keep"]
-        return np.where(keep, np.exp(np.clip(design @ beta, _MIN_ETA, self.max_eta_)), 0.0)
+        if not keep.any():
+            return np.zeros(len(design))
+        p = design.shape[1]
+        eta = design @ beta[:p] + beta[p:][np.maximum(np.cumsum(keep) - 1, 0)]
+        return np.where(keep, np.exp(np.clip(eta, _MIN_ETA, self.max_eta_)), 0.0)
 
     def _predict(self, horizon: int, future: pd.DataFrame | None) -> pd.DataFrame:
         units, designs = self._designs(horizon, [future])
@@ -337,15 +348,21 @@ class NegBinGLMX(Forecaster):
         for h in range(1, int(horizon) + 1):
             fit = self.coefs_[h]
             beta = fit["beta"]
-            if fit["cov"] is None:
+            if fit["cov"] is None or fit.get("effects_fit") is None:
                 draws = np.broadcast_to(beta, (int(n_draws), len(beta)))
             else:
                 rng = np.random.default_rng([int(seed), h])
-                # eigh tolerates a covariance that is only positive semi-definite numerically.
-                draws = rng.multivariate_normal(beta, fit["cov"], size=int(n_draws), method="eigh")
+                # The dense coefficients from their marginal, the unit effects given them:
+                # the joint normal approximation without a units x units covariance.
+                draws = draw_params(fit["effects_fit"], int(n_draws), rng, fit["scale"])
+            keep = fit["keep"]
             for s, design in enumerate(designs[h]):
-                eta = np.clip(draws @ design.T, _MIN_ETA, self.max_eta_)  # (n_draws, n_units)
-                out[s, :, :, h - 1] = np.where(fit["keep"], np.exp(eta), 0.0)
+                if not keep.any():
+                    continue
+                p = design.shape[1]
+                effects = draws[:, p:][:, np.maximum(np.cumsum(keep) - 1, 0)]
+                eta = np.clip(draws[:, :p] @ design.T + effects, _MIN_ETA, self.max_eta_)  # (n_draws, n_units)
+                out[s, :, :, h - 1] = np.where(keep, np.exp(eta), 0.0)
         return out
 
     def covariate_effects(self) -> pd.DataFrame:

@@ -24,9 +24,15 @@ from forecast.models.common import (
     check_same_units,
     covariate_array,
     covariate_scaling,
+    fit_progress,
     one_blas_thread,
 )
+from forecast.models.memory import check_memory
 from forecast.schema import QUANTILES
+
+#: What to change when a pooled regression's design does not fit in memory.
+FIT_ADVICE = ("forecast fewer units at a time (split the panel by region), start the history later, use fewer "
+              "covariates, or run on a machine with more memory")
 
 #: Columns of :func:`direct_features` before the covariates.
 DIRECT_FEATURES = ("log1p_y", "log1p_mean3", "log1p_mean12", "log1p_neighbour_mean", "log1p_national_total")
@@ -134,10 +140,11 @@ class DirectCountModel(Forecaster):
     """Pooled direct-strategy count regression shared by ``nb_glm`` and ``hurdle``.
 
     For horizon h the response is y[t + h] and the regressors are :func:`direct_features` at
-    t, the month-of-year harmonics of the target month t + h, and either unit indicators
-    (``unit_effects``) or an intercept. Training rows are the months t from the 12th month of
-    the history (so the 12-month mean covers a full window) to T - h (so the target month
-    t + h is at most the origin T: no row looks past the history). Horizons 1..``max_horizon``
+    t, the month-of-year harmonics of the target month t + h, and either unit effects
+    (``unit_effects``, absorbed rather than indicator columns) or an intercept. Training
+    rows are the months t from the 12th month of the history (so the 12-month mean covers a
+    full window) to T - h (so the target month t + h is at most the origin T: no row looks
+    past the history). Horizons 1..``max_horizon``
     are fitted by ``fit``; a longer horizon is fitted the first time it is predicted, on the
     same fit-time history, so ``update`` never changes an estimate.
 
@@ -172,6 +179,10 @@ class DirectCountModel(Forecaster):
                 f"for the longest horizon), got {len(counts)} ({months[0]}..{months[-1]})"
             )
         columns = [c for c in history.columns if c not in ("unit", "month", "y")]
+        # The features of every month and unit, then per horizon the training rows' design
+        # and the estimator's working copies of it: about six arrays of rows x columns.
+        check_memory(self.name, "design", counts.size, len(DIRECT_FEATURES) + len(columns) + 3, copies=6,
+                     advice=FIT_ADVICE)
         scaling = covariate_scaling(history, columns, self.name)
         self.covariate_columns_, self.covariate_mean_, self.covariate_sd_ = scaling
         self.weights_, self.neighbour_source_ = neighbour_weights(units, self.gazetteer, sparse_matrix=True)
@@ -181,23 +192,36 @@ class DirectCountModel(Forecaster):
         self.coefs_: dict[int, dict] = {}
         self.fallbacks_: dict[str, str] = {}
         self._notes_: dict[str, dict[str, list[int]]] = {}
-        for h in range(1, int(self.max_horizon) + 1):
+        for h in fit_progress(range(1, int(self.max_horizon) + 1), self.name, len(units), "horizons"):
             self._fit_horizon(h)
 
-    def _design(self, features: np.ndarray, target_months, unit_index: np.ndarray, n_units: int,
-                unit_effects: bool) -> np.ndarray:
-        """Regressors of rows (n_rows, n_features) -> design matrix (n_rows, n_columns).
+    @staticmethod
+    def _design(features: np.ndarray, target_months, unit_effects: bool) -> np.ndarray:
+        """Regressors of rows (n_rows, n_features) -> dense design (n_rows, n_columns).
 
+        ``[features, harmonics]`` with unit effects (the effects are absorbed, never columns:
+        see :mod:`forecast.models.absorbed`), ``[1, features, harmonics]`` without.
         Column-major: statsmodels' NB Hessian and IRLS weighting walk the design column by
         column, and on a row-major design of 3,500 units (700,000 rows) every column pass
         strode through the whole matrix, which made the fit grow faster than the rows.
         """
         parts = [features, harmonics(target_months)]
-        if unit_effects:
-            parts.append(np.eye(n_units)[unit_index])
-        else:
+        if not unit_effects:
             parts.insert(0, np.ones((len(features), 1)))
         return np.asfortranarray(np.column_stack(parts))
+
+    @staticmethod
+    def _linear(design: np.ndarray, beta: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
+        """``design @ beta`` of the dense columns plus, when ``groups`` is given (each row's
+        index among the units with an effect), that unit's effect (``beta``'s trailing part)."""
+        p = design.shape[1]
+        eta = design @ beta[:p]
+        return eta if groups is None else eta + beta[p:][groups]
+
+    @staticmethod
+    def _groups(keep: np.ndarray) -> np.ndarray:
+        """Per unit, its index among the ``keep`` units (0 for the others, which callers mask)."""
+        return np.maximum(np.cumsum(keep) - 1, 0)
 
     def _fit_horizon(self, h: int) -> None:
         features, counts, months, units = self._train_
@@ -214,12 +238,6 @@ class DirectCountModel(Forecaster):
         target_months = months[t + h].repeat(n_units)  # a PeriodIndex, rows ordered (t, unit)
         unit_index = np.tile(np.arange(n_units), len(t))
         self.coefs_[h] = self._estimate(h, x, y, target_months, unit_index, units)
-
-    @staticmethod
-    def _select(design: np.ndarray, units: np.ndarray) -> np.ndarray:
-        """Drop the unit-indicator columns (the last n_units) of units not in ``units`` (bool)."""
-        n_units = len(units)
-        return np.asfortranarray(design[:, np.r_[np.ones(design.shape[1] - n_units, dtype=bool), units]])
 
     def _note(self, key: str, reason: str, h: int) -> None:
         """Record in ``fallbacks_[key]`` that ``reason`` applied at horizon h."""

@@ -16,27 +16,26 @@ from forecast.models.base import (
     negbin_quantiles,
     register,
 )
+from forecast.models.absorbed import fit_with_effects
 from forecast.models.baselines import cameron_trivedi_alpha
 from forecast.models.common import MAX_ETA, EstimationFailed, guarded, is_real
 from forecast.models.count_design import DirectCountModel
 from forecast.schema import QUANTILES
 
 
-def _level_only_beta(design: np.ndarray, y: np.ndarray, unit_index: np.ndarray, keep_units: np.ndarray,
-                     unit_effects: bool) -> np.ndarray:
+def _level_only_beta(n_dense: int, y: np.ndarray, groups: np.ndarray | None, n_groups: int) -> np.ndarray:
     """Coefficients of the last-resort count model: each unit's mean (or the overall mean).
 
-    The design is ``[features, harmonics, indicators of kept units]`` with unit effects,
-    ``[1, features, harmonics]`` without; every coefficient but the level ones is 0.
+    The layout is ``[dense columns, one effect per kept unit]`` with unit effects
+    (``groups``: each row's kept-unit index), ``[1, features, harmonics]`` without; every
+    coefficient but the level ones is 0.
     """
-    beta = np.zeros(design.shape[1])
-    if unit_effects:
-        kept = np.flatnonzero(keep_units)
-        sums = np.bincount(unit_index, weights=y, minlength=len(keep_units))[kept]
-        n = np.bincount(unit_index, minlength=len(keep_units))[kept]
-        beta[-len(kept):] = np.log(np.maximum(sums / n, 1e-12))
-    else:
-        beta[0] = np.log(max(float(y.mean()), 1e-12))
+    if groups is not None:
+        sums = np.bincount(groups, weights=y, minlength=n_groups)
+        n = np.bincount(groups, minlength=n_groups)
+        return np.r_[np.zeros(n_dense), np.log(np.maximum(sums / np.maximum(n, 1), 1e-12))]
+    beta = np.zeros(n_dense)
+    beta[0] = np.log(max(float(y.mean()), 1e-12))
     return beta
 
 
@@ -104,47 +103,60 @@ class NegBinGLM(DirectCountModel):
             for u in np.flatnonzero(~keep_units):
                 self._note(units[u], "no events among the training targets: predicted 0", h)
         rows = keep_units[unit_index]
-        design = self._design(x[rows], target_months[rows], unit_index[rows], n_units, unit_effects)
-        if unit_effects:
-            design = self._select(design, keep_units)
-            if not keep_units.any():
-                return {"beta": np.zeros(design.shape[1]), "alpha": float(self.min_alpha), "keep_units": keep_units,
-                        "last_target": target_months[-1]}
+        design = self._design(x[rows], target_months[rows], unit_effects)
+        fit = {"keep_units": keep_units, "last_target": target_months[-1]}
+        n_kept = int(keep_units.sum())
+        groups = self._groups(keep_units)[unit_index[rows]] if unit_effects else None
+        if unit_effects and not n_kept:
+            return {**fit, "beta": np.zeros(design.shape[1]), "alpha": float(self.min_alpha)}
         y = y[rows]
         maxiter = int(self.maxiter)
         min_alpha = float(self.min_alpha)
+        if unit_effects:
+            # Unit effects absorbed (no indicator columns): the same maximum likelihood
+            # estimates as statsmodels' GLM and NegativeBinomial on indicator columns.
+            poisson_fit = lambda: fit_with_effects(design, y, groups, n_kept, "poisson", maxiter=maxiter)  # noqa: E731
+        else:
+            poisson_fit = lambda: GLM(y, design, family=families.Poisson()).fit(maxiter=maxiter)  # noqa: E731
         try:
-            poisson = guarded(lambda: GLM(y, design, family=families.Poisson()).fit(maxiter=maxiter))
-            if not np.all(np.isfinite(poisson.params)):
+            poisson = guarded(poisson_fit)
+            start = poisson.params() if unit_effects else np.asarray(poisson.params)
+            if not np.all(np.isfinite(start)):
                 raise EstimationFailed("non-finite estimates")
         except EstimationFailed as exc:
-            beta = _level_only_beta(design, y, unit_index[rows], keep_units, unit_effects)
+            beta = _level_only_beta(design.shape[1], y, groups, n_kept)
             self._note(f"horizon {h}", f"Poisson GLM failed ({exc}): "
                        f"{'unit' if unit_effects else 'overall'} mean with moment alpha", h)
         else:
             try:
-                nb = guarded(lambda: NegativeBinomial(y, design, loglike_method="nb2").fit(
-                    start_params=np.r_[poisson.params, 0.5], method="newton", maxiter=maxiter, disp=False))
-                params = np.asarray(nb.params)
+                if unit_effects:
+                    nb = guarded(lambda: fit_with_effects(design, y, groups, n_kept, "nb2", maxiter=maxiter,
+                                                          start=poisson, start_alpha=0.5))
+                    params = np.r_[nb.params(), nb.alpha]
+                else:
+                    nb = guarded(lambda: NegativeBinomial(y, design, loglike_method="nb2").fit(
+                        start_params=np.r_[start, 0.5], method="newton", maxiter=maxiter, disp=False))
+                    params = np.asarray(nb.params)
                 if not (np.all(np.isfinite(params)) and params[-1] > 0):
                     raise EstimationFailed("non-finite estimates or alpha <= 0")
-                return {"beta": params[:-1], "alpha": max(float(params[-1]), min_alpha), "keep_units": keep_units,
-                        "last_target": target_months[-1]}
+                return {**fit, "beta": params[:-1], "alpha": max(float(params[-1]), min_alpha)}
             except EstimationFailed as exc:
-                beta = np.asarray(poisson.params)
+                beta = start
                 self._note(f"horizon {h}", f"NB maximum likelihood failed ({exc}): Poisson GLM with moment alpha", h)
-        mu = np.exp(np.clip(design @ beta, -MAX_ETA, MAX_ETA))
+        mu = np.exp(np.clip(self._linear(design, beta, groups), -MAX_ETA, MAX_ETA))
         alpha = float(cameron_trivedi_alpha(y[:, None], mu[:, None], min_alpha)[0])
-        return {"beta": beta, "alpha": alpha, "keep_units": keep_units, "last_target": target_months[-1]}
+        return {**fit, "beta": beta, "alpha": alpha}
 
     def _distribution(self, h, at_origin, target_month, units):
         fit = self.coefs_[h]
         n_units = len(units)
         keep = fit["keep_units"]
-        design = self._design(at_origin, [target_month] * n_units, np.arange(n_units), n_units, bool(self.unit_effects))
-        if self.unit_effects:
-            design = self._select(design, keep)
-        mu = np.where(keep, np.exp(np.clip(design @ fit["beta"], -MAX_ETA, self.max_eta_)), 0.0)
+        design = self._design(at_origin, [target_month] * n_units, bool(self.unit_effects))
+        if not keep.any():
+            return np.zeros(n_units), np.zeros((n_units, len(QUANTILES)))
+        groups = self._groups(keep) if self.unit_effects else None
+        eta = self._linear(design, fit["beta"], groups)
+        mu = np.where(keep, np.exp(np.clip(eta, -MAX_ETA, self.max_eta_)), 0.0)
         q = negbin_quantiles(mu, fit["alpha"])
         q[~keep] = 0.0
         return mu, q
@@ -256,19 +268,24 @@ class Hurdle(DirectCountModel):
         if not free.any():
             return {"zero_beta": np.zeros(0), "zero_effects": False, "fixed": fixed, "free": free}
         rows = free[unit_index]
-        design = self._design(x[rows], target_months[rows], unit_index[rows], n_units, unit_effects)
+        design = self._design(x[rows], target_months[rows], unit_effects)
         if unit_effects:
-            design = self._select(design, free)
+            # Unit effects absorbed: the logit GLM's estimates without indicator columns.
+            groups = self._groups(free)[unit_index[rows]]
+            logit_fit = lambda: fit_with_effects(design, positive[rows], groups, int(free.sum()),  # noqa: E731
+                                                 "binomial", maxiter=maxiter).params()
+        else:
+            logit_fit = lambda: GLM(positive[rows], design, family=families.Binomial()).fit(maxiter=maxiter).params  # noqa: E731
         try:
-            logit = guarded(lambda: GLM(positive[rows], design, family=families.Binomial()).fit(maxiter=maxiter))
-            if not np.all(np.isfinite(logit.params)):
+            params = np.asarray(guarded(logit_fit))
+            if not np.all(np.isfinite(params)):
                 raise EstimationFailed("non-finite estimates")
-            return {"zero_beta": np.asarray(logit.params), "zero_effects": unit_effects, "fixed": fixed, "free": free}
+            return {"zero_beta": params, "zero_effects": unit_effects, "fixed": fixed, "free": free}
         except EstimationFailed as exc:
             first = exc
         if unit_effects:
             try:
-                design = self._design(x, target_months, unit_index, n_units, False)
+                design = self._design(x, target_months, False)
                 logit = guarded(lambda: GLM(positive, design, family=families.Binomial()).fit(maxiter=maxiter))
                 if not np.all(np.isfinite(logit.params)):
                     raise EstimationFailed("non-finite estimates")
@@ -284,7 +301,7 @@ class Hurdle(DirectCountModel):
     def _count_part(self, h, x, y, target_months, unit_index, n_units) -> dict:
         """Zero-truncated NB2; falls back to truncated Poisson, then to a constant mean."""
         maxiter = int(self.maxiter)
-        design = self._design(x, target_months, unit_index, n_units, False)
+        design = self._design(x, target_months, False)
         if len(y) == 0:
             beta = np.zeros(design.shape[1])
             beta[0] = np.log(_truncated_poisson_mean(1.0))
@@ -320,14 +337,12 @@ class Hurdle(DirectCountModel):
         fit = self.coefs_[h]
         n_units = len(units)
         months = [target_month] * n_units
-        index = np.arange(n_units)
         p = np.asarray(fit["fixed"], dtype=float).copy()
         if fit["free"].any():
-            zero_design = self._design(at_origin, months, index, n_units, fit["zero_effects"])
-            if fit["zero_effects"]:
-                zero_design = self._select(zero_design, fit["free"])
-            eta = np.clip(zero_design @ fit["zero_beta"], -MAX_ETA, MAX_ETA)
+            zero_design = self._design(at_origin, months, fit["zero_effects"])
+            groups = self._groups(fit["free"]) if fit["zero_effects"] else None
+            eta = np.clip(self._linear(zero_design, fit["zero_beta"], groups), -MAX_ETA, MAX_ETA)
             p = np.where(fit["free"], 1.0 / (1.0 + np.exp(-eta)), p)
-        count_design = self._design(at_origin, months, index, n_units, False)
+        count_design = self._design(at_origin, months, False)
         mu = np.exp(np.clip(count_design @ fit["count_beta"], -MAX_ETA, self.max_eta_))
         return hurdle_summary(p, mu, fit["alpha"])

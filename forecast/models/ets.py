@@ -18,6 +18,7 @@ from forecast.models.common import (
     check_choice,
     check_int,
     check_same_units,
+    fit_progress,
     guarded,
     one_blas_thread,
     unit_rng,
@@ -129,7 +130,7 @@ class ETS(Forecaster):
         self.params_: dict[str, np.ndarray] = {}
         self.fallbacks_: dict[str, str] = {}
         self.unit_states_: dict[str, tuple] = {}
-        for j, unit in enumerate(units):
+        for j, unit in fit_progress(enumerate(units), self.name, len(units), total=len(units)):
             if not counts[:, j].any():
                 self.unit_states_[unit] = ("zero",)
                 self.fallbacks_[unit] = "no events in the history: predicted 0"

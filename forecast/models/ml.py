@@ -70,6 +70,8 @@ from forecast.models.base import (
     prediction_frame,
     register,
 )
+from forecast.models.common import check_int, fit_progress
+from forecast.models.memory import check_memory
 
 #: Floor on predicted means (counts per unit-month) when estimating the NB dispersion.
 MEAN_FLOOR = 0.05
@@ -89,6 +91,11 @@ def _neighbours(gazetteer: str | None) -> dict[str, list[str]]:
     # Read once per gazetteer file (a backtest asks at every origin); the same mapping object
     # every time also lets features.transforms.PrefixFeatures recognise the feature set.
     return load_gazetteer(gazetteer).neighbours()
+
+
+#: What to change when a tree model's feature matrix does not fit in memory.
+TREE_ADVICE = ("forecast fewer units at a time (split the panel by region), start the history later, use fewer "
+               "lags, windows or covariates, or run on a machine with more memory")
 
 
 class DirectTreeForecaster(Forecaster):
@@ -115,6 +122,14 @@ class DirectTreeForecaster(Forecaster):
         """A fresh, unfitted scikit-learn regressor built from the hyperparameters."""
         raise NotImplementedError
 
+    def _sized_regressor(self, n_rows: int):
+        """The regressor to fit on ``n_rows`` rows (:meth:`_make_regressor` unless a subclass bounds it)."""
+        return self._make_regressor()
+
+    def _regressor_bytes(self, n_rows: int) -> int:
+        """Estimated bytes of one fitted regressor on ``n_rows`` training rows (for the memory guard)."""
+        return 0
+
     # -- Forecaster hooks -------------------------------------------------------------------
 
     def _fit(self, history: pd.DataFrame) -> None:
@@ -122,6 +137,10 @@ class DirectTreeForecaster(Forecaster):
         self.covariates_fitted_ = covariate_columns(history)
         features = self._features(history)
         self.feature_names_ = [c for c in features.columns if c not in ("unit", "month")]
+        # The matrix, its training and calibration slices and scikit-learn's float32 copy,
+        # plus the fitted trees of six horizons.
+        check_memory(self.name, "feature matrix", len(features), len(self.feature_names_), copies=4,
+                     extra=self._regressor_bytes(len(features)) * 6, advice=TREE_ADVICE)
         # The training set of every horizon, kept so that longer horizons are fitted on
         # demand from this history even after update() has moved the origin.
         self.train_history_ = history
@@ -149,7 +168,7 @@ class DirectTreeForecaster(Forecaster):
         n = len(units)
         mean = np.empty((n, horizon))
         quantiles = []
-        for h in range(1, horizon + 1):
+        for h in fit_progress(range(1, horizon + 1), self.name, n, "horizons"):
             if h not in self.regressors_:
                 self._fit_horizon(h)
             with self._threads():
@@ -252,7 +271,7 @@ class DirectTreeForecaster(Forecaster):
         key = None
         if cache is not None and cache.enabled:
             key = fingerprint("regressor", type(self).__qualname__,
-                              repr(sorted(self._make_regressor().get_params().items())), X, y)
+                              repr(sorted(self._sized_regressor(len(X)).get_params().items())), X, y)
             hit = cache.get(key)
             if hit is not None:
                 return hit
@@ -274,7 +293,7 @@ class DirectTreeForecaster(Forecaster):
             X = X.copy()
             X[:, empty] = 0.0
         try:
-            return self._make_regressor().fit(X, y)
+            return self._sized_regressor(len(X)).fit(X, y)
         except InvalidParameterError as exc:
             raise ModelError(f"{self.name}: {exc}") from None
 
@@ -397,6 +416,12 @@ class RandomForest(DirectTreeForecaster):
         As for ``hgb``.
     n_jobs
         Trees fitted in parallel (None or -1: all cores); the forecast does not depend on it.
+    max_tree_rows
+        At most this many rows per tree (None: no bound): with more training rows than
+        ``max_samples`` x rows allows, each tree draws this many. The bound leaves panels of
+        up to about 80 units x 20 years as they were, and keeps a tree's cost and memory from
+        growing with the units (at 13,000 units a forest of half-sample trees would hold
+        about 4.5 GB per horizon).
     """
 
     name = "random_forest"
@@ -417,7 +442,9 @@ class RandomForest(DirectTreeForecaster):
         gazetteer: str | None = None,
         random_state: int = 0,
         n_jobs: int | None = 1,
+        max_tree_rows: int | None = 10_000,
     ):
+        self.max_tree_rows = max_tree_rows
         self.n_estimators = n_estimators
         self.min_samples_leaf = min_samples_leaf
         self.max_features = max_features
@@ -444,6 +471,31 @@ class RandomForest(DirectTreeForecaster):
             out += values[:, 0] if values.ndim == 2 else values[:, 0, 0]
         out /= len(regressor.estimators_)
         return out
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        if self.max_tree_rows is not None:
+            check_int(self.name, "max_tree_rows", self.max_tree_rows, 1)
+
+    def _tree_rows(self, n_rows: int, bounded: bool = True) -> int:
+        """Rows each tree sees: ``max_samples`` of the rows, at most ``max_tree_rows`` when ``bounded``."""
+        share = 1.0 if self.max_samples is None else float(self.max_samples)
+        rows = max(round(share * n_rows), 1) if share <= 1 else int(share)
+        return rows if self.max_tree_rows is None or not bounded else min(rows, int(self.max_tree_rows))
+
+    def _sized_regressor(self, n_rows: int):
+        regressor = self._make_regressor()
+        if self.max_tree_rows is not None and int(self.max_tree_rows) < self._tree_rows(n_rows, bounded=False):
+            # More rows than a tree may see: each tree draws max_tree_rows of them, so the
+            # cost and size of a tree stop growing with the units (below the bound nothing changes).
+            regressor.set_params(max_samples=int(self.max_tree_rows))
+        return regressor
+
+    def _regressor_bytes(self, n_rows: int) -> int:
+        # A tree has about 2 x (rows it sees / min_samples_leaf) nodes of about 72 bytes
+        # (scikit-learn's node record and its value).
+        nodes = 2 * self._tree_rows(n_rows) / max(int(self.min_samples_leaf), 1)
+        return int(int(self.n_estimators) * nodes * 72)
 
     def _make_regressor(self):
         return RandomForestRegressor(

@@ -21,6 +21,7 @@ from forecast.models.common import (
     check_same_units,
     covariate_array,
     covariate_scaling,
+    fit_progress,
     future_covariates,
     guarded,
     one_blas_thread,
@@ -152,7 +153,7 @@ class Sarimax(Forecaster):
         self.params_: dict[str, np.ndarray] = {}
         self.fallbacks_: dict[str, str] = {}
         self.unit_states_: dict[str, tuple] = {}
-        for j, unit in enumerate(units):
+        for j, unit in fit_progress(enumerate(units), self.name, len(units), total=len(units)):
             x = exog[:, j, :]
             if not counts[:, j].any():
                 self.unit_states_[unit] = ("zero",)

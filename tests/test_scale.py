@@ -1,0 +1,167 @@
+"""Scale: absorbed unit effects equal indicator columns, and the memory guard stops a fit that would not fit."""
+
+from __future__ import annotations
+
+import io
+import sys
+import tracemalloc
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from statsmodels.discrete.discrete_model import NegativeBinomial
+from statsmodels.genmod import families
+from statsmodels.genmod.generalized_linear_model import GLM
+from synthetic_data import synthetic_history
+
+from forecast.catalog import make_model
+from forecast.cli import main
+from forecast.models.absorbed import draw_params, fit_with_effects
+from forecast.models.base import ModelError
+from forecast.models.memory import MEMORY_LIMIT_ENV, parse_size
+
+
+def _data(n_groups=40, per=30, seed=1):
+    rng = np.random.default_rng(seed)
+    groups = np.repeat(np.arange(n_groups), per)
+    x = rng.normal(size=(len(groups), 3))
+    effects = rng.normal(0.5, 0.7, n_groups)
+    mu = np.exp(x @ np.array([0.3, -0.2, 0.1]) + effects[groups])
+    y = rng.negative_binomial(2.0, 2.0 / (2.0 + mu)).astype(float)  # alpha = 0.5
+    return x, y, groups, np.column_stack([x, np.eye(n_groups)[groups]])
+
+
+@pytest.mark.parametrize("family", ["poisson", "binomial", "nb2"])
+def test_absorbed_effects_give_the_estimates_of_indicator_columns(family):
+    x, y, groups, dense = _data()
+    if family == "binomial":
+        y = (y > 1).astype(float)
+    fit = fit_with_effects(x, y, groups, 40, "poisson" if family == "nb2" else family)
+    if family == "nb2":
+        start = fit
+        fit = fit_with_effects(x, y, groups, 40, "nb2", start=start)
+        ref = NegativeBinomial(y, dense, loglike_method="nb2").fit(
+            start_params=np.r_[start.params(), 0.5], method="newton", maxiter=100, disp=False)
+        np.testing.assert_allclose(np.r_[fit.params(), fit.alpha], ref.params, rtol=1e-6, atol=1e-8)
+        # The covariance of the dense coefficients: statsmodels' inverse Hessian.
+        np.testing.assert_allclose(fit.dense_cov(), np.asarray(ref.cov_params())[:3, :3], rtol=1e-5)
+    else:
+        fam = families.Poisson() if family == "poisson" else families.Binomial()
+        ref = GLM(y, dense, family=fam).fit()
+        np.testing.assert_allclose(fit.params(), ref.params, rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(fit.dense_cov(), np.asarray(ref.cov_params())[:3, :3], rtol=1e-5)
+
+
+def test_effect_draws_have_the_joint_covariance():
+    x, y, groups, dense = _data(n_groups=5, per=60)
+    fit = fit_with_effects(x, y, groups, 5, "nb2", start=fit_with_effects(x, y, groups, 5, "poisson"))
+    ref = NegativeBinomial(y, dense, loglike_method="nb2").fit(
+        start_params=np.r_[fit.params(), fit.alpha], method="newton", disp=False)
+    draws = draw_params(fit, 200_000, np.random.default_rng(0))
+    cov = np.cov(draws, rowvar=False)
+    target = np.asarray(ref.cov_params())[:-1, :-1]
+    np.testing.assert_allclose(draws.mean(axis=0), fit.params(), atol=0.01)
+    np.testing.assert_allclose(cov, target, atol=0.03 * np.abs(target).max())
+
+
+def test_parse_size_reads_units_and_rejects_nonsense():
+    assert parse_size("1500") == 1500 and parse_size("2GB") == 2 << 30 and parse_size("0.5 mb") == 1 << 19
+    with pytest.raises(ModelError, match="not a size"):
+        parse_size("lots")
+
+
+@pytest.mark.parametrize("model", ["nb_glm", "hurdle", "nb_glmx", "hgb", "random_forest"])
+def test_memory_guard_stops_a_fit_with_a_message(model, monkeypatch):
+    history = synthetic_history("2012-01", "2016-12")
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "64KB")
+    with pytest.raises(ModelError) as info:
+        make_model(model).fit(history)
+    message = str(info.value)
+    assert message.startswith(f"{model}: the fit needs about ")
+    assert f"{MEMORY_LIMIT_ENV}=64KB" in message and "fewer units" in message
+    # With the real available memory (no lower bound) the same fit goes ahead.
+    monkeypatch.delenv(MEMORY_LIMIT_ENV)
+    assert len(make_model(model).fit(history).predict(2)) == 2 * history["unit"].nunique()
+
+
+def test_memory_guard_message_reaches_the_command_line(tmp_path, monkeypatch):
+    history = synthetic_history("2012-01", "2016-12")
+    panel = history.rename(columns={"y": "incidents"}).assign(month=lambda d: d["month"].astype(str))
+    path = tmp_path / "panel.csv"
+    panel.to_csv(path, index=False)
+    out = tmp_path / "forecast.csv"
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "100KB")
+    result = CliRunner().invoke(main, ["predict", "--panel", str(path), "--model", "nb_glm", "--out", str(out)])
+    assert result.exit_code != 0
+    assert "nb_glm: the fit needs about" in result.output and "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_nb_glm_memory_is_linear_in_units():
+    """No units x rows block: 4x the units, at most about 4x the peak memory of a fit (indicator
+    columns made it 16x)."""
+    history = synthetic_history("2012-01", "2016-12")
+
+    def peak(copies: int) -> int:
+        panel = pd.concat([history.assign(unit=history["unit"] + f"_{k}") for k in range(copies)], ignore_index=True)
+        tracemalloc.start()
+        make_model("nb_glm", max_horizon=1).fit(panel)
+        size = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return size
+
+    small, large = peak(2), peak(8)
+    assert large <= 4.5 * small, (small, large)
+
+
+def test_dask_on_a_local_cluster_gives_identical_forecasts_at_350_units(tmp_path):
+    """A real LocalCluster (two worker processes on 127.0.0.1) against joblib, 350 units."""
+    from dask.distributed import LocalCluster
+
+    from features.gazetteer import load_gazetteer
+    from features.panel import validate_panel
+    from features.synthetic import SyntheticConfig, simulate_panel, synthetic_gazetteer
+    from forecast.evaluation.backtest import BacktestDesign, run_backtest
+
+    path = tmp_path / "gazetteer.csv"
+    synthetic_gazetteer(350).to_csv(path, index=False)
+    counts, covariates = simulate_panel(SyntheticConfig(start="2015-01", end="2019-12"), path)
+    panel = counts.drop(columns="log_intensity").merge(covariates, on="month")
+    panel = validate_panel(panel.assign(month=pd.PeriodIndex(panel["month"], freq="M"),
+                                        us_troops=panel["us_troops"].astype(float)),
+                           gazetteer=load_gazetteer(path))
+    models = {"locf_negbin": lambda: make_model("locf_negbin"), "croston": lambda: make_model("croston"),
+              "nb_glm": lambda: make_model("nb_glm", gazetteer=str(path), max_horizon=3)}
+    design = BacktestDesign(start=pd.Period("2019-01", "M"), end=pd.Period("2019-06", "M"), step=3, horizon=3,
+                            refit_every=1)
+    local = run_backtest(panel, models, design, covariates=["us_troops"], progress=False, n_jobs=1)
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                           dashboard_address=None)
+    try:
+        remote = run_backtest(panel, models, design, covariates=["us_troops"], progress=False, backend="dask",
+                              scheduler=cluster.scheduler_address, n_jobs=2)
+    finally:
+        cluster.close()
+    assert local["unit"].nunique() == 350 and len(local) == 350 * 3 * 2 * 3
+    pd.testing.assert_frame_equal(remote, local, check_exact=True)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_long_fit_shows_progress_with_the_time_left_on_a_terminal(monkeypatch):
+    history = synthetic_history("2014-01", "2016-12")
+    many = pd.concat([history.assign(unit=history["unit"] + f"_{k}") for k in range(12)], ignore_index=True)
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    make_model("nb_glm", max_horizon=3).fit(many)  # 216 units
+    frames = terminal.getvalue().split("\r")
+    assert any(f.startswith("nb_glm: fitting horizons:") and "/3 [" in f and "<" in f for f in frames), frames[:3]
+    # Few units, or no terminal: no bar.
+    quiet = _Terminal()
+    monkeypatch.setattr(sys, "stderr", quiet)
+    make_model("nb_glm", max_horizon=3).fit(history)
+    assert quiet.getvalue() == ""
