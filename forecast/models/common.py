@@ -19,7 +19,7 @@ from functools import lru_cache
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import optimize, special, stats
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 from threadpoolctl import ThreadpoolController
 from tqdm import tqdm
@@ -234,3 +234,28 @@ def censored_normal_summary(m: np.ndarray, v: np.ndarray, log1p: bool) -> tuple[
         point = np.maximum(m, 0.0)
     mean = np.where(s > 0, mean, point)
     return np.maximum(mean, 0.0), np.maximum(quantiles, 0.0)
+
+
+#: Floor on predicted means (counts per unit-month) when estimating the NB dispersion.
+MEAN_FLOOR = 0.05
+#: Search range of log(alpha) for the dispersion estimate (1e-6 is practically Poisson).
+LOG_ALPHA_BOUNDS = (float(np.log(1e-6)), float(np.log(1e3)))
+
+
+def negbin_dispersion(y: np.ndarray, mu: np.ndarray, mean_floor: float = MEAN_FLOOR) -> float:
+    """Maximum-likelihood ``alpha`` of NegBin(mean ``mu``, variance ``mu + alpha mu^2``) for ``y``.
+
+    ``mu`` is floored at ``mean_floor``; ``alpha`` is searched on a log scale in [1e-6, 1e3].
+    """
+    y = np.asarray(y, dtype=float)
+    mu = np.maximum(np.asarray(mu, dtype=float), mean_floor)
+
+    def negative_loglik(log_alpha: float) -> float:
+        r = np.exp(-log_alpha)  # NB size, 1 / alpha
+        ll = (special.gammaln(y + r) - special.gammaln(r) - special.gammaln(y + 1.0)
+              + r * np.log(r / (r + mu)) + y * np.log(mu / (r + mu)))
+        return -float(ll.sum())
+
+    res = optimize.minimize_scalar(negative_loglik, bounds=LOG_ALPHA_BOUNDS, method="bounded",
+                                   options={"xatol": 1e-4})
+    return float(np.exp(res.x))

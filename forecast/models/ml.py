@@ -21,7 +21,7 @@ dispersion is estimated out of sample on a time-ordered calibration block:
    calibration block. A regressor fitted on the earlier pairs only predicts them.
 2. The dispersion ``alpha_h`` of ``NegBin(mean = mu, variance = mu + alpha_h * mu**2)`` is
    the maximum-likelihood estimate on the block's actual counts given those out-of-sample
-   means (floored at :data:`MEAN_FLOOR`, so that one zero prediction cannot make a count
+   means (floored at :data:`forecast.models.common.MEAN_FLOOR`, so that one zero prediction cannot make a count
    infinitely unlikely). Because the means were made without the block, ``alpha_h`` covers
    both the count noise and the regressor's own error at that horizon, which in-sample
    residuals would understate.
@@ -50,7 +50,6 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, special
 from sklearn.dummy import DummyRegressor
 from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
 from sklearn.utils._param_validation import InvalidParameterError
@@ -70,14 +69,8 @@ from forecast.models.base import (
     prediction_frame,
     register,
 )
-from forecast.models.common import check_int, fit_progress
+from forecast.models.common import check_int, fit_progress, negbin_dispersion
 from forecast.models.memory import check_memory
-
-#: Floor on predicted means (counts per unit-month) when estimating the NB dispersion.
-MEAN_FLOOR = 0.05
-#: Search range of log(alpha) for the dispersion estimate (1e-6 is practically Poisson).
-_LOG_ALPHA_BOUNDS = (float(np.log(1e-6)), float(np.log(1e3)))
-
 
 @lru_cache(maxsize=1)
 def _thread_controller() -> ThreadpoolController:
@@ -304,25 +297,6 @@ class DirectTreeForecaster(Forecaster):
         n_jobs = self.n_jobs
         return _thread_controller().limit(limits=None if n_jobs is None or n_jobs < 1 else int(n_jobs),
                                           user_api="openmp")
-
-
-def negbin_dispersion(y: np.ndarray, mu: np.ndarray, mean_floor: float = MEAN_FLOOR) -> float:
-    """Maximum-likelihood ``alpha`` of NegBin(mean ``mu``, variance ``mu + alpha mu^2``) for ``y``.
-
-    ``mu`` is floored at ``mean_floor``; ``alpha`` is searched on a log scale in [1e-6, 1e3].
-    """
-    y = np.asarray(y, dtype=float)
-    mu = np.maximum(np.asarray(mu, dtype=float), mean_floor)
-
-    def negative_loglik(log_alpha: float) -> float:
-        r = np.exp(-log_alpha)  # NB size, 1 / alpha
-        ll = (special.gammaln(y + r) - special.gammaln(r) - special.gammaln(y + 1.0)
-              + r * np.log(r / (r + mu)) + y * np.log(mu / (r + mu)))
-        return -float(ll.sum())
-
-    res = optimize.minimize_scalar(negative_loglik, bounds=_LOG_ALPHA_BOUNDS, method="bounded",
-                                   options={"xatol": 1e-4})
-    return float(np.exp(res.x))
 
 
 @register
