@@ -7,9 +7,11 @@ the environment already does, and the refresh job sets them around its run.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
-__all__ = ["MLFLOW_HTTP_DEFAULTS", "bound_mlflow_http"]
+__all__ = ["MLFLOW_HTTP_DEFAULTS", "bound_mlflow_http", "mlflow_http_bounded"]
 
 #: MLflow's per-request HTTP retries and timeout (seconds), where the environment leaves them unset.
 MLFLOW_HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
@@ -21,3 +23,18 @@ def bound_mlflow_http() -> dict[str, str]:
     added = {k: v for k, v in MLFLOW_HTTP_DEFAULTS.items() if k not in os.environ}
     os.environ.update(added)
     return added
+
+
+@contextlib.contextmanager
+def mlflow_http_bounded() -> Iterator[None]:
+    """:func:`bound_mlflow_http` for the duration: what it set is removed again afterwards.
+
+    A job that tracks in MLflow (an experiment, the refresh) runs inside it, so that a tracking
+    server that dies mid-run stops the job in seconds, not minutes, whoever called it.
+    """
+    added = bound_mlflow_http()
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)

@@ -47,18 +47,6 @@ GOOD = {
         "side_a": st.sampled_from(["Government of Iraq", "IS"]),
         "side_b": st.sampled_from(["IS", "Civilians"]),
     },
-    # UCDP Candidate Events: GED's columns plus UCDP's review flag.
-    "ucdp-candidate": {
-        "id": st.integers(1, 10**6).map(str),
-        "code_status": st.sampled_from(["Clear", "Check dyad", ""]),
-        "date_start": iso_dates,
-        "adm_1": spellings,
-        "best": counts,
-        "type_of_violence": st.sampled_from(["1", "2", "3"]),
-        "country": st.sampled_from(["Iraq", "Syria"]),
-        "side_a": st.sampled_from(["Government of Iraq", "IS"]),
-        "side_b": st.sampled_from(["IS", "Civilians"]),
-    },
     "acled": {
         "event_id_cnty": st.integers(1, 10**6).map(lambda i: f"IRQ{i}"),
         "event_date": st.one_of(iso_dates, iso_dates.map(lambda d: pd.Timestamp(d).strftime("%d %B %Y"))),
@@ -99,6 +87,8 @@ GOOD = {
         "Fatalities": counts,
     },
 }
+# UCDP Candidate Events: GED's columns plus UCDP's review flag.
+GOOD["ucdp-candidate"] = {**GOOD["ucdp"], "code_status": st.sampled_from(["Clear", "Check dyad", ""])}
 assert set(GOOD) == set(FORMATS)
 
 

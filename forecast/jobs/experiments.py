@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +12,7 @@ from features.atomic import write_atomically
 from features.errors import DataError
 from forecast.experiment import ExperimentConfig, combined_scores, fit_final, load_data, load_experiment, run_model
 from forecast.jobs.common import Echo, JobError, month_strings, quiet
-from forecast.limits import bound_mlflow_http
+from forecast.limits import mlflow_http_bounded
 from forecast.models.base import ModelError
 from forecast.tracking import (
     ExperimentTracker,
@@ -89,18 +86,6 @@ def full_params(spec) -> dict:
     return {"model": spec.model, **spec.make().get_params()}
 
 
-@contextlib.contextmanager
-def bounded_mlflow_http() -> Iterator[None]:
-    """MLflow's HTTP retries and timeouts bounded (:mod:`forecast.limits`) for the duration,
-    so that a tracking server that dies mid-run stops the run in seconds, not minutes."""
-    added = bound_mlflow_http()
-    try:
-        yield
-    finally:
-        for key in added:
-            os.environ.pop(key, None)
-
-
 def run_experiment(path: str | Path, *, tracking_uri: str | None = None, register_as: str | None = None,
                    out_dir: str | Path | None = None, echo: Echo = quiet) -> ExperimentResult:
     """Backtest every model of an experiment file: one parent run, one nested run per model, then
@@ -122,7 +107,7 @@ def run_experiment(path: str | Path, *, tracking_uri: str | None = None, registe
     uri = resolve_tracking_uri(tracking_uri)
     panel, metadata, source = load_data(config)
     check_reachable(uri)
-    with bounded_mlflow_http():
+    with mlflow_http_bounded():
         return _run_tracked(config, uri, panel, metadata, source, register_as, out_dir, echo)
 
 

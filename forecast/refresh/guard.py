@@ -16,7 +16,6 @@ from filelock import FileLock, Timeout
 from mlflow.exceptions import MlflowException
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from forecast.limits import bound_mlflow_http
 from forecast.refresh.config import TrackingSection
 from forecast.refresh.errors import ExitCode, RefreshError, log
 from forecast.tracking import NoSuchModel, TrackingError, check_reachable
@@ -35,19 +34,6 @@ def checkpoint(step: str) -> None:
         for handler in logging.getLogger().handlers + log.handlers:
             handler.flush()
         time.sleep(float(os.environ.get(PAUSE_SECONDS_ENV, "600")))
-
-
-@contextlib.contextmanager
-def mlflow_http_bounded() -> Iterator[None]:
-    """Bound MLflow's own per-request HTTP retries for the duration (:func:`forecast.limits.bound_mlflow_http`),
-    so that the job's retries (which also cover the health check and whole steps) decide how long a
-    failure takes."""
-    added = bound_mlflow_http()
-    try:
-        yield
-    finally:
-        for key in added:
-            os.environ.pop(key, None)
 
 
 @contextlib.contextmanager

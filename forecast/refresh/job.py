@@ -15,7 +15,8 @@ from forecast.config import ConfigError
 from forecast.ledger import Issue, LedgerError
 from forecast.refresh.config import RefreshConfig, load_config
 from forecast.refresh.errors import ExitCode, RefreshError, log
-from forecast.refresh.guard import checkpoint, hold_lock, mlflow_http_bounded, with_retries
+from forecast.limits import mlflow_http_bounded
+from forecast.refresh.guard import checkpoint, hold_lock, with_retries
 from forecast.refresh.steps import (
     back_up_ledger,
     build_panel_from,
