@@ -16,8 +16,11 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 #: Where Debian puts the server programs; the newest version found is used.
 BIN_GLOB = "/usr/lib/postgresql/*/bin"
@@ -114,3 +117,24 @@ def start() -> Server:
         server.stop()
         raise Unavailable(f"PostgreSQL did not start on 127.0.0.1:{port}: {exc}\n{tail}") from None
     return server
+
+
+# -- fixtures the ledger tests share (imported into their modules) ----------------------------
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A running server for the module, or a skip that says why none can start here."""
+    try:
+        server = start()
+    except Unavailable as exc:
+        pytest.skip(f"PostgreSQL server unavailable: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(name="url", params=["sqlite", "postgresql"])
+def ledger_location(request, tmp_path):
+    """A fresh, empty ledger location of each kind: a SQLite file, a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "ledger.sqlite")
+    return request.getfixturevalue("postgres").create_database(f"ledger_{uuid.uuid4().hex[:12]}")

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -20,31 +19,13 @@ import pytest
 import sqlalchemy as sa
 
 import pg
+from pg import ledger_location, postgres  # noqa: F401  (fixtures: url, postgres)
 from forecast.ledger import PAST_FORECAST_COLUMNS, Issue, Ledger, LedgerError, ledger_url
 from forecast.evaluation.scores import crps as crps_metric
 from forecast.schema import QUANTILE_COLUMNS
 
 UNITS = ("Anbar", "Baghdad", "Basra")
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    try:
-        server = pg.start()
-    except pg.Unavailable as exc:
-        pytest.skip(f"PostgreSQL server unavailable: {exc}")
-    yield server
-    server.stop()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request, tmp_path):
-    """A fresh, empty ledger location of each kind."""
-    if request.param == "sqlite":
-        return str(tmp_path / "ledger.sqlite")
-    server = request.getfixturevalue("postgres")
-    return server.create_database(f"ledger_{uuid.uuid4().hex[:12]}")
 
 
 def forecast_frame(origin: str, horizon: int = 3, seed: int = 0) -> pd.DataFrame:
