@@ -78,8 +78,23 @@ def real_panel(source: str) -> pd.DataFrame:
     return build_panel([result], gaz, coverage_end=end).panel
 
 
+#: Hyperparameters of the judged model (``--param key=value``), by model name.
+PARAMS: dict[str, dict] = {}
+
+
 def factories(models) -> dict:
-    return {m: (lambda m=m: make_model(m)) for m in models}
+    return {m: (lambda m=m: make_model(m, **PARAMS.get(m, {}))) for m in models}
+
+
+def parse_param(text: str) -> tuple[str, object]:
+    """``power=4`` -> ("power", 4); values are JSON (numbers, "text", [lists]) or else text."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise SystemExit(f"skill.py: --param {text!r}: expected key=value")
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value.strip()
 
 
 def climatology(panel: pd.DataFrame, target: str, frame: pd.DataFrame) -> np.ndarray:
@@ -163,12 +178,15 @@ def main(argv=None) -> int:
     parser.add_argument("--step", type=int, default=1, help="months between origins (full histories)")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--model", default=DEFAULT_MODEL, help="model to judge (default: the default model)")
+    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="hyperparameter of the judged model (repeatable), e.g. --param power=4")
     parser.add_argument("--quick", action="store_true", help="every sixth origin, report window, no short variants")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "skill.json")
     args = parser.parse_args(argv)
     if not SHARED.is_dir():
         print(f"skill.py: {SHARED} is missing: the real data must sit beside the repository", file=sys.stderr)
         return 2
+    PARAMS[args.model] = dict(parse_param(p) for p in args.param)
     step = 6 if args.quick else args.step
     windows = ["report"] if args.quick else [w for w in args.windows.split(",") if w]
     shorts = [] if args.quick else [int(s) for s in args.short.split(",") if s]
@@ -186,12 +204,12 @@ def main(argv=None) -> int:
                       else short_history(panel, target, start, end, every, cut, args.jobs, args.model))
                 rows = summarise(bt, panel, target, args.model)
                 seconds = time.perf_counter() - began
-                print(f"\n{args.model}: {source} {target} {window} ({start}..{end}, every {every} month(s), {seconds:.0f} s)")
+                print(f"\n{args.model}{PARAMS[args.model] or ''}: {source} {target} {window} ({start}..{end}, every {every} month(s), {seconds:.0f} s)")
                 print(header)
                 for r in rows:
                     print(f"{source:6} {target:9} {window:10} {str(r['horizon']):>3} {r['ratio']:6.3f} {r['best']:15} "
                           f"{r['cov50']:6.3f} {r['cov90']:6.3f} {r['mean_over_actual']:8.3f} {r['bss']:7.3f} {r['n']:6d}")
-                    results.append({"model": args.model, "source": source, "target": target, "window": window, "start": start, "end": end,
+                    results.append({"model": args.model, "params": PARAMS[args.model], "source": source, "target": target, "window": window, "start": start, "end": end,
                                     "step": every, "history_months": cut, "seconds": round(seconds, 1), **r})
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".json.tmp")

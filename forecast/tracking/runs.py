@@ -183,8 +183,9 @@ class ChildRun:
 
     def log_learned(self, forecaster) -> None:
         """What the fit learned that the hyperparameters do not say: an ensemble's member
-        weights (``ensemble_weight/<member>``, and the table ``ensemble_weights.json`` with
-        each member's CRPS over the ensemble's own evaluation window)."""
+        weights (``ensemble_weight/<member>``, their average over horizons, and the table
+        ``ensemble_weights.json`` with each member's CRPS over the ensemble's own evaluation
+        window and its weight at each horizon, ``weight_h1``...)."""
         weights = getattr(forecaster, "weights_", None)
         if not isinstance(weights, pd.Series):
             return
@@ -193,6 +194,10 @@ class ChildRun:
         member_scores = getattr(forecaster, "member_scores_", None)
         if isinstance(member_scores, pd.Series):
             table["member_crps"] = member_scores.reindex(weights.index).to_numpy(dtype=float)
+        by_horizon = getattr(forecaster, "horizon_weights_", None)
+        if isinstance(by_horizon, pd.DataFrame):
+            for h, row in by_horizon.iterrows():  # the weights the forecasts use, horizon by horizon
+                table[f"weight_h{h}"] = row.reindex(weights.index).to_numpy(dtype=float)
         _write_table(self.client, self.run_id, table, "ensemble_weights.json")
 
     def log_model(self, forecaster, history: pd.DataFrame, horizon: int = 6,
