@@ -57,6 +57,8 @@ from forecast.schema import QUANTILE_COLUMNS, QUANTILES
 
 DEFAULT_MEMBERS = ("ses_negbin", "locf_negbin", "moving_average", "hist_bootstrap", "croston")
 WEIGHTINGS = ("inverse", "crps", "best", "equal")
+#: Forecast rows of the in-history backtest held at once (origins are run in chunks of this).
+SCORED_ROWS_PER_CHUNK = 1_000_000
 
 
 @register
@@ -138,12 +140,8 @@ class Ensemble(Forecaster):
         self.member_scores_ = pd.Series(1.0, index=members)
         scored = None
         if self.weighting != "equal" and len(members) > 1 and start <= end:
-            design = BacktestDesign(start=start, end=end, step=self.eval_step, horizon=self.eval_horizon,
-                                    refit_every=10**6)
-            panel = history.rename(columns={"y": "incidents"})
-            bt = run_backtest(panel, factories, design, target="incidents", progress=False)
-            scored = bt[bt["y"].notna()]
-            scored = scored.assign(crps=crps(scored))
+            design = BacktestDesign(start=start, end=end, step=self.eval_step, horizon=self.eval_horizon)
+            scored = self._in_history_scores(history.rename(columns={"y": "incidents"}), factories, design)
             by_h = scored.groupby(["horizon", "model"])["crps"].mean().unstack("model")
             # A horizon no in-history month reaches yet (a short history) takes the scores of
             # the longest one that has them.
@@ -170,6 +168,30 @@ class Ensemble(Forecaster):
             # estimates are those a later predict would make).
             model.predict(self.eval_horizon, None if not model.uses_future_covariates else
                           hold_last_value(history, self.eval_horizon))
+
+    def _in_history_scores(self, panel: pd.DataFrame, factories: dict, design: BacktestDesign) -> pd.DataFrame:
+        """Every member's CRPS at every in-history origin and horizon (rows with a known target).
+
+        Each member is fitted afresh at every in-history origin (what it would forecast had it
+        been fitted there), and the origins are backtested a few at a time, keeping only the
+        scores (and, for ``"crps"`` weighting, the quantiles), so memory stays at a few
+        origins' forecasts however many units there are.
+        """
+        origins = design.origins()
+        n_units = max(int(panel["unit"].nunique()), 1)
+        per_chunk = max(1, SCORED_ROWS_PER_CHUNK // (n_units * int(self.eval_horizon) * len(factories)))
+        keep = ["horizon", "model", "crps"]
+        if self.weighting == "crps":
+            keep = ["unit", "origin", "horizon", "model", "y", *QUANTILE_COLUMNS, "crps"]
+        parts = []
+        for i in range(0, len(origins), per_chunk):
+            chunk = origins[i:i + per_chunk]
+            part = BacktestDesign(start=chunk[0], end=chunk[-1], step=design.step, horizon=design.horizon,
+                                  refit_every=1)
+            bt = run_backtest(panel, factories, part, target="incidents", progress=False)
+            bt = bt[bt["y"].notna()]
+            parts.append(bt.assign(crps=crps(bt))[keep])
+        return pd.concat(parts, ignore_index=True)
 
     def _update(self, history: pd.DataFrame) -> None:
         for model in self.models_.values():

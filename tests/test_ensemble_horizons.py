@@ -139,3 +139,16 @@ def test_ensemble_on_a_short_history_degrades_and_says_so(synthetic_panel, month
     assert note in model.fallbacks_["weights"]
     out = model.predict(6)
     assert np.isfinite(out[["mean", *QUANTILE_COLUMNS]].to_numpy()).all()
+
+
+@pytest.mark.parametrize("weighting", ["inverse", "crps"])
+def test_in_history_backtest_in_chunks_gives_the_same_weights(synthetic_panel, monkeypatch, weighting):
+    import forecast.ensemble as ensemble_module
+    from forecast.evaluation.backtest import history_at
+    history = history_at(synthetic_panel, pd.Period("2013-06", freq="M"))
+    members = ("ses_negbin", "moving_average", "croston")
+    whole = make_model("ensemble", members=members, weighting=weighting, eval_months=12).fit(history)
+    monkeypatch.setattr(ensemble_module, "SCORED_ROWS_PER_CHUNK", 1)  # one origin at a time
+    chunked = make_model("ensemble", members=members, weighting=weighting, eval_months=12).fit(history)
+    pd.testing.assert_frame_equal(whole.horizon_weights_, chunked.horizon_weights_)
+    pd.testing.assert_frame_equal(whole.predict(6), chunked.predict(6))

@@ -20,6 +20,7 @@ from mlflow import MlflowClient
 from synthetic_data import synthetic_panel
 
 from features.synthetic import SyntheticConfig
+from forecast.catalog import make_model as make_any  # every model, the ensemble included
 from forecast.evaluation.backtest import BacktestDesign, forecast_at, history_at, run_backtest
 from forecast.evaluation.scores import score_table
 from forecast.models.base import make_model
@@ -471,3 +472,23 @@ def test_experiment_command_end_to_end(kind, request, tmp_path, recwarn):
     listed = CliRunner().invoke(main, ["registry", "list", "--tracking-uri", uri])
     assert listed.exit_code == 0, listed.output
     assert name in listed.output and "champion" in listed.output
+
+
+def test_an_ensemble_logs_its_weights_at_every_horizon(sqlite_store, panel):
+    uri, artifacts = sqlite_store
+    history = history_at(panel, WINDOW.end)
+    ensemble = make_any("ensemble", members=("moving_average", "locf_negbin")).fit(history)
+    tracker = ExperimentTracker("weights", uri, artifact_location=artifacts)
+    with tracker.parent_run("weights", {}, {}):
+        with tracker.child_run("ensemble", {}) as child:
+            child.log_learned(ensemble)
+            run_id = child.run_id
+    client = MlflowClient(uri)
+    experiment_id = client.get_run(run_id).info.experiment_id
+    table = client.load_table(experiment_id, "ensemble_weights.json", run_ids=[run_id])
+    by_h = table.set_index("member")[[f"weight_h{h}" for h in range(1, 7)]]
+    expected = ensemble.horizon_weights_.T.reindex(by_h.index)
+    assert abs(by_h.to_numpy() - expected.to_numpy()).max() < 1e-9  # JSON keeps about 10 digits
+    assert abs(by_h.sum().to_numpy() - 1).max() < 1e-9
+    metric = client.get_run(run_id).data.metrics["ensemble_weight/moving_average"]
+    assert abs(metric - float(ensemble.weights_["moving_average"])) < 1e-12
