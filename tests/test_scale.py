@@ -115,6 +115,26 @@ def test_nb_glm_memory_is_linear_in_units():
     assert large <= 4.5 * small, (small, large)
 
 
+def test_neighbour_weights_of_units_the_gazetteer_lacks_are_linear_in_units():
+    """Units unknown to the gazetteer get the national mean without n_units entries each (at
+    13,000 units those were 169 million entries, 4 GB to build); the features are those of
+    the dense matrix."""
+    from forecast.models.count_design import direct_features, neighbour_weights
+
+    known = ["Baghdad", "Basra", "Diyala", "Kirkuk"]
+    units = sorted([*known, *(f"cell_{k:04d}" for k in range(3000))])
+    weights, source = neighbour_weights(units, sparse_matrix=True)
+    assert sum(s == "national mean" for s in source.values()) == 3000 + sum(
+        source[u] == "national mean" for u in known)
+    assert weights.gazetteer.nnz <= 4 * len(known)  # neighbour pairs only, none per unknown unit
+    counts = np.random.default_rng(0).poisson(2, (30, len(units))).astype(float)
+    covariates = np.zeros((30, len(units), 0))
+    np.testing.assert_allclose(direct_features(counts, weights, covariates),
+                               direct_features(counts, weights.toarray(), covariates), rtol=1e-13)
+    small = neighbour_weights(units[:40])[0]
+    np.testing.assert_array_equal(neighbour_weights(units[:40], sparse_matrix=True)[0].toarray(), small)
+
+
 def test_dask_on_a_local_cluster_gives_identical_forecasts_at_350_units(tmp_path):
     """A real LocalCluster (two worker processes on 127.0.0.1) against joblib, 350 units."""
     from dask.distributed import LocalCluster
