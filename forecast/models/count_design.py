@@ -302,9 +302,14 @@ class DirectCountModel(Forecaster):
         # Features at the origin come from the current history (longer after update); the
         # coefficients and the standardisation stay those of the fit.
         counts, units, months = count_matrix(self.history_)
-        covs = covariate_array(self.history_, self.covariate_columns_, self.covariate_mean_, self.covariate_sd_,
-                                units, months)
-        at_origin = direct_features(counts, self.weights_, covs)[-1]  # (n_units, n_features)
+        # Covariates of the origin month only: pivoting the whole history at every origin of a
+        # backtest was a fifth of nb_glm's backtest at 3,500 units (the same numbers).
+        at_last = self.history_[self.history_["month"] == months[-1]]
+        covs = covariate_array(at_last, self.covariate_columns_, self.covariate_mean_, self.covariate_sd_,
+                               units, months[-1:])
+        no_covariates = np.zeros((len(months), len(units), 0))
+        at_origin = np.concatenate([direct_features(counts, self.weights_, no_covariates)[-1], covs[0]],
+                                   axis=-1)  # (n_units, n_features)
         mean = np.zeros((len(units), horizon))
         quantiles = np.zeros((len(units), horizon, len(QUANTILES)))
         targets = future_months(self.origin_, horizon)
