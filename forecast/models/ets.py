@@ -139,7 +139,7 @@ class ETS(Forecaster):
         self.fallbacks_: dict[str, str] = {}
         self.unit_states_: dict[str, tuple] = {}
         to_fit = np.flatnonzero(counts.any(axis=0)) if len(z) >= self.min_months else np.zeros(0, dtype=int)
-        jobs = min(unit_jobs(), len(to_fit)) if len(units) >= PARALLEL_MIN_UNITS else 1
+        jobs = max(min(unit_jobs(), len(to_fit)), 1) if len(units) >= PARALLEL_MIN_UNITS else 1
         # The units are independent: fitted in other processes they give the same estimates,
         # which come back as parameters; the states are rebuilt here with the smoother (0.5 ms
         # a unit, against 30-80 ms a fit), exactly as the fit left them.
