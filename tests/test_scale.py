@@ -19,6 +19,8 @@ from forecast.catalog import make_model
 from forecast.cli import main
 from forecast.models.absorbed import draw_params, fit_with_effects
 from forecast.models.base import ModelError
+from forecast.models.baselines import grid_frame
+from forecast.schema import QUANTILES
 from forecast.models.memory import MEMORY_LIMIT_ENV, parse_size
 
 
@@ -115,6 +117,26 @@ def test_nb_glm_memory_is_linear_in_units():
     assert large <= 4.5 * small, (small, large)
 
 
+def test_neighbour_weights_of_units_the_gazetteer_lacks_are_linear_in_units():
+    """Units unknown to the gazetteer get the national mean without n_units entries each (at
+    13,000 units those were 169 million entries, 4 GB to build); the features are those of
+    the dense matrix."""
+    from forecast.models.count_design import direct_features, neighbour_weights
+
+    known = ["Baghdad", "Basra", "Diyala", "Kirkuk"]
+    units = sorted([*known, *(f"cell_{k:04d}" for k in range(3000))])
+    weights, source = neighbour_weights(units, sparse_matrix=True)
+    assert sum(s == "national mean" for s in source.values()) == 3000 + sum(
+        source[u] == "national mean" for u in known)
+    assert weights.gazetteer.nnz <= 4 * len(known)  # neighbour pairs only, none per unknown unit
+    counts = np.random.default_rng(0).poisson(2, (30, len(units))).astype(float)
+    covariates = np.zeros((30, len(units), 0))
+    np.testing.assert_allclose(direct_features(counts, weights, covariates),
+                               direct_features(counts, weights.toarray(), covariates), rtol=1e-13)
+    small = neighbour_weights(units[:40])[0]
+    np.testing.assert_array_equal(neighbour_weights(units[:40], sparse_matrix=True)[0].toarray(), small)
+
+
 def test_dask_on_a_local_cluster_gives_identical_forecasts_at_350_units(tmp_path):
     """A real LocalCluster (two worker processes on 127.0.0.1) against joblib, 350 units."""
     from dask.distributed import LocalCluster
@@ -165,3 +187,67 @@ def test_a_long_fit_shows_progress_with_the_time_left_on_a_terminal(monkeypatch)
     monkeypatch.setattr(sys, "stderr", quiet)
     make_model("nb_glm", max_horizon=3).fit(history)
     assert quiet.getvalue() == ""
+
+
+def _many_units(copies: int, start: str = "2013-01", end: str = "2016-12") -> pd.DataFrame:
+    history = synthetic_history(start, end)[["unit", "month", "y"]]
+    many = pd.concat([history.assign(unit=history["unit"] + f"_{k}") for k in range(copies)], ignore_index=True)
+    # A unit without events and one with too few to fit: the fallbacks are kept in parallel too.
+    quiet = history[history["unit"] == history["unit"].iloc[0]].assign(unit="zz_quiet", y=0.0)
+    return pd.concat([many, quiet], ignore_index=True).sort_values(["unit", "month"], ignore_index=True)
+
+
+def test_ets_fits_in_parallel_give_the_serial_forecasts_bit_for_bit(monkeypatch):
+    import forecast.models.ets as ets_module
+    from forecast.models.workers import JOBS_ENV
+
+    history = _many_units(2, end="2017-03")  # 37 units
+    fit_on = history[history["month"] <= pd.Period("2016-12", "M")].reset_index(drop=True)
+    monkeypatch.setattr(ets_module, "PARALLEL_MIN_UNITS", 10)
+    fitted = {}
+    for jobs in ("1", "2"):
+        monkeypatch.setenv(JOBS_ENV, jobs)
+        model = make_model("ets", n_samples=200).fit(fit_on)
+        first = model.predict(4)
+        fitted[jobs] = (model, first, model.update(history).predict(4))  # then updated, as in a backtest
+    serial, parallel = fitted["1"], fitted["2"]
+    for k in (1, 2):
+        pd.testing.assert_frame_equal(parallel[k], serial[k], check_exact=True)
+    assert parallel[0].fallbacks_ == serial[0].fallbacks_ and "zz_quiet" in serial[0].fallbacks_
+    assert list(parallel[0].params_) == list(serial[0].params_)
+    for unit, params in serial[0].params_.items():
+        np.testing.assert_array_equal(parallel[0].params_[unit], params)
+
+
+def test_unit_jobs_come_from_the_environment_and_a_backtest_worker_uses_one(monkeypatch):
+    from forecast.evaluation.backtest import BacktestDesign, run_backtest
+    from forecast.models.workers import JOBS_ENV, cores, per_unit_jobs, unit_jobs
+
+    monkeypatch.delenv(JOBS_ENV, raising=False)
+    assert unit_jobs() == cores() >= 1
+    monkeypatch.setenv(JOBS_ENV, "3")
+    assert unit_jobs() == 3
+    with per_unit_jobs(1):
+        assert unit_jobs() == 1
+    assert unit_jobs() == 3
+    monkeypatch.setenv(JOBS_ENV, "none")
+    with pytest.raises(ModelError, match=f"{JOBS_ENV}='none' must be a whole number >= 1"):
+        unit_jobs()
+    # A serial backtest leaves the default; in a parallel one every task (a worker process)
+    # pins its per-unit fits to itself. The probe forecasts the jobs it would get.
+    monkeypatch.setenv(JOBS_ENV, "2")
+
+    class Probe(type(make_model("zero"))):
+        def _predict(self, horizon, future):
+            n, jobs = len(self.units_), unit_jobs()
+            return grid_frame(self.units_, self.origin_, np.full((n, horizon), jobs),
+                              np.full((n, horizon, len(QUANTILES)), jobs))
+
+    history = synthetic_history("2014-01", "2016-12")
+    panel = history.rename(columns={"y": "incidents"}).assign(deaths=0)
+    design = BacktestDesign(start=pd.Period("2016-01", "M"), end=pd.Period("2016-06", "M"), refit_every=3, horizon=1)
+    serial = run_backtest(panel, {"probe": Probe}, design, progress=False, n_jobs=1)
+    parallel = run_backtest(panel, {"probe": Probe, "zero": lambda: make_model("zero")}, design, progress=False,
+                            n_jobs=2)
+    assert set(serial["mean"]) == {2.0}
+    assert set(parallel.loc[parallel["model"] == "probe", "mean"]) == {1.0}

@@ -30,6 +30,7 @@ that results are identical whatever the backend and the number of workers):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -40,6 +41,7 @@ from tqdm import tqdm
 from features.transforms import PrefixFeatures, active_prefix_features, use_prefix_features
 from forecast.evaluation.parallel import run_tasks
 from forecast.models.base import FitCache, Forecaster, ModelError, active_fit_cache, fit_cache, hold_last_value
+from forecast.models.workers import per_unit_jobs
 from forecast.schema import FORECAST_COLUMNS, TARGETS, validate_forecast
 
 #: What the ``covariates`` column of a forecast says about covariates at target months.
@@ -162,6 +164,9 @@ class _Task:
     blocks: tuple[int, ...]
     share_models: bool
     reuse: bool = True
+    #: Processes of the models' per-unit fits (``ets``) in the task; None: their default
+    #: (:mod:`forecast.models.workers`). 1 when tasks run in worker processes.
+    unit_jobs: int | None = None
 
 
 def _run_task(task: _Task, factories: dict[str, Callable[[], Forecaster]], panel: pd.DataFrame,
@@ -178,6 +183,8 @@ def _run_task(task: _Task, factories: dict[str, Callable[[], Forecaster]], panel
         if active_fit_cache() is None:
             cache = FitCache(models=task.share_models) if task.reuse else FitCache(max_bytes=0)
             stack.enter_context(fit_cache(cache))
+        if task.unit_jobs is not None:
+            stack.enter_context(per_unit_jobs(task.unit_jobs))
         if active_prefix_features() is None:
             full = history_at(panel, panel["month"].max(), target, covariates) if task.reuse else None
             stack.enter_context(use_prefix_features(PrefixFeatures(full)))
@@ -305,6 +312,9 @@ def run_backtest(
         raise ModelError(f"a scheduler address ({scheduler}) needs backend 'dask', not {backend!r}")
     blocks = [origins[i : i + design.refit_every] for i in range(0, len(origins), design.refit_every)]
     tasks = _plan(models, len(blocks), n_jobs, reuse)
+    if backend == "dask" or (n_jobs > 1 and len(tasks) > 1):
+        # Tasks run in worker processes, as many as the cores: per-unit fits stay in them.
+        tasks = [dataclasses.replace(t, unit_jobs=1) for t in tasks]
     results: list[pd.DataFrame] = []
     notes: list[tuple] = []
     bar = tqdm(total=len(tasks), desc="backtest", unit="task", disable=not progress)

@@ -64,11 +64,33 @@ class EffectsFit:
         return cov[:p, :p]
 
 
-def _derivatives(family: str, y: np.ndarray, eta: np.ndarray, log_alpha: float):
+class _Levels:
+    """The distinct values of the responses and each row's index among them.
+
+    NB2's log-likelihood and its derivatives in alpha need ``gammaln``, ``digamma`` and
+    ``polygamma(1, .)`` of ``y + 1 / alpha`` on every row at every Newton step; the trigamma
+    alone was 40% of an ``nb_glm`` fit at 3,500 units. Counts take few distinct values, so
+    the functions are evaluated on those and gathered: the same numbers, row by row.
+    """
+
+    def __init__(self, y: np.ndarray) -> None:
+        self.values, self.index = np.unique(y, return_inverse=True)
+
+    def apply(self, func, r: float) -> np.ndarray:
+        """``func(y + r)`` on every row."""
+        return func(self.values + r)[self.index]
+
+
+def _trigamma(x):
+    return polygamma(1, x)
+
+
+def _derivatives(family: str, y: np.ndarray, eta: np.ndarray, log_alpha: float, levels: _Levels | None = None):
     """Per-row log-likelihood terms and derivatives in eta (and log alpha for NB2).
 
     Returns (loglike_sum, d_eta, w, d_eta_rho, d_rho, d_rho_rho) where w = -d2 l / d eta2
-    and rho = log alpha (the last three None outside NB2).
+    and rho = log alpha (the last three None outside NB2). ``levels`` (NB2): the
+    :class:`_Levels` of ``y``.
     """
     if family == "poisson":
         mu = np.exp(eta)
@@ -78,15 +100,16 @@ def _derivatives(family: str, y: np.ndarray, eta: np.ndarray, log_alpha: float):
         return float(np.sum(y * eta - np.logaddexp(0.0, eta))), y - p, p * (1.0 - p), None, None, None
     alpha = float(np.exp(log_alpha))
     r = 1.0 / alpha
+    levels = _Levels(y) if levels is None else levels
     mu = np.exp(eta)
     am = 1.0 + alpha * mu
     log_am = np.log1p(alpha * mu)
-    ll = float(np.sum(gammaln(y + r) - gammaln(r) - (r + y) * log_am + y * log_alpha + y * eta))
+    ll = float(np.sum(levels.apply(gammaln, r) - gammaln(r) - (r + y) * log_am + y * log_alpha + y * eta))
     d_eta = (y - mu) / am
     w = mu * (1.0 + alpha * y) / am**2
     # derivatives in alpha, then chain rule to rho = log alpha
-    dig = digamma(y + r) - digamma(r)
-    trig = polygamma(1, y + r) - polygamma(1, r)
+    dig = levels.apply(digamma, r) - digamma(r)
+    trig = levels.apply(_trigamma, r) - polygamma(1, r)
     d_a = -(r**2) * dig + (r**2) * log_am + (y - mu) / (alpha * am)
     d_aa = (2 * r**3) * dig + (r**4) * trig - (2 * r**3) * log_am + (r**2) * mu / am \
         - (y - mu) * (1.0 + 2.0 * alpha * mu) / (alpha * am) ** 2
@@ -96,19 +119,20 @@ def _derivatives(family: str, y: np.ndarray, eta: np.ndarray, log_alpha: float):
     return ll, d_eta, w, alpha * d_eta_a, d_rho, d_rho_rho
 
 
-def _loglike(family: str, y, eta, log_alpha) -> float:
+def _loglike(family: str, y, eta, log_alpha, levels: _Levels | None = None) -> float:
     if family == "poisson":
         return float(np.sum(y * eta - np.exp(eta)))
     if family == "binomial":
         return float(np.sum(y * eta - np.logaddexp(0.0, eta)))
     alpha = float(np.exp(log_alpha))
     r = 1.0 / alpha
-    return float(np.sum(gammaln(y + r) - gammaln(r) - (r + y) * np.log1p(alpha * np.exp(eta))
+    levels = _Levels(y) if levels is None else levels
+    return float(np.sum(levels.apply(gammaln, r) - gammaln(r) - (r + y) * np.log1p(alpha * np.exp(eta))
                         + y * log_alpha + y * eta))
 
 
-def _blocks(family, x, y, groups, n_groups, eta, log_alpha):
-    ll, d_eta, w, d_eta_rho, d_rho, d_rho_rho = _derivatives(family, y, eta, log_alpha)
+def _blocks(family, x, y, groups, n_groups, eta, log_alpha, levels=None):
+    ll, d_eta, w, d_eta_rho, d_rho, d_rho_rho = _derivatives(family, y, eta, log_alpha, levels)
     xw = x * w[:, None]
     A = x.T @ xw
     g_beta = x.T @ d_eta
@@ -173,12 +197,13 @@ def fit_with_effects(x: np.ndarray, y: np.ndarray, groups: np.ndarray, n_groups:
         else:
             effects = np.log(np.maximum(mean, 1e-3))
     log_alpha = float(np.log(start_alpha)) if family == "nb2" else 0.0
+    levels = _Levels(y) if family == "nb2" else None
     eta = np.clip(x @ beta + effects[groups], -_MAX_ETA, _MAX_ETA)
     iterations = 0
     converged = False
     while iterations < maxiter:
         iterations += 1
-        ll, g_theta, g_a, A, B, D = _blocks(family, x, y, groups, n_groups, eta, log_alpha)
+        ll, g_theta, g_a, A, B, D = _blocks(family, x, y, groups, n_groups, eta, log_alpha, levels)
         BD = B / D
         S = A - BD @ B.T
         rhs = g_theta - BD @ g_a
@@ -193,7 +218,7 @@ def fit_with_effects(x: np.ndarray, y: np.ndarray, groups: np.ndarray, n_groups:
             nb, na = beta + step * d_theta[:p], effects + step * d_a
             nr = log_alpha + step * d_theta[p] if family == "nb2" else log_alpha
             new_eta = np.clip(x @ nb + na[groups], -_MAX_ETA, _MAX_ETA)
-            new_ll = _loglike(family, y, new_eta, nr)
+            new_ll = _loglike(family, y, new_eta, nr, levels)
             if np.isfinite(new_ll) and new_ll >= ll - 1e-10 * (1.0 + abs(ll)):
                 break
             step /= 2
@@ -208,7 +233,7 @@ def fit_with_effects(x: np.ndarray, y: np.ndarray, groups: np.ndarray, n_groups:
             break
     if not converged:
         warnings.warn(NOT_CONVERGED, ConvergenceWarning, stacklevel=2)
-    _, _, _, A, B, D = _blocks(family, x, y, groups, n_groups, eta, log_alpha)
+    _, _, _, A, B, D = _blocks(family, x, y, groups, n_groups, eta, log_alpha, levels)
     alpha = float(np.exp(log_alpha)) if family == "nb2" else None
     return EffectsFit(beta=beta, effects=effects, alpha=alpha, iterations=iterations, precision=(A, B, D))
 
