@@ -79,3 +79,28 @@ def test_an_unknown_layout_is_refused(tmp_path):
 
     with pytest.raises(USER_ERRORS, match="unknown layout 'gtd'; choose one of ucdp, acled"):
         make_synthetic(tmp_path, layout="gtd")
+
+
+def test_predict_and_backtest_give_the_models_the_panels_own_gazetteer(tmp_path):
+    from forecast.catalog import make_model
+    from forecast.evaluation.backtest import BacktestDesign, history_at
+    from forecast.jobs.forecasting import backtest, predict
+
+    files = make_synthetic(tmp_path, units=12, start="2020-01", end="2023-12").paths
+    gaz = load_gazetteer(files["gazetteer"])
+    build = build_panel([read_events(files["events"], gazetteer=gaz)], gaz, coverage_end=pd.Timestamp("2023-12-31"))
+    out = tmp_path / "p.parquet"
+    write_panel(build, out)
+    got = predict(out, out=tmp_path / "f.csv", model="nb_glm", horizon=3).forecasts
+    history = history_at(read_panel(out)[0], pd.Period("2023-12", "M"))
+    own = make_model("nb_glm", gazetteer=str(files["gazetteer"])).fit(history)
+    bundled = make_model("nb_glm").fit(history)
+    assert own.neighbour_source_ != bundled.neighbour_source_ or not (own.predict(3)["mean"].to_numpy()
+                                                                     == bundled.predict(3)["mean"].to_numpy()).all()
+    assert (got["mean"].to_numpy() == own.predict(3)["mean"].to_numpy()).all()
+    design = BacktestDesign(start=pd.Period("2023-10", "M"), end=pd.Period("2023-11", "M"), horizon=2)
+    run = backtest(out, models="nb_glm", design=design, out_dir=tmp_path / "bt")
+    expected = make_model("nb_glm", gazetteer=str(files["gazetteer"])).fit(
+        history_at(read_panel(out)[0], pd.Period("2023-10", "M"))).predict(2)
+    first = run.forecasts[run.forecasts["origin"] == pd.Period("2023-10", "M")]
+    assert (first["mean"].to_numpy() == expected["mean"].to_numpy()).all()

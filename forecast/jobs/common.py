@@ -31,6 +31,16 @@ def load_panel(path: str | Path, gazetteer: str | Path | None = None) -> tuple[p
     return read_panel(Path(path), load_gazetteer(gazetteer) if gazetteer is not None else None)
 
 
+def models_gazetteer(meta: dict, gazetteer: str | Path | None = None) -> str | None:
+    """The gazetteer file the models should read their neighbours from: ``gazetteer`` when
+    given, else the one the panel was built with when its file is still there, else None (the
+    bundled one)."""
+    if gazetteer is not None:
+        return str(gazetteer)
+    recorded = meta.get("gazetteer") if isinstance(meta, dict) else None
+    return recorded if isinstance(recorded, str) and recorded and Path(recorded).is_file() else None
+
+
 def origin_in_panel(panel: pd.DataFrame, meta: dict, origin: pd.Period | str | None) -> pd.Period:
     """``origin`` (default the panel's data vintage), checked to lie inside the panel's months."""
     if origin is None:
