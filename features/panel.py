@@ -341,12 +341,16 @@ def read_panel(path: str | Path, gazetteer: Gazetteer | None = None) -> tuple[pd
     return validate_panel(frame, source=str(path), gazetteer=gazetteer), metadata
 
 
+def recorded_gazetteer_path(metadata: dict) -> str | None:
+    """The file of the gazetteer a panel was built with (its metadata's ``gazetteer``), if still there."""
+    recorded = metadata.get("gazetteer") if isinstance(metadata, dict) else None
+    return recorded if isinstance(recorded, str) and recorded and Path(recorded).is_file() else None
+
+
 def recorded_gazetteer(metadata: dict) -> Gazetteer | None:
     """The gazetteer a panel was built with (its metadata's ``gazetteer``), if the file is still there."""
-    recorded = metadata.get("gazetteer") if isinstance(metadata, dict) else None
-    if isinstance(recorded, str) and recorded and Path(recorded).is_file():
-        return load_gazetteer(recorded)
-    return None
+    recorded = recorded_gazetteer_path(metadata)
+    return load_gazetteer(recorded) if recorded is not None else None
 
 
 def panel_gazetteer(path: str | Path, gazetteer: str | Path | None = None) -> Gazetteer:

@@ -104,3 +104,13 @@ def test_predict_and_backtest_give_the_models_the_panels_own_gazetteer(tmp_path)
         history_at(read_panel(out)[0], pd.Period("2023-10", "M"))).predict(2)
     first = run.forecasts[run.forecasts["origin"] == pd.Period("2023-10", "M")]
     assert (first["mean"].to_numpy() == expected["mean"].to_numpy()).all()
+
+
+def test_with_gazetteer_adds_the_path_only_where_a_model_takes_one():
+    from forecast.catalog import with_gazetteer
+    assert with_gazetteer("nb_glm", {}, "g.csv") == {"gazetteer": "g.csv"}
+    assert with_gazetteer("random_forest", {"n_estimators": 5}, "g.csv") == {"n_estimators": 5, "gazetteer": "g.csv"}
+    assert with_gazetteer("nb_glm", {"gazetteer": "mine.csv"}, "g.csv") == {"gazetteer": "mine.csv"}
+    assert with_gazetteer("default", {}, "g.csv") == {}  # the default ensemble's members use no neighbours
+    assert with_gazetteer("moving_average", None, "g.csv") == {}
+    assert with_gazetteer("nb_glm", {}, None) == {}

@@ -9,7 +9,7 @@ import pandas as pd
 
 from features.errors import DataError
 from features.gazetteer import load_gazetteer
-from features.panel import read_panel
+from features.panel import read_panel, recorded_gazetteer_path
 from forecast.errors import USER_ERRORS, JobError
 
 __all__ = ["USER_ERRORS", "Echo", "JobError", "load_panel", "month_strings", "origin_in_panel", "quiet"]
@@ -35,10 +35,7 @@ def models_gazetteer(meta: dict, gazetteer: str | Path | None = None) -> str | N
     """The gazetteer file the models should read their neighbours from: ``gazetteer`` when
     given, else the one the panel was built with when its file is still there, else None (the
     bundled one)."""
-    if gazetteer is not None:
-        return str(gazetteer)
-    recorded = meta.get("gazetteer") if isinstance(meta, dict) else None
-    return recorded if isinstance(recorded, str) and recorded and Path(recorded).is_file() else None
+    return str(gazetteer) if gazetteer is not None else recorded_gazetteer_path(meta)
 
 
 def origin_in_panel(panel: pd.DataFrame, meta: dict, origin: pd.Period | str | None) -> pd.Period:
