@@ -347,6 +347,12 @@ def recorded_gazetteer_path(metadata: dict) -> str | None:
     return recorded if isinstance(recorded, str) and recorded and Path(recorded).is_file() else None
 
 
+def gazetteer_file(metadata: dict, gazetteer: str | Path | None = None) -> str | None:
+    """The gazetteer file for a panel's models: ``gazetteer`` when given, else the one the panel
+    was built with when its file is still there, else None (the bundled one)."""
+    return str(gazetteer) if gazetteer is not None else recorded_gazetteer_path(metadata)
+
+
 def recorded_gazetteer(metadata: dict) -> Gazetteer | None:
     """The gazetteer a panel was built with (its metadata's ``gazetteer``), if the file is still there."""
     recorded = recorded_gazetteer_path(metadata)

@@ -9,7 +9,7 @@ import pandas as pd
 
 from features.errors import DataError
 from features.gazetteer import load_gazetteer
-from features.panel import read_panel, recorded_gazetteer_path
+from features.panel import read_panel
 from forecast.errors import USER_ERRORS, JobError
 
 __all__ = ["USER_ERRORS", "Echo", "JobError", "load_panel", "month_strings", "origin_in_panel", "quiet"]
@@ -29,13 +29,6 @@ def load_panel(path: str | Path, gazetteer: str | Path | None = None) -> tuple[p
     else the bundled Iraq gazetteer.
     """
     return read_panel(Path(path), load_gazetteer(gazetteer) if gazetteer is not None else None)
-
-
-def models_gazetteer(meta: dict, gazetteer: str | Path | None = None) -> str | None:
-    """The gazetteer file the models should read their neighbours from: ``gazetteer`` when
-    given, else the one the panel was built with when its file is still there, else None (the
-    bundled one)."""
-    return str(gazetteer) if gazetteer is not None else recorded_gazetteer_path(meta)
 
 
 def origin_in_panel(panel: pd.DataFrame, meta: dict, origin: pd.Period | str | None) -> pd.Period:

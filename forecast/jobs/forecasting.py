@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from features.atomic import write_atomically
+from features.panel import gazetteer_file
 from forecast.catalog import BENCHMARKS, DEFAULT_MODEL, MODELS, make_model, with_gazetteer
 from forecast.evaluation.backtest import (
     BacktestDesign,
@@ -20,7 +21,7 @@ from forecast.evaluation.backtest import (
     run_backtest,
 )
 from forecast.evaluation.scores import add_skill, score_table
-from forecast.jobs.common import load_panel, models_gazetteer, month_strings, origin_in_panel
+from forecast.jobs.common import load_panel, month_strings, origin_in_panel
 from forecast.models.base import ModelError
 
 __all__ = ["BacktestRun", "Prediction", "backtest", "leaderboard", "model_names", "predict"]
@@ -62,7 +63,7 @@ def predict(panel_path: str | Path, *, out: str | Path, model: str = "default", 
     name = DEFAULT_MODEL if model == "default" else model
     panel, meta = load_panel(panel_path, gazetteer)
     origin_p = origin_in_panel(panel, meta, origin)
-    forecaster = make_model(name, **with_gazetteer(name, params, models_gazetteer(meta, gazetteer)))
+    forecaster = make_model(name, **with_gazetteer(name, params, gazetteer_file(meta, gazetteer)))
     history = history_at(panel, origin_p, target, covariates)
     forecaster.fit(history)
     frame = forecast_at(forecaster, history, horizon, name=name)
@@ -119,7 +120,7 @@ def backtest(panel_path: str | Path, *, models: str | Sequence[str], design: Bac
     for name in names:  # fail on a bad name or parameter before any work starts
         make_model(name, **per_model.get(name, {}))
     panel, meta = load_panel(panel_path, gazetteer)
-    where = models_gazetteer(meta, gazetteer)
+    where = gazetteer_file(meta, gazetteer)
     per_model = {n: with_gazetteer(n, per_model.get(n), where) for n in names}
     factories = {n: (lambda n=n: make_model(n, **per_model[n])) for n in names}
     forecasts = run_backtest(panel, factories, design, target=target, n_jobs=jobs, covariates=covariates,
