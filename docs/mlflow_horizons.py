@@ -11,28 +11,19 @@ headless Chromium (the system binary, as ``tests/browser.py`` uses it) and saves
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from browser import LAUNCH_ARGS, chromium_binary  # noqa: E402 - tests/ is not a package
+from mlflow_server import free_port, start, stop, wait_healthy  # noqa: E402
 
 EXPERIMENT = ROOT / "experiments" / "benchmarks.toml"
 CHART = "by_horizon/crps"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run_experiment(store: Path) -> str:
@@ -47,18 +38,11 @@ def run_experiment(store: Path) -> str:
 
 
 def serve(store: Path, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-                             "--backend-store-uri", f"sqlite:///{store}", "--workers", "1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
-                return proc
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("mlflow server did not start")
-            time.sleep(0.5)
+    proc = start(f"sqlite:///{store}", port)
+    if not wait_healthy(proc, port, poll=0.5):
+        stop(proc)
+        raise SystemExit("mlflow server did not start")
+    return proc
 
 
 def screenshot(url: str, out: Path) -> None:
@@ -101,12 +85,7 @@ def main(out: Path) -> Path:
         try:
             screenshot(f"http://127.0.0.1:{port}/#/experiments/{experiment_id}/runs?compareRunsMode=CHART", out)
         finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            stop(proc)
     return out
 
 

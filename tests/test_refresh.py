@@ -26,6 +26,9 @@ from filelock import FileLock
 from mlflow import MlflowClient
 
 import pg
+from mlflow_server import free_port
+from mlflow_server import start as start_server
+from mlflow_server import stop as stop_server
 from features.download import DownloadError, fetch
 from forecast.cli import main
 from forecast.config import ConfigError
@@ -65,10 +68,6 @@ horizon = {HORIZON}
 name = "moving_average"
 params = {{ window = 12 }}
 """
-
-
-def free_port() -> int:
-    return pg._free_port()
 
 
 @pytest.fixture(scope="module")
@@ -524,23 +523,13 @@ def test_a_tracking_server_that_comes_up_late_is_retried(champion, tmp_path):
     try:
         wait_for(proc, log, "retry 1 of 8")
         store = champion.removeprefix("sqlite:///")
-        server_log = open(tmp_path / "server.log", "wb")
-        server = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-             "--backend-store-uri", champion, "--artifacts-destination", str(Path(store).parent / "served"),
-             "--workers", "1"],
-            stdout=server_log, stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, "MLFLOW_TRACKING_URI": ""})
+        server = start_server(champion, port, log=tmp_path / "server.log", artifacts=Path(store).parent / "served")
         assert proc.wait(timeout=240) == 0, log.read_text()[-3000:]
     finally:
         if proc.poll() is None:
             proc.kill()
         if server is not None:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
+            stop_server(server)
     text = log.read_text()
     assert "tracking server error" in text and "done: refreshed: origin 2024-10" in text
     assert counts(config)["forecasts"] == UNITS * HORIZON

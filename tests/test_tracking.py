@@ -4,19 +4,16 @@ MLflow holds through ``MlflowClient``."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import mlflow
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
+from mlflow_server import free_port, wait_healthy
+from mlflow_server import start as start_server
+from mlflow_server import stop as stop_server
 from synthetic_data import synthetic_panel
 
 from features.synthetic import SyntheticConfig
@@ -71,46 +68,19 @@ def fitted(panel):
 # Stores
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
     """A real ``mlflow server`` on a free port; stopped (its process group) afterwards."""
     root = tmp_path_factory.mktemp("mlflow_server")
     port = free_port()
-    uri = f"http://127.0.0.1:{port}"
-    log = open(root / "server.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-         "--artifacts-destination", str(root / "artifacts"), "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        env={**os.environ, "MLFLOW_TRACKING_URI": ""})
+    proc = start_server(f"sqlite:///{root / 'mlflow.db'}", port, log=root / "server.log", artifacts=root / "artifacts")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=1):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    tail = (root / "server.log").read_text(errors="replace")[-2000:]
-                    pytest.skip(f"mlflow server did not start within 60 s on port {port}:\n{tail}")
-                time.sleep(0.5)
-        yield uri
+        if not wait_healthy(proc, port, poll=0.5):
+            tail = (root / "server.log").read_text(errors="replace")[-2000:]
+            pytest.skip(f"mlflow server did not start within 60 s on port {port}:\n{tail}")
+        yield f"http://127.0.0.1:{port}"
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        log.close()
+        stop_server(proc)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "server"])

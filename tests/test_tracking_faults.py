@@ -8,26 +8,21 @@ from __future__ import annotations
 import http.server
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
+from mlflow_server import free_port, wait_healthy
+from mlflow_server import start as start_server
+from mlflow_server import stop as stop_server
 
 from forecast.tracking import ExperimentTracker
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
@@ -39,30 +34,17 @@ class Server:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        log = open(self.root / "server.log", "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
-             "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
-             "--artifacts-destination", str(self.root / "artifacts"), "--workers", "1"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, "MLFLOW_TRACKING_URI": ""})
-        log.close()
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.uri}/health", timeout=1):
-                    return
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.kill()
-                    pytest.skip(f"mlflow server did not start on port {self.port}: "
-                                f"{(self.root / 'server.log').read_text(errors='replace')[-1500:]}")
-                time.sleep(0.3)
+        self.proc = start_server(f"sqlite:///{self.root / 'mlflow.db'}", self.port, log=self.root / "server.log",
+                                 artifacts=self.root / "artifacts", append=True)
+        if not wait_healthy(self.proc, self.port):
+            self.kill()
+            pytest.skip(f"mlflow server did not start on port {self.port}: "
+                        f"{(self.root / 'server.log').read_text(errors='replace')[-1500:]}")
 
     def kill(self) -> None:
         """SIGKILL the server's process group: it dies without closing anything."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=15)
+        if self.proc is not None:
+            stop_server(self.proc, signal.SIGKILL)
         self.proc = None
 
 
