@@ -5,11 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import optimize, stats
 
 from forecast.catalog import DEFAULT_MODEL, make_model
 from forecast.ensemble import DEFAULT_MEMBERS, crps_weights, horizon_weights
 from forecast.evaluation.scores import crps_from_quantiles
-from forecast.models.smoothing import SMOOTHING_GRID, one_step_errors, smoothed_levels
+from forecast.models.baselines import cameron_trivedi_alpha
+from forecast.models.base import ModelError
+from forecast.models.smoothing import SMOOTHING_GRID, negbin_ml_alpha, one_step_errors, smoothed_levels
 from forecast.schema import QUANTILE_COLUMNS
 
 
@@ -67,6 +70,52 @@ def test_ses_forecasts_from_a_short_history(months):
 def test_ses_needs_two_months():
     with pytest.raises(Exception, match="at least 2 months"):
         make_model("ses_negbin").fit(frame(np.array([[3.0]])))
+
+
+def test_ml_dispersion_recovers_the_negative_binomial_it_was_drawn_from():
+    rng = np.random.default_rng(4)
+    mu = rng.uniform(2, 40, (400, 3))
+    alphas = np.array([0.05, 0.5, 2.0])
+    n = 1 / alphas
+    y = rng.negative_binomial(n, n / (n + mu)).astype(float)
+    y[::7, 0] = np.nan  # ignored, not read as zeros
+    estimate = negbin_ml_alpha(y, mu, 0.001)
+    grid = np.geomspace(0.001, 20, 40)
+    assert np.isin(estimate, grid).all()
+    step = grid[1] / grid[0]
+    for j in range(3):  # within one grid step of the continuous maximum, which is near the truth
+        seen = ~np.isnan(y[:, j])
+        best = optimize.minimize_scalar(
+            lambda la: -stats.nbinom.logpmf(y[seen, j], 1 / np.exp(la), 1 / (1 + np.exp(la) * mu[seen, j])).sum(),
+            bounds=(np.log(1e-3), np.log(20)), method="bounded")
+        assert 1 / step <= estimate[j] / np.exp(best.x) <= step
+        assert 0.6 < estimate[j] / alphas[j] < 1.5
+
+
+def test_ml_dispersion_is_not_blown_up_by_one_huge_month():
+    """One month of hundreds of deaths inflates the moment estimate for every month; ML much less."""
+    rng = np.random.default_rng(5)
+    mu = np.full((60, 1), 4.0)
+    y = rng.poisson(4.0, (60, 1)).astype(float)
+    y[30] = 400.0
+    ml = negbin_ml_alpha(y, mu, 0.001)[0]
+    moments = cameron_trivedi_alpha(y, mu, 0.001)[0]
+    assert moments > 5 * ml
+
+
+def test_ses_ml_dispersion_keeps_the_distribution_where_the_months_are():
+    rng = np.random.default_rng(6)
+    counts = rng.poisson(6, (72, 4)).astype(float)
+    counts[40, :] = 150.0  # one heavy-tailed month in every unit
+    ml = make_model("ses_negbin").fit(frame(counts)).predict(3)
+    mo = make_model("ses_negbin", dispersion="moments").fit(frame(counts)).predict(3)
+    assert np.allclose(ml["mean"], mo["mean"])
+    # Months are Poisson(6) but one: the ML distribution's middle sits on them, the moment
+    # estimate's (inflated by the one month) puts the median at 0 and the top far out.
+    assert (ml["q50"].between(5, 7)).all() and (mo["q50"] <= 1).all()
+    assert (ml["q95"] < mo["q95"]).all()
+    with pytest.raises(ModelError, match="dispersion must be one of ml, moments"):
+        make_model("ses_negbin", dispersion="mle")
 
 
 def test_the_default_model_is_the_ensemble_of_cheap_members():
