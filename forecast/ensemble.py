@@ -15,7 +15,8 @@ constant says how persistent the panel is), short means (``moving_average``), th
 distribution of recent months (``hist_bootstrap``) and intermittent demand (``croston``).
 They were chosen on the early ("tune") windows of ``benchmarks/skill.py``; heavier members
 (the random forest, ETS) did not improve them there and cost most of the fit
-(``docs/models.md``).
+(``docs/models.md``). On those windows ``ses_negbin`` alone scored better than the ensemble,
+so it, not the ensemble, is the default model (:data:`forecast.catalog.DEFAULT_MODEL`).
 
 Short histories: in-history origins need ``min_eval_history`` months before them. With fewer
 months than that plus one, there is no in-history backtest and the members get equal weights;

@@ -111,6 +111,6 @@ def test_with_gazetteer_adds_the_path_only_where_a_model_takes_one():
     assert with_gazetteer("nb_glm", {}, "g.csv") == {"gazetteer": "g.csv"}
     assert with_gazetteer("random_forest", {"n_estimators": 5}, "g.csv") == {"n_estimators": 5, "gazetteer": "g.csv"}
     assert with_gazetteer("nb_glm", {"gazetteer": "mine.csv"}, "g.csv") == {"gazetteer": "mine.csv"}
-    assert with_gazetteer("default", {}, "g.csv") == {}  # the default ensemble's members use no neighbours
+    assert with_gazetteer("default", {}, "g.csv") == {}  # the default model uses no neighbours
     assert with_gazetteer("moving_average", None, "g.csv") == {}
     assert with_gazetteer("nb_glm", {}, None) == {}

@@ -163,6 +163,13 @@ class SesNegbin(Forecaster):
         self.first_ = first
         self.mean_ = np.maximum(self.levels_[-1], 0.0)
         self.dispersion_: dict[int, np.ndarray] = {}
+        self.fallbacks_: dict[str, str] = {}
+        if n < 2 * INIT_MONTHS:
+            # A short history (a new panel, a new unit): say what the fit stood on.
+            self.fallbacks_["history"] = (
+                f"{n} months of history (< {2 * INIT_MONTHS}): level started from the mean of the first "
+                f"{min(n, INIT_MONTHS)}, smoothing constant and dispersions from the {n - first} month(s) "
+                f"after the first; a horizon past {n - first} takes the {n - first}-step dispersion")
 
     def horizon_dispersion(self, h: int) -> np.ndarray:
         """Per-unit NB dispersion at horizon ``h`` from the h-step errors of the fit months."""
