@@ -114,3 +114,25 @@ def test_with_gazetteer_adds_the_path_only_where_a_model_takes_one():
     assert with_gazetteer("default", {}, "g.csv") == {}  # the default model uses no neighbours
     assert with_gazetteer("moving_average", None, "g.csv") == {}
     assert with_gazetteer("nb_glm", {}, None) == {}
+
+
+def test_predict_on_a_short_panel_says_what_the_default_model_stood_on(tmp_path):
+    from forecast.jobs.forecasting import predict
+
+    files = make_synthetic(tmp_path, units=6, start="2023-01", end="2023-10").paths
+    gaz = load_gazetteer(files["gazetteer"])
+    build = build_panel([read_events(files["events"], gazetteer=gaz)], gaz, coverage_end=pd.Timestamp("2023-10-31"))
+    out = tmp_path / "p.parquet"
+    write_panel(build, out)
+    got = predict(out, out=tmp_path / "f.csv", horizon=3)
+    assert got.model == "ses_negbin" and len(got.forecasts) == 6 * 3
+    first = read_panel(out)[0]["month"].min()
+    months = (got.origin - first).n + 1  # the panel's months up to its vintage
+    assert 6 <= months <= 10 and got.notes["history"].startswith(f"{months} months of history (< 24)")
+    assert f"fit notes (1): history: {months} months of history" in got.summary()
+    # A long panel has nothing to say.
+    files = make_synthetic(tmp_path / "long", units=6, start="2020-01", end="2023-10").paths
+    build = build_panel([read_events(files["events"], gazetteer=gaz)], gaz, coverage_end=pd.Timestamp("2023-10-31"))
+    write_panel(build, out)
+    long = predict(out, out=tmp_path / "f.csv", horizon=3)
+    assert long.notes == {} and "fit notes" not in long.summary()

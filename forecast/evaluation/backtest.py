@@ -123,7 +123,7 @@ def forecast_at(model: Forecaster, history: pd.DataFrame, horizon: int, *, name:
     return pred
 
 
-def _notes_of(model) -> dict[str, str]:
+def model_notes(model) -> dict[str, str]:
     """What a fitted model fell back to, by subject (unit, horizon or ``member: subject``)."""
     notes = dict(getattr(model, "fallbacks_", None) or {})
     for member, fitted in (getattr(model, "models_", None) or {}).items():
@@ -142,7 +142,7 @@ def _run_block(factory: Callable[[], Forecaster], name: str, panel: pd.DataFrame
         history = history_at(panel, origin, target, covariates)
         model = model.fit(history) if i == 0 else model.update(history)
         if notes is not None:
-            current = _notes_of(model)
+            current = model_notes(model)
             for subject, note in current.items():
                 if seen.get(subject) != note:
                     notes.append((name, str(origin), "fit" if i == 0 else "update", subject, note))

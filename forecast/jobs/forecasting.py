@@ -18,6 +18,7 @@ from forecast.evaluation.backtest import (
     fit_notes,
     forecast_at,
     history_at,
+    model_notes,
     run_backtest,
 )
 from forecast.evaluation.scores import add_skill, score_table
@@ -36,6 +37,10 @@ def model_names(models: str | Sequence[str]) -> list[str]:
     return [m.strip() for m in models if m.strip()]
 
 
+#: Fit notes a forecast's summary prints in full; the rest are counted.
+NOTES_SHOWN = 3
+
+
 @dataclass(frozen=True)
 class Prediction:
     """A forecast written by :func:`predict`."""
@@ -46,12 +51,18 @@ class Prediction:
     origin: pd.Period
     target: str
     horizon: int
+    notes: Mapping[str, str]  # what the fit fell back to, by subject (a short history, a unit)
 
     def summary(self) -> str:
         national = self.forecasts.groupby("month")["mean"].sum()
-        return (f"forecast: {self.out} ({self.forecasts['unit'].nunique()} units x {self.horizon} months, model "
+        text = (f"forecast: {self.out} ({self.forecasts['unit'].nunique()} units x {self.horizon} months, model "
                 f"{self.model}, origin {self.origin}, target {self.target})\n"
                 "  national mean: " + ", ".join(f"{m} {v:,.1f}" for m, v in national.items()))
+        if self.notes:
+            shown = [f"{subject}: {note}" for subject, note in list(self.notes.items())[:NOTES_SHOWN]]
+            more = len(self.notes) - len(shown)
+            text += f"\n  fit notes ({len(self.notes)}): " + "; ".join(shown) + (f"; and {more} more" if more else "")
+        return text
 
 
 def predict(panel_path: str | Path, *, out: str | Path, model: str = "default", horizon: int = 6,
@@ -70,7 +81,7 @@ def predict(panel_path: str | Path, *, out: str | Path, model: str = "default", 
     text = month_strings(frame)
     out = Path(out)
     write_atomically({out: lambda tmp: text.to_csv(tmp, index=False)})
-    return Prediction(frame, out, name, origin_p, target, horizon)
+    return Prediction(frame, out, name, origin_p, target, horizon, model_notes(forecaster))
 
 
 @dataclass(frozen=True)
