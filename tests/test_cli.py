@@ -188,6 +188,15 @@ def test_predict_and_backtest_reject_bad_input_cleanly(tmp_path, synthetic_panel
                                        "--start", "2014-01", "--end", "2014-06", "--out", str(tmp_path / "bt")])
     assert result.exit_code == 1 and "model 'zero' has no parameter 'alpha'" in result.output
     assert not (tmp_path / "bt").exists()
+    first = synthetic_panel["month"].min()
+    for origin, message in ((first - 1, f"origin {first - 1} is outside the panel"),
+                            (first, f"origin {first} is the panel's first month ({first} .. ")):
+        out = tmp_path / "f.csv"
+        result = CliRunner().invoke(main, ["predict", "--panel", str(panel), "--origin", str(origin), "--out", str(out)])
+        assert result.exit_code == 1 and message in result.output and not out.exists(), result.output
+    assert "a forecast needs at least 2 months of history up to its origin" in result.output
+    result = CliRunner().invoke(main, ["predict", "--panel", str(panel), "--origin", str(first + 1), "--out", str(out)])
+    assert result.exit_code == 0 and "fit notes (1): history: 2 months of history (< 24)" in result.output, result.output
 
 
 def test_backtest_command_writes_forecasts_scores_and_a_leaderboard(tmp_path, synthetic_panel):

@@ -36,8 +36,12 @@ def origin_in_panel(panel: pd.DataFrame, meta: dict, origin: pd.Period | str | N
     if origin is None:
         origin = meta.get("vintage") or panel["month"].max()
     origin_p = pd.Period(origin, freq="M")
-    if origin_p > panel["month"].max() or origin_p <= panel["month"].min():
-        raise DataError(f"origin {origin_p} is outside the panel ({panel['month'].min()} .. {panel['month'].max()})")
+    first, last = panel["month"].min(), panel["month"].max()
+    if origin_p > last or origin_p < first:
+        raise DataError(f"origin {origin_p} is outside the panel ({first} .. {last})")
+    if origin_p == first:
+        raise DataError(f"origin {origin_p} is the panel's first month ({first} .. {last}): a forecast needs "
+                        "at least 2 months of history up to its origin")
     return origin_p
 
 
