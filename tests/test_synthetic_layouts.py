@@ -30,6 +30,17 @@ def _panel(path, gazetteer=None):
     return build_panel([result], gaz, coverage_end=pd.Timestamp("2023-12-31")).panel
 
 
+def _panel_file(folder, units, start, end):
+    """A synthetic world's events built into ``folder/p.parquet``; the path and the world's files."""
+    files = make_synthetic(folder, units=units, start=start, end=end).paths
+    gaz = load_gazetteer(files["gazetteer"])
+    end_day = pd.Period(end, "M").to_timestamp(how="end").normalize()
+    build = build_panel([read_events(files["events"], gazetteer=gaz)], gaz, coverage_end=end_day)
+    out = folder / "p.parquet"
+    write_panel(build, out)
+    return out, files
+
+
 def test_the_acled_layout_holds_the_same_events_in_acleds_words(iraq_files):
     acled = iraq_files["events (ACLED layout)"]
     raw = pd.read_csv(acled, dtype=str, keep_default_na=False)
@@ -86,11 +97,7 @@ def test_predict_and_backtest_give_the_models_the_panels_own_gazetteer(tmp_path)
     from forecast.evaluation.backtest import BacktestDesign, history_at
     from forecast.jobs.forecasting import backtest, predict
 
-    files = make_synthetic(tmp_path, units=12, start="2020-01", end="2023-12").paths
-    gaz = load_gazetteer(files["gazetteer"])
-    build = build_panel([read_events(files["events"], gazetteer=gaz)], gaz, coverage_end=pd.Timestamp("2023-12-31"))
-    out = tmp_path / "p.parquet"
-    write_panel(build, out)
+    out, files = _panel_file(tmp_path, 12, "2020-01", "2023-12")
     got = predict(out, out=tmp_path / "f.csv", model="nb_glm", horizon=3).forecasts
     history = history_at(read_panel(out)[0], pd.Period("2023-12", "M"))
     own = make_model("nb_glm", gazetteer=str(files["gazetteer"])).fit(history)
@@ -119,11 +126,7 @@ def test_with_gazetteer_adds_the_path_only_where_a_model_takes_one():
 def test_predict_on_a_short_panel_says_what_the_default_model_stood_on(tmp_path):
     from forecast.jobs.forecasting import predict
 
-    files = make_synthetic(tmp_path, units=6, start="2023-01", end="2023-10").paths
-    gaz = load_gazetteer(files["gazetteer"])
-    build = build_panel([read_events(files["events"], gazetteer=gaz)], gaz, coverage_end=pd.Timestamp("2023-10-31"))
-    out = tmp_path / "p.parquet"
-    write_panel(build, out)
+    out, _ = _panel_file(tmp_path, 6, "2023-01", "2023-10")
     got = predict(out, out=tmp_path / "f.csv", horizon=3)
     assert got.model == "ses_negbin" and len(got.forecasts) == 6 * 3
     first = read_panel(out)[0]["month"].min()
@@ -131,8 +134,6 @@ def test_predict_on_a_short_panel_says_what_the_default_model_stood_on(tmp_path)
     assert 6 <= months <= 10 and got.notes["history"].startswith(f"{months} months of history (< 24)")
     assert f"fit notes (1): history: {months} months of history" in got.summary()
     # A long panel has nothing to say.
-    files = make_synthetic(tmp_path / "long", units=6, start="2020-01", end="2023-10").paths
-    build = build_panel([read_events(files["events"], gazetteer=gaz)], gaz, coverage_end=pd.Timestamp("2023-10-31"))
-    write_panel(build, out)
+    out, _ = _panel_file(tmp_path / "long", 6, "2020-01", "2023-10")
     long = predict(out, out=tmp_path / "f.csv", horizon=3)
     assert long.notes == {} and "fit notes" not in long.summary()
