@@ -39,3 +39,22 @@ def synthetic_panel():
     from synthetic_data import synthetic_panel as build
 
     return build(SyntheticConfig(start="2008-01", end="2016-12"))
+
+
+@pytest.fixture(scope="session")
+def history():
+    """The seeded synthetic panel as a model history (unit, month, y, covariates), 2010-01..2016-12.
+
+    For the tests of the statistical models; test files that define their own ``history`` use theirs.
+    """
+    from synthetic_data import synthetic_history
+
+    return synthetic_history()
+
+
+@pytest.fixture(scope="session")
+def small(history):
+    """``history`` of the six governorates of ``synthetic_data.SMALL_UNITS``."""
+    from synthetic_data import SMALL_UNITS
+
+    return history[history["unit"].isin(SMALL_UNITS)].reset_index(drop=True)

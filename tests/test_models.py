@@ -11,9 +11,14 @@ import pandas as pd
 import pytest
 
 import forecast.models
+from synthetic_data import synthetic_history, until
 from forecast.evaluation.backtest import BacktestDesign, history_at, run_backtest
 from forecast.catalog import MODELS, make_model
 from forecast.models.base import ModelError, NotFittedError
+from forecast.models.counts import Hurdle, NegBinGLM
+from forecast.models.ets import ETS
+from forecast.models.intermittent import Croston
+from forecast.models.sarimax import Sarimax
 from forecast.schema import QUANTILE_COLUMNS
 
 ORIGIN = pd.Period("2014-06", freq="M")
@@ -110,3 +115,19 @@ def test_listing_and_naming_models_imports_no_model_module():
             " or m.split('.')[0] in ('pandas', 'numpy', 'scipy')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+@pytest.mark.parametrize("cls", [ETS, Sarimax, NegBinGLM, Hurdle, Croston], ids=lambda c: c.name)
+def test_values_after_the_origin_change_nothing(cls):
+    # The statistical models fitted and updated directly, not through the backtest.
+    history = synthetic_history()
+    altered = history.copy()
+    altered.loc[altered["month"] > pd.Period("2015-06", "M"), ["y", "us_troops"]] *= 3
+
+    fitted = cls().fit(until(history, "2014-06"))
+    fitted_altered = cls().fit(until(altered, "2014-06"))
+    pd.testing.assert_frame_equal(fitted.predict(3), fitted_altered.predict(3))
+
+    updated = cls().fit(until(history, "2014-06")).update(until(history, "2015-06"))
+    updated_altered = cls().fit(until(history, "2014-06")).update(until(altered, "2015-06"))
+    pd.testing.assert_frame_equal(updated.predict(3), updated_altered.predict(3))
