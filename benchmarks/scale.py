@@ -194,11 +194,14 @@ def startup(workdir: Path, runs: int, real: bool = True) -> dict:
     out = {label: {"seconds": round(statistics.median(t["seconds"] for t in ts), 3),
                    "cpu_seconds": round(statistics.median(t["cpu_seconds"] for t in ts), 3), "runs": runs}
            for label, ts in times.items()}
-    floor = out["import pandas, numpy, scipy.special"]["seconds"]
+    floor = out["import pandas, numpy, scipy.special"]
     for label, row in out.items():
-        row["over_floor"] = round(row["seconds"] / max(floor, 1e-9), 2)
+        # Wall time is what a user waits; on a loaded machine it is mostly waiting for a core,
+        # so the CPU-time ratio is printed too.
+        row["over_floor"] = round(row["seconds"] / max(floor["seconds"], 1e-9), 2)
+        row["cpu_over_floor"] = round(row["cpu_seconds"] / max(floor["cpu_seconds"], 1e-9), 2)
         print(f"  {label:50s} {row['seconds']:6.2f} s wall {row['cpu_seconds']:6.2f} s CPU (median of {runs}), "
-              f"x{row['over_floor']:g} the floor", flush=True)
+              f"x{row['over_floor']:g} the floor's wall, x{row['cpu_over_floor']:g} its CPU", flush=True)
     return out
 
 
@@ -274,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     for label, row in payload.get("startup", {}).items():
         if label.startswith("forecast predict --model default"):
             checks["real_predict_over_import_floor"] = (row["over_floor"], row["over_floor"] <= MAX_PREDICT_OVER_FLOOR)
+            checks["real_predict_cpu_over_import_floor_cpu"] = (row["cpu_over_floor"],
+                                                                row["cpu_over_floor"] <= MAX_PREDICT_OVER_FLOOR)
         elif label in LIGHT_COMMANDS:
             checks[f"{label} seconds"] = (row["seconds"], row["seconds"] < MAX_LIGHT_COMMAND_S)
     payload["checks"] = {k: {"value": v, "ok": ok} for k, (v, ok) in checks.items()}

@@ -60,7 +60,8 @@ def test_the_scale_script_runs_on_tiny_sizes_and_reports_ratios(tmp_path):
     # The start-up timings: the import floor and the light commands (no real panel with --no-real).
     assert set(payload["startup"]) == {"import pandas, numpy, scipy.special", "forecast --help", "forecast models",
                                        "forecast predict --help"}
-    assert payload["startup"]["import pandas, numpy, scipy.special"]["over_floor"] == 1.0
+    floor = payload["startup"]["import pandas, numpy, scipy.special"]
+    assert floor["over_floor"] == floor["cpu_over_floor"] == 1.0
     assert all(row["seconds"] > 0 and row["runs"] == 1 for row in payload["startup"].values())
     assert {"forecast models seconds", "forecast predict --help seconds"} <= set(payload["checks"])
     assert [s["units"] for s in payload["sizes"]] == [12, 24]
