@@ -325,10 +325,11 @@ def test_without_code_status_the_release_name_tells_candidate_from_ged(fixtures,
 
 
 def test_the_build_summary_and_metadata_name_the_ucdp_dataset(fixtures, tmp_path):
-    from forecast.api import build_panel
+    from features.panel import PanelSpec
+    from forecast.jobs.data import make_panel
 
-    built = build_panel(events=[fixtures / "ucdp_candidate" / "GEDEvent_v25_0_10.csv"], out=tmp_path / "p.parquet",
-                        coverage_end=pd.Timestamp("2025-10-31"))
+    built = make_panel(PanelSpec(events=(fixtures / "ucdp_candidate" / "GEDEvent_v25_0_10.csv",),
+                                 coverage_end=pd.Timestamp("2025-10-31")), tmp_path / "p.parquet")
     assert "(UCDP Candidate Events)" in built.summary()
     assert built.build.metadata["sources"][0]["dataset"] == "UCDP Candidate Events"
     assert built.build.metadata["sources"][0]["format"] == "ucdp-candidate"
