@@ -221,11 +221,14 @@ def validate_panel(frame: pd.DataFrame, *, source: str = "panel", gazetteer: Gaz
     """Check the panel contract and return the panel with canonical units, sorted, carrying its
     unit graph (the one ``frame`` carries, else the gazetteer's neighbours).
 
+    Counts may be empty where no source covers the unit and month (missing, not zero: they
+    come back as NaN in a float column).
+
     Raises
     ------
     DataError
         Missing ``unit``/``month`` column, unknown unit, unparseable month, duplicate or
-        missing unit-months, negative, fractional or missing counts. Nothing is repaired.
+        missing unit-months, negative or fractional counts. Nothing is repaired.
     """
     frame = frame.copy()
     frame.columns = [str(c).strip() for c in frame.columns]
@@ -279,13 +282,15 @@ def validate_panel(frame: pd.DataFrame, *, source: str = "panel", gazetteer: Gaz
     counts = [c for c in frame.columns if c in COUNTS or c.startswith(("incidents_", "deaths_"))]
     for col in counts:
         values = pd.to_numeric(frame[col], errors="coerce")
+        # An empty cell is a unit-month no source covers (missing); anything else must be a count.
+        empty = frame[col].isna() | (frame[col].astype(str).str.strip().isin(("", "nan", "NaN")))
         finite = np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
-        bad = values.isna() | ~finite | (values < 0) | (values % 1 != 0) | (values > MAX_COUNT)
+        bad = ~empty & (values.isna() | ~finite | (values < 0) | (values % 1 != 0) | (values > MAX_COUNT))
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
             raise DataError(f"{source}, row {i + 2}, column {col!r}: {_shown(frame[col].iloc[i])} is not a "
                             f"non-negative whole number of at most {MAX_COUNT:.0e}{_nul_hint(frame[col].iloc[i])}")
-        frame[col] = values.astype("int64")
+        frame[col] = values.astype("float64") if empty.any() else values.astype("int64")
     for col in [c for c in frame.columns if c not in (*KEYS, *counts)]:
         _check_covariate(frame[col], col, source)
     panel = frame.sort_values(list(KEYS)).reset_index(drop=True)

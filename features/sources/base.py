@@ -27,12 +27,19 @@ from features.gazetteer import Gazetteer
 from features.sources.dates import parse_dates
 from features.textfile import read_text
 
-#: The normalised event table every reader returns (one row per event).
-EVENT_COLUMNS = ("event_id", "date", "unit", "count", "deaths", "event_type", "actors", "source")
+#: The normalised event table every reader returns (one row per event). Besides the counts:
+#: ``event_type`` and ``sub_event_type`` (the source's own words), ``actors`` (``side_a | side_b``),
+#: ``side_a`` / ``side_b`` (who acted, and against whom, where the source says), ``deaths_civilians``
+#: (NaN where the source does not say), ``operation`` (True for an action by state or coalition
+#: forces, False for one by others, NA where the source cannot tell: see each format) and
+#: ``part`` (the collection a row belongs to, for sources gathered in separate periods).
+EVENT_COLUMNS = ("event_id", "date", "unit", "count", "deaths", "event_type", "actors", "source",
+                 "sub_event_type", "side_a", "side_b", "deaths_civilians", "operation", "part")
 
 #: Text columns a format's ``stage`` function must return, one row per CSV data row.
 #: ``problem`` holds a reason when the format itself already knows the row is unusable
-#: (e.g. GTD's imonth = 0).
+#: (e.g. GTD's imonth = 0); ``operation`` is ``1``, ``0`` or empty (unknown); ``actors`` is
+#: ``side_a | side_b`` when a format gives only the sides.
 STAGE_COLUMNS = (
     "event_id",
     "date",
@@ -43,6 +50,12 @@ STAGE_COLUMNS = (
     "event_type",
     "actors",
     "problem",
+    "sub_event_type",
+    "side_a",
+    "side_b",
+    "deaths_civilians",
+    "operation",
+    "part",
 )
 
 #: Largest count or death toll accepted for one row.
@@ -145,6 +158,16 @@ class ReadResult:
     date_form: str = "%Y-%m-%d"
     #: The dataset the format names ("UCDP GED", "UCDP Candidate Events", ...).
     dataset: str = ""
+    #: The periods the file was collected over, ``(first date, last date)`` of the usable events
+    #: before filtering: one for most files, one per collection (``part``) where a source was
+    #: gathered in separate periods (the geocausal data: 2006, then 2007-08).
+    spans: tuple[tuple[pd.Timestamp, pd.Timestamp], ...] = ()
+    #: Whether the spans are collections with known bounds (``part``): then only months they
+    #: cover completely are covered; otherwise the first event's month counts from its start.
+    parts: bool = False
+    #: Whether the file gives death tolls at all (some usable event has one); a file with none
+    #: leaves deaths missing, not zero, where it is the only source.
+    has_deaths: bool = True
 
 
 # ----------------------------------------------------------------------------------------
@@ -323,8 +346,14 @@ def normalise_events(
     flag(count_reason != "", "count", "count " + count_text.map(repr) + " " + count_reason)
     deaths, death_reason = parse_whole_numbers(staged["deaths"])
     flag(death_reason != "", "deaths", "deaths " + staged["deaths"].map(repr) + " " + death_reason)
+    civilians, civilian_reason = parse_whole_numbers(staged["deaths_civilians"])
+    flag(civilian_reason != "", "deaths_civilians",
+         "civilian deaths " + staged["deaths_civilians"].map(repr) + " " + civilian_reason)
     unknown_deaths = int(((staged["deaths"].str.strip() == "") & (reason == "")).sum())
-    if unknown_deaths:
+    if unknown_deaths and unknown_deaths == int((reason == "").sum()):
+        notes.append(f"{path.name}: no event has a death count: deaths are missing (not 0) where only this "
+                     "file covers a unit and month, and cannot be a forecast target there")
+    elif unknown_deaths:
         notes.append(f"{unknown_deaths} event(s) with no death count were counted as 0 deaths")
 
     # Country: a multi-country export is cut to the gazetteer's countries, loudly.
@@ -384,6 +413,12 @@ def normalise_events(
             "event_type": staged["event_type"][good].str.strip(),
             "actors": staged["actors"][good].str.strip(),
             "source": fmt.name,
+            "sub_event_type": staged["sub_event_type"][good].str.strip(),
+            "side_a": staged["side_a"][good].str.strip(),
+            "side_b": staged["side_b"][good].str.strip(),
+            "deaths_civilians": civilians[good].astype(float),
+            "operation": staged["operation"][good].str.strip().map({"1": True, "0": False}).astype("boolean"),
+            "part": staged["part"][good].str.strip(),
         }
     )
     kept = _apply_filters(events, filters, fmt)
@@ -399,7 +434,18 @@ def normalise_events(
         filters=filters.describe(),
         date_form=date_form,
         dataset=fmt.label,
+        spans=collection_spans(events),
+        parts=bool((events["part"] != "").any()),
+        has_deaths=bool((staged["deaths"][good].str.strip() != "").any()),
     )
+
+
+def collection_spans(events: pd.DataFrame) -> tuple[tuple[pd.Timestamp, pd.Timestamp], ...]:
+    """``(first, last)`` event date of each collection (``part``) of a file, in date order."""
+    if events.empty:
+        return ()
+    spans = events.groupby("part", sort=False)["date"].agg(["min", "max"]).sort_values("min")
+    return tuple((first, last) for first, last in zip(spans["min"], spans["max"]))
 
 
 def _apply_filters(events: pd.DataFrame, filters: EventFilters, fmt: SourceFormat) -> pd.DataFrame:

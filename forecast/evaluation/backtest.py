@@ -125,9 +125,10 @@ def forecast_at(model: Forecaster, history: pd.DataFrame, horizon: int, *, name:
 
 def model_notes(model) -> dict[str, str]:
     """What a fitted model fell back to, by subject (unit, horizon or ``member: subject``)."""
-    notes = dict(getattr(model, "fallbacks_", None) or {})
+    notes = {**(getattr(model, "history_notes_", None) or {}), **(getattr(model, "fallbacks_", None) or {})}
     for member, fitted in (getattr(model, "models_", None) or {}).items():
-        for subject, note in (getattr(fitted, "fallbacks_", None) or {}).items():
+        for subject, note in {**(getattr(fitted, "history_notes_", None) or {}),
+                              **(getattr(fitted, "fallbacks_", None) or {})}.items():
             notes[f"{member}: {subject}"] = note
     return notes
 

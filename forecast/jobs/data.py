@@ -70,6 +70,17 @@ def format_summary(build: PanelBuild, paths: dict[str, Path]) -> str:
         f"({meta['first_month']} .. {meta['last_month']})  data vintage: {meta['vintage']}",
         f"  totals: incidents {meta['totals']['incidents']:,}  deaths {meta['totals']['deaths']:,}",
     ]
+    coverage = meta.get("coverage") or {}
+    if len(coverage) > 1 or any(c["gaps"] for c in coverage.values()):
+        lines.append("  coverage: " + "; ".join(
+            f"{country} {c['first_month']} .. {c['last_month']}"
+            + (f" without {', '.join(a if a == b else f'{a}..{b}' for a, b in c['gaps'])}" if c["gaps"] else "")
+            for country, c in coverage.items()) + " (other unit-months are missing, not zero)")
+    for name, c in (meta.get("context") or {}).items():
+        spans = "; ".join((f"{country} " if len(c["coverage"]) > 1 else "") + f"{cov['first_month']} .. {cov['last_month']}"
+                          + (f" without {', '.join(a if a == b else f'{a}..{b}' for a, b in cov['gaps'])}"
+                             if cov["gaps"] else "") for country, cov in c["coverage"].items())
+        lines.append(f"  context: {name} = {c['counts']}, {spans}")
     if meta["covariates"]:
         lines.append(
             f"  covariates: {', '.join(meta['covariates']['columns'])} "

@@ -41,8 +41,12 @@ DISTRIBUTIONS = ("poisson", "negbin")
 # Shared helpers
 
 
-def count_matrix(history: pd.DataFrame, column: str = "y") -> tuple[np.ndarray, list[str], pd.PeriodIndex]:
+def count_matrix(history: pd.DataFrame, column: str = "y", *,
+                 missing: bool = False) -> tuple[np.ndarray, list[str], pd.PeriodIndex]:
     """The history as a float array of shape (n_months, n_units), with its units and months.
+
+    ``missing=True`` (models that support missing months) keeps NaN values, which are months no
+    source covers; a unit-month without a row is an error either way.
 
     Raises
     ------
@@ -50,7 +54,7 @@ def count_matrix(history: pd.DataFrame, column: str = "y") -> tuple[np.ndarray, 
         When the history is not a complete unit x month grid (a unit lacks a month, or a
         month is missing for every unit): the models index months by position.
     """
-    fast = _sorted_grid(history, column)
+    fast = _sorted_grid(history, column, missing)
     if fast is not None:
         return fast
     table = wide(history, column)
@@ -62,6 +66,10 @@ def count_matrix(history: pd.DataFrame, column: str = "y") -> tuple[np.ndarray, 
             "from the first to the last (explicit zeros)"
         )
     holes = table.isna()
+    if missing:
+        # Only a unit-month without a row is a hole: NaN values are missing months, kept.
+        rows = history.groupby(["month", "unit"], observed=True).size().unstack(fill_value=0)
+        holes = rows.reindex(index=months, columns=table.columns, fill_value=0) == 0
     if holes.to_numpy().any():
         unit = holes.any().idxmax()
         month = holes[unit].idxmax()
@@ -72,7 +80,8 @@ def count_matrix(history: pd.DataFrame, column: str = "y") -> tuple[np.ndarray, 
     return table.to_numpy(dtype=float), [str(u) for u in table.columns], months
 
 
-def _sorted_grid(history: pd.DataFrame, column: str) -> tuple[np.ndarray, list[str], pd.PeriodIndex] | None:
+def _sorted_grid(history: pd.DataFrame, column: str,
+                 missing: bool = False) -> tuple[np.ndarray, list[str], pd.PeriodIndex] | None:
     """:func:`count_matrix` by reshaping, when the rows are a complete grid sorted by unit then
     month (as models keep their histories) with no missing value; None otherwise."""
     n = len(history)
@@ -92,7 +101,7 @@ def _sorted_grid(history: pd.DataFrame, column: str) -> tuple[np.ndarray, list[s
     if not (np.all(ordinals == ordinals[0]) and np.all(np.diff(ordinals[0]) == 1)):
         return None
     values = history[column].to_numpy(dtype=float, na_value=np.nan).reshape(n_units, -1).T
-    if np.isnan(values).any():
+    if not missing and np.isnan(values).any():
         return None
     months = pd.PeriodIndex.from_ordinals(ordinals[0], freq="M")
     return np.ascontiguousarray(values), [str(u) for u in units[starts]], months
