@@ -91,7 +91,9 @@ def country_coverage(results: Sequence[ReadResult], gazetteer: Gazetteer, *, sta
         units = {u for u, c in country_of.items() if c == country}
         events = [r.events.loc[r.events["unit"].isin(units), "date"] for r in files]
         dates = pd.concat(events)
-        ends = [r.last_date for r in files if r.last_date is not None]
+        # A file of collections covers up to its last collection's end; others up to their last event.
+        ends = [max(b for _, b in r.spans) if r.parts and r.spans else r.last_date for r in files]
+        ends = [e for e in ends if e is not None]
         stated = pd.Timestamp(coverage_end) if coverage_end is not None else min(ends)
         vintage = last_complete_month(stated)
         last_event_month = dates.max().to_period("M")
@@ -108,6 +110,10 @@ def country_coverage(results: Sequence[ReadResult], gazetteer: Gazetteer, *, sta
         for r in files:
             if r.parts:
                 gaps |= set(every[~_complete_months(r.spans, every)])
+        if len(gaps) == len(every):
+            raise DataError(f"no month{_of(country, by_country)} is covered completely by the collections of "
+                            f"{', '.join(r.path for r in files if r.parts)} (they run "
+                            + "; ".join(f"{a.date()} .. {b.date()}" for r in files for a, b in r.spans) + ")")
         out[country] = CountryCoverage(country, first, last, vintage, stated, tuple(sorted(gaps)), incomplete,
                                        last_event_month, tuple(r.path for r in files))
     return out

@@ -434,8 +434,11 @@ def normalise_events(
         filters=filters.describe(),
         date_form=date_form,
         dataset=fmt.label,
-        spans=collection_spans(events),
-        parts=bool((events["part"] != "").any()),
+        # A collection's period shows in every dated row, usable or not (a row without a unit
+        # was still collected that day).
+        spans=collection_spans(pd.DataFrame({"part": staged["part"].str.strip(), "date": dates})
+                               .loc[dates.notna() & (dates >= EARLIEST_DATE) & (dates <= latest)]),
+        parts=bool((staged["part"].str.strip() != "").any()),
         has_deaths=bool((staged["deaths"][good].str.strip() != "").any()),
     )
 
