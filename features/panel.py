@@ -19,7 +19,7 @@ recorded in the panel metadata.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
@@ -31,7 +31,8 @@ from tqdm import tqdm
 
 from features.context import ContextSeries, context_counts, type_split_series
 from features.covariates import (
-    FILL_WARN_MONTHS, attach_covariates, covariate_staleness, read_covariates, staleness_warnings,
+    FILL_WARN_MONTHS, OBSERVED_KEY, attach_covariates, covariate_staleness, describe_fill, observed_months,
+    read_covariates, staleness_warnings,
 )
 from features.coverage import country_coverage, covered_mask, last_complete_month, unit_countries
 from features.errors import DataError
@@ -86,7 +87,7 @@ class PanelSpec:
     events: tuple[EventFile | str | Path, ...]
     gazetteer: str | Path | None = None
     covariates: str | Path | None = None
-    fill: str = "error"
+    fill: str | Mapping[str, str] = "error"
     filters: EventFilters = EventFilters()
     coverage_end: pd.Timestamp | None = None
     keep_incomplete: bool = False
@@ -211,7 +212,7 @@ def assemble_panel(
     keep_incomplete: bool = False,
     covariates: pd.DataFrame | None = None,
     covariate_source: str | None = None,
-    fill: str = "error",
+    fill: str | Mapping[str, str] = "error",
     fill_warn_months: int = FILL_WARN_MONTHS,
     context: Sequence[tuple[ContextSeries, Sequence[ReadResult]]] = (),
 ) -> PanelBuild:
@@ -309,12 +310,13 @@ def assemble_panel(
             "sha256": file_sha256(covariate_source) if covariate_source and Path(covariate_source).exists() else None,
             "columns": [c for c in covariates.columns if c not in ("month", "unit")],
             "scope": "unit" if "unit" in covariates else "national",
-            "fill": fill,
+            "fill": describe_fill(fill),
             # Last observed month and filled stretches per covariate, so nothing shows filled values as data.
             "staleness": covariate_staleness(covariates, months, fill=fill),
             "fill_warn_months": fill_warn_months,
         }
         notes.extend(staleness_warnings(cov_meta["staleness"], limit=fill_warn_months))
+        panel.attrs[OBSERVED_KEY] = observed_months(cov_meta["staleness"], months)
 
     vintage = max(min(c.vintage, c.last) for c in coverage.values())
     metadata = {

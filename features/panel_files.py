@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.atomic import write_atomically
-from features.covariates import COVARIATE_BOUND, parse_months
+from features.covariates import COVARIATE_BOUND, OBSERVED_KEY, observed_months, parse_months
 from features.errors import DataError, shorten
 from features.gazetteer import Gazetteer, load_gazetteer
 from features.graph import UnitGraph, graph_from_metadata, unit_graph, with_graph
@@ -160,6 +160,10 @@ def read_panel(path: str | Path, gazetteer: Gazetteer | None = None) -> tuple[pd
     recorded = None if given else graph_from_metadata(metadata, f"{path}: metadata")
     if recorded is not None:
         with_graph(panel, recorded)
+    covariates = metadata.get("covariates") if isinstance(metadata.get("covariates"), dict) else {}
+    if isinstance(covariates.get("staleness"), dict):
+        panel.attrs[OBSERVED_KEY] = observed_months(covariates["staleness"],
+                                                    month_range(panel["month"].min(), panel["month"].max()))
     return panel, metadata
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from features.context import MEASURES, ContextSeries
-from features.covariates import FILL_POLICIES
+from features.covariates import FILL_POLICIES, parse_fill
 from features.errors import DataError
 from features.panel import EventFile, PanelSpec
 from features.sources import FORMATS, EventFilters
@@ -79,7 +79,7 @@ def read_panel_file(path: str | Path) -> tuple[PanelSpec, str]:
         events=files,
         gazetteer=top.file("gazetteer", raw["gazetteer"], base, "gazetteer") if "gazetteer" in raw else None,
         covariates=top.file("covariates", raw["covariates"], base, "covariate file") if "covariates" in raw else None,
-        fill=top.string("fill", list(FILL_POLICIES)) or "error",
+        fill=_fill(top, raw.get("fill")),
         filters=filters,
         coverage_end=parse_coverage_end(coverage_end) if coverage_end else None,
         keep_incomplete=keep_incomplete,
@@ -87,6 +87,21 @@ def read_panel_file(path: str | Path) -> tuple[PanelSpec, str]:
         type_split=type_split,
     )
     return spec, top.string("description") or ""
+
+
+def _fill(top: Reader, value: Any) -> str | dict[str, str]:
+    """``fill = "keep"``, or ``fill = {"*" = "keep", us_troops = "linear"}`` per covariate."""
+    if value is None:
+        return "error"
+    if isinstance(value, str):
+        return top.string("fill", list(FILL_POLICIES))
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        top.fail("fill", f"must be a policy ({', '.join(FILL_POLICIES)}) or a table of covariate = policy "
+                         f"(\"*\" for the others), got {value!r}")
+    try:
+        return parse_fill([f"{k}={v}" for k, v in value.items()], where=f"{top.path}: fill")
+    except DataError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _event_file(path: Path, i: int, table: Any, base: Path) -> EventFile:

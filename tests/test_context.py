@@ -181,3 +181,26 @@ def test_the_real_iraq_and_syria_panel_has_32_units_and_months_outside_coverage_
 def test_event_file_formats_are_kept_per_file(fixtures):
     spec = PanelSpec(events=(EventFile(CONTEXT / "ucdp_ged_context.csv", "ucdp"),))
     assert build_panel(spec).metadata["sources"][0]["format"] == "ucdp"
+
+
+def test_linear_fill_draws_the_line_between_records_but_no_origin_sees_a_later_record(tmp_path):
+    from forecast.evaluation.backtest import history_at
+
+    covariates = tmp_path / "troops.csv"
+    covariates.write_text("month,us_troops,strikes\n2015-01,100,1\n2015-03,300,\n", encoding="utf-8")
+    spec = PanelSpec(events=(CONTEXT / "ucdp_ged_context.csv",), covariates=covariates,
+                     fill={"*": "keep", "us_troops": "linear"})
+    build = build_panel(spec)
+    anbar = build.panel[build.panel["unit"] == "Anbar"]
+    assert anbar["us_troops"].tolist() == [100.0, 200.0, 300.0]  # the line in the panel
+    assert anbar["strikes"].isna().tolist() == [False, True, True]  # as recorded
+    assert build.metadata["covariates"]["fill"] == "keep; us_troops: linear"
+    at_feb = history_at(build.panel, pd.Period("2015-02", "M"))
+    assert at_feb.loc[at_feb["unit"] == "Anbar", "us_troops"].tolist() == [100.0, 100.0]  # carried, not 200
+    at_mar = history_at(build.panel, pd.Period("2015-03", "M"))
+    assert at_mar.loc[at_mar["unit"] == "Anbar", "us_troops"].tolist() == [100.0, 200.0, 300.0]
+    out = tmp_path / "p.parquet"
+    write_panel(build, out)
+    again, _ = read_panel(out)
+    at_feb = history_at(again, pd.Period("2015-02", "M"))
+    assert at_feb.loc[at_feb["unit"] == "Anbar", "us_troops"].tolist() == [100.0, 100.0]
