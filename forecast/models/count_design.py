@@ -281,8 +281,11 @@ class DirectCountModel(Forecaster):
         self.weights_, self.neighbour_source_ = neighbour_weights(units, graph.neighbours if graph else None,
                                                                  sparse_matrix=True)
         self.countries_ = unit_countries(graph, units)
-        self.feature_names_ = [*DIRECT_FEATURES, *self.covariate_columns_]
-        covs = covariate_array(history, *scaling, units, months)
+        # A covariate missing in some months (outside its source's coverage) gets an indicator
+        # column beside its value (the mean there): its effect is learned where it was recorded.
+        self.covariate_gaps_ = [c for c in self.covariate_columns_ if history[c].isna().any()]
+        self.feature_names_ = [*DIRECT_FEATURES, *self.covariate_columns_, *(f"{c}_missing" for c in self.covariate_gaps_)]
+        covs = self._covariates(history, units, months)
         self._train_ = (direct_features(counts, self.weights_, covs, self.countries_), counts, months, units)
         self.coefs_: dict[int, dict] = {}
         self.fallbacks_: dict[str, str] = {}
@@ -347,6 +350,17 @@ class DirectCountModel(Forecaster):
             for why, hs in self._notes_[key].items()
         )
 
+    def _covariates(self, frame: pd.DataFrame, units: list[str], months: pd.PeriodIndex) -> np.ndarray:
+        """(n_months, n_units, n_covariates + n_gaps): standardised covariates (0 where missing), then
+        1/0 indicators of the missing months of the covariates that have any."""
+        covs = covariate_array(frame, self.covariate_columns_, self.covariate_mean_, self.covariate_sd_, units, months)
+        gaps = getattr(self, "covariate_gaps_", [])
+        if not gaps:
+            return covs
+        missing = [frame.pivot(index="month", columns="unit", values=c).reindex(index=months, columns=units).isna()
+                   for c in gaps]
+        return np.concatenate([covs, np.stack([m.to_numpy(dtype=float) for m in missing], axis=-1)], axis=-1)
+
     def _update(self, history: pd.DataFrame) -> None:
         _, units, _ = count_matrix(history, missing=True)
         check_same_units(self.name, self._train_[3], units)
@@ -362,8 +376,7 @@ class DirectCountModel(Forecaster):
         # Covariates of the origin month only: pivoting the whole history at every origin of a
         # backtest was a fifth of nb_glm's backtest at 3,500 units (the same numbers).
         at_last = self.history_[self.history_["month"] == months[-1]]
-        covs = covariate_array(at_last, self.covariate_columns_, self.covariate_mean_, self.covariate_sd_,
-                               units, months[-1:])
+        covs = self._covariates(at_last, units, months[-1:])
         no_covariates = np.zeros((len(months), len(units), 0))
         at_origin = np.concatenate([direct_features(counts, self.weights_, no_covariates, self.countries_)[-1],
                                     covs[0]], axis=-1)  # (n_units, n_features)

@@ -94,6 +94,10 @@ class DirectTreeForecaster(Forecaster):
 
     uses_covariates: ClassVar[bool] = True
     uses_future_covariates: ClassVar[bool] = False
+    # The trees route missing values (a month no source covers, a covariate outside its
+    # coverage); training pairs whose target month is missing are left out, and a unit without
+    # data at the origin is not forecast.
+    supports_missing: ClassVar[bool] = True
     cost: ClassVar[int] = 35
 
     lags: tuple
@@ -209,7 +213,7 @@ class DirectTreeForecaster(Forecaster):
         )
 
     def _set_origin_features(self, features: pd.DataFrame) -> None:
-        last = (features["month"] == features["month"].max()).to_numpy()
+        last = (features["month"] == features["month"].max()).to_numpy() & features["y_lag0"].notna().to_numpy()
         self.origin_units_ = features.loc[last, "unit"].to_numpy()
         self.origin_X_ = features.loc[last, self.feature_names_].to_numpy(dtype=float)  # (units, features)
 
