@@ -122,7 +122,7 @@ class Forecaster:
 
         The values must be of the types ``__init__`` declares
         (:func:`forecast.models.params.check_declared_types`), then pass the model's own range
-        checks (its ``_check`` / ``_check_params``, which ``fit`` runs again).
+        checks (its ``_check``, which ``fit`` runs again).
 
         Raises
         ------
@@ -130,10 +130,8 @@ class Forecaster:
             Naming the model, the parameter, what it must be and the value given.
         """
         check_declared_types(type(self), self.get_params(), self.name)
-        for attribute in ("_check", "_check_params"):
-            check = getattr(self, attribute, None)
-            if not callable(check):
-                continue
+        check = getattr(self, "_check", None)
+        if callable(check):
             try:
                 check()
             except ModelError:

@@ -31,6 +31,7 @@ from forecast.models.base import (
     register,
     wide,
 )
+from forecast.models.common import check_int
 from forecast.schema import QUANTILES
 
 #: Distributions a count baseline can put around its point forecast.
@@ -166,12 +167,6 @@ def cameron_trivedi_alpha(y: np.ndarray, mu: np.ndarray, min_alpha: float) -> np
     return np.maximum(alpha, min_alpha)
 
 
-def _check_positive_int(model: str, name: str, value) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ModelError(f"{model}: {name} must be a whole number >= 1, got {value!r}")
-    return int(value)
-
-
 def _check_distribution(model: str, value: str) -> str:
     if value not in DISTRIBUTIONS:
         raise ModelError(f"{model}: distribution must be one of {', '.join(DISTRIBUTIONS)}, got {value!r}")
@@ -270,11 +265,11 @@ class LocfNegbin(_LastValue):
         self.min_alpha = min_alpha
 
     def _check(self) -> None:
-        _check_positive_int(self.name, "window", self.window)
+        check_int(self.name, "window", self.window, 1)
         _check_min_alpha(self.name, self.min_alpha)
 
     def _fit(self, history: pd.DataFrame) -> None:
-        window = _check_positive_int(self.name, "window", self.window)
+        window = check_int(self.name, "window", self.window, 1)
         min_alpha = _check_min_alpha(self.name, self.min_alpha)
         counts, _, _ = count_matrix(history)
         self.last_ = counts[-1]
@@ -324,14 +319,14 @@ class SeasonalNaive(Forecaster):
         self.min_alpha = min_alpha
 
     def _check(self) -> None:
-        _check_positive_int(self.name, "season", self.season)
-        _check_positive_int(self.name, "window", self.window)
+        check_int(self.name, "season", self.season, 1)
+        check_int(self.name, "window", self.window, 1)
         _check_distribution(self.name, self.distribution)
         _check_min_alpha(self.name, self.min_alpha)
 
     def _fit(self, history: pd.DataFrame) -> None:
-        season = _check_positive_int(self.name, "season", self.season)
-        window = _check_positive_int(self.name, "window", self.window)
+        season = check_int(self.name, "season", self.season, 1)
+        window = check_int(self.name, "window", self.window, 1)
         distribution = _check_distribution(self.name, self.distribution)
         min_alpha = _check_min_alpha(self.name, self.min_alpha)
         counts, _, months = count_matrix(history)
@@ -385,11 +380,11 @@ class MovingAverage(Forecaster):
         self.min_alpha = min_alpha
 
     def _check(self) -> None:
-        _check_positive_int(self.name, "window", self.window)
+        check_int(self.name, "window", self.window, 1)
         _check_min_alpha(self.name, self.min_alpha)
 
     def _fit(self, history: pd.DataFrame) -> None:
-        window = _check_positive_int(self.name, "window", self.window)
+        window = check_int(self.name, "window", self.window, 1)
         min_alpha = _check_min_alpha(self.name, self.min_alpha)
         counts, _, _ = count_matrix(history)
         recent = counts[-window:]
@@ -426,10 +421,10 @@ class HistBootstrap(Forecaster):
         self.window = window
 
     def _check(self) -> None:
-        _check_positive_int(self.name, "window", self.window)
+        check_int(self.name, "window", self.window, 1)
 
     def _fit(self, history: pd.DataFrame) -> None:
-        window = _check_positive_int(self.name, "window", self.window)
+        window = check_int(self.name, "window", self.window, 1)
         counts, _, _ = count_matrix(history)
         recent = counts[-window:]
         self.mean_ = recent.mean(axis=0)

@@ -122,7 +122,7 @@ class DirectTreeForecaster(Forecaster):
     # -- Forecaster hooks -------------------------------------------------------------------
 
     def _fit(self, history: pd.DataFrame) -> None:
-        self._check_params()
+        self._check()
         self.covariates_fitted_ = covariate_columns(history)
         features = self._features(history)
         self.feature_names_ = [c for c in features.columns if c not in ("unit", "month")]
@@ -175,7 +175,7 @@ class DirectTreeForecaster(Forecaster):
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _check_params(self) -> None:
+    def _check(self) -> None:
         for name, minimum in (("lags", 0), ("windows", 1), ("covariate_lags", 0)):
             values = getattr(self, name)
             ok = isinstance(values, (tuple, list, np.ndarray)) and all(
@@ -438,8 +438,8 @@ class RandomForest(DirectTreeForecaster):
         out /= len(regressor.estimators_)
         return out
 
-    def _check_params(self) -> None:
-        super()._check_params()
+    def _check(self) -> None:
+        super()._check()
         if self.max_tree_rows is not None:
             check_int(self.name, "max_tree_rows", self.max_tree_rows, 1)
 
