@@ -68,8 +68,7 @@ class PanelSpec:
         Monthly covariates CSV and the policy for months it has no value for
         (:data:`features.covariates.FILL_POLICIES`).
     filters
-        Date range, event types and actor to keep. The range also bounds the panel's months;
-        up to ``filters.end`` the sources are taken as complete.
+        Date range, event types and actor to keep. The range also bounds the panel's months.
     coverage_end
         Last day the sources cover, when the provider says so (default: their last event date).
     keep_incomplete
@@ -143,12 +142,7 @@ def build_panel(spec: PanelSpec, *, progress: bool = False) -> PanelBuild:
         cov, cov_notes = read_covariates(spec.covariates, gaz, spec.encoding)
     start = spec.filters.start.to_period("M") if spec.filters.start is not None else None
     end = spec.filters.end.to_period("M") if spec.filters.end is not None else None
-    coverage_end = spec.coverage_end
-    if end is not None:
-        # Up to `end` the sources are taken as complete: the panel sees the data as it stood then.
-        cap = end.end_time.normalize()
-        coverage_end = cap if coverage_end is None else min(pd.Timestamp(coverage_end), cap)
-    build = assemble_panel(results, gaz, start=start, end=end, coverage_end=coverage_end,
+    build = assemble_panel(results, gaz, start=start, end=end, coverage_end=spec.coverage_end,
                            keep_incomplete=spec.keep_incomplete, covariates=cov,
                            covariate_source=str(spec.covariates) if spec.covariates is not None else None,
                            fill=spec.fill, context=context)

@@ -35,6 +35,9 @@ COUNTS = ("incidents", "deaths")
 #: Column names other tools use for the unit column; read as ``unit``.
 UNIT_ALIASES = ("governorate", "admin1", "province")
 _META_KEY = b"forecast.panel"
+#: Cells read as missing in a panel CSV's covariate columns (pandas' own list).
+_NA_TEXT = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A",
+            "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
 
 
 @dataclass
@@ -138,8 +141,12 @@ def read_panel(path: str | Path, gazetteer: Gazetteer | None = None) -> tuple[pd
         elif path.suffix.lower() == ".csv":
             # Decoded like every input CSV: UTF-16, stray NUL bytes and binary files are named as such.
             text = read_text(path)
-            check_header(path, next(csv.reader(io.StringIO(text, newline="")), []))
-            frame = pd.read_csv(io.StringIO(text), dtype={"month": str})
+            header = next(csv.reader(io.StringIO(text, newline="")), [])
+            check_header(path, header)
+            # Only an empty count cell is a missing month; text such as "nan" in a count is an error.
+            counts = [c.strip() for c in header if c.strip() in COUNTS or c.strip().startswith(("incidents_", "deaths_"))]
+            frame = pd.read_csv(io.StringIO(text), dtype={"month": str}, keep_default_na=False,
+                                na_values={c: ([""] if c.strip() in counts else _NA_TEXT) for c in header})
         else:
             raise DataError(f"{path}: a panel is a .parquet or .csv file")
     except (pa.ArrowInvalid, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError,
@@ -287,7 +294,7 @@ def validate_panel(frame: pd.DataFrame, *, source: str = "panel", gazetteer: Gaz
     for col in counts:
         values = pd.to_numeric(frame[col], errors="coerce")
         # An empty cell is a unit-month no source covers (missing); anything else must be a count.
-        empty = frame[col].isna() | (frame[col].astype(str).str.strip().isin(("", "nan", "NaN")))
+        empty = frame[col].isna() | (frame[col].astype(str).str.strip() == "")
         finite = np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
         bad = ~empty & (values.isna() | ~finite | (values < 0) | (values % 1 != 0) | (values > MAX_COUNT))
         if bad.any():
