@@ -36,6 +36,7 @@ from features.covariates import (
 from features.errors import DataError, shorten
 from features.gazetteer import Gazetteer, load_gazetteer
 from features.sources.base import MAX_COUNT, ReadResult
+from features.sources.dedup import drop_duplicate_events
 from features.textfile import read_text
 
 KEYS = ("unit", "month")
@@ -153,10 +154,11 @@ def build_panel(
     fill_warn_months
         A covariate filled for more months in a row than this gets a warning in the notes.
     """
+    results, dropped = drop_duplicate_events(results)
     events = pd.concat([r.events for r in results], ignore_index=True)
     quarantine = pd.concat([r.quarantine for r in results], ignore_index=True)
     # What the gazetteer leaves out (no neighbours, no tile positions ...) is said once here.
-    notes = [*gazetteer.notes, *(n for r in results for n in r.notes)]
+    notes = [*gazetteer.notes, *(n for r in results for n in r.notes), *dropped]
     if events.empty:
         where = ", ".join(r.path for r in results)
         raise NoUsableEvents(

@@ -41,8 +41,10 @@ def data() -> None:
 @click.option("--encoding", default=None, help="Encoding of the event files when not UTF-8/UTF-16 (e.g. cp1256).")
 @click.option("--date-format", default=None,
               help="strftime form of the event files' dates when ambiguous, e.g. '%d/%m/%Y'.")
+@click.option("--sheet", default=None,
+              help="Sheet of .xlsx event workbooks to read (default: the largest); the summary names the sheet read.")
 def data_build(events, fmt, covariates, fill, gazetteer, out, start, end, event_types, actor,
-               coverage_end, keep_incomplete, encoding, date_format) -> None:
+               coverage_end, keep_incomplete, encoding, date_format, sheet) -> None:
     """Read event files and write the unit x month panel, with a summary."""
     filters = EventFilters(
         start=date_option(start), end=date_option(end, end=True), event_types=tuple(event_types), actor=actor
@@ -51,7 +53,7 @@ def data_build(events, fmt, covariates, fill, gazetteer, out, start, end, event_
         built = build_panel(
             events=list(events), fmt=fmt, covariates=covariates, fill=fill, gazetteer=gazetteer,
             out=out, filters=filters, coverage_end=date_option(coverage_end, end=True),
-            keep_incomplete=keep_incomplete, encoding=encoding, date_format=date_format,
+            keep_incomplete=keep_incomplete, encoding=encoding, date_format=date_format, sheet=sheet,
         )
     click.echo(built.summary())
 

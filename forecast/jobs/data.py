@@ -12,8 +12,8 @@ from tqdm import tqdm
 from features.covariates import read_covariates
 from features.errors import DataError
 from features.gazetteer import load_gazetteer
-from features.atomic import write_atomically, write_bytes_atomically
-from features.panel import NoUsableEvents, PanelBuild, quarantine_digest, quarantine_path, write_panel
+from features.atomic import refuse_overwriting_inputs, write_atomically, write_bytes_atomically
+from features.panel import NoUsableEvents, PanelBuild, metadata_path, quarantine_digest, quarantine_path, write_panel
 from features.panel import build_panel as assemble_panel
 from features.sources import EventFilters, read_events
 from features.synthetic import (
@@ -44,11 +44,11 @@ def build_panel(*, events: Sequence[str | Path], out: str | Path, fmt: str | Non
                 covariates: str | Path | None = None, fill: str = "error", gazetteer: str | Path | None = None,
                 filters: EventFilters = EventFilters(), coverage_end: pd.Timestamp | None = None,
                 keep_incomplete: bool = False, encoding: str | None = None,
-                date_format: str | None = None) -> BuiltPanel:
+                date_format: str | None = None, sheet: str | None = None) -> BuiltPanel:
     """Read event files (and covariates) and write the unit x month panel with its metadata and quarantine.
 
     ``date_format`` (strftime, e.g. ``%d/%m/%Y``) says how the event files write dates
-    when their form is ambiguous.
+    when their form is ambiguous; ``sheet`` names the sheet of .xlsx event files (default: the largest).
 
     Raises
     ------
@@ -58,10 +58,13 @@ def build_panel(*, events: Sequence[str | Path], out: str | Path, fmt: str | Non
     """
     if Path(out).suffix.lower() not in (".parquet", ".csv"):
         raise DataError(f"{out}: the panel must be written as .parquet or .csv")
+    refuse_overwriting_inputs(
+        {Path(out): "the panel", quarantine_path(out): "the quarantine", metadata_path(out): "the panel's metadata"},
+        {"--events": list(events), "--covariates": covariates, "--gazetteer": gazetteer})
     gaz = load_gazetteer(gazetteer)
     results = [
         read_events(path, format=fmt, gazetteer=gaz, filters=filters, encoding=encoding,
-                    date_format=date_format)
+                    date_format=date_format, sheet=sheet)
         for path in tqdm(events, desc="reading events", unit="file", disable=len(events) < 2)
     ]
     cov = None
