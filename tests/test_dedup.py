@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 from click.testing import CliRunner
 
-from features.panel import build_panel
+from features.panel import assemble_panel
 from features.sources import read_events
 from features.sources.dedup import drop_duplicate_events
 from forecast.cli import main
@@ -28,7 +28,7 @@ def candidate_copy(tmp_path: Path, rows: slice) -> Path:
 
 
 def totals(results, gazetteer) -> dict:
-    return build_panel(results, gazetteer, keep_incomplete=True).metadata["totals"]
+    return assemble_panel(results, gazetteer, keep_incomplete=True).metadata["totals"]
 
 
 def test_candidate_events_that_ged_holds_are_counted_once_and_ged_wins(tmp_path, gazetteer):
@@ -41,7 +41,7 @@ def test_candidate_events_that_ged_holds_are_counted_once_and_ged_wins(tmp_path,
         assert [len(r.events) for r in kept] == ([len(ged.events), 0] if order[0] is ged else [0, len(ged.events)])
         assert notes == [f"{candidate.path}: dropped 4 event(s) whose id is already in {GED} (UCDP GED) (UCDP GED is "
                          "kept over Candidate Events): each event is counted once"]
-        build = build_panel(order, gazetteer, keep_incomplete=True)
+        build = assemble_panel(order, gazetteer, keep_incomplete=True)
         assert build.metadata["totals"] == alone
         assert notes[0] in build.notes
 

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from forecast import api
+from features.panel import PanelSpec
 from forecast.catalog import make_model
 from forecast.cli import main
+from forecast.jobs.data import make_panel
 from forecast.models.base import ModelError
 from forecast.models.workers import check_jobs_env, unit_jobs
 
@@ -35,7 +36,7 @@ def test_a_good_or_unset_forecast_jobs_is_taken(monkeypatch):
 
 def test_predict_with_a_bad_forecast_jobs_is_a_message_not_a_silent_default(tmp_path, monkeypatch):
     panel = tmp_path / "panel.parquet"
-    api.build_panel(events=[DEMO], out=panel)
+    make_panel(PanelSpec(events=(DEMO,)), panel)
     monkeypatch.setenv("FORECAST_JOBS", "abc")
     result = CliRunner().invoke(main, ["predict", "--panel", str(panel), "--model", "moving_average",
                                        "--out", str(tmp_path / "f.csv")])
