@@ -40,6 +40,7 @@ from features.gazetteer import Gazetteer, load_gazetteer
 from features.graph import UnitGraph, with_graph
 from features.panel_files import COUNTS, KEYS, PanelBuild, file_sha256, month_range
 from features.sources import EventFilters, ReadResult, read_events
+from features.sources.dedup import drop_duplicate_events
 
 __all__ = ["EventFile", "NoUsableEvents", "PanelSpec", "assemble_panel", "build_panel", "events_to_panel",
            "last_complete_month", "quarantine_digest"]
@@ -76,6 +77,8 @@ class PanelSpec:
     encoding, date_format
         Text encoding of files that are neither UTF-8 nor UTF-16 with a BOM; ``strftime`` form of
         the event files' dates when ambiguous.
+    sheet
+        The sheet of .xlsx event workbooks to read (default: the largest).
     context
         Context series (:class:`features.context.ContextSeries`): operations tempo, airstrikes,
         ... counted per unit and month into columns of their own.
@@ -92,6 +95,7 @@ class PanelSpec:
     keep_incomplete: bool = False
     encoding: str | None = None
     date_format: str | None = None
+    sheet: str | None = None
     context: tuple[ContextSeries, ...] = ()
     type_split: bool = False
 
@@ -121,7 +125,7 @@ def build_panel(spec: PanelSpec, *, progress: bool = False) -> PanelBuild:
         key = (str(f.path), f.format, filters)
         if key not in reads:
             reads[key] = read_events(f.path, format=f.format, gazetteer=gaz, filters=filters, encoding=spec.encoding,
-                                     date_format=spec.date_format)
+                                     date_format=spec.date_format, sheet=spec.sheet)
         return reads[key]
 
     results = [read(f, spec.filters)
@@ -236,10 +240,11 @@ def assemble_panel(
         Context series with the files they count (:mod:`features.context`), read with the
         target's date range only.
     """
+    results, dropped = drop_duplicate_events(results)
     events = pd.concat([r.events for r in results], ignore_index=True)
     quarantine = pd.concat([r.quarantine for r in results], ignore_index=True)
     # What the gazetteer leaves out (no neighbours, no tile positions ...) is said once here.
-    notes = [*gazetteer.notes, *(n for r in results for n in r.notes)]
+    notes = [*gazetteer.notes, *(n for r in results for n in r.notes), *dropped]
     if events.empty:
         where = ", ".join(r.path for r in results)
         raise NoUsableEvents(
@@ -259,8 +264,8 @@ def assemble_panel(
             notes.append(f"{who}month(s) {', '.join(c.incomplete)} only partly covered (sources end "
                          f"{c.coverage_end.date()}) but kept (--keep-incomplete)")
         else:
-            dropped = int(((event_month > c.last) & (events["unit"].map(country_of) == country)).sum())
-            notes.append(f"{who}left out incomplete month(s) {', '.join(c.incomplete)} ({dropped} events): the "
+            left_out = int(((event_month > c.last) & (events["unit"].map(country_of) == country)).sum())
+            notes.append(f"{who}left out incomplete month(s) {', '.join(c.incomplete)} ({left_out} events): the "
                          f"sources end {c.coverage_end.date()}; pass --coverage-end or --keep-incomplete if the "
                          "month is in fact complete")
     first = min(c.first for c in coverage.values())

@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 
 from features.errors import DataError, shorten
-from features.gazetteer import Gazetteer
+from features.gazetteer import Gazetteer, visible
 from features.sources.dates import parse_dates
-from features.textfile import read_text
+from features.textfile import read_sheet_text
 
 #: The normalised event table every reader returns (one row per event). Besides the counts:
 #: ``event_type`` and ``sub_event_type`` (the source's own words), ``actors`` (``side_a | side_b``),
@@ -168,6 +168,11 @@ class ReadResult:
     #: Whether the file gives death tolls at all (some usable event has one); a file with none
     #: leaves deaths missing, not zero, where it is the only source.
     has_deaths: bool = True
+    #: Whether ``event_id`` comes from the file (False: made from row numbers, so it
+    #: identifies nothing across files).
+    ids_from_file: bool = True
+    #: The workbook sheet read, for an .xlsx file.
+    sheet: str | None = None
 
 
 # ----------------------------------------------------------------------------------------
@@ -181,16 +186,24 @@ class RawTable:
     frame: pd.DataFrame
     rownum: np.ndarray
     broken: pd.Series  # reason per row, '' when the row parsed cleanly
+    #: The workbook sheet the rows come from (None for a CSV).
+    sheet: str | None = None
+
+    def where(self, path: Path) -> str:
+        """The file as messages name it: with the sheet for a workbook."""
+        return f"{path} (sheet {self.sheet!r})" if self.sheet else str(path)
 
 
-def read_table(path: Path, encoding: str | None = None) -> RawTable:
+def read_table(path: Path, encoding: str | None = None, sheet: str | None = None) -> RawTable:
     """Parse a CSV into an all-text frame and the file row number of every data row.
 
     A HDX HXL hashtag row under the header (``#date+start,#adm1+name,...``) is skipped.
     Rows with the wrong number of fields are kept for the quarantine, unless most rows are
     like that, in which case the file is not the table it claims to be.
     """
-    text = read_text(path, encoding)
+    text, sheet_read = read_sheet_text(path, encoding, sheet)
+    if sheet_read:
+        path = f"{path} (sheet {sheet_read!r})"
     try:
         records = list(csv.reader(io.StringIO(text, newline="")))
     except csv.Error as exc:
@@ -200,7 +213,10 @@ def read_table(path: Path, encoding: str | None = None) -> RawTable:
     header = [cell.strip() for cell in records[0]]
     if len(set(header)) != len(header):
         dup = sorted({c for c in header if header.count(c) > 1})
-        raise DataError(f"{path}, row 1: duplicate column name(s) {', '.join(dup)}")
+        named = [shorten(c, 40) for c in dup if c]
+        empty = header.count("")
+        raise DataError(f"{path}, row 1: duplicate column name(s) {', '.join(named)}" if named else
+                        f"{path}, row 1: {empty} of its {len(header)} columns have no name; is row 1 the header?")
     body = records[1:]
     rownum = np.arange(2, len(records) + 1)
     if body and _is_hxl_row(body[0]):
@@ -233,7 +249,7 @@ def read_table(path: Path, encoding: str | None = None) -> RawTable:
     broken = pd.Series(
         [ragged_reason.get(i, "") for i in range(len(body))], index=frame.index, dtype=object
     )
-    return RawTable(frame, rownum, broken)
+    return RawTable(frame, rownum, broken, sheet_read)
 
 
 def _is_hxl_row(record: Sequence[str]) -> bool:
@@ -245,7 +261,7 @@ def _is_hxl_row(record: Sequence[str]) -> bool:
 # Validation and normalisation
 
 
-def detect_format(path: Path, columns: Sequence[str], formats: Sequence[SourceFormat]) -> SourceFormat:
+def detect_format(path: Path | str, columns: Sequence[str], formats: Sequence[SourceFormat]) -> SourceFormat:
     """The first format whose required columns are all present."""
     for fmt in formats:
         if fmt.matches(columns):
@@ -258,7 +274,7 @@ def detect_format(path: Path, columns: Sequence[str], formats: Sequence[SourceFo
     )
 
 
-def check_required(path: Path, columns: Sequence[str], fmt: SourceFormat) -> None:
+def check_required(path: Path | str, columns: Sequence[str], fmt: SourceFormat) -> None:
     present = {c.strip().lower() for c in columns}
     missing = [c for c in fmt.required if c.lower() not in present]
     if missing:
@@ -331,8 +347,9 @@ def normalise_events(
     # Dates
     date_text = staged["date"].str.strip()
     forms = fmt.date_forms or ((fmt.date_format,) if fmt.date_format else ())
-    dates, date_form = parse_dates(path, date_text, fmt.column_of.get("date", "date"), forms, date_format)
+    dates, date_form, doubtful = parse_dates(path, date_text, fmt.column_of.get("date", "date"), forms, date_format)
     flag(date_text == "", "date", "date is empty")
+    flag(doubtful != "", "date", "date " + date_text.map(repr) + ": " + doubtful)
     flag(dates.isna(), "date", "unparseable date " + date_text.map(repr))
     latest = (today or pd.Timestamp.now(tz="UTC")).tz_localize(None).normalize() + pd.Timedelta(days=DAYS_AHEAD)
     flag(dates < EARLIEST_DATE, "date",
@@ -384,7 +401,8 @@ def normalise_events(
         flag(
             unknown,
             "admin1",
-            f"unknown {gazetteer.unit_word} " + admin1.map(repr) + "; " + admin1.map(suggestion).fillna(""),
+            f"unknown {gazetteer.unit_word} " + admin1.map(lambda name: repr(visible(name))) + "; "
+            + admin1.map(suggestion).fillna(""),
         )
 
     # Event ids: a repeated id is a second report of one event or an export error; either

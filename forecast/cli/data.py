@@ -46,12 +46,14 @@ def data() -> None:
 @click.option("--encoding", default=None, help="Encoding of the event files when not UTF-8/UTF-16 (e.g. cp1256).")
 @click.option("--date-format", default=None,
               help="strftime form of the event files' dates when ambiguous, e.g. '%d/%m/%Y'.")
+@click.option("--sheet", default=None,
+              help="Sheet of .xlsx event workbooks to read (default: the largest); the summary names the sheet read.")
 def data_build(events, spec, fmt, covariates, fills, gazetteer, out, start, end, event_types, actor,
-               coverage_end, keep_incomplete, encoding, date_format) -> None:
+               coverage_end, keep_incomplete, encoding, date_format, sheet) -> None:
     """Read event files (or a panel file's sources) and write the unit x month panel, with a summary."""
     if spec is not None:
         given = [name for name, value in (("--events", events), ("--format", fmt), ("--covariates", covariates),
-                                          ("--fill", fills),
+                                          ("--fill", fills), ("--sheet", sheet),
                                           ("--gazetteer", gazetteer), ("--start", start), ("--end", end),
                                           ("--event-type", event_types), ("--actor", actor),
                                           ("--coverage-end", coverage_end)) if value]
@@ -73,7 +75,7 @@ def data_build(events, spec, fmt, covariates, fills, gazetteer, out, start, end,
     panel_spec = PanelSpec(events=tuple(EventFile(path, fmt) for path in events), gazetteer=gazetteer,
                            covariates=covariates, fill=fill, filters=filters,
                            coverage_end=date_option(coverage_end, end=True), keep_incomplete=keep_incomplete,
-                           encoding=encoding, date_format=date_format)
+                           encoding=encoding, date_format=date_format, sheet=sheet)
     with user_errors():
         built = make_panel(panel_spec, out)
     click.echo(built.summary())

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from features.atomic import write_atomically, write_bytes_atomically
+from features.atomic import refuse_overwriting_inputs, write_atomically, write_bytes_atomically
 from features.errors import DataError
 from features.gazetteer import load_gazetteer
 from features.panel import NoUsableEvents, PanelSpec, build_panel, quarantine_digest
-from features.panel_files import PanelBuild, quarantine_path, write_panel
+from features.panel_files import PanelBuild, metadata_path, quarantine_path, write_panel
 from features.synthetic import (
     SyntheticConfig,
     geojson_bytes,
@@ -46,6 +46,10 @@ def make_panel(spec: PanelSpec, out: str | Path) -> BuiltPanel:
     """
     if Path(out).suffix.lower() not in (".parquet", ".csv"):
         raise DataError(f"{out}: the panel must be written as .parquet or .csv")
+    refuse_overwriting_inputs(
+        {Path(out): "the panel", quarantine_path(out): "the quarantine", metadata_path(out): "the panel's metadata"},
+        {"--events": [f.path for f in spec.event_files()], "--covariates": spec.covariates,
+         "--gazetteer": spec.gazetteer})
     try:
         build = build_panel(spec, progress=True)
     except NoUsableEvents as exc:
