@@ -9,14 +9,12 @@ name (experiments, jobs, the CLI) imports from here.
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from forecast import models
 from forecast.errors import ModelError
 from forecast.models import MODELS
+from forecast.models.workers import check_jobs_env
 
 if TYPE_CHECKING:
     from forecast.models.base import Forecaster
@@ -40,25 +38,8 @@ def make_model(name: str, **params) -> Forecaster:
     (``lambda: make_model("ensemble")``) refers to this module, and loading it there adds the
     ensemble's line to the registry.
     """
+    check_jobs_env()
     return models.make_model(name, **params)
 
 
-def with_gazetteer(name: str, params: Mapping | None, gazetteer: str | Path | None) -> dict:
-    """``params`` plus ``gazetteer=<path>`` for a model that reads its neighbours from one.
-
-    The models that use neighbours (``nb_glm``, ``hurdle``, ``nb_glmx``, ``hgb``,
-    ``random_forest``) read the bundled Iraq gazetteer unless told otherwise; a command that
-    knows the panel's own gazetteer (``--gazetteer``, or the one the panel was built with)
-    passes it here, so another country's units get their own neighbours. A ``gazetteer`` the
-    user set in ``params`` wins.
-    """
-    out = dict(params or {})
-    cls = MODELS.get(DEFAULT_MODEL if name == "default" else name)
-    if gazetteer is None or "gazetteer" in out or cls is None:
-        return out
-    if "gazetteer" in inspect.signature(cls.__init__).parameters:
-        out["gazetteer"] = str(gazetteer)
-    return out
-
-
-__all__ = ["BENCHMARKS", "DEFAULT_MODEL", "MODELS", "ModelError", "make_model", "with_gazetteer"]
+__all__ = ["BENCHMARKS", "DEFAULT_MODEL", "MODELS", "ModelError", "make_model"]

@@ -5,6 +5,7 @@ an MLflow server, PostgreSQL (tests/pg.py) and Chromium (tests/browser.py)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,15 @@ def pytest_itemcollected(item):
     group = XDIST_GROUPS.get(item.path.name)
     if group is not None:
         item.add_marker(pytest.mark.xdist_group(group))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ledger_key(tmp_path_factory) -> Path:
+    """The key that signs ledger anchors (and the anchors of server ledgers) in a folder of the test session,
+    not the user's ~/.config; subprocesses inherit it."""
+    path = tmp_path_factory.mktemp("ledger-key") / "ledger.key"
+    os.environ["FORECAST_LEDGER_KEY_FILE"] = str(path)
+    return path
 
 
 @pytest.fixture(scope="session")

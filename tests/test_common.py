@@ -9,6 +9,7 @@ import pytest
 from forecast.models.common import censored_normal_summary
 from forecast.schema import QUANTILES
 
+
 @pytest.mark.parametrize("log1p", [True, False])
 def test_censored_normal_summary_matches_simulation(log1p):
     m, v = np.array([0.3, 1.5, -0.5]), np.array([0.8, 0.2, 1.0])

@@ -11,6 +11,7 @@ from synthetic_data import SMALL_UNITS, until, values, with_quiet_unit
 from forecast.models.base import ModelError
 from forecast.models.ets import ETS
 
+
 def test_ets_is_deterministic_given_random_state(small):
     first = ETS(n_samples=200).fit(small).predict(3)
     again = ETS(n_samples=200).fit(small).predict(3)

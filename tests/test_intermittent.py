@@ -10,6 +10,7 @@ from synthetic_data import one_unit, until, values, with_quiet_unit
 from forecast.models.base import ModelError
 from forecast.models.intermittent import Croston, intermittent_recursion
 
+
 SERIES = np.array([[0.0], [2.0], [0.0], [0.0], [4.0]])
 
 

@@ -111,8 +111,8 @@ def test_an_unknown_name_is_a_key_error_and_a_line_without_a_class_says_so():
 def test_listing_and_naming_models_imports_no_model_module():
     code = ("import sys; from forecast.catalog import MODELS, DEFAULT_MODEL\n"
             "names = sorted(MODELS); [MODELS.summary(n) for n in names]; assert DEFAULT_MODEL in MODELS\n"
-            "print(sorted(m for m in sys.modules if m.startswith('forecast.models.') or m == 'forecast.ensemble'"
-            " or m.split('.')[0] in ('pandas', 'numpy', 'scipy')))")
+            "heavy = {MODELS.module(n) for n in names} | {'forecast.models.base'}\n"
+            "print(sorted(m for m in sys.modules if m in heavy or m.split('.')[0] in ('pandas', 'numpy', 'scipy')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
 

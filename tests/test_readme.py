@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from features.panel import read_panel
+from features.panel_files import read_panel
 from forecast.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,6 +11,7 @@ from synthetic_data import SMALL_UNITS, until, values, with_quiet_unit
 from forecast.models.base import ModelError, hold_last_value
 from forecast.models.sarimax import Sarimax
 
+
 def test_sarimax_responds_to_future_covariates(small):
     model = Sarimax().fit(small)
     held = hold_last_value(small, 3)
