@@ -36,8 +36,10 @@ lock:
 demo: install
 	$(VENV)/bin/forecast demo
 
+# In parallel over the machine's cores (pytest-xdist); tests that share a server or a file carry
+# an xdist_group mark and run on one worker. The 25 slowest tests are listed at the end.
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist loadgroup --durations=25
 
 clean:
 	rm -rf outputs .pytest_cache

@@ -40,7 +40,7 @@ import pandas as pd
 from scipy import sparse
 from scipy.optimize import linprog
 
-import forecast.models  # noqa: F401  (registers the member models)
+import forecast.models  # noqa: F401  (the registry the members are made from)
 from forecast.evaluation.backtest import BacktestDesign, run_backtest
 from forecast.evaluation.scores import crps
 from forecast.models.base import (

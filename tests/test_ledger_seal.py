@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from pg import ledger_location, postgres  # noqa: F401  (fixtures: url, postgres)
+from pg import ledger_location  # noqa: F401  (the url fixture; postgres comes from conftest.py)
 from forecast.ledger import Issue, Ledger, LedgerError
 from forecast.ledger.seal import verify_seals
 from forecast.schema import QUANTILE_COLUMNS

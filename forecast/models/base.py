@@ -1,4 +1,4 @@
-"""The model interface, the registry, and the helpers every model shares.
+"""The model interface, its ``@register`` decorator, and the helpers every model shares.
 
 A model is fitted on the panel up to a forecast origin T (the last month it may see) and
 predicts months T+1..T+H for every unit as a predictive distribution summarised by its mean
@@ -15,15 +15,14 @@ type, ``window: int = 12``, which :func:`make_model` checks every value against)
 * optionally ``_update(history)``: condition on a longer history while keeping the fitted
   parameters (cheap re-use between backtest origins; the default refits);
 
-and decorate the class with :func:`register`. The contract test in ``tests/test_models.py``
-picks it up.
+and decorate the class with :func:`register`; then give it its line (module and ``summary``) in
+:data:`forecast.models.MODELS`. The contract test in ``tests/test_models.py`` picks it up.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
-import difflib
 import hashlib
 import inspect
 import pickle
@@ -37,12 +36,10 @@ from scipy import stats
 
 from features.graph import unit_graph, with_graph
 from forecast.errors import ModelError
+from forecast.models import MODELS, make_model  # the registry; make_model is re-exported for the models
 from forecast.models.missing import covered_window, unforecast_units
 from forecast.models.params import check_declared_types
 from forecast.schema import PREDICTION_COLUMNS, QUANTILE_COLUMNS, QUANTILES, validate_forecast
-
-#: name -> model class; filled by :func:`register`.
-MODELS: dict[str, type["Forecaster"]] = {}
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -50,36 +47,12 @@ class NotFittedError(ValueError, AttributeError):
 
 
 def register(cls: type["Forecaster"]) -> type["Forecaster"]:
-    """Class decorator: make the model findable by its ``name``."""
+    """Class decorator: make the model findable by its ``name`` (its module's line in
+    :data:`forecast.models.MODELS` says where to find it)."""
     if not getattr(cls, "name", None):
         raise TypeError(f"{cls.__qualname__} needs a class attribute 'name'")
-    if cls.name in MODELS and MODELS[cls.name] is not cls:
-        raise TypeError(f"model name {cls.name!r} is registered twice")
-    MODELS[cls.name] = cls
+    MODELS.record(cls)
     return cls
-
-
-def make_model(name: str, **params) -> "Forecaster":
-    """Instantiate a registered model, with clear errors for unknown names and parameters."""
-    try:
-        cls = MODELS[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, list(MODELS), n=3)
-        hint = f"did you mean {', '.join(close)}? " if close else ""
-        raise ModelError(f"unknown model {name!r}; {hint}known models: {', '.join(sorted(MODELS))}") from None
-    valid = cls.param_names()
-    unknown = [p for p in params if p not in valid]
-    if unknown:
-        close = difflib.get_close_matches(unknown[0], valid, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ModelError(
-            f"model {name!r} has no parameter {unknown[0]!r}{hint}; its parameters are "
-            f"{', '.join(valid) or 'none'}"
-        )
-    model = cls(**params)
-    # Every command makes its models before it runs any: a bad value stops it here.
-    model.check_params()
-    return model
 
 
 class Forecaster:

@@ -31,7 +31,7 @@ from forecast.models.base import (
     register,
     wide,
 )
-from forecast.models.common import check_int
+from forecast.models.params import check_int
 from forecast.schema import QUANTILES
 
 #: Distributions a count baseline can put around its point forecast.

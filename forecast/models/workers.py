@@ -24,7 +24,7 @@ import contextvars
 import os
 from collections.abc import Iterator
 
-from forecast.models.base import ModelError
+from forecast.errors import ModelError
 
 #: Environment variable setting the processes of per-unit fits (default: the cores).
 JOBS_ENV = "FORECAST_JOBS"
