@@ -79,7 +79,7 @@ CASES = ("iraq_full", "synthetic_350", "synthetic_3500", "iraq_simple")
 
 def _iraq_panel():
     from features.gazetteer import load_gazetteer
-    from features.panel import read_panel
+    from features.panel_files import read_panel
 
     panel, _ = read_panel(PANEL, load_gazetteer())
     return panel
@@ -102,7 +102,7 @@ def synthetic_case(n_units: int, quick: bool, workdir: Path):
     import pandas as pd
 
     from features.gazetteer import load_gazetteer
-    from features.panel import validate_panel
+    from features.panel_files import validate_panel
     from features.synthetic import SyntheticConfig, simulate_panel, synthetic_gazetteer
     from forecast.evaluation.backtest import BacktestDesign
     from forecast.catalog import BENCHMARKS, make_model

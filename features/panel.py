@@ -1,9 +1,14 @@
-"""The monthly panel: one row per unit x month, the contract between all stages.
+"""The monthly panel: one row per unit x month, the contract between all stages, and its one build.
 
 Columns: ``unit`` (the gazetteer's canonical name), ``month`` (``YYYY-MM`` in files, a
 monthly :class:`pandas.Period` in memory), ``incidents``, ``deaths``, then covariates. The
 grid is complete (every unit has every month from the first to the last) and zeros are
-explicit.
+explicit. The panel carries its unit graph (the gazetteer's neighbours, :mod:`features.graph`).
+
+:func:`build_panel` is the one build every job calls (``forecast data build``, an experiment
+built from event files, the scheduled refresh): a :class:`PanelSpec` in, a
+:class:`~features.panel_files.PanelBuild` out. Writing and reading panel files, and the
+contract's check, are in :mod:`features.panel_files`.
 
 Data vintage: a month enters the panel only when the sources cover it completely, i.e. their
 coverage (the last event date, or ``coverage_end`` when the provider states it) reaches the
@@ -14,45 +19,108 @@ recorded in the panel metadata.
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
+from tqdm import tqdm
 
-from features.atomic import write_atomically
 from features.covariates import (
-    COVARIATE_BOUND, FILL_WARN_MONTHS, attach_covariates, covariate_staleness, parse_months, staleness_warnings,
+    FILL_WARN_MONTHS, attach_covariates, covariate_staleness, read_covariates, staleness_warnings,
 )
-from features.errors import DataError, shorten
+from features.errors import DataError
 from features.gazetteer import Gazetteer, load_gazetteer
-from features.sources.base import MAX_COUNT, ReadResult
-from features.textfile import read_text
+from features.graph import UnitGraph, with_graph
+from features.panel_files import COUNTS, KEYS, PanelBuild, file_sha256, month_range
+from features.sources import EventFilters, ReadResult, read_events
 
-KEYS = ("unit", "month")
-COUNTS = ("incidents", "deaths")
-#: Column names other tools use for the unit column; read as ``unit``.
-UNIT_ALIASES = ("governorate", "admin1", "province")
-_META_KEY = b"forecast.panel"
+__all__ = ["EventFile", "NoUsableEvents", "PanelSpec", "assemble_panel", "build_panel", "events_to_panel",
+           "last_complete_month", "quarantine_digest"]
 
 
-@dataclass
-class PanelBuild:
-    """A built panel with its metadata, quarantine and human-readable summary."""
+@dataclass(frozen=True)
+class EventFile:
+    """One event file of a panel and its format (None: detected from the columns)."""
 
-    panel: pd.DataFrame
-    metadata: dict
-    quarantine: pd.DataFrame
-    notes: list[str] = field(default_factory=list)
+    path: Path
+    format: str | None = None
+
+
+@dataclass(frozen=True)
+class PanelSpec:
+    """Everything a panel is built from. ``forecast data build``, experiment files that build
+    from event files and the refresh configuration all describe their panel as one of these.
+
+    Parameters
+    ----------
+    events
+        The event files (:class:`EventFile`, or paths whose format is detected).
+    gazetteer
+        Gazetteer CSV of the admin-1 units; None: the bundled Iraq gazetteer.
+    covariates, fill
+        Monthly covariates CSV and the policy for months it has no value for
+        (:data:`features.covariates.FILL_POLICIES`).
+    filters
+        Date range, event types and actor to keep. The range also bounds the panel's months;
+        up to ``filters.end`` the sources are taken as complete.
+    coverage_end
+        Last day the sources cover, when the provider says so (default: their last event date).
+    keep_incomplete
+        Keep trailing months that the sources cover only partly.
+    encoding, date_format
+        Text encoding of files that are neither UTF-8 nor UTF-16 with a BOM; ``strftime`` form of
+        the event files' dates when ambiguous.
+    """
+
+    events: tuple[EventFile | str | Path, ...]
+    gazetteer: str | Path | None = None
+    covariates: str | Path | None = None
+    fill: str = "error"
+    filters: EventFilters = EventFilters()
+    coverage_end: pd.Timestamp | None = None
+    keep_incomplete: bool = False
+    encoding: str | None = None
+    date_format: str | None = None
+
+    def event_files(self) -> list[EventFile]:
+        return [e if isinstance(e, EventFile) else EventFile(Path(e)) for e in self.events]
+
+
+def build_panel(spec: PanelSpec, *, progress: bool = False) -> PanelBuild:
+    """Read the spec's event files and covariates and assemble the panel (nothing is written).
+
+    Raises
+    ------
+    features.errors.DataError
+        Naming the file, row and column of bad input; :class:`NoUsableEvents` (carrying the
+        quarantine) when no event survives reading and filtering.
+    """
+    gaz = load_gazetteer(spec.gazetteer)
+    files = spec.event_files()
+    results = [
+        read_events(f.path, format=f.format, gazetteer=gaz, filters=spec.filters, encoding=spec.encoding,
+                    date_format=spec.date_format)
+        for f in tqdm(files, desc="reading events", unit="file", disable=not progress or len(files) < 2)
+    ]
+    cov, cov_notes = (None, [])
+    if spec.covariates is not None:
+        cov, cov_notes = read_covariates(spec.covariates, gaz, spec.encoding)
+    start = spec.filters.start.to_period("M") if spec.filters.start is not None else None
+    end = spec.filters.end.to_period("M") if spec.filters.end is not None else None
+    coverage_end = spec.coverage_end
+    if end is not None:
+        # Up to `end` the sources are taken as complete: the panel sees the data as it stood then.
+        cap = end.end_time.normalize()
+        coverage_end = cap if coverage_end is None else min(pd.Timestamp(coverage_end), cap)
+    build = assemble_panel(results, gaz, start=start, end=end, coverage_end=coverage_end,
+                           keep_incomplete=spec.keep_incomplete, covariates=cov,
+                           covariate_source=str(spec.covariates) if spec.covariates is not None else None,
+                           fill=spec.fill)
+    build.notes.extend(cov_notes)
+    return build
 
 
 def _package_version() -> str:
@@ -60,18 +128,6 @@ def _package_version() -> str:
         return version("insurgency-forecast")
     except PackageNotFoundError:
         return "unknown"
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def month_range(first: pd.Period, last: pd.Period) -> pd.PeriodIndex:
-    return pd.period_range(first, last, freq="M")
 
 
 def last_complete_month(coverage_end: pd.Timestamp) -> pd.Period:
@@ -121,7 +177,7 @@ def quarantine_digest(quarantine: pd.DataFrame, top: int = 4) -> str:
     return f"{by_kind} (most common: {common})"
 
 
-def build_panel(
+def assemble_panel(
     results: Sequence[ReadResult],
     gazetteer: Gazetteer,
     *,
@@ -134,7 +190,10 @@ def build_panel(
     fill: str = "error",
     fill_warn_months: int = FILL_WARN_MONTHS,
 ) -> PanelBuild:
-    """Turn read event files (and optional covariates) into a validated panel.
+    """Turn event files already read (and optional covariates) into a panel, its metadata and quarantine.
+
+    :func:`build_panel` reads the files of a :class:`PanelSpec` and calls this; tests and
+    benchmarks that hold :class:`~features.sources.base.ReadResult` objects call it directly.
 
     Parameters
     ----------
@@ -245,253 +304,7 @@ def build_panel(
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "version": _package_version(),
     }
+    graph = UnitGraph.from_gazetteer(gazetteer)
+    metadata["unit_graph"] = graph.to_json()
+    with_graph(panel, graph)
     return PanelBuild(panel=panel, metadata=metadata, quarantine=quarantine, notes=notes)
-
-
-# ----------------------------------------------------------------------------------------
-# Files
-
-
-def panel_to_text(panel: pd.DataFrame) -> pd.DataFrame:
-    out = panel.copy()
-    out["month"] = out["month"].astype(str)
-    return out
-
-
-def quarantine_path(panel_path: str | Path) -> Path:
-    """``<panel file name>.quarantine.csv``: named after the whole file name, so two panels in one
-    folder (``ucdp.v1.parquet``, ``ucdp.v2.parquet``) keep their own quarantine."""
-    p = Path(panel_path)
-    return p.with_name(p.name + ".quarantine.csv")
-
-
-def metadata_path(panel_path: str | Path) -> Path:
-    p = Path(panel_path)
-    return p.with_name(p.name + ".meta.json")
-
-
-def write_panel(build: PanelBuild, path: str | Path) -> dict[str, Path]:
-    """Write the panel (``.parquet`` or ``.csv``), its metadata JSON and quarantine CSV.
-
-    All three files are written atomically together. Returns their paths.
-    """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".parquet", ".csv"):
-        raise DataError(f"{path}: the panel must be written as .parquet or .csv")
-    text = panel_to_text(build.panel)
-    meta = json.dumps(build.metadata, indent=2, ensure_ascii=False)
-
-    def write_data(tmp: Path) -> None:
-        if suffix == ".parquet":
-            table = pa.Table.from_pandas(text, preserve_index=False)
-            table = table.replace_schema_metadata({**(table.schema.metadata or {}), _META_KEY: meta.encode()})
-            pq.write_table(table, tmp)
-        else:
-            text.to_csv(tmp, index=False)
-
-    qpath, mpath = quarantine_path(path), metadata_path(path)
-    write_atomically(
-        {
-            path: write_data,
-            mpath: lambda tmp: tmp.write_text(meta + "\n", encoding="utf-8"),
-            qpath: lambda tmp: build.quarantine.to_csv(tmp, index=False),
-        }
-    )
-    return {"panel": path, "metadata": mpath, "quarantine": qpath}
-
-
-def read_panel(path: str | Path, gazetteer: Gazetteer | None = None) -> tuple[pd.DataFrame, dict]:
-    """Read and validate a panel file written by this tool or another.
-
-    Unit names may be any spelling the gazetteer knows; they come back canonical. Without
-    ``gazetteer``, the one the panel was built with (its metadata's ``gazetteer`` path) is
-    used when that file is still there, else the bundled Iraq gazetteer.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: panel file not found")
-    metadata: dict = {}
-    try:
-        if path.suffix.lower() == ".parquet":
-            table = pq.read_table(path)
-            raw_meta = (table.schema.metadata or {}).get(_META_KEY)
-            metadata = json.loads(raw_meta) if raw_meta else {}
-            if not isinstance(metadata, dict):
-                raise json.JSONDecodeError("not a JSON object", str(raw_meta)[:40], 0)
-            frame = table.to_pandas()
-        elif path.suffix.lower() == ".csv":
-            # Decoded like every input CSV: UTF-16, stray NUL bytes and binary files are named as such.
-            text = read_text(path)
-            check_header(path, next(csv.reader(io.StringIO(text, newline="")), []))
-            frame = pd.read_csv(io.StringIO(text), dtype={"month": str})
-        else:
-            raise DataError(f"{path}: a panel is a .parquet or .csv file")
-    except (pa.ArrowInvalid, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError,
-            json.JSONDecodeError, UnicodeError) as exc:
-        if isinstance(exc, OSError) and exc.filename:
-            raise  # an unreadable path: the command line names it
-        raise DataError(f"{path}: cannot read the panel ({shorten(str(exc))})") from exc
-    if path.suffix.lower() == ".parquet":
-        check_header(path, [str(c) for c in table.column_names])
-    if not metadata and metadata_path(path).exists():
-        metadata = read_metadata(metadata_path(path))
-    if gazetteer is None:
-        gazetteer = recorded_gazetteer(metadata)
-    return validate_panel(frame, source=str(path), gazetteer=gazetteer), metadata
-
-
-def recorded_gazetteer_path(metadata: dict) -> str | None:
-    """The file of the gazetteer a panel was built with (its metadata's ``gazetteer``), if still there."""
-    recorded = metadata.get("gazetteer") if isinstance(metadata, dict) else None
-    return recorded if isinstance(recorded, str) and recorded and Path(recorded).is_file() else None
-
-
-def gazetteer_file(metadata: dict, gazetteer: str | Path | None = None) -> str | None:
-    """The gazetteer file for a panel's models: ``gazetteer`` when given, else the one the panel
-    was built with when its file is still there, else None (the bundled one)."""
-    return str(gazetteer) if gazetteer is not None else recorded_gazetteer_path(metadata)
-
-
-def recorded_gazetteer(metadata: dict) -> Gazetteer | None:
-    """The gazetteer a panel was built with (its metadata's ``gazetteer``), if the file is still there."""
-    recorded = recorded_gazetteer_path(metadata)
-    return load_gazetteer(recorded) if recorded is not None else None
-
-
-def panel_gazetteer(path: str | Path, gazetteer: str | Path | None = None) -> Gazetteer:
-    """``gazetteer`` when given, else the one panel ``path`` was built with, else the bundled one.
-
-    Reads only the panel's metadata (the Parquet schema or the ``.meta.json`` beside it).
-    """
-    if gazetteer is not None:
-        return load_gazetteer(gazetteer)
-    path = Path(path)
-    metadata: dict = {}
-    try:
-        if path.suffix.lower() == ".parquet" and path.is_file():
-            raw = (pq.read_schema(path).metadata or {}).get(_META_KEY)
-            metadata = json.loads(raw) if raw else {}
-        if not metadata and metadata_path(path).is_file():
-            metadata = read_metadata(metadata_path(path))
-    except (pa.ArrowInvalid, ValueError, DataError):
-        metadata = {}  # read_panel reports an unreadable panel with its own message
-    return recorded_gazetteer(metadata) or load_gazetteer()
-
-
-def check_header(path: Path, header: Sequence[str]) -> None:
-    """Refuse a header that names a column twice (pandas would read the second as ``name.1``)."""
-    names = [str(c).strip() for c in header]
-    dup = sorted({c for c in names if names.count(c) > 1})
-    if dup:
-        raise DataError(f"{path}, row 1: duplicate column name(s) {', '.join(shorten(d, 40) for d in dup)}: "
-                        "each column must be named once")
-
-
-def read_metadata(path: Path) -> dict:
-    """A panel's ``.meta.json``; a damaged one is an error naming it (rebuild the panel to rewrite it)."""
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: the panel's metadata is not valid JSON ({shorten(str(exc))}); rebuild the panel "
-                        "with `forecast data build`, or delete the file to read the panel without it") from None
-    if not isinstance(value, dict):
-        raise DataError(f"{path}: the panel's metadata is a JSON {type(value).__name__}, not an object; rebuild "
-                        "the panel with `forecast data build`, or delete the file")
-    return value
-
-
-def validate_panel(frame: pd.DataFrame, *, source: str = "panel", gazetteer: Gazetteer | None = None) -> pd.DataFrame:
-    """Check the panel contract and return the panel with canonical units, sorted.
-
-    Raises
-    ------
-    DataError
-        Missing ``unit``/``month`` column, unknown unit, unparseable month, duplicate or
-        missing unit-months, negative, fractional or missing counts. Nothing is repaired.
-    """
-    frame = frame.copy()
-    frame.columns = [str(c).strip() for c in frame.columns]
-    if "unit" not in frame:
-        alias = next((c for c in frame.columns if c.lower() in UNIT_ALIASES), None)
-        if alias is None:
-            raise DataError(f"{source}: no 'unit' column; columns are {', '.join(frame.columns)}")
-        frame = frame.rename(columns={alias: "unit"})
-    if "month" not in frame:
-        raise DataError(f"{source}: no 'month' column; columns are {', '.join(frame.columns)}")
-    if frame.empty:
-        raise DataError(f"{source}: the panel has no rows")
-    gazetteer = gazetteer or load_gazetteer()
-
-    # Row numbers in messages are CSV rows (header = row 1).
-    months = frame["month"] if isinstance(frame["month"].dtype, pd.PeriodDtype) else parse_months(frame["month"])
-    if months.isna().any():
-        i = int(np.flatnonzero(months.isna().to_numpy())[0])
-        raise DataError(f"{source}, row {i + 2}, column 'month': unparseable month {frame['month'].iloc[i]!r}")
-    frame["month"] = months
-
-    raw_units = frame["unit"].astype(str)
-    mapping = {name: gazetteer.match(name) for name in raw_units.unique()}
-    unknown = [name for name, unit in mapping.items() if unit is None]
-    if unknown:
-        i = int(np.flatnonzero(raw_units.isin(unknown).to_numpy())[0])
-        raise DataError(
-            f"{source}, row {i + 2}, column 'unit': unknown {gazetteer.unit_word} "
-            f"{raw_units.iloc[i]!r}; {gazetteer.suggest(raw_units.iloc[i])}"
-        )
-    frame["unit"] = raw_units.map(mapping)
-
-    dup = frame.duplicated(list(KEYS), keep=False)
-    if dup.any():
-        rows = np.flatnonzero(dup.to_numpy())[:2] + 2
-        raise DataError(
-            f"{source}, rows {rows[0]} and {rows[1]}: {frame['unit'].iloc[rows[0] - 2]} "
-            f"{frame['month'].iloc[rows[0] - 2]} appears twice (two spellings of one unit?)"
-        )
-    months_all = month_range(frame["month"].min(), frame["month"].max())
-    expected = len(months_all) * frame["unit"].nunique()
-    if len(frame) != expected:
-        have = set(zip(frame["unit"], frame["month"]))
-        gaps = [(u, m) for u in sorted(frame["unit"].unique()) for m in months_all if (u, m) not in have]
-        shown = ", ".join(f"{u} {m}" for u, m in gaps[:5])
-        raise DataError(
-            f"{source}: the grid is incomplete: {len(gaps)} unit-month(s) missing ({shown}"
-            f"{' ...' if len(gaps) > 5 else ''}); every unit needs every month from "
-            f"{months_all[0]} to {months_all[-1]}, with explicit zeros"
-        )
-    counts = [c for c in frame.columns if c in COUNTS or c.startswith(("incidents_", "deaths_"))]
-    for col in counts:
-        values = pd.to_numeric(frame[col], errors="coerce")
-        finite = np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
-        bad = values.isna() | ~finite | (values < 0) | (values % 1 != 0) | (values > MAX_COUNT)
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataError(f"{source}, row {i + 2}, column {col!r}: {_shown(frame[col].iloc[i])} is not a "
-                            f"non-negative whole number of at most {MAX_COUNT:.0e}{_nul_hint(frame[col].iloc[i])}")
-        frame[col] = values.astype("int64")
-    for col in [c for c in frame.columns if c not in (*KEYS, *counts)]:
-        _check_covariate(frame[col], col, source)
-    return frame.sort_values(list(KEYS)).reset_index(drop=True)
-
-
-def _shown(value) -> str:
-    return repr(shorten(str(value)))
-
-
-def _nul_hint(value) -> str:
-    return ": it contains a NUL byte (a damaged file?)" if "\x00" in str(value) else ""
-
-
-def _check_covariate(column: pd.Series, col: str, source: str) -> None:
-    """A covariate column in a panel: numbers (empty allowed), finite, within the covariates' bound."""
-    if pd.api.types.is_bool_dtype(column) or isinstance(column.dtype, pd.PeriodDtype):
-        return
-    values = pd.to_numeric(column, errors="coerce")
-    given = column.notna() & (column.astype(str).str.strip() != "")
-    bad = given & (values.isna() | ~(values.abs() <= COVARIATE_BOUND))
-    if bad.any():
-        if not pd.api.types.is_numeric_dtype(column) and bad.sum() == given.sum():
-            return  # a text column (a label, a note): not a covariate, the models ignore it
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(f"{source}, row {i + 2}, column {col!r}: {_shown(column.iloc[i])} is not a finite number "
-                        f"within +/-{COVARIATE_BOUND:.0e}{_nul_hint(column.iloc[i])}")

@@ -7,10 +7,6 @@ contract. Code that looks models up by name (experiments, jobs, the CLI) imports
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Mapping
-from pathlib import Path
-
 import forecast.ensemble  # noqa: F401  (registration)
 import forecast.models  # noqa: F401  (registration)
 from forecast.models import base
@@ -35,22 +31,4 @@ def make_model(name: str, **params) -> Forecaster:
     return base.make_model(name, **params)
 
 
-def with_gazetteer(name: str, params: Mapping | None, gazetteer: str | Path | None) -> dict:
-    """``params`` plus ``gazetteer=<path>`` for a model that reads its neighbours from one.
-
-    The models that use neighbours (``nb_glm``, ``hurdle``, ``nb_glmx``, ``hgb``,
-    ``random_forest``) read the bundled Iraq gazetteer unless told otherwise; a command that
-    knows the panel's own gazetteer (``--gazetteer``, or the one the panel was built with)
-    passes it here, so another country's units get their own neighbours. A ``gazetteer`` the
-    user set in ``params`` wins.
-    """
-    out = dict(params or {})
-    cls = MODELS.get(DEFAULT_MODEL if name == "default" else name)
-    if gazetteer is None or "gazetteer" in out or cls is None:
-        return out
-    if "gazetteer" in inspect.signature(cls.__init__).parameters:
-        out["gazetteer"] = str(gazetteer)
-    return out
-
-
-__all__ = ["BENCHMARKS", "DEFAULT_MODEL", "MODELS", "Forecaster", "ModelError", "NotFittedError", "make_model", "with_gazetteer"]
+__all__ = ["BENCHMARKS", "DEFAULT_MODEL", "MODELS", "Forecaster", "ModelError", "NotFittedError", "make_model"]

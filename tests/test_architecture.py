@@ -8,6 +8,8 @@
 * Imports sit at the top of a module; inside a function only the heavy optional dependencies
   of :data:`LAZY` (they keep ``forecast --help`` and the light commands fast).
 * Every module stays under :data:`MAX_LINES` lines.
+* A model opens no file: it gets its history, its neighbours (the unit graph the history
+  carries) and its covariates from its caller (:data:`FILE_READERS`).
 """
 
 from __future__ import annotations
@@ -34,12 +36,19 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("tracking", ("forecast.tracking",)),
     ("outputs", ("forecast.experiment", "forecast.ledger", "forecast.scenario", "forecast.report")),
     ("scheduled job", ("forecast.refresh",)),
-    ("jobs and API", ("forecast.jobs", "forecast.api")),
+    ("jobs", ("forecast.jobs",)),
     ("command line", ("forecast.cli", "forecast.__main__")),
 )
 #: Third-party modules that may be imported inside a function (heavy and optional).
 LAZY = ("mlflow", "dask", "distributed", "playwright", "matplotlib")
 MAX_LINES = 500
+#: What a model may not do: read a file, directly or through the data layer's readers.
+FILE_READERS = {
+    "modules": ("features.gazetteer", "features.panel", "features.panel_files", "features.sources",
+                "features.covariates", "features.download", "features.textfile", "features.workbook"),
+    "calls": ("open", "read_csv", "read_parquet", "read_excel", "read_json", "read_table", "read_text",
+              "read_bytes", "load_gazetteer", "read_panel", "read_events", "read_covariates"),
+}
 
 
 def module_name(path: Path) -> str:
@@ -166,6 +175,21 @@ def test_imports_sit_at_the_top_except_heavy_optional_dependencies():
     assert not inner, "imports inside functions (move them to the top):\n" + "\n".join(inner)
 
 
+def test_no_model_opens_a_file():
+    found = []
+    for name in [m for m in modules() if m.startswith("forecast.models")]:
+        for node, module, _ in imports(name):
+            if module.startswith(FILE_READERS["modules"]):
+                found.append(f"{modules()[name].relative_to(ROOT)}:{node.lineno}: imports {module}")
+        for node in ast.walk(tree(name)):
+            if isinstance(node, ast.Call):
+                called = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                if called in FILE_READERS["calls"]:
+                    found.append(f"{modules()[name].relative_to(ROOT)}:{node.lineno}: calls {called}()")
+    assert not found, ("models read files (give them what they need through the history: the unit graph in "
+                       "history.attrs, covariates as columns):\n" + "\n".join(found))
+
+
 def test_every_module_is_a_room_of_one_job_under_the_line_limit():
     big = {str(p.relative_to(ROOT)): n for p in modules().values()
            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
@@ -175,7 +199,7 @@ def test_every_module_is_a_room_of_one_job_under_the_line_limit():
 def test_forecast_help_imports_neither_pandas_nor_the_models():
     code = ("import sys; from forecast.cli import main\n"
             "try:\n    main(['--help'], prog_name='forecast')\nexcept SystemExit:\n    pass\n"
-            "print(sorted(m for m in ('pandas', 'numpy', 'mlflow', 'forecast.api') if m in sys.modules))")
+            "print(sorted(m for m in ('pandas', 'numpy', 'mlflow', 'forecast.jobs') if m in sys.modules))")
     start = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout

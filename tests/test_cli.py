@@ -9,8 +9,8 @@ import click
 import pandas as pd
 from click.testing import CliRunner
 
-from features.panel import read_panel
-from forecast.api import leaderboard
+from features.panel_files import read_panel
+from forecast.jobs.forecasting import leaderboard
 from forecast.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -159,7 +159,7 @@ def test_synthetic_command_writes_a_lattice_that_builds_into_a_panel(tmp_path):
 
 
 def test_predict_ignores_rows_after_the_origin(tmp_path, synthetic_panel):
-    from features.panel import panel_to_text
+    from features.panel_files import panel_to_text
 
     full, cut = tmp_path / "full.csv", tmp_path / "cut.csv"
     panel_to_text(synthetic_panel).to_csv(full, index=False)
@@ -178,7 +178,7 @@ def test_predict_ignores_rows_after_the_origin(tmp_path, synthetic_panel):
 
 
 def test_predict_and_backtest_reject_bad_input_cleanly(tmp_path, synthetic_panel):
-    from features.panel import panel_to_text
+    from features.panel_files import panel_to_text
 
     panel = tmp_path / "p.csv"
     panel_to_text(synthetic_panel).to_csv(panel, index=False)
@@ -200,7 +200,7 @@ def test_predict_and_backtest_reject_bad_input_cleanly(tmp_path, synthetic_panel
 
 
 def test_backtest_command_writes_forecasts_scores_and_a_leaderboard(tmp_path, synthetic_panel):
-    from features.panel import panel_to_text
+    from features.panel_files import panel_to_text
 
     panel = tmp_path / "p.csv"
     panel_to_text(synthetic_panel).to_csv(panel, index=False)

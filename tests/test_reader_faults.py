@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from features.covariates import read_covariates
 from features.errors import DataError
 from features.gazetteer import load_gazetteer
-from features.panel import metadata_path, read_panel
+from features.panel_files import metadata_path, read_panel
 from features.sources import read_events
 from forecast.cli import main
 

@@ -142,7 +142,7 @@ def test_dask_on_a_local_cluster_gives_identical_forecasts_at_350_units(tmp_path
     from dask.distributed import LocalCluster
 
     from features.gazetteer import load_gazetteer
-    from features.panel import validate_panel
+    from features.panel_files import validate_panel
     from features.synthetic import SyntheticConfig, simulate_panel, synthetic_gazetteer
     from forecast.evaluation.backtest import BacktestDesign, run_backtest
 
@@ -154,7 +154,7 @@ def test_dask_on_a_local_cluster_gives_identical_forecasts_at_350_units(tmp_path
                                         us_troops=panel["us_troops"].astype(float)),
                            gazetteer=load_gazetteer(path))
     models = {"locf_negbin": lambda: make_model("locf_negbin"), "croston": lambda: make_model("croston"),
-              "nb_glm": lambda: make_model("nb_glm", gazetteer=str(path), max_horizon=3)}
+              "nb_glm": lambda: make_model("nb_glm", max_horizon=3)}
     design = BacktestDesign(start=pd.Period("2019-01", "M"), end=pd.Period("2019-06", "M"), step=3, horizon=3,
                             refit_every=1)
     local = run_backtest(panel, models, design, covariates=["us_troops"], progress=False, n_jobs=1)

@@ -10,10 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 from features.errors import DataError
-from features.panel import quarantine_path
+from features.panel import PanelSpec
+from features.panel_files import quarantine_path
 from features.sources import FORMATS, EventFilters, read_events
 from features.sources.base import normalise_events, read_table
-from forecast import api
+from forecast.jobs.data import make_panel
 from forecast.cli import main
 
 
@@ -49,7 +50,7 @@ def test_date_format_that_reads_nothing_is_an_error(fixtures, gazetteer):
 
 
 def test_build_summary_and_metadata_name_the_date_form(fixtures, tmp_path):
-    built = api.build_panel(events=[fixtures / "acled_pre2023_export_tool.csv"], out=tmp_path / "p.csv")
+    built = make_panel(PanelSpec(events=(fixtures / "acled_pre2023_export_tool.csv",)), tmp_path / "p.csv")
     assert built.build.metadata["sources"][0]["date_form"] == "%d-%b-%y"
     assert "dates read as %d-%b-%y" in built.summary()
 
@@ -60,7 +61,7 @@ def test_nothing_usable_still_writes_the_quarantine_and_names_reasons(tmp_path):
     events.write_text("event_id_cnty,event_date,event_type,country,admin1,fatalities\n" + rows, encoding="utf-8")
     out = tmp_path / "panel.parquet"
     with pytest.raises(DataError, match=r"no usable events \(5 quarantined.*unparseable date '31st Dec 2020' x 5.*panel\.parquet\.quarantine\.csv"):
-        api.build_panel(events=[events], out=out)
+        make_panel(PanelSpec(events=(events,)), out)
     written = pd.read_csv(quarantine_path(out))
     assert len(written) == 5 and set(written["column"]) == {"event_date"}
     assert not out.exists()
@@ -189,9 +190,9 @@ def test_a_date_up_to_a_month_after_the_build_date_is_kept_and_later_ones_are_no
 @pytest.mark.parametrize("text", sorted(IMPOSSIBLE))
 def test_impossible_dates_leave_the_panel_months_and_vintage_as_they_were(tmp_path, text):
     demo = Path(__file__).resolve().parent.parent / "data" / "sample" / "ucdp_ged_demo.csv"
-    clean = api.build_panel(events=[demo], out=tmp_path / "clean.parquet").build
+    clean = make_panel(PanelSpec(events=(demo,)), tmp_path / "clean.parquet").build
     dated = with_a_row_dated(demo, 0, DATED_ROW["ucdp"][2], IMPOSSIBLE[text], tmp_path / "dated.csv")
-    built = api.build_panel(events=[dated], out=tmp_path / "dated.parquet").build
+    built = make_panel(PanelSpec(events=(dated,)), tmp_path / "dated.parquet").build
     for key in ("first_month", "last_month", "vintage", "coverage_end", "totals"):
         assert built.metadata[key] == clean.metadata[key], key
     pd.testing.assert_frame_equal(built.panel, clean.panel)

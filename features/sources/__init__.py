@@ -25,6 +25,7 @@ from features.sources.base import (
     read_table,
 )
 from features.sources.generic import GENERIC
+from features.sources.geocausal import GEOCAUSAL
 from features.sources.gtd import GTD
 from features.sources.ibc import IBC
 from features.sources.ucdp import UCDP_CANDIDATE, UCDP_GED, review_note, ucdp_variant
@@ -33,7 +34,7 @@ from features.sources.ucdp import UCDP_CANDIDATE, UCDP_GED, review_note, ucdp_va
 #: UCDP Candidate Events share GED's columns: a file detected as GED is then told apart by
 #: :func:`~features.sources.ucdp.ucdp_variant`.
 FORMATS: dict[str, SourceFormat] = {
-    f.name: f for f in (UCDP_GED, UCDP_CANDIDATE, ACLED, ACLED_HDX, GTD, IBC, GENERIC)
+    f.name: f for f in (UCDP_GED, UCDP_CANDIDATE, ACLED, ACLED_HDX, GTD, IBC, GEOCAUSAL, GENERIC)
 }
 
 __all__ = ["EVENT_COLUMNS", "FORMATS", "EventFilters", "ReadResult", "read_events"]

@@ -9,7 +9,8 @@ import click
 from features.covariates import FILL_POLICIES
 from features.sources import FORMATS, EventFilters
 from forecast.cli.common import date_option, user_errors
-from forecast.jobs.data import SYNTHETIC_LAYOUTS, build_panel, make_synthetic
+from features.panel import EventFile, PanelSpec
+from forecast.jobs.data import SYNTHETIC_LAYOUTS, make_panel, make_synthetic
 
 
 @click.group()
@@ -47,12 +48,12 @@ def data_build(events, fmt, covariates, fill, gazetteer, out, start, end, event_
     filters = EventFilters(
         start=date_option(start), end=date_option(end, end=True), event_types=tuple(event_types), actor=actor
     )
+    spec = PanelSpec(events=tuple(EventFile(path, fmt) for path in events), gazetteer=gazetteer,
+                     covariates=covariates, fill=fill, filters=filters,
+                     coverage_end=date_option(coverage_end, end=True), keep_incomplete=keep_incomplete,
+                     encoding=encoding, date_format=date_format)
     with user_errors():
-        built = build_panel(
-            events=list(events), fmt=fmt, covariates=covariates, fill=fill, gazetteer=gazetteer,
-            out=out, filters=filters, coverage_end=date_option(coverage_end, end=True),
-            keep_incomplete=keep_incomplete, encoding=encoding, date_format=date_format,
-        )
+        built = make_panel(spec, out)
     click.echo(built.summary())
 
 

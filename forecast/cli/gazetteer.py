@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from features.sources import FORMATS
-from forecast import api
+from forecast.jobs.gazetteer import init_gazetteer
 from forecast.cli.common import user_errors
 
 
@@ -29,5 +29,5 @@ def gazetteer() -> None:
 def gazetteer_init(events, fmt, geojson, out) -> None:
     """Write a gazetteer drafted from the event file's admin-1 names, for you to review."""
     with user_errors():
-        done = api.init_gazetteer(events=events, fmt=fmt, geojson=geojson, out=out)
+        done = init_gazetteer(events=events, fmt=fmt, geojson=geojson, out=out)
     click.echo(done.summary())

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from features.graph import unit_graph, with_graph
 from forecast.errors import ModelError
 from forecast.models.params import check_declared_types
 from forecast.schema import PREDICTION_COLUMNS, QUANTILE_COLUMNS, QUANTILES, validate_forecast
@@ -169,9 +170,15 @@ class Forecaster:
         return self
 
     def update(self, history: pd.DataFrame) -> Self:
-        """Condition on a longer history, keeping fitted parameters where the model can."""
+        """Condition on a longer history, keeping fitted parameters where the model can.
+
+        A history that carries no unit graph (rows served through MLflow's pyfunc interface, say)
+        is read with the graph of the fit: the neighbours are part of what the model learned.
+        """
         self._check_fitted()
         history = check_history(history, self.name)
+        if unit_graph(history) is None and getattr(self, "unit_graph_", None) is not None:
+            history = with_graph(history, self.unit_graph_)
         if history["month"].max() < self.origin_:
             raise ModelError(f"{self.name}: update needs history up to at least {self.origin_}")
         self._update(history)
@@ -242,6 +249,8 @@ class Forecaster:
 
     def _remember(self, history: pd.DataFrame) -> None:
         self.history_ = history
+        #: The neighbours the history carried (features.graph), kept for updates and serving.
+        self.unit_graph_ = unit_graph(history)
         self.origin_ = history["month"].max()
         self.units_ = sorted(history["unit"].unique())
         self.covariates_ = covariate_columns(history)
@@ -354,8 +363,9 @@ def fingerprint(*parts) -> bytes:
 
 
 def history_fingerprint(history: pd.DataFrame) -> bytes:
-    """A digest of a history's columns and values (row order included)."""
-    parts: list = [repr(list(history.columns))]
+    """A digest of a history's columns and values (row order included) and of its unit graph."""
+    graph = unit_graph(history)
+    parts: list = [repr(list(history.columns)), graph.digest() if graph is not None else ""]
     for column in history.columns:
         values = history[column]
         if isinstance(values.dtype, pd.PeriodDtype):

@@ -5,13 +5,13 @@ regression per horizon.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from features.gazetteer import load_gazetteer
+from features.graph import unit_graph
 from forecast.models.base import (
     Forecaster,
     ModelError,
@@ -38,58 +38,54 @@ FIT_ADVICE = ("forecast fewer units at a time (split the panel by region), start
 DIRECT_FEATURES = ("log1p_y", "log1p_mean3", "log1p_mean12", "log1p_neighbour_mean", "log1p_national_total")
 
 
-@lru_cache(maxsize=8)
-def _gazetteer_neighbours(path: str | None) -> dict[str, tuple[str, ...]]:
-    return {unit: tuple(nbs) for unit, nbs in load_gazetteer(path).neighbours().items()}
-
-
 class NeighbourWeights:
     """The neighbour matrix W of :func:`neighbour_weights` without its national-mean rows.
 
     A unit with no neighbour in the panel has the row ``W[i] = 1 / n_units``: as matrix
     entries, n_units of them per such unit, which is quadratic in the units when the
-    gazetteer does not know the panel's units (13,000 units: 169 million entries, 4 GB
+    unit graph does not know the panel's units (13,000 units: 169 million entries, 4 GB
     to build, and a product of that size at every feature build). Here those rows are a
     mask, and their neighbours' mean is the national mean, computed once per month.
 
     Attributes
     ----------
-    gazetteer : scipy.sparse.csr_array
+    matrix : scipy.sparse.csr_array
         (n_units, n_units): the rows of units with neighbours (row-normalised); the other
         rows are empty.
     national : numpy.ndarray
         (n_units,) bool: units whose neighbours' mean is the national mean.
     """
 
-    def __init__(self, gazetteer: sparse.csr_array, national: np.ndarray) -> None:
-        self.gazetteer = gazetteer
+    def __init__(self, matrix: sparse.csr_array, national: np.ndarray) -> None:
+        self.matrix = matrix
         self.national = np.asarray(national, dtype=bool)
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.gazetteer.shape
+        return self.matrix.shape
 
     def mean_of(self, counts: np.ndarray) -> np.ndarray:
         """Neighbours' mean ``(W @ counts.T).T`` of (n_months, n_units) counts."""
-        out = np.asarray((self.gazetteer @ counts.T).T, dtype=float)
+        out = np.asarray((self.matrix @ counts.T).T, dtype=float)
         if self.national.any():
             out[:, self.national] = counts.mean(axis=1, keepdims=True)
         return out
 
     def toarray(self) -> np.ndarray:
         """The dense (n_units, n_units) matrix (quadratic in the units: for small panels and checks)."""
-        dense = self.gazetteer.toarray()
+        dense = self.matrix.toarray()
         dense[self.national] = 1.0 / max(len(self.national), 1)
         return dense
 
 
-def neighbour_weights(units: list[str], gazetteer: str | None = None, *,
+def neighbour_weights(units: list[str], neighbours: Mapping[str, Iterable[str]] | None = None, *,
                       sparse_matrix: bool = False) -> tuple[np.ndarray | NeighbourWeights, dict[str, str]]:
     """Row-normalised neighbour matrix W of shape (n_units, n_units): ``W @ y`` = neighbours' mean.
 
-    Neighbours are read from the gazetteer (the bundled Iraq one when ``gazetteer`` is None).
-    A unit that is not in the gazetteer, or none of whose neighbours is in the panel, gets
-    the national mean instead (``W[i] = 1 / n_units``).
+    ``neighbours`` maps a unit to its neighbouring units (the unit graph the history carries,
+    :func:`features.graph.unit_graph`). A unit it does not list, or none of whose neighbours
+    is in the panel, gets the national mean instead (``W[i] = 1 / n_units``); so does every
+    unit when there is no graph.
 
     ``sparse_matrix=True`` returns W as a :class:`NeighbourWeights` with the same values:
     the dense matrix grows with the square of the number of units (98 MB and a
@@ -99,9 +95,9 @@ def neighbour_weights(units: list[str], gazetteer: str | None = None, *,
     Returns
     -------
     (W, source)
-        ``source`` maps each unit to ``"gazetteer"`` or ``"national mean"``.
+        ``source`` maps each unit to ``"neighbours"`` or ``"national mean"``.
     """
-    neighbours = _gazetteer_neighbours(None if gazetteer is None else str(gazetteer))
+    neighbours = neighbours or {}
     index = {u: i for i, u in enumerate(units)}
     n_units = len(units)
     rows: list[np.ndarray] = []
@@ -117,7 +113,7 @@ def neighbour_weights(units: list[str], gazetteer: str | None = None, *,
             cols.append(np.unique(np.asarray(present, dtype=np.int64)))
             vals.append(np.full(len(cols[-1]), 1.0 / len(present)))
             rows.append(np.full(len(cols[-1]), i, dtype=np.int64))
-            source[unit] = "gazetteer"
+            source[unit] = "neighbours"
         else:
             national[i] = True
             source[unit] = "national mean"
@@ -227,7 +223,9 @@ class DirectCountModel(Forecaster):
                      advice=FIT_ADVICE)
         scaling = covariate_scaling(history, columns, self.name)
         self.covariate_columns_, self.covariate_mean_, self.covariate_sd_ = scaling
-        self.weights_, self.neighbour_source_ = neighbour_weights(units, self.gazetteer, sparse_matrix=True)
+        graph = unit_graph(history)
+        self.weights_, self.neighbour_source_ = neighbour_weights(units, graph.neighbours if graph else None,
+                                                                 sparse_matrix=True)
         self.feature_names_ = [*DIRECT_FEATURES, *self.covariate_columns_]
         covs = covariate_array(history, *scaling, units, months)
         self._train_ = (direct_features(counts, self.weights_, covs), counts, months, units)

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.panel import file_sha256, gazetteer_file, panel_gazetteer, read_panel
-from forecast.catalog import BENCHMARKS, DEFAULT_MODEL, make_model, with_gazetteer
+from features.panel_files import file_sha256, panel_gazetteer, read_panel
+from forecast.catalog import BENCHMARKS, DEFAULT_MODEL, make_model
 from forecast.evaluation.backtest import (
     BacktestDesign, default_covariates, forecast_at, history_at, run_backtest,
 )
@@ -233,7 +233,6 @@ def make_report(
         factory = (lambda cls=type(fitted), spec=spec: cls(**spec))
     else:
         name = DEFAULT_MODEL if model in (None, "default") else model
-        params = with_gazetteer(name, params, gazetteer_file(meta, gazetteer))
         factory = (lambda: make_model(name, **params))
         fitted = factory()  # a bad name or parameter fails here, before any work
         covariates = default_covariates(panel)

@@ -1,0 +1,43 @@
+"""Geolocated coalition airstrikes and insurgent attacks in Iraq (the ``geocausal`` data).
+
+The Iraq data of Papadogeorgou et al. (2022, JRSS-B) as the R package ``geocausal`` ships it:
+one row per event with ``event_id, date, category, type, latitude, longitude, governorate``
+(and ``source_object``, the package object the row came from). ``category`` is
+``airstrike_or_sof`` (coalition airstrikes and shows of force) or ``insurgent_attack``; ``type``
+is ``Airstrike``, ``SOF`` (show of force), ``IED``, ``SAF`` (small-arms fire) or ``other``.
+The events carry no death toll. ``actors`` is ``coalition`` for airstrikes and shows of force
+and ``insurgents`` for attacks, so ``--actor coalition`` keeps the coalition's operations.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from features.sources.base import SourceFormat
+
+#: ``category`` -> who acted.
+ACTORS = {"airstrike_or_sof": "coalition", "insurgent_attack": "insurgents"}
+
+
+def _stage(raw: pd.DataFrame) -> pd.DataFrame:
+    category = raw["category"].str.strip()
+    return pd.DataFrame(
+        {
+            "event_id": raw["event_id"],
+            "date": raw["date"].str.strip().str[:10],
+            "admin1": raw["governorate"],
+            "deaths": "",
+            "event_type": raw["type"],
+            "actors": category.map(ACTORS).fillna(category),
+        }
+    )
+
+
+GEOCAUSAL = SourceFormat(
+    name="geocausal",
+    label="geocausal airstrikes and insurgent attacks",
+    required=("event_id", "date", "category", "type", "governorate"),
+    column_of={"event_id": "event_id", "date": "date", "admin1": "governorate", "event_type": "type"},
+    stage=_stage,
+    event_type_aliases={"show of force": "sof", "small arms fire": "saf", "small-arms fire": "saf"},
+)
