@@ -247,8 +247,8 @@ def load_registered(ref: str, tracking_uri: str) -> RegisteredForecaster:
         raise NoSuchModel(f"no registered model {name!r}: there is no MLflow store at {tracking_uri} ({database} does "
                           f"not exist yet); run an experiment with --register {name} first, or pass the store with "
                           f"--tracking-uri / MLFLOW_TRACKING_URI")
-    client = connect(tracking_uri, existing=True)
     doing = f"looking up models:/{ref}"
+    client = connect(tracking_uri, existing=True, doing=doing)
     try:
         info = (client.get_model_version_by_alias(name, alias) if alias
                 else client.get_model_version(name, version))

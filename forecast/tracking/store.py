@@ -199,11 +199,13 @@ def require_writable(uri: str) -> None:
                                 f"MLFLOW_TRACKING_URI, or make {item} writable")
 
 
-def connect(tracking_uri: str, *, existing: bool = False) -> MlflowClient:
+def connect(tracking_uri: str, *, existing: bool = False, doing: str = "opening the store") -> MlflowClient:
     """A client for tracking and registry at ``tracking_uri``, after :func:`check_reachable`
-    (after :func:`require_store` when ``existing``: a command that only reads)."""
+    (after :func:`require_store` when ``existing``: a command that only reads). A SQL store is
+    opened here: a damaged one is a :class:`TrackingError` saying so, and what was being done."""
     (require_store if existing else check_reachable)(tracking_uri)
-    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    with server_errors(tracking_uri, doing):
+        return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
 #: What the MLflow client raises when the store fails: its own exception (which wraps
@@ -243,9 +245,9 @@ def describe(exc: BaseException, uri: str, doing: str) -> TrackingError:
                              f"{attempts} attempt(s) (MLFLOW_HTTP_REQUEST_TIMEOUT, MLFLOW_HTTP_REQUEST_MAX_RETRIES); "
                              f"check the server, or pass another --tracking-uri / MLFLOW_TRACKING_URI")
     if not_mlflow(exc):
-        return NotMlflowServer(f"{uri} is not an MLflow tracking server: it answered {doing} with something other "
-                               f"than MLflow's API ({first_line(exc)[:160]}); check the URI, or pass another "
-                               f"--tracking-uri / MLFLOW_TRACKING_URI")
+        return NotMlflowServer(f"{uri} did not answer as an MLflow tracking server while {doing}: "
+                               f"{first_line(exc)[:200]}; check the URI (and, behind a proxy, its credentials), or "
+                               f"pass another --tracking-uri / MLFLOW_TRACKING_URI")
     text = " ".join(str(exc).split())
     if "readonly database" in text or "read-only" in text:
         return TrackingError(f"the MLflow store {uri} cannot be written while {doing} (attempt to write a read-only "
