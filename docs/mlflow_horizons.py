@@ -58,7 +58,7 @@ def _shrink(path: Path) -> None:
 
 
 def _close_assistant(page) -> None:
-    close = page.get_by_role("button", name="Close")
+    close = page.locator("[data-component-id='mlflow.assistant.chat_panel.close']")
     if close.count():
         close.first.click()
 
@@ -77,14 +77,14 @@ def screenshots(base: str, experiment_id: str, parent_id: str, out: Path) -> lis
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=binary, args=LAUNCH_ARGS, headless=True)
         try:
-            page = browser.new_page(viewport={"width": 1500, "height": 900})
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
             page.goto(f"{base}/{runs_page(experiment_id)}", wait_until="load")
             page.get_by_text("crps_h1", exact=True).first.wait_for(timeout=90_000)
             _close_assistant(page)
-            # The shared-view notice is MLflow's; closing it leaves the view as it is.
-            notice = page.get_by_role("button", name="Close").or_(page.locator("[aria-label='Close']"))
-            if notice.count():
-                notice.first.click()
+            # MLflow's notice that this is a shared view; hiding it leaves the view as it is.
+            banner = page.get_by_role("button", name="Hide banner")
+            if banner.count():
+                banner.first.click()
             page.wait_for_timeout(2000)
             page.screenshot(path=str(shots[0]))
 

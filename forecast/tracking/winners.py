@@ -101,12 +101,11 @@ def winners_text(winners: pd.DataFrame, score: str = "crps", description: str | 
 
 def leaderboard_view(table: pd.DataFrame, score: str = "crps") -> str:
     """The saved view of the module docstring, as the JSON the MLflow UI reads: the runs table
-    sorted by ``<score>_h1`` (ascending), showing the registered models, ``<score>_h1``.. and
-    the pooled score and coverages."""
+    sorted by ``<score>_h1`` (ascending), showing ``<score>_h1``.. and the pooled score and
+    coverages (the columns MLflow shows by default, source, models and dataset, make room)."""
     horizons = [h for h in _horizons(table) if h != "all"]
     pooled = [score, *(c for c in _COVERAGES if c in table)]
-    columns = ["attributes.`Models`", *(f"metrics.`{horizon_key(score, h)}`" for h in horizons),
-               *(f"metrics.`{c}`" for c in pooled)]
+    columns = [*(f"metrics.`{horizon_key(score, h)}`" for h in horizons), *(f"metrics.`{c}`" for c in pooled)]
     return json.dumps({"orderByKey": f"metrics.`{horizon_key(score, horizons[0] if horizons else 1)}`",
                        "orderByAsc": True, "selectedColumns": columns, "columnOrder": columns})
 
