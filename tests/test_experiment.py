@@ -161,6 +161,12 @@ params = { max_iter = 20 }
     assert "description" not in params and params["data"]["fill"] == "error"
 
 
+def test_scores_without_crps_are_refused_before_anything_runs(tmp_path):
+    path = write(tmp_path, DATA + BACKTEST + MODELS + '[scores]\nmetrics = ["mae", "coverage90"]\n')
+    with pytest.raises(ConfigError, match=r"\[scores\] key 'metrics': must include 'crps': the models are ranked"):
+        load_experiment(path)
+
+
 def test_a_panel_file_experiment_logs_no_event_settings(tmp_path, benchmarks):
     _, panel, _, _ = benchmarks
     panel.assign(month=panel["month"].astype(str)).to_csv(tmp_path / "panel.csv", index=False)

@@ -285,6 +285,8 @@ def _read_scores(path: Path, table: Any, models: tuple[ModelSpec, ...]) -> Score
             close = difflib.get_close_matches(m, list(METRICS), n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
             r.fail("metrics", f"unknown metric {m!r}; {hint}choose from {', '.join(METRICS)}")
+    if metrics is not None and "crps" not in metrics:
+        r.fail("metrics", "must include 'crps': the models are ranked, registered and promoted by it")
     benchmarks = r.strings("benchmarks")
     labels = [m.label for m in models]
     for b in benchmarks or ():
