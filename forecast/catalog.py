@@ -11,6 +11,7 @@ import forecast.ensemble  # noqa: F401  (registration)
 import forecast.models  # noqa: F401  (registration)
 from forecast.models import base
 from forecast.models.base import MODELS, Forecaster, ModelError, NotFittedError
+from forecast.models.workers import check_jobs_env
 
 #: The field's standard benchmarks: skill is measured against the best of them.
 BENCHMARKS = ("zero", "locf_poisson", "locf_negbin", "seasonal_naive", "moving_average", "hist_bootstrap")
@@ -28,6 +29,7 @@ def make_model(name: str, **params) -> Forecaster:
     (``lambda: make_model("ensemble")``) refers to this module, and loading it there registers
     every model, the ensemble included.
     """
+    check_jobs_env()
     return base.make_model(name, **params)
 
 

@@ -29,7 +29,7 @@ PACKAGES = ("features", "forecast")
 #: Lowest first. A module belongs to the first layer with a prefix that matches its name.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("data and features", ("features",)),
-    ("contracts", ("forecast.schema", "forecast.config", "forecast.errors", "forecast.limits")),  # and the package root below
+    ("contracts", ("forecast.schema", "forecast.config", "forecast.errors", "forecast.limits", "forecast.panelfile")),  # and the package root below
     ("models", ("forecast.models",)),
     ("evaluation", ("forecast.evaluation",)),
     ("combination", ("forecast.ensemble", "forecast.catalog")),

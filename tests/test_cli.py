@@ -219,9 +219,9 @@ def test_experiment_failing_halfway_marks_the_run_failed_and_keeps_earlier_runs(
 
     text = (ROOT / "experiments" / "benchmarks.toml").read_text(encoding="utf-8")
     text = text.replace("../data/sample/", str(ROOT / "data" / "sample") + "/")
-    # Parameter values are checked before any model runs; a gazetteer file that is not there is
-    # found only when the model is fitted, after others ran.
-    text += '\n[[models]]\nname = "hgb"\nlabel = "broken"\nparams = { gazetteer = "/no/such/gazetteer.csv" }\n'
+    # Parameter values are checked before any model runs; a horizon longer than the history
+    # allows is found only when the model is fitted, after others ran.
+    text += '\n[[models]]\nname = "nb_glm"\nlabel = "broken"\nparams = { max_horizon = 400 }\n'
     exp = tmp_path / "halfway.toml"
     exp.write_text(text, encoding="utf-8")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -36,6 +36,7 @@ from mlflow.models.model import ModelInfo
 from forecast.evaluation.backtest import forecast_at
 from forecast.models.base import Forecaster, ModelError, check_history
 from forecast.tracking.signature import forecaster_signature
+from forecast.tracking.store import mlflow_deprecations_silenced
 
 __all__ = ["DEFAULT_HORIZON", "ForecasterModel", "ModelRef", "log_forecaster", "register_version", "to_periods",
            "to_strings", "version_description"]
@@ -124,7 +125,8 @@ def _quiet_mlflow():
     logger, notice = logging.getLogger("mlflow.pyfunc"), _DropPickleNotice()
     logger.addFilter(notice)
     try:
-        yield
+        with mlflow_deprecations_silenced():
+            yield
     finally:
         logger.removeFilter(notice)
 

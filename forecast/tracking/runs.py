@@ -76,6 +76,7 @@ from forecast.tracking.store import (
     flatten_params,
     log_batch,
     month_strings,
+    new_client,
     package_versions,
     panel_digest,
     require_writable,
@@ -281,7 +282,6 @@ class ExperimentTracker:
         require_writable(tracking_uri)
         self.experiment_name = experiment_name
         self.tracking_uri = tracking_uri
-        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         self.parent_run_id: str | None = None
         self.unclosed_: list[str] = []
         self.closed_stale_: list[str] = []
@@ -292,6 +292,7 @@ class ExperimentTracker:
         self._stalled = False
         described = {NOTE: description.strip()} if description and description.strip() else {}
         with server_errors(tracking_uri, f"opening experiment {experiment_name!r}"):
+            self.client = new_client(tracking_uri)
             experiment = self.client.get_experiment_by_name(experiment_name)
             if experiment is None:
                 if artifact_location is None:
