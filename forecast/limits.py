@@ -1,8 +1,11 @@
 """Time bounds every command keeps to against a server that is slow, sick or gone.
 
-MLflow's own HTTP client retries a failing request for minutes by default. These settings bound
-each request (timeout) and its retries; the command line sets them for every command unless
-the environment already does, and the refresh job sets them around its run.
+MLflow's own HTTP client retries a failing request for minutes by default (a request waits 120 s
+for an answer and is tried 8 times). These settings bound each request: it waits at most
+``MLFLOW_HTTP_REQUEST_TIMEOUT`` seconds for an answer and is tried once more, so a tracking
+server that takes requests and never answers stops a command after about 30 s, with one
+message. The command line sets them for every command unless the environment already does,
+and the experiment and refresh jobs set them around their run.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ from collections.abc import Iterator
 __all__ = ["MLFLOW_HTTP_DEFAULTS", "bound_mlflow_http", "mlflow_http_bounded"]
 
 #: MLflow's per-request HTTP retries and timeout (seconds), where the environment leaves them unset.
-MLFLOW_HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-                        "MLFLOW_HTTP_REQUEST_TIMEOUT": "60"}
+MLFLOW_HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                        "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
 
 
 def bound_mlflow_http() -> dict[str, str]:

@@ -134,6 +134,46 @@ grid = { window = [3, 12] }
     assert config.benchmarks == ["ma[window=3]", "ma[window=12]"]
 
 
+def test_each_model_spec_is_built_once_with_its_full_parameters(tmp_path, monkeypatch):
+    import forecast.experiment.spec as spec_module
+
+    made = []
+    real = spec_module.make_model
+    monkeypatch.setattr(spec_module, "make_model", lambda name, **params: made.append(name) or real(name, **params))
+    config = load_experiment(write(tmp_path, DATA + BACKTEST + '''
+[[models]]
+name = "moving_average"
+grid = { window = [3, 12] }
+
+[[models]]
+name = "hgb"
+params = { max_iter = 20 }
+'''))
+    assert made == ["moving_average", "moving_average", "hgb"]  # one model per grid point, to check it
+    spec = config.spec("hgb")
+    assert spec.params == {"max_iter": 20}
+    assert spec.full_params == real("hgb", max_iter=20).get_params()  # every hyperparameter, defaults too
+    assert spec.logged_params() == {"model": "hgb", **spec.full_params}
+    assert config.spec("moving_average[window=3]").full_params["window"] == 3
+    # The parent run logs the settings and the labels; the hyperparameters only on each model's run.
+    params = config.run_params()
+    assert params["models"] == "moving_average[window=3], moving_average[window=12], hgb"
+    assert "description" not in params and params["data"]["fill"] == "error"
+
+
+def test_scores_without_crps_are_refused_before_anything_runs(tmp_path):
+    path = write(tmp_path, DATA + BACKTEST + MODELS + '[scores]\nmetrics = ["mae", "coverage90"]\n')
+    with pytest.raises(ConfigError, match=r"\[scores\] key 'metrics': must include 'crps': the models are ranked"):
+        load_experiment(path)
+
+
+def test_a_panel_file_experiment_logs_no_event_settings(tmp_path, benchmarks):
+    _, panel, _, _ = benchmarks
+    panel.assign(month=panel["month"].astype(str)).to_csv(tmp_path / "panel.csv", index=False)
+    config = load_experiment(write(tmp_path, '[data]\npanel = "panel.csv"\n' + BACKTEST + MODELS))
+    assert config.run_params()["data"] == {"panel": str(tmp_path / "panel.csv")}  # no data.fill = error
+
+
 def test_defaults_live_in_the_dataclasses(tmp_path):
     config = load_experiment(write(tmp_path, DATA + '[backtest]\nstart = "2023-01"\nend = "2023-06"\n' + MODELS))
     assert config.target.name == "incidents" and config.target.units is None

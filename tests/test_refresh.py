@@ -5,6 +5,7 @@ for the retry test), the ledger on SQLite and on a PostgreSQL server started her
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import http.server
@@ -26,6 +27,7 @@ from click.testing import CliRunner
 from filelock import FileLock
 from mlflow import MlflowClient
 
+from faulty_servers import html_pages, stalled_api
 from mlflow_server import free_port
 from mlflow_server import start as start_server
 from mlflow_server import stop as stop_server
@@ -302,6 +304,66 @@ def test_missing_champion_exits_with_its_code_unless_a_fallback_is_configured(ch
     assert issued["model"].eq("moving_average").all() and issued["model_version"].eq("fallback").all()
 
 
+def refresh_runs(uri: str, origin: str | None = None, ledger: str | None = None) -> list:
+    """The (not deleted) runs of the refresh experiment at ``uri``; of one origin and ledger when given."""
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("refresh")
+    if experiment is None:
+        return []
+    runs = client.search_runs([experiment.experiment_id])
+    return [r for r in runs if (origin is None or r.data.tags.get("forecast.origin") == origin)
+            and (ledger is None or r.data.tags.get("forecast.ledger") == ledger)]
+
+
+def test_a_missing_sqlite_store_is_no_outage_the_fallback_forecasts_and_the_store_is_created(tmp_path):
+    store = tmp_path / "tracking" / "mlflow.db"
+    store.parent.mkdir()
+    uri = f"sqlite:///{store}"
+    config = write_config(tmp_path / "none", uri, name="never-registered", tracking="retries = 1\nretry_wait = 0.1")
+    with pytest.raises(RefreshError, match=rf"no registered model 'never-registered': there is no MLflow store at "
+                                           rf"{re.escape(uri)} \({re.escape(str(store))} does not exist yet\)") as err:
+        run_refresh(config)
+    assert err.value.code == ExitCode.NO_CHAMPION  # not 6: no server is down, there is no model
+    assert not store.exists() and not (tmp_path / "none" / "out" / "forecasts").exists()
+
+    config = write_config(tmp_path / "fallback", uri, name="never-registered", extra_model='fallback = "moving_average"',
+                          tracking="retries = 1\nretry_wait = 0.1")
+    done = run_refresh(config)
+    assert done.status == "refreshed" and done.model_label == "moving_average (fallback: no never-registered@champion)"
+    assert [r.info.run_id for r in refresh_runs(uri)] == [done.run_id]  # the store was created for its run
+
+
+@pytest.mark.parametrize("store", ["html-403", "stalled", "corrupt-sqlite"])
+def test_a_store_that_fails_is_named_with_the_tracking_code_and_never_taken_for_no_champion(store, tmp_path,
+                                                                                           monkeypatch):
+    """A fallback model is configured: it would forecast if the failure were taken for a missing
+    champion. A proxy's HTML page, a server that never answers and an unreadable store are each
+    named; none is retried (the stalled server: requests of 2 s here, tried twice)."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    expected = {"html-403": "did not answer as an MLflow tracking server while looking up models:/refresh-test@champion: "
+                            "API request to endpoint /api/2.0/mlflow/registered-models/alias failed with error code 403",
+                "stalled": "did not answer while looking up models:/refresh-test@champion: no answer within 2 s",
+                "corrupt-sqlite": "failed while looking up models:/refresh-test@champion: (sqlite3.DatabaseError) file "
+                                  "is not a database"}[store]
+    with contextlib.ExitStack() as stack:
+        if store == "corrupt-sqlite":
+            (tmp_path / "mlflow.db").write_bytes(bytes(range(256)) * 80)
+            uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+        else:
+            uri = stack.enter_context(html_pages(403) if store == "html-403" else stalled_api())
+        config = write_config(tmp_path, uri, extra_model='fallback = "moving_average"',
+                              tracking="retries = 3\nretry_wait = 0.5\ntimeout = 2")
+        began = time.monotonic()
+        result = CliRunner().invoke(main, ["refresh", "--config", str(config)])
+        took = time.monotonic() - began
+    assert result.exit_code == ExitCode.TRACKING == 6, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert expected in last and "(exit code 6: tracking)" in last, result.output
+    assert "retry" not in result.output and took < 30, (took, result.output)
+    assert "Traceback" not in result.output and "unexpected error" not in result.output
+    assert not (tmp_path / "out" / "forecasts").exists() and counts(config)["forecasts"] == 0
+
+
 def test_a_second_run_while_the_lock_is_held_exits_with_the_lock_code(champion, tmp_path):
     config = write_config(tmp_path, champion)
     lock = FileLock(str(load_config(config).lock_path), timeout=0)
@@ -491,8 +553,12 @@ def test_sigkill_at_any_step_leaves_the_previous_state_and_the_next_run_complete
     assert after["forecasts"] == before["forecasts"] + UNITS * HORIZON
     assert (out / "reports" / "2024-10.html").read_bytes() == previous_report
     with Ledger.open(load_config(config).ledger) as ledger:
-        issues = ledger.issues()
+        issues, url = ledger.issues(), ledger.url
     assert issues["mlflow_run_id"].iloc[-1] == done.run_id  # only the committed refresh's run is named
+    # Killed after its MLflow step (at "tracked" and inside the ledger transaction): the reruns
+    # reused that run, so the issue of 2024-11 has one MLflow run, FINISHED.
+    runs = refresh_runs(champion, "2024-11", url)
+    assert [(r.info.run_id, r.info.status) for r in runs] == [(done.run_id, "FINISHED")]
 
     # Killed just after the commit: the refresh has happened; the next run finds nothing new.
     config = write_config(tmp_path, champion, end="2024-12")

@@ -4,6 +4,7 @@ MLflow holds through ``MlflowClient``."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -34,6 +35,8 @@ HORIZON = 6
 WINDOW = BacktestDesign(start=pd.Period("2017-07", "M"), end=pd.Period("2018-06", "M"), horizon=HORIZON)
 OTHER_WINDOW = BacktestDesign(start=pd.Period("2017-01", "M"), end=pd.Period("2017-12", "M"), horizon=HORIZON)
 SCORES = ("crps", "mae", "coverage90")
+#: Panel metadata as a build records it (what the dataset's name and the version's tags come from).
+METADATA = {"vintage": "2026-11-01", "sources": [{"dataset": "UCDP GED", "format": "ucdp", "path": "ged.csv"}]}
 
 
 # ----------------------------------------------------------------------------------------
@@ -94,7 +97,7 @@ def run_experiment(uri, artifacts, name, *, panel, backtests, fitted, config_fil
     params = {"backtest": {"start": "2017-07", "end": "2018-06", "horizon": HORIZON}, "target": "incidents"}
     with tracker.parent_run("baselines", params, {"forecast.experiment_file": config_file.name},
                             config_path=config_file, panel=panel, panel_source="synthetic://seed",
-                            panel_metadata={"vintage": "2026-11-01", "name": "synthetic_panel"}) as parent_id:
+                            panel_metadata=METADATA, country="Iraq", target="incidents") as parent_id:
         for model in MODELS:
             with tracker.child_run(model, {"model": model, "window": 3}) as child:
                 child.log_backtest(*backtests[model])
@@ -144,10 +147,11 @@ def test_experiment_logs_parent_with_config_dataset_and_provenance(experiment, p
     inputs = parent.inputs.dataset_inputs
     assert len(inputs) == 1
     dataset = inputs[0].dataset
-    assert dataset.name == "synthetic_panel"
+    # Named by its sources, country and months; the digest is the start of the panel's SHA-256.
+    assert dataset.name == "UCDP GED Iraq, 2015-01..2018-12"
     assert tags["forecast.panel_sha256"].startswith(dataset.digest)
     assert len(dataset.digest) == 32
-    assert "synthetic://seed" in dataset.source
+    assert "ged.csv" in dataset.source  # the event file it was built from, not the panel's path
 
 
 def test_experiment_logs_nested_children_with_metrics_artifacts_and_versions(experiment, backtests):
@@ -163,12 +167,17 @@ def test_experiment_logs_nested_children_with_metrics_artifacts_and_versions(exp
         assert run.data.tags["forecast.kind"] == "backtest"
         scores = backtests[model][1].set_index("horizon")
         metrics = run.data.metrics
-        assert not any("_h1" in k for k in metrics), "per-horizon scores are histories, not one key each"
-        assert metrics["crps"] == pytest.approx(scores.loc["all", "crps"])
-        for score in ("crps", "mae", "coverage90"):
+        # Every score of the table (rmse too), pooled, per horizon as a flat key, and as a curve;
+        # rounded to 5 significant digits for display.
+        for score in (*SCORES, "rmse"):
+            assert metrics[score] == pytest.approx(scores.loc["all", score], rel=1e-4)
+            assert metrics[score] == float(f"{metrics[score]:.5g}")
+            for h in range(1, HORIZON + 1):
+                assert metrics[f"{score}_h{h}"] == pytest.approx(scores.loc[h, score], rel=1e-4), (score, h)
             history = client.get_metric_history(run.info.run_id, f"by_horizon/{score}")
             assert [m.step for m in history] == list(range(1, HORIZON + 1))
-            assert [m.value for m in history] == pytest.approx([scores.loc[h, score] for h in range(1, HORIZON + 1)])
+            assert [m.value for m in history] == pytest.approx([scores.loc[h, score] for h in range(1, HORIZON + 1)],
+                                                               rel=1e-4)
         paths = artifact_paths(client, run.info.run_id)
         assert {"backtest/forecasts.parquet", "backtest/scores.csv", "scores_by_horizon.png",
                 "scores_by_horizon.json"} <= paths
@@ -178,6 +187,7 @@ def test_experiment_logs_nested_children_with_metrics_artifacts_and_versions(exp
     mine = versions.loc[versions["run_id"].isin([r.info.run_id for r in children])]
     assert len(mine) == len(MODELS)
     assert mine["eval_window"].eq("origins 2017-07..2018-06, horizons 1..6").all()
+    assert mine["target"].eq("incidents").all() and mine["vintage"].eq("2026-11-01").all()
     expected = {m: backtests[m][1].set_index("horizon").loc["all", "crps"] for m in MODELS}
     for _, row in mine.iterrows():
         assert row["crps"] == pytest.approx(expected[row["model"]])
@@ -383,22 +393,65 @@ def test_experiment_command_end_to_end(kind, request, tmp_path, recwarn):
     assert {"zero", "locf_poisson", "moving_average", "hist_bootstrap", "final: moving_average"} <= set(labelled)
 
     backtest, final = labelled["moving_average"], labelled["final: moving_average"]
+    parent = parents[0]
     horizons = list(range(1, 7))
-    for score in ("crps", "mae", "coverage90", "brier", "crps_skill"):
+    configured = ("crps", "mae", "rmse", "rmsle", "mase", "coverage50", "coverage90", "mis90", "brier")
+    for run in children:
+        if run.data.tags["forecast.kind"] != "backtest":
+            continue
+        # Every score the file's [scores] metrics names, and skill: pooled, flat per horizon, as a curve.
+        for score in (*configured, "crps_skill", "mae_skill"):
+            assert score in run.data.metrics, (run.info.run_name, score)
+            assert {f"{score}_h{h}" for h in horizons} <= set(run.data.metrics), (run.info.run_name, score)
+    for score in (*configured, "crps_skill"):
         history = client.get_metric_history(backtest.info.run_id, f"by_horizon/{score}")
         assert [m.step for m in history] == horizons, score
-    assert {"crps", "crps_skill", "mae", "coverage90", "brier"} <= set(backtest.data.metrics)
-    assert not [k for k in backtest.data.metrics if k.endswith("_h1")]
     assert backtest.data.params == {"model": "moving_average", "window": "12", "min_alpha": "0.01"}  # defaults too
+    # The final run has no flat per-horizon keys: sorted by crps_h1, the runs table lists each model once.
+    assert not [k for k in final.data.metrics if k.endswith("_h1")]
 
-    commit = parents[0].data.tags["mlflow.source.git.commit"]
+    # The experiment and the parent run describe themselves.
     description = "Standard benchmarks (zero, last value, seasonal, averages) on the demo data"
-    digest = parents[0].inputs.dataset_inputs[0].dataset.digest
+    assert experiment.tags["mlflow.note.content"] == description
+    params = parent.data.params
+    assert params["panel.fill"] == "error" and params["panel.vintage"] == "2024-12"
+    assert params["panel.sources"].startswith("UCDP GED: ucdp_ged_demo.csv (sha256 ")
+    assert params["panel.gazetteer"].endswith("iraq_governorates.csv") and params["panel.months"] == "2004-01..2024-12"
+    assert params["models"] == "zero, locf_poisson, locf_negbin, seasonal_naive, moving_average, hist_bootstrap"
+    assert not [k for k in params if k.startswith("models.") or "window" in k], "hyperparameters go on model runs"
+    dataset = parent.inputs.dataset_inputs[0].dataset
+    assert dataset.name == "UCDP GED Iraq, 2004-01..2024-12"
+    assert parent.data.tags["forecast.panel_sha256"].startswith(dataset.digest)
+
+    # The parent is the leaderboard: an artifact for every model x horizon, the winners by horizon
+    # (table, tags, metrics, description) and the CRPS/coverage plot.
+    table = pd.read_csv(client.download_artifacts(parent.info.run_id, "scores_by_model_and_horizon.csv", str(tmp_path)))
+    models = {r.info.run_name for r in children if r.data.tags["forecast.kind"] == "backtest"}
+    per_h = table.loc[table["horizon"].astype(str) != "all"]
+    assert set(zip(per_h["model"], per_h["horizon"].astype(int))) == {(m, h) for m in models for h in horizons}
+    winners = pd.read_csv(client.download_artifacts(parent.info.run_id, "winners_by_horizon.csv", str(tmp_path)))
+    assert winners["horizon"].astype(str).tolist() == [*map(str, horizons), "all"]
+    note = parent.data.tags["mlflow.note.content"]
+    assert note.startswith(description)
+    for h, row in zip(horizons, winners.itertuples()):
+        best = per_h.loc[per_h["horizon"].astype(int) == h].sort_values("crps", kind="stable").iloc[0]
+        assert row.winner == best["model"] == parent.data.tags[f"forecast.winner_h{h}"]
+        assert parent.data.metrics[f"best/crps_h{h}"] == pytest.approx(best["crps"], rel=1e-4)
+        assert f"- {h}: **{row.winner}** (CRPS " in note
+    assert f"Winner over all horizons: **{parent.data.tags['forecast.winner']}**" in note
+    assert "crps_coverage_by_horizon.png" in artifact_paths(client, parent.info.run_id)
+    view = json.loads(experiment.tags["mlflow.sharedViewState.forecast-leaderboard"])
+    assert view["orderByKey"] == "metrics.`crps_h1`" and "metrics.`crps_h6`" in view["selectedColumns"]
+    assert "viewStateShareKey=forecast-leaderboard" in result.output
+
+    commit = parent.data.tags["mlflow.source.git.commit"]
+    digest = dataset.digest
     for run in [*parents, *children]:
         assert run.data.tags["mlflow.source.git.commit"] == commit, run.info.run_name
-        assert run.data.tags["mlflow.note.content"] == description, run.info.run_name
-        [dataset] = run.inputs.dataset_inputs
-        assert dataset.dataset.digest == digest, run.info.run_name
+        if run is not parent:
+            assert run.data.tags["mlflow.note.content"] == description, run.info.run_name
+        [dataset_input] = run.inputs.dataset_inputs
+        assert dataset_input.dataset.digest == digest, run.info.run_name
 
     # The final run carries the scores of the backtest it refits, and the two link both ways.
     assert final.data.tags["forecast.kind"] == "final"
@@ -408,17 +461,28 @@ def test_experiment_command_end_to_end(kind, request, tmp_path, recwarn):
     assert ([m.value for m in client.get_metric_history(final.info.run_id, "by_horizon/crps")]
             == [m.value for m in client.get_metric_history(backtest.info.run_id, "by_horizon/crps")])
 
+    # The registered version describes itself and links to its backtest run, both ways.
     [version] = client.search_model_versions(f"name = '{name}'")
-    assert version.tags["forecast.model"] == "moving_average"
-    assert version.run_id == final.info.run_id and "crps" in client.get_run(version.run_id).data.metrics
+    assert {k: version.tags[k] for k in ("forecast.model", "forecast.target", "forecast.sources", "forecast.vintage",
+                                         "forecast.eval_window")} == {
+        "forecast.model": "moving_average", "forecast.target": "incidents",
+        "forecast.sources": "UCDP GED (ucdp_ged_demo.csv)", "forecast.vintage": "2024-12",
+        "forecast.eval_window": "origins 2021-01..2023-10, horizons 1..6"}
+    assert float(version.tags["forecast.crps"]) == pytest.approx(backtest.data.metrics["crps"], rel=1e-4)
+    assert version.run_id == backtest.info.run_id  # the backtest run's page lists it under "Registered models"
+    assert client.search_model_versions(f"run_id = '{backtest.info.run_id}'")[0].version == version.version
+    for run in (backtest, final):
+        tags = client.get_run(run.info.run_id).data.tags
+        assert (tags["forecast.registered_model"], tags["forecast.registered_version"]) == (name, "1")
     assert version.tags["forecast.backtest_run_id"] == backtest.info.run_id
     assert version.tags["forecast.final_run_id"] == final.info.run_id
-    assert f"{backtest.data.metrics['crps']:.5f}" in version.description
+    assert f"{backtest.data.metrics['crps']:.4f}" in version.description
     assert backtest.info.run_id in version.description and final.info.run_id in version.description
+    assert "incidents" in version.description and "UCDP GED" in version.description
 
     promoted = CliRunner().invoke(main, ["registry", "promote", name, "--version", "1", "--tracking-uri", uri])
     assert promoted.exit_code == 0 and "first champion" in promoted.output
-    assert f"CRPS {backtest.data.metrics['crps']:.5f}" in promoted.output
+    assert f"CRPS {backtest.data.metrics['crps']:.4f}" in promoted.output
     board = CliRunner().invoke(main, ["experiment", "compare", name, "--tracking-uri", uri])
     assert board.exit_code == 0 and "moving_average" in board.output
     assert "final:" not in board.output

@@ -1,12 +1,15 @@
-"""``forecast experiment run`` against tracking servers that fail: one killed in the middle of
-an experiment (and brought back on the same port and store), and web servers that are not
-MLflow. Everything is real: an ``mlflow server`` subprocess on 127.0.0.1, the command line in a
-subprocess, and plain HTTP servers of the standard library."""
+"""``forecast experiment run`` against tracking stores that fail: a server killed in the middle
+of an experiment (and brought back on the same port and store), web servers that are not MLflow,
+a port that accepts and never answers, a server whose ``/health`` answers and whose API never
+does, and a read-only SQLite store. Everything is real: an ``mlflow server`` subprocess on
+127.0.0.1, plain servers of the standard library (``faulty_servers``), a read-only mount; the
+command line in a subprocess where a server is killed under it, else in process."""
 
 from __future__ import annotations
 
 import http.server
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from faulty_servers import silent_port, stalled_api
 from mlflow import MlflowClient
 from mlflow_server import free_port, wait_healthy
 from mlflow_server import start as start_server
@@ -156,3 +160,96 @@ def test_a_web_server_that_is_not_mlflow_is_named_in_one_message(landing, tmp_pa
     lines = error_lines(err)
     assert lines == [lines[0]] and f"{uri} answers HTTP but is not an MLflow tracking server" in lines[0], lines
     assert not (tmp_path / "mlflow.db").exists()
+
+
+# ----------------------------------------------------------------------------------------
+# Bounded: every MLflow request has a deadline. In process, with the command's own bounds.
+
+
+@pytest.fixture
+def command_bounds(monkeypatch):
+    """The environment a user has: none of MLflow's HTTP settings set, so the command's own
+    bounds (forecast.limits) apply; whatever the command sets is removed again afterwards."""
+    for key in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
+        monkeypatch.setenv(key, "")
+        monkeypatch.delenv(key)
+
+
+def run_command(*args: str) -> tuple[int, list[str], float]:
+    """``forecast ARGS`` in process: exit code, the lines it printed (progress bars aside), seconds."""
+    from click.testing import CliRunner
+
+    from forecast.cli import main
+
+    began = time.monotonic()
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, error_lines(result.output), time.monotonic() - began
+
+
+def test_a_port_that_accepts_and_never_answers_stops_the_experiment_with_one_message(tmp_path, command_bounds):
+    with silent_port() as uri:
+        code, lines, took = run_command("experiment", "run", str(experiment_file(tmp_path, "silent")),
+                                        "--tracking-uri", uri)
+    assert code == 1 and took < 30, (code, took, lines)
+    assert lines == [f"Error: MLflow tracking server {uri} did not answer within 5 s (timed out); start it "
+                     f"(mlflow server --host ... --port ...), or pass another --tracking-uri / MLFLOW_TRACKING_URI "
+                     f"(e.g. sqlite:///mlflow.db for a local store)"], lines
+
+
+def test_a_server_whose_health_answers_but_whose_api_never_does_stops_within_the_deadline(tmp_path, command_bounds,
+                                                                                          capfd):
+    # forecast.limits: a request waits 15 s for an answer and is tried twice. With the former
+    # bounds (60 s, 3 tries) the same command, run as a subprocess, stopped after 205 s.
+    with stalled_api() as uri:
+        code, lines, took = run_command("experiment", "run", str(experiment_file(tmp_path, "stalled")),
+                                        "--tracking-uri", uri)
+    assert code == 1, lines
+    assert 25 < took < 60, f"stopped after {took:.0f} s"
+    assert lines == [f"Error: MLflow tracking server {uri} did not answer while opening experiment 'stalled': "
+                         f"no answer within 15 s, 2 attempt(s) (MLFLOW_HTTP_REQUEST_TIMEOUT, "
+                         f"MLFLOW_HTTP_REQUEST_MAX_RETRIES); check the server, or pass another --tracking-uri / "
+                         f"MLFLOW_TRACKING_URI"], lines
+    assert "Traceback" not in capfd.readouterr().err
+
+
+@pytest.fixture
+def read_only_store(tmp_path):
+    """A SQLite store that holds an experiment, in a folder this user cannot write: a read-only
+    bind mount as root (whom permissions do not stop), else permissions."""
+    folder = tmp_path / "store"
+    folder.mkdir()
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    ExperimentTracker("read-only", uri)
+    before = (folder / "mlflow.db").read_bytes()
+    if os.geteuid() == 0:
+        if shutil.which("mount") is None:
+            pytest.skip("a read-only store as root needs mount(8)")
+        done = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot bind-mount here: {done.stderr.strip()}")
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], check=True)
+        try:
+            yield uri, folder, before
+        finally:
+            subprocess.run(["umount", "-l", str(folder)], check=False)
+    else:
+        (folder / "mlflow.db").chmod(0o444)
+        folder.chmod(0o555)
+        try:
+            yield uri, folder, before
+        finally:
+            folder.chmod(0o755)
+            (folder / "mlflow.db").chmod(0o644)
+
+
+def test_an_experiment_against_a_read_only_sqlite_store_is_one_line_naming_it(tmp_path, read_only_store, capfd):
+    uri, folder, before = read_only_store
+    path = experiment_file(tmp_path, "read-only")
+    code, lines, _ = run_command("experiment", "run", str(path), "--tracking-uri", uri)
+    assert code == 1
+    assert lines == [f"Error: the MLflow store {uri} cannot be written ({folder / 'mlflow.db'} is read-only for "
+                         f"this user or on a read-only file system); a run needs a writable store: pass another "
+                         f"--tracking-uri / MLFLOW_TRACKING_URI, or make {folder / 'mlflow.db'} writable"], lines
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "autoflush" not in err, err[-2000:]
+    assert (folder / "mlflow.db").read_bytes() == before

@@ -87,14 +87,25 @@ class ScoresConfig:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One model to backtest: a registry name with fixed hyperparameters (one grid point)."""
+    """One model to backtest: a registry name with fixed hyperparameters (one grid point).
+
+    Built once, when the file is read (:func:`load_experiment` makes the model once to check
+    it): ``params`` are the hyperparameters the file sets, ``full_params`` every
+    hyperparameter the model then has, defaults included (what each run logs, once).
+    :meth:`make` gives a fresh unfitted model of them for each fit.
+    """
 
     label: str
     model: str
     params: dict[str, Any] = field(default_factory=dict)
+    full_params: dict[str, Any] = field(default_factory=dict)
 
     def make(self):
         return make_model(self.model, **self.params)
+
+    def logged_params(self) -> dict[str, Any]:
+        """What a model's run logs as its parameters: its registry name and every hyperparameter."""
+        return {"model": self.model, **self.full_params}
 
 
 @dataclass(frozen=True)
@@ -146,6 +157,18 @@ class ExperimentConfig:
         for section in ("data", "target", "features", "backtest", "scores"):
             out[section] = plain(dataclasses.asdict(getattr(self, section)))
         out["models"] = [plain(dataclasses.asdict(m)) for m in self.models]
+        return out
+
+    def run_params(self) -> dict[str, Any]:
+        """The settings an experiment's parent run logs: those that apply (a panel file's run has
+        no ``data.fill``: the panel says how it was filled) and the models' labels. Each model's
+        hyperparameters are logged once, on its own run (:meth:`ModelSpec.logged_params`); the
+        description is the run's and the experiment's description, not a parameter."""
+        out = self.as_dict()
+        del out["description"]
+        if self.data.panel is not None:
+            out["data"] = {k: v for k, v in out["data"].items() if k in ("panel", "gazetteer") and v is not None}
+        out["models"] = ", ".join(self.labels)
         return out
 
 
@@ -262,6 +285,8 @@ def _read_scores(path: Path, table: Any, models: tuple[ModelSpec, ...]) -> Score
             close = difflib.get_close_matches(m, list(METRICS), n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
             r.fail("metrics", f"unknown metric {m!r}; {hint}choose from {', '.join(METRICS)}")
+    if metrics is not None and "crps" not in metrics:
+        r.fail("metrics", "must include 'crps': the models are ranked, registered and promoted by it")
     benchmarks = r.strings("benchmarks")
     labels = [m.label for m in models]
     for b in benchmarks or ():
@@ -323,12 +348,12 @@ def _read_models(path: Path, entries: Any) -> tuple[ModelSpec, ...]:
             full = {**params, **values}
             point_label = label + ("[" + ",".join(f"{k}={_show(v)}" for k, v in values.items()) + "]" if keys else "")
             try:
-                make_model(name, **full)
+                made = make_model(name, **full)
             except ModelError as exc:
                 r.fail(None, f"{point_label}: {exc}")
             except (TypeError, ValueError) as exc:  # a model that checks values in __init__
                 r.fail("params", f"{point_label}: {exc}")
-            specs.append(ModelSpec(label=point_label, model=name, params=full))
+            specs.append(ModelSpec(label=point_label, model=name, params=full, full_params=made.get_params()))
     seen: set[str] = set()
     for spec in specs:
         if spec.label in seen:

@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from features.atomic import write_atomically
 from features.errors import DataError
+from features.gazetteer import load_gazetteer
 from forecast.experiment import ExperimentConfig, combined_scores, fit_final, load_data, load_experiment, run_model
 from forecast.jobs.common import Echo, JobError, month_strings, quiet
 from forecast.limits import mlflow_http_bounded
@@ -17,18 +18,21 @@ from forecast.models.base import ModelError
 from forecast.tracking import (
     ExperimentTracker,
     ModelRef,
+    VIEW_KEY,
     TrackingError,
     check_reachable,
     compare,
     decimals,
     list_models,
     list_versions,
+    panel_params,
     resolve_tracking_uri,
 )
 
-__all__ = ["ExperimentResult", "exact_table", "leaderboard_runs", "registered_models", "run_experiment"]
+__all__ = ["ExperimentResult", "exact_table", "leaderboard_runs", "panel_country", "registered_models",
+           "run_experiment", "runs_page"]
 
-_LEADERBOARD = ("crps", "mae", "rmse", "coverage50", "coverage90", "mis90", "brier", "crps_skill")
+_LEADERBOARD = ("crps", "mae", "rmse", "rmsle", "mase", "coverage50", "coverage90", "mis90", "brier", "crps_skill")
 
 
 def exact_table(frame: pd.DataFrame) -> str:
@@ -72,7 +76,7 @@ class ExperimentResult:
         if self.ref.registered_name:
             lines.append(f"registered {self.ref.registered_name} version {self.ref.version}; "
                          f"promote with: forecast registry promote {self.ref.registered_name} --version {self.ref.version}")
-        page = f"#/experiments/{self.experiment_id}/runs"
+        page = runs_page(self.experiment_id)
         if self.tracking_uri.startswith(("http://", "https://")):
             lines.append(f"look at it in the MLflow UI: {self.tracking_uri.rstrip('/')}/{page}")
         else:
@@ -81,9 +85,24 @@ class ExperimentResult:
         return "\n".join(lines)
 
 
-def full_params(spec) -> dict:
-    """Every hyperparameter of a model of the experiment, the defaults included, and its name."""
-    return {"model": spec.model, **spec.make().get_params()}
+def runs_page(experiment_id: str) -> str:
+    """The MLflow UI's runs page of an experiment in the saved leaderboard view: every model's
+    run, sorted by ``crps_h1``, with the per-horizon CRPS columns (:mod:`forecast.tracking.winners`)."""
+    return f"#/experiments/{experiment_id}/runs?viewStateShareKey={VIEW_KEY}"
+
+
+def panel_country(config: ExperimentConfig, metadata: dict) -> str | None:
+    """The country (or countries) of the panel's gazetteer: the one it was built with when that
+    file is still there, else the experiment's ``[data] gazetteer``; None when neither names one."""
+    recorded = metadata.get("gazetteer")
+    path = recorded if isinstance(recorded, str) and Path(recorded).is_file() else config.data.gazetteer
+    if path is None:
+        return None
+    try:
+        countries = load_gazetteer(path).countries
+    except (DataError, OSError):
+        return None  # the name of a dataset is no reason to stop an experiment
+    return " / ".join(sorted(countries)) or None
 
 
 def run_experiment(path: str | Path, *, tracking_uri: str | None = None, register_as: str | None = None,
@@ -113,16 +132,17 @@ def run_experiment(path: str | Path, *, tracking_uri: str | None = None, registe
 
 def _run_tracked(config: ExperimentConfig, uri: str, panel: pd.DataFrame, metadata: dict, source: str,
                  register_as: str | None, out_dir: str | Path | None, echo: Echo) -> ExperimentResult:
-    tracker = ExperimentTracker(config.name, uri)
+    tracker = ExperimentTracker(config.name, uri, description=config.description)
     echo(f"experiment {config.name}: {len(config.labels)} model run(s), tracking at {uri}")
     outcomes, children = [], {}
+    params = {**config.run_params(), **panel_params(panel, metadata)}
     try:
-        with tracker.parent_run(config.name, params=config.as_dict(), config_path=config.path, panel=panel,
-                                panel_source=source, panel_metadata=metadata,
-                                description=config.description) as parent_id:
+        with tracker.parent_run(config.name, params=params, config_path=config.path, panel=panel,
+                                panel_source=source, panel_metadata=metadata, description=config.description,
+                                country=panel_country(config, metadata), target=config.target.name) as parent_id:
             for label in tqdm(config.labels, desc="models", unit="model"):
                 spec = config.spec(label)
-                with tracker.child_run(label, full_params(spec), model=spec.model) as child:
+                with tracker.child_run(label, spec.logged_params(), model=spec.model) as child:
                     outcome = run_model(config, panel, label)
                     child.log_backtest(outcome.forecasts, outcome.scores)
                 outcomes.append(outcome)
@@ -130,9 +150,9 @@ def _run_tracked(config: ExperimentConfig, uri: str, panel: pd.DataFrame, metada
             table = combined_scores(outcomes, config)
             for label, child in children.items():
                 child.log_skill(table[table["model"] == label].reset_index(drop=True))
-            overall = table[table["horizon"].astype(str) == "all"].sort_values("crps", kind="stable")
-            best = str(overall["model"].iloc[0])
-            with tracker.final_run(children[best], full_params(config.spec(best))) as final_run:
+            winners = tracker.log_winners(table)
+            best = str(winners.loc[winners["horizon"] == "all", "winner"].iloc[0])
+            with tracker.final_run(children[best], config.spec(best).logged_params()) as final_run:
                 final = fit_final(config, panel, best)
                 ref = final_run.log_model(final, final.history_, config.backtest.horizon, registered_name=register_as)
     except (DataError, ModelError, TrackingError) as exc:

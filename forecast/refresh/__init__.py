@@ -16,8 +16,9 @@ logging one timestamped line per step:
    month) is later than the latest origin in the ledger. If not, the job says so and exits 0
    having written nothing (``--force`` goes on; the ledger still takes nothing it holds).
 6. **model** – ``models:/NAME@champion`` from the MLflow registry (or the configured
-   fallback model, fitted on the panel, when there is no champion; else
-   :attr:`ExitCode.NO_CHAMPION`). A champion fitted on data after the panel's last month is
+   fallback model, fitted on the panel, when there is no champion: MLflow says there is no
+   such model, version or alias, or the SQLite store does not exist yet; else
+   :attr:`ExitCode.NO_CHAMPION`). Any other failure of the store is :attr:`ExitCode.TRACKING`. A champion fitted on data after the panel's last month is
    refitted with the same hyperparameters on the panel up to that month, so no forecast
    uses data after its origin.
 7. **forecast** – months origin+1..origin+H for every unit.
@@ -27,7 +28,9 @@ logging one timestamped line per step:
    with the ledger's earlier forecasts scored against the new actuals.
 10. **track** – an MLflow run in the experiment ``refresh``: inputs, vintage, model
     version, output paths as parameters; scores of past forecasts as metrics; the forecast
-    file and report as artifacts. Transient tracking errors are retried with back-off.
+    file and report as artifacts. Transient errors of a tracking server are retried with
+    back-off; a server that does not answer within the request deadline, one that is not
+    MLflow, and a local store that fails are not (exit 6, saying which).
 11. **ledger** – one transaction appends the new forecasts, the actuals and scores of
     earlier forecasts whose target month now has data, and the refresh row naming the
     MLflow run. This commit is the moment the refresh happens.
@@ -41,8 +44,9 @@ whole refresh again; files from the killed run are replaced atomically by the sa
 (``forecasts/<origin>.csv``, ``reports/<origin>.html``), and the reports of earlier months
 are never touched. After the commit nothing is left to do. Every file is written to a
 temporary name and renamed into place, so no reader ever sees half a file. A run killed
-during step 10 leaves its MLflow run marked RUNNING; the ledger names only the run of the
-refresh that committed.
+during or after step 10 leaves its MLflow run (RUNNING or FINISHED) that the ledger does not
+name; the next run of the same origin and ledger reuses it (or, when its parameters differ,
+closes and deletes it), so one issue has one MLflow run.
 
 Testing hook
 ------------
@@ -54,8 +58,9 @@ every row inserted, not committed) and ``committed``. Leave it unset in producti
 
 Exit codes (:class:`ExitCode`): 0 refreshed or nothing new; 1 configuration mistake or
 unexpected error; 2 bad command line; 3 bad input data (validation, download, checksum);
-4 no champion and no fallback; 5 another refresh holds the lock; 6 MLflow tracking server
-unreachable after the retries; 7 ledger unreachable or refusing the write.
+4 no champion and no fallback; 5 another refresh holds the lock; 6 the MLflow store failed
+(a server unreachable after the retries, silent past the request deadline, or not MLflow; a
+store that cannot be read); 7 ledger unreachable or refusing the write.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ class ExitCode(IntEnum):
     BAD_DATA = 3        #: input data failed validation, download or checksum
     NO_CHAMPION = 4     #: no champion in the registry and no fallback model configured
     LOCKED = 5          #: another refresh is running (its lock is held)
-    TRACKING = 6        #: MLflow tracking server unreachable after the retries
+    TRACKING = 6        #: MLflow store failed: unreachable after the retries, silent, not MLflow, unreadable
     LEDGER = 7          #: the ledger cannot be opened or written
 
 

@@ -18,7 +18,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 
 from forecast.refresh.config import TrackingSection
 from forecast.refresh.errors import ExitCode, RefreshError, log
-from forecast.tracking import NoSuchModel, TrackingError, check_reachable
+from forecast.tracking import NoSuchModel, NotMlflowServer, ServerTimeout, TrackingError, check_reachable
 
 PAUSE_ENV = "FORECAST_REFRESH_PAUSE_AT"
 PAUSE_SECONDS_ENV = "FORECAST_REFRESH_PAUSE_SECONDS"
@@ -54,8 +54,10 @@ def hold_lock(path: Path) -> Iterator[None]:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Errors worth retrying: an unreachable server or a server-side failure, not a missing model."""
-    if isinstance(exc, NoSuchModel):
+    """Errors worth retrying: an unreachable server or a server-side failure; not a missing
+    model, a server that is not MLflow, or one that took a request and never answered (each
+    attempt would wait out the whole request deadline again)."""
+    if isinstance(exc, NoSuchModel | NotMlflowServer | ServerTimeout):
         return False
     if isinstance(exc, TrackingError | ConnectionError | TimeoutError):
         return True
@@ -67,11 +69,15 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def with_retries(what: str, fn: Callable[[], Any], tracking: TrackingSection, uri: str) -> Any:
-    """Call ``fn``; on a transient tracking error wait ``retry_wait`` (doubling) and try again.
+    """Call ``fn``; on a transient tracking error of a tracking *server* wait ``retry_wait``
+    (doubling) and try again (a local store has no server to come back).
 
     Back-off and stopping are tenacity's; what counts as transient is :func:`is_transient`.
+    Any tracking failure but a missing model ends as :attr:`ExitCode.TRACKING`, saying which
+    it is; a missing model (:class:`NoSuchModel`) goes to the caller, which may fall back.
     """
-    attempts = tracking.retries + 1
+    remote = uri.startswith(("http://", "https://"))
+    attempts = tracking.retries + 1 if remote else 1
 
     def call() -> Any:
         check_reachable(uri, timeout=tracking.timeout)
@@ -87,6 +93,16 @@ def with_retries(what: str, fn: Callable[[], Any], tracking: TrackingSection, ur
                         retry=retry_if_exception(is_transient), before_sleep=announce, reraise=True)
     try:
         return retrying(call)
+    except NoSuchModel:
+        raise
+    except TrackingError as exc:
+        if not is_transient(exc) or not remote:
+            raise RefreshError(ExitCode.TRACKING, f"{what}: {exc}; nothing was issued (the ledger is unchanged)") from None
+        raise RefreshError(
+            ExitCode.TRACKING,
+            f"{what}: the MLflow tracking server {uri} failed {attempts} time(s) ({exc}); nothing was issued (the "
+            f"ledger is unchanged). Check the server, or set [tracking] uri / MLFLOW_TRACKING_URI, and run "
+            f"again") from None
     except Exception as exc:  # noqa: BLE001 - classified right below
         if not is_transient(exc):
             raise

@@ -168,10 +168,13 @@ def _refresh(config: RefreshConfig, *, force: bool, uri: str, new_ledger: bool) 
                   "outputs": {"forecasts": str(forecasts_path), "report": str(report_path),
                               "panel": str(config.panel_path), "ledger": ledger.url}}
         tags = {"forecast.kind": "refresh", "forecast.origin": str(origin), "forecast.data_vintage": vintage,
-                "forecast.model_version": f"{model_name}/{version}", "forecast.panel_sha256": digest}
+                "forecast.model_version": f"{model_name}/{version}", "forecast.panel_sha256": digest,
+                "forecast.ledger": ledger.url}
         artifacts = {"forecasts": forecasts_path, "report": report_path}
+        committed = set(ledger.issues()["mlflow_run_id"].dropna().astype(str))
         run_id = with_retries("logging the refresh run", lambda: track_refresh(
-            config, uri, params=params, metrics=scores, tags=tags, artifacts=artifacts), config.tracking, uri)
+            config, uri, params=params, metrics=scores, tags=tags, artifacts=artifacts, committed=committed),
+            config.tracking, uri)
         log.info("track: MLflow run %s in experiment %r at %s", run_id, config.tracking.experiment, uri)
         checkpoint("tracked")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Collection
 from pathlib import Path
 
 import pandas as pd
@@ -21,6 +22,7 @@ from forecast.refresh.errors import ExitCode, RefreshError, log
 from forecast.refresh.guard import with_retries
 from forecast.schema import FORECAST_COLUMNS, validate_forecast
 from forecast.tracking import (
+    OWNER_TAG,
     ForecasterModel,
     NoSuchModel,
     connect,
@@ -28,6 +30,9 @@ from forecast.tracking import (
     flatten_params,
     load_registered,
     log_batch,
+    owner,
+    owner_is_gone,
+    server_errors,
     to_periods,
     to_strings,
 )
@@ -78,8 +83,7 @@ def load_model(config: RefreshConfig, uri: str, panel: pd.DataFrame, origin: pd.
                 f"FILE --register {config.model.name}; forecast registry promote {config.model.name} --version N), "
                 f"or name a fallback model in [model] fallback = \"...\" of {config.path}") from None
         name = config.model.fallback
-        log.warning("model: no models:/%s (%s); using the fallback model %s fitted on the panel", ref,
-                    str(exc).split(":")[0], name)
+        log.warning("model: no models:/%s (%s); using the fallback model %s fitted on the panel", ref, exc, name)
         return make_model(name, **config.model.fallback_params), name, "fallback", \
             f"{name} (fallback: no {ref})", None
     forecaster = reg.forecaster
@@ -141,28 +145,61 @@ def past_scores(past: pd.DataFrame) -> dict[str, float]:
 
 
 def track_refresh(config: RefreshConfig, uri: str, *, params: dict, metrics: dict, tags: dict,
-           artifacts: dict[str, Path]) -> str:
-    """Log the refresh as one MLflow run; returns its id."""
+                  artifacts: dict[str, Path], committed: Collection[str] = ()) -> str:
+    """Log the refresh as one MLflow run; returns its id.
+
+    A run of the same origin and ledger (tags ``forecast.origin``, ``forecast.ledger``) that the
+    ledger does not name (``committed``: the run ids its issues hold) is a run of a refresh
+    killed after this step and before its commit. It is reused when its parameters are these,
+    and otherwise closed (KILLED) and deleted, so that one issue has one run.
+    """
     client = connect(uri)
     name = config.tracking.experiment
-    experiment = client.get_experiment_by_name(name)
-    if experiment is None:
-        experiment_id = client.create_experiment(name, artifact_location=default_artifact_location(uri, name),
-                                                 tags={"forecast.kind": "refresh"})
-    else:
-        experiment_id = experiment.experiment_id
-    run = client.create_run(experiment_id, run_name=f"refresh {tags.get('forecast.origin', '')}".strip(), tags=tags)
-    run_id = run.info.run_id
-    try:
-        log_batch(client, run_id, params=flatten_params(params), metrics=metrics)
-        for folder, path in artifacts.items():
-            client.log_artifact(run_id, str(path), folder)
-    except BaseException:
-        with contextlib.suppress(Exception):
-            client.set_terminated(run_id, "FAILED")
-        raise
-    client.set_terminated(run_id, "FINISHED")
+    flat = flatten_params(params)
+    with server_errors(uri, f"logging the refresh run in experiment {name!r}"):
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            experiment_id = client.create_experiment(name, artifact_location=default_artifact_location(uri, name),
+                                                     tags={"forecast.kind": "refresh"})
+        else:
+            experiment_id = experiment.experiment_id
+        run_id = _killed_refresh_run(client, experiment_id, flat, tags, committed)
+        if run_id is None:
+            run_name = f"refresh {tags.get('forecast.origin', '')}".strip()
+            run_id = client.create_run(experiment_id, run_name=run_name, tags={**tags, OWNER_TAG: owner()}).info.run_id
+        else:
+            log.info("track: reusing MLflow run %s of a refresh of the same origin killed before its commit", run_id)
+            log_batch(client, run_id, tags={**tags, OWNER_TAG: owner()})
+        try:
+            log_batch(client, run_id, params=flat, metrics=metrics)
+            for folder, path in artifacts.items():
+                client.log_artifact(run_id, str(path), folder)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                client.set_terminated(run_id, "FAILED")
+            raise
+        client.set_terminated(run_id, "FINISHED")
     return run_id
+
+
+def _killed_refresh_run(client, experiment_id: str, params: dict[str, str], tags: dict,
+                        committed: Collection[str]) -> str | None:
+    """The run of a killed refresh of this origin and ledger to reuse (see :func:`track_refresh`);
+    the others of them are closed and deleted. A run still RUNNING in a process that has not
+    ended is left alone."""
+    origin = str(tags.get("forecast.origin", "")).replace("'", "")
+    found = client.search_runs([experiment_id], f"tags.`forecast.origin` = '{origin}'", max_results=1000)
+    killed = [r for r in found if r.info.run_id not in set(committed)
+              and r.data.tags.get("forecast.ledger") == tags.get("forecast.ledger")
+              and (r.info.status != "RUNNING" or owner_is_gone(r.data.tags.get(OWNER_TAG)))]
+    reuse = next((r for r in killed if r.data.params == params), None)
+    for run in killed:
+        if run is not reuse:
+            client.set_tag(run.info.run_id, "forecast.failure", "its refresh was killed before the ledger commit, and "
+                           "the rerun's parameters differ: closed and deleted by the rerun")
+            client.set_terminated(run.info.run_id, "KILLED")
+            client.delete_run(run.info.run_id)
+    return reuse.info.run_id if reuse is not None else None
 
 
 def previous_issue(ledger_frame: pd.DataFrame, origin: pd.Period, model: str) -> pd.DataFrame | None:

@@ -38,6 +38,47 @@ def plot_scores_by_horizon(scores: pd.DataFrame, path: Path, title: str) -> Path
     fig.savefig(path)
     return path
 
+
+#: Nominal level of each coverage score, drawn as a dashed line.
+_NOMINAL = {"coverage90": 0.9, "coverage50": 0.5}
+
+
+def plot_models_by_horizon(table: pd.DataFrame, path: Path, score: str = "crps") -> Path:
+    """Every model's ``score`` and interval coverage (``coverage90``, else ``coverage50``) against
+    the horizon, one line per model; the winner over all horizons drawn thickest."""
+    per_h = table.loc[table["horizon"].astype(str) != "all"].copy()
+    per_h["horizon"] = per_h["horizon"].astype(int)
+    pooled = table.loc[table["horizon"].astype(str) == "all"].sort_values(score, kind="stable")
+    models = list(pooled["model"]) or list(dict.fromkeys(per_h["model"]))
+    coverage = next((c for c in _NOMINAL if c in per_h), None)
+    shown = [score, *([coverage] if coverage else [])]
+    width = 5.2 * len(shown) + 2.2
+    fig = _figure(width, 4.2)
+    axes = [fig.add_subplot(1, len(shown), i + 1) for i in range(len(shown))]
+    horizons = sorted(per_h["horizon"].unique())
+    for rank, model in enumerate(models):
+        rows = per_h.loc[per_h["model"] == model].sort_values("horizon")
+        style = {"marker": "o", "markersize": 3, "color": f"C{rank % 10}",
+                 "linestyle": "-" if rank < 10 else "--", "linewidth": 2.6 if rank == 0 else 1.1}
+        for ax, column in zip(axes, shown):
+            ax.plot(rows["horizon"], rows[column], label=model if ax is axes[0] else None, **style)
+    for ax, column in zip(axes, shown):
+        if column in _NOMINAL:
+            ax.axhline(_NOMINAL[column], color="k", linestyle=":", linewidth=1, label=None)
+        ax.set_xlabel("horizon (months ahead)")
+        ax.set_ylabel(column.upper() if column == score else f"{column} (nominal {_NOMINAL[column]:g})")
+        ax.set_xticks(horizons)
+        ax.grid(alpha=0.3)
+    axes[0].set_title(f"{score.upper()} by horizon (lower is better)")
+    if coverage:
+        axes[1].set_title(f"{coverage} by horizon (nearer {_NOMINAL[coverage]:g} is better)")
+    right = 1 - 2.1 / width
+    fig.tight_layout(rect=(0, 0, right, 1))
+    fig.legend(loc="center left", bbox_to_anchor=(right, 0.5), fontsize="small", title="model (best first)")
+    fig.savefig(path)
+    return path
+
+
 def plot_fan(forecasts: pd.DataFrame, unit: str, path: Path, title: str) -> Path:
     """One-month-ahead forecasts of one unit against the actuals: median, 50% and 90% bands."""
     rows = forecasts.loc[(forecasts["unit"] == unit) & (forecasts["horizon"] == 1)].sort_values("month")

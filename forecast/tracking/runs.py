@@ -1,15 +1,18 @@
 """Experiment tracking in MLflow: an experiment file as a parent run with one child run per model.
 
-One experiment file is one MLflow experiment, which opens on the model-training view of the
-MLflow 3 UI. Running it makes a *parent* run (the configuration, the input panel with its
-content hash and vintage, the code version), one *nested child* run per model (its backtest
-scores as curves over the horizon and headline metrics, the full score table, the forecasts
-and plots) and a *final* run (the best model refitted on all the data, as an MLflow model,
-with the backtest scores it was chosen on). Every run carries the panel as a dataset input,
-the git commit in MLflow's source fields, the experiment file's description and every
-hyperparameter, defaults included. Runs always end: FINISHED when the block completes, FAILED
-when an exception leaves it (KILLED on Ctrl-C); a run whose server vanished before it could be
-closed is closed as FAILED by the next tracker of its experiment (see :class:`ExperimentTracker`).
+One experiment file is one MLflow experiment, described by the file's ``description``, which
+opens on the model-training view of the MLflow 3 UI. Running it makes a *parent* run (the
+configuration, the panel as its own metadata describes it, the input panel as a dataset named
+by its sources and months with its content hash, the code version; once every model is scored,
+the leaderboard: the winner overall and at each horizon, :mod:`.winners`), one *nested child*
+run per model (every score pooled, per horizon and as curves over the horizon, the full score
+table, the forecasts and plots) and a *final* run (the best model refitted on all the data, as
+an MLflow model, with the backtest scores it was chosen on). Every run carries the panel as a
+dataset input and the git commit in MLflow's source fields; each model's run carries every
+hyperparameter of the model, defaults included, once. Runs always end: FINISHED when the block
+completes, FAILED when an exception leaves it (KILLED on Ctrl-C); a run whose server vanished
+before it could be closed is closed as FAILED by the next tracker of its experiment (see
+:class:`ExperimentTracker`).
 
 Naming on the MLflow side:
 
@@ -23,6 +26,10 @@ run tag ``forecast.label``     the display name of the model in the experiment f
 ``forecast.backtest_run_id``   on a final run (and its registered version): the backtest run
 metrics ``by_horizon/<score>`` a score's history, step = horizon (:mod:`.metrics`)
 metrics ``<score>``            the score pooled over horizons
+metrics ``<score>_h1``..       the score at each horizon
+``forecast.winner[_h1..]``     on the parent: the winning model overall (at each horizon)
+``forecast.registered_model``  on a backtest and final run: the registered model and
+``forecast.registered_version`` version of its model (the version's MLflow run is the backtest run)
 version tag ``forecast.crps``  overall CRPS of the backtest of the model
 version tag ``forecast.eval_window``  the backtest's origins and horizons, e.g.
                                ``origins 2017-01..2018-06, horizons 1..6``
@@ -31,6 +38,7 @@ version tag ``forecast.eval_window``  the backtest's origins and horizons, e.g.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -41,10 +49,17 @@ import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 
-from forecast.tracking.metrics import CURVE_SCORES, TABLE, curve_metrics, headline_metrics, score_metrics
+from forecast.tracking.metrics import (
+    TABLE,
+    curve_metrics,
+    headline_metrics,
+    pooled_score,
+    score_columns,
+    score_metrics,
+)
+from forecast.tracking.model import ModelRef, log_forecaster, register_version
 from forecast.tracking.plots import PLOTTED_SCORES, plot_fan, plot_scores_by_horizon
-from forecast.tracking.provenance import OWNER_TAG, owner, owner_is_gone, panel_dataset
-from forecast.tracking.registry import ModelRef, log_forecaster, tag_version
+from forecast.tracking.provenance import OWNER_TAG, owner, owner_is_gone, panel_dataset, source_names
 from forecast.tracking.store import (
     EXPERIMENT_KIND_TAG,
     KIND_BACKTEST,
@@ -52,24 +67,31 @@ from forecast.tracking.store import (
     KIND_FINAL,
     MODEL_TRAINING,
     SERVER_ERRORS,
+    ServerTimeout,
     TrackingError,
+    brief_requests,
     check_reachable,
     default_artifact_location,
-    first_line,
+    describe,
     flatten_params,
     log_batch,
     month_strings,
     new_client,
     package_versions,
     panel_digest,
+    require_writable,
     server_errors,
     slug,
     source_tags,
+    timed_out,
 )
+from forecast.tracking.winners import log_winners
 
 __all__ = ["ChildRun", "ExperimentTracker", "eval_window"]
 
 _FAN_UNITS = 3
+#: The run description tag (what the UI shows at the top of a run's or an experiment's page).
+NOTE = "mlflow.note.content"
 
 
 def eval_window(forecasts: pd.DataFrame) -> str:
@@ -97,19 +119,22 @@ def _write_table(client: MlflowClient, run_id: str, table: pd.DataFrame, name: s
 class ChildRun:
     """A model's nested run; returned by :meth:`ExperimentTracker.child_run`."""
 
-    def __init__(self, client: MlflowClient, run_id: str, label: str, model: str | None) -> None:
+    def __init__(self, client: MlflowClient, run_id: str, label: str, model: str | None,
+                 facts: Mapping[str, str] | None = None) -> None:
         self.client = client
         self.run_id = run_id
         self.label = label
         self.model = model
+        #: What a registered version is tagged with besides its own scores (target, sources, vintage).
+        self.facts = dict(facts or {})
         self.crps_: float | None = None
         self.eval_window_: str | None = None
         self.scores_: pd.DataFrame | None = None
         self.backtest_run_id_: str | None = None
 
     def log_backtest(self, forecasts: pd.DataFrame, scores: pd.DataFrame) -> dict[str, float]:
-        """Log a model's backtest: scores as curves and headline metrics, the score table,
-        forecasts and scores as files, plots.
+        """Log a model's backtest: every score pooled, per horizon and as a curve (:mod:`.metrics`),
+        the score table, forecasts and scores as files, plots.
 
         Parameters
         ----------
@@ -122,7 +147,7 @@ class ChildRun:
         Returns
         -------
         dict
-            The headline metrics logged (``crps``, ``mae``, ...).
+            The plain metrics logged (``crps``, ``crps_h1``, ``mae``, ...), rounded.
         """
         headline, curves = score_metrics(scores)
         model = self.model
@@ -133,7 +158,7 @@ class ChildRun:
         if model:
             tags["forecast.model"] = model
         log_batch(self.client, self.run_id, metrics=headline, histories=curves, tags=tags)
-        self.crps_ = headline.get("crps")
+        self.crps_ = pooled_score(scores)
         self.scores_ = scores
         _write_table(self.client, self.run_id, scores)
         with tempfile.TemporaryDirectory() as tmp:
@@ -159,22 +184,25 @@ class ChildRun:
 
     def log_skill(self, scores: pd.DataFrame) -> None:
         """Add the skill columns of ``scores`` (this model's rows of the experiment's combined
-        table, known once every benchmark has run): ``crps_skill`` and its curve, and the table."""
-        shown = tuple(c for c in CURVE_SCORES if c.endswith("_skill") and c in scores)
+        table, known once every benchmark has run): ``crps_skill`` and the others, pooled, per
+        horizon and as curves, and the table."""
+        shown = [c for c in score_columns(scores) if c.endswith("_skill")]
         if not shown:
             return
-        log_batch(self.client, self.run_id, metrics={k: v for k, v in headline_metrics(scores).items() if k in shown},
-                  histories=curve_metrics(scores, shown))
+        metrics, curves = score_metrics(scores, shown)
+        log_batch(self.client, self.run_id, metrics=metrics, histories=curves)
         self.scores_ = scores
         _write_table(self.client, self.run_id, scores)
 
     def log_evidence(self, backtest: ChildRun) -> None:
-        """On a final run: the scores of the backtest run of the model it refits, and links
-        both ways (``forecast.backtest_run_id`` here, ``forecast.final_run_id`` there)."""
+        """On a final run: the scores of the backtest run of the model it refits (pooled and as
+        curves; not the flat per-horizon keys, so that a runs table sorted by ``crps_h1`` lists
+        each model once), and links both ways (``forecast.backtest_run_id`` here,
+        ``forecast.final_run_id`` there)."""
         if backtest.scores_ is None:
             raise TrackingError(f"run {backtest.run_id} ({backtest.label}) has no backtest logged; "
                                 f"call log_backtest before refitting its model")
-        headline, curves = score_metrics(backtest.scores_)
+        headline, curves = headline_metrics(backtest.scores_), curve_metrics(backtest.scores_)
         log_batch(self.client, self.run_id, metrics=headline, histories=curves, tags={
             "forecast.backtest_run_id": backtest.run_id, "forecast.eval_window": backtest.eval_window_ or ""})
         _write_table(self.client, self.run_id, backtest.scores_)
@@ -205,20 +233,21 @@ class ChildRun:
                   registered_name: str | None = None, *, window: str | None = None) -> ModelRef:
         """Log the fitted ``forecaster`` as a pyfunc model, and register it when a name is given.
 
-        The registered version is tagged with this run's overall ``forecast.crps`` and the
-        ``forecast.eval_window`` (from :meth:`log_backtest` or :meth:`log_evidence`, or
-        ``window``), which is what :func:`forecast.tracking.registry.promote` compares, links
-        to this run and to its backtest run, and describes its scores.
+        The registered version (:func:`forecast.tracking.model.register_version`) is tagged
+        with this run's overall ``forecast.crps`` and the ``forecast.eval_window`` (from
+        :meth:`log_backtest` or :meth:`log_evidence`, or ``window``), which is what
+        :func:`forecast.tracking.registry.promote` compares, and with the target, sources and
+        vintage of the panel; its MLflow run is the backtest run (this run when it holds the
+        backtest itself), and it describes its scores.
         """
-        window = window or self.eval_window_
-        info = log_forecaster(forecaster, history, horizon=horizon, registered_name=registered_name)
+        info = log_forecaster(forecaster, history, horizon=horizon)
         self.log_learned(forecaster)
         if registered_name is None:
             return ModelRef(info.model_uri)
-        version = str(info.registered_model_version)
-        tag_version(self.client, registered_name, version, forecaster=forecaster, label=self.label,
-                    run_id=self.run_id, backtest_run_id=self.backtest_run_id_ or self.run_id,
-                    scores=self.scores_, crps=self.crps_, window=window)
+        facts = {**self.facts, "forecast.eval_window": window or self.eval_window_ or ""}
+        version = register_version(self.client, registered_name, info, forecaster=forecaster, label=self.label,
+                                   final_run_id=self.run_id, backtest_run_id=self.backtest_run_id_ or self.run_id,
+                                   scores=self.scores_, crps=self.crps_, facts=facts)
         return ModelRef(info.model_uri, registered_name, version)
 
 
@@ -231,11 +260,15 @@ class ExperimentTracker:
         Usually the experiment file's stem; the experiment is created on first use, tagged to
         open on the model-training view of the MLflow 3 UI (an existing one is tagged too).
     tracking_uri
-        From :func:`resolve_tracking_uri`; checked with :func:`check_reachable` first.
+        From :func:`resolve_tracking_uri`; checked with :func:`check_reachable` first, and a
+        ``sqlite:///`` store with :func:`require_writable`.
     artifact_location
         Where a *new* experiment stores artifacts. Default: the server's choice for HTTP
         stores; for a SQLite file, ``mlartifacts/<experiment>`` beside the database (MLflow
         would use ``./mlruns`` in whatever the working directory happens to be).
+    description
+        The experiment's description (the experiment file's ``description``), shown at the top
+        of its page in the UI; an existing experiment's is updated.
 
     A run whose server stopped answering cannot be marked FAILED when it fails; its id is
     kept in ``unclosed_``. Such a run, left RUNNING by a process of this host that has since
@@ -244,31 +277,38 @@ class ExperimentTracker:
     """
 
     def __init__(self, experiment_name: str, tracking_uri: str, *, artifact_location: str | None = None,
-                 timeout: float = 5.0) -> None:
+                 timeout: float = 5.0, description: str | None = None) -> None:
         check_reachable(tracking_uri, timeout=timeout)
+        require_writable(tracking_uri)
         self.experiment_name = experiment_name
         self.tracking_uri = tracking_uri
-        self.client = new_client(tracking_uri)
         self.parent_run_id: str | None = None
         self.unclosed_: list[str] = []
         self.closed_stale_: list[str] = []
         self._dataset = None
         self._description: str | None = None
+        self._facts: dict[str, str] = {}
+        #: Set once a request got no answer in time: runs are then closed with one brief attempt each.
+        self._stalled = False
+        described = {NOTE: description.strip()} if description and description.strip() else {}
         with server_errors(tracking_uri, f"opening experiment {experiment_name!r}"):
+            self.client = new_client(tracking_uri)
             experiment = self.client.get_experiment_by_name(experiment_name)
             if experiment is None:
                 if artifact_location is None:
                     artifact_location = default_artifact_location(tracking_uri, experiment_name)
                 self.experiment_id = self.client.create_experiment(
                     experiment_name, artifact_location=artifact_location,
-                    tags={"forecast.kind": KIND_EXPERIMENT, EXPERIMENT_KIND_TAG: MODEL_TRAINING})
+                    tags={"forecast.kind": KIND_EXPERIMENT, EXPERIMENT_KIND_TAG: MODEL_TRAINING, **described})
             else:
                 if experiment.lifecycle_stage == "deleted":
                     raise TrackingError(f"MLflow experiment {experiment_name!r} at {tracking_uri} is deleted; "
                                         f"restore it (mlflow experiments restore) or rename the experiment")
                 self.experiment_id = experiment.experiment_id
-                if EXPERIMENT_KIND_TAG not in experiment.tags:
-                    self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
+                wanted = {EXPERIMENT_KIND_TAG: MODEL_TRAINING, **described}
+                for key, value in wanted.items():
+                    if experiment.tags.get(key) != value and (key == NOTE or key not in experiment.tags):
+                        self.client.set_experiment_tag(self.experiment_id, key, value)
             self._close_stale_runs()
 
     def _close_stale_runs(self) -> None:
@@ -287,16 +327,24 @@ class ExperimentTracker:
         mlflow.set_registry_uri(self.tracking_uri)
 
     def _end(self, run_id: str, status: str) -> None:
-        try:
-            mlflow.end_run(status)
-        except SERVER_ERRORS:
-            self.unclosed_.append(run_id)  # the run is off MLflow's active stack already
+        # After a request that got no answer, one brief attempt: each run closed on a stalled
+        # server would otherwise wait out the whole request deadline again.
+        with brief_requests() if self._stalled else contextlib.nullcontext():
+            try:
+                mlflow.end_run(status)
+            except SERVER_ERRORS:
+                self.unclosed_.append(run_id)  # the run is off MLflow's active stack already
 
     @contextmanager
     def _run(self, **kwargs) -> Iterator[mlflow.ActiveRun]:
         tags = {OWNER_TAG: owner(), **kwargs.pop("tags", {})}
-        with server_errors(self.tracking_uri, f"starting run {kwargs.get('run_name')!r}"):
-            run = mlflow.start_run(experiment_id=self.experiment_id, tags=tags, **kwargs)
+        name = kwargs.get("run_name")
+        try:
+            with server_errors(self.tracking_uri, f"starting run {name!r}"):
+                run = mlflow.start_run(experiment_id=self.experiment_id, tags=tags, **kwargs)
+        except ServerTimeout:
+            self._stalled = True
+            raise
         run_id = run.info.run_id
         try:
             yield run
@@ -304,28 +352,33 @@ class ExperimentTracker:
             self._end(run_id, "KILLED")
             raise
         except SERVER_ERRORS as exc:
+            self._stalled = self._stalled or timed_out(exc)
             self._end(run_id, "FAILED")
-            raise TrackingError(f"MLflow at {self.tracking_uri} stopped answering during run "
-                                f"{kwargs.get('run_name')!r}: {first_line(exc)}") from None
-        except BaseException:
+            raise describe(exc, self.tracking_uri, f"logging run {name!r}") from None
+        except BaseException as exc:
+            self._stalled = self._stalled or isinstance(exc, ServerTimeout)
             self._end(run_id, "FAILED")
             raise
-        with server_errors(self.tracking_uri, f"closing run {kwargs.get('run_name')!r}"):
+        with server_errors(self.tracking_uri, f"closing run {name!r}"):
             mlflow.end_run("FINISHED")
 
     @contextmanager
     def parent_run(self, run_name: str, params: Mapping[str, Any], tags: Mapping[str, str] | None = None, *,
                    config_path: Path | None = None, panel: pd.DataFrame | None = None,
                    panel_source: str | None = None, panel_metadata: Mapping[str, Any] | None = None,
-                   description: str | None = None) -> Iterator[str]:
+                   description: str | None = None, country: str | None = None,
+                   target: str | None = None) -> Iterator[str]:
         """The run of one execution of the experiment file; yields its run id.
 
         Logs the flattened ``params``; ``tags`` plus MLflow's source tags (git commit),
         package versions, ``forecast.kind=experiment`` and ``description`` as the run
-        description; the experiment file; and the panel as an MLflow dataset input whose
-        digest is the start of its SHA-256 (the full hash is the tag ``forecast.panel_sha256``;
-        ``panel_metadata["vintage"]`` the tag ``forecast.data_vintage``). The child runs get
-        the same dataset, source tags and description.
+        description (until :meth:`log_winners` adds the winners to it); the experiment file;
+        and the panel as an MLflow dataset input named by its sources, ``country`` and months
+        (:func:`~forecast.tracking.provenance.dataset_name`), whose digest is the start of its
+        SHA-256 (the full hash is the tag ``forecast.panel_sha256``; ``panel_metadata["vintage"]``
+        the tag ``forecast.data_vintage``). The child runs get the same dataset, source tags and
+        description; a version registered from them is tagged with ``target`` and the panel's
+        sources and vintage.
         """
         if mlflow.active_run() is not None:
             raise TrackingError(f"an MLflow run ({mlflow.active_run().info.run_id}) is already active; "
@@ -342,6 +395,8 @@ class ExperimentTracker:
             all_tags["forecast.data_vintage"] = str(metadata.get("vintage", "unknown"))
             input_tags = {"forecast.panel_sha256": all_tags["forecast.panel_sha256"],
                           "forecast.data_vintage": all_tags["forecast.data_vintage"]}
+        self._facts = {"forecast.target": target or "", "forecast.sources": source_names(metadata),
+                       "forecast.vintage": str(metadata.get("vintage", ""))}
         with self._run(run_name=run_name, tags=all_tags) as run:
             run_id = run.info.run_id
             self.parent_run_id = run_id
@@ -349,14 +404,24 @@ class ExperimentTracker:
             if config_path is not None:
                 self.client.log_artifact(run_id, str(config_path), "config")
             if panel is not None:
-                self._dataset = (panel_dataset(panel, panel_source, metadata, all_tags["forecast.panel_sha256"]),
-                                 input_tags)
+                dataset = panel_dataset(panel, panel_source, metadata, all_tags["forecast.panel_sha256"], country)
+                self._dataset = (dataset, input_tags)
                 mlflow.log_input(self._dataset[0], context="backtest", tags=input_tags)
             try:
                 yield run_id
             finally:
                 self.parent_run_id = None
                 self._dataset = None
+
+    def log_winners(self, table: pd.DataFrame, score: str = "crps") -> pd.DataFrame:
+        """On the parent run, once every model is scored: the leaderboard of :mod:`.winners`
+        (the winner overall and by horizon in the description, tags and metrics, the tables and
+        the plot); ``table`` is the experiment's combined score table. Returns the winners."""
+        if self.parent_run_id is None:
+            raise TrackingError("log_winners must be used inside parent_run")
+        with server_errors(self.tracking_uri, "logging the winners on the parent run"):
+            return log_winners(self.client, self.parent_run_id, table, description=self._description, score=score,
+                               experiment_id=self.experiment_id)
 
     @contextmanager
     def child_run(self, label: str, params: Mapping[str, Any] | None = None, *, model: str | None = None,
@@ -377,7 +442,7 @@ class ExperimentTracker:
             if self._dataset is not None:
                 mlflow.log_input(self._dataset[0], context="training" if kind == KIND_FINAL else "backtest",
                                  tags=self._dataset[1])
-            yield ChildRun(self.client, run_id, label, model)
+            yield ChildRun(self.client, run_id, label, model, self._facts)
 
     @contextmanager
     def final_run(self, backtest: ChildRun, params: Mapping[str, Any] | None = None, *,

@@ -21,11 +21,12 @@ from typing import Any
 
 import pandas as pd
 import requests
+import sqlalchemy.exc
 from mlflow import MlflowClient
 from pandas.errors import Pandas4Warning
 from sqlalchemy.exc import SADeprecationWarning
 from mlflow.entities import Metric, Param, RunTag
-from mlflow.exceptions import MlflowException
+from mlflow.exceptions import MlflowException, RestException
 
 from forecast.errors import TrackingError
 
@@ -50,6 +51,43 @@ _BATCH = {"metrics": 1000, "params": 100, "tags": 100}
 #: The checkout (or installed tree) holding the packages `forecast` and `features`.
 ROOT = Path(__file__).resolve().parent.parent.parent
 
+
+
+class NotMlflowServer(TrackingError):
+    """The tracking URI answers HTTP, but not as an MLflow tracking server (a web page, a proxy)."""
+
+
+class ServerTimeout(TrackingError):
+    """The tracking server took a request and gave no answer within the request deadline."""
+
+
+def request_deadline() -> tuple[float, int]:
+    """(seconds an MLflow request waits for an answer, attempts): MLflow's own settings
+    ``MLFLOW_HTTP_REQUEST_TIMEOUT`` and ``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` (+ 1), which
+    :mod:`forecast.limits` bounds for every command."""
+    def number(name: str, default: float) -> float:
+        try:
+            return float(os.environ.get(name, default))
+        except ValueError:
+            return default
+    return number("MLFLOW_HTTP_REQUEST_TIMEOUT", 120), int(number("MLFLOW_HTTP_REQUEST_MAX_RETRIES", 7)) + 1
+
+
+@contextlib.contextmanager
+def brief_requests(seconds: int = 2) -> Iterator[None]:
+    """MLflow requests of one attempt of ``seconds`` each, for the duration (closing runs on a
+    server that has already let a request time out: each would wait out the deadline again)."""
+    brief = {"MLFLOW_HTTP_REQUEST_TIMEOUT": str(seconds), "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
+    saved = {k: os.environ.get(k) for k in brief}
+    os.environ.update(brief)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def resolve_tracking_uri(cli_value: str | None = None) -> str:
@@ -95,7 +133,7 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
             # MLflow's server answers its health check with "OK"; anything else that answers is
             # some other web server (a typo in the port, a proxy's landing page).
             if body.strip() != b"OK":
-                raise TrackingError(
+                raise NotMlflowServer(
                     f"{uri} answers HTTP but is not an MLflow tracking server (GET /health gave "
                     f"{body[:60]!r}); check the URI (mlflow server --host ... --port ...), or pass another "
                     f"--tracking-uri / MLFLOW_TRACKING_URI")
@@ -103,7 +141,7 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
         except urllib.error.HTTPError as err:
             if err.code == 404:
                 # Every MLflow server has /health: a 404 is another web server at that address.
-                raise TrackingError(
+                raise NotMlflowServer(
                     f"{uri} answers HTTP but is not an MLflow tracking server (GET /health gave HTTP 404); "
                     f"check the URI (mlflow server --host ... --port ...), or pass another --tracking-uri / "
                     f"MLFLOW_TRACKING_URI") from None
@@ -145,6 +183,25 @@ def require_store(uri: str) -> None:
     check_reachable(uri)
 
 
+def require_writable(uri: str) -> None:
+    """For commands that write runs: fail when a ``sqlite:///`` store (or the folder a new one
+    would be created in) cannot be written, naming the store, before any run is started.
+
+    MLflow itself fails part-way, logging SQLAlchemy's traceback, at the first write.
+    """
+    path = sqlite_path(uri)
+    if path is None:
+        return
+    target = path if path.exists() else next((p for p in path.parents if p.exists()), None)
+    # SQLite writes its journal beside the database: the folder must be writable too.
+    folder = path.parent if path.exists() else target
+    for item in (target, folder):
+        if item is not None and not os.access(item, os.W_OK):
+            raise TrackingError(f"the MLflow store {uri} cannot be written ({item} is read-only for this user or on a "
+                                f"read-only file system); a run needs a writable store: pass another --tracking-uri / "
+                                f"MLFLOW_TRACKING_URI, or make {item} writable")
+
+
 @contextlib.contextmanager
 def mlflow_deprecations_silenced() -> Iterator[None]:
     """Inside: the deprecation warnings MLflow's own code raises under pandas 3 and SQLAlchemy 2.1
@@ -157,11 +214,13 @@ def mlflow_deprecations_silenced() -> Iterator[None]:
         yield
 
 
-def connect(tracking_uri: str, *, existing: bool = False) -> MlflowClient:
+def connect(tracking_uri: str, *, existing: bool = False, doing: str = "opening the store") -> MlflowClient:
     """A client for tracking and registry at ``tracking_uri``, after :func:`check_reachable`
-    (after :func:`require_store` when ``existing``: a command that only reads)."""
+    (after :func:`require_store` when ``existing``: a command that only reads). A SQL store is
+    opened here: a damaged one is a :class:`TrackingError` saying so, and what was being done."""
     (require_store if existing else check_reachable)(tracking_uri)
-    return new_client(tracking_uri)
+    with server_errors(tracking_uri, doing):
+        return new_client(tracking_uri)
 
 
 def new_client(tracking_uri: str) -> MlflowClient:
@@ -171,9 +230,11 @@ def new_client(tracking_uri: str) -> MlflowClient:
         return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
-#: What the MLflow client raises when the server fails: its own exception (which wraps
-#: connection errors once its bounded retries are spent) and a bare connection error.
-SERVER_ERRORS: tuple[type[BaseException], ...] = (MlflowException, requests.RequestException)
+#: What the MLflow client raises when the store fails: its own exception (which wraps
+#: connection errors once its bounded retries are spent), a bare connection error, and the
+#: database errors of a SQL store that MLflow lets through (a read-only or locked SQLite file).
+SERVER_ERRORS: tuple[type[BaseException], ...] = (MlflowException, requests.RequestException,
+                                                  sqlalchemy.exc.SQLAlchemyError)
 
 
 def first_line(exc: BaseException) -> str:
@@ -181,14 +242,49 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
+def timed_out(exc: BaseException) -> bool:
+    """True when ``exc`` is a request that got no answer in time (after MLflow's retries)."""
+    text = str(exc)
+    return isinstance(exc, requests.Timeout) or "timed out" in text or "ReadTimeout" in text
+
+
+def not_mlflow(exc: BaseException) -> bool:
+    """True when an HTTP answer was not MLflow's: an error page (HTML, plain text) where the
+    MLflow REST API answers JSON, or an endpoint the server does not have."""
+    if not isinstance(exc, MlflowException) or isinstance(exc, RestException):
+        return False
+    text = str(exc)
+    return "Response body:" in text or exc.error_code == "ENDPOINT_NOT_FOUND" or "<html" in text.lower()
+
+
+def describe(exc: BaseException, uri: str, doing: str) -> TrackingError:
+    """One :class:`TrackingError` (or subclass) saying what went wrong with the store at ``uri``
+    while ``doing``: no answer in time, not an MLflow server, a store that cannot be written,
+    or MLflow's own error."""
+    if timed_out(exc):
+        seconds, attempts = request_deadline()
+        return ServerTimeout(f"MLflow tracking server {uri} did not answer while {doing}: no answer within {seconds:g} s, "
+                             f"{attempts} attempt(s) (MLFLOW_HTTP_REQUEST_TIMEOUT, MLFLOW_HTTP_REQUEST_MAX_RETRIES); "
+                             f"check the server, or pass another --tracking-uri / MLFLOW_TRACKING_URI")
+    if not_mlflow(exc):
+        return NotMlflowServer(f"{uri} did not answer as an MLflow tracking server while {doing}: "
+                               f"{first_line(exc)[:200]}; check the URI (and, behind a proxy, its credentials), or "
+                               f"pass another --tracking-uri / MLFLOW_TRACKING_URI")
+    text = " ".join(str(exc).split())
+    if "readonly database" in text or "read-only" in text:
+        return TrackingError(f"the MLflow store {uri} cannot be written while {doing} (attempt to write a read-only "
+                             f"database); pass a writable --tracking-uri / MLFLOW_TRACKING_URI")
+    return TrackingError(f"MLflow at {uri} failed while {doing}: {first_line(exc)}")
+
+
 @contextlib.contextmanager
 def server_errors(uri: str, doing: str) -> Iterator[None]:
     """Turn what the MLflow client raises into one :class:`TrackingError` naming the URI and
-    what was being done (no chained traceback reaches the user)."""
+    what was being done (:func:`describe`; no chained traceback reaches the user)."""
     try:
         yield
     except SERVER_ERRORS as exc:
-        raise TrackingError(f"MLflow at {uri} failed while {doing}: {first_line(exc)}") from None
+        raise describe(exc, uri, doing) from None
 
 
 def decimals(values: Iterable[float], start: int = 3, limit: int = 8) -> int:
