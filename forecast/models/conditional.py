@@ -292,7 +292,6 @@ class NegBinGLMX(Forecaster):
             if h not in self.coefs_:
                 with threadpool_limits(limits=1, user_api="blas"):
                     self.coefs_[h] = self._fit_horizon(h)
-            fit = self.coefs_[h]
             designs = []
             for x_future in x_futures:
                 x_all = np.concatenate([x_hist, x_future], axis=0)
