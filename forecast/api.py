@@ -26,9 +26,10 @@ from forecast.jobs.experiments import ExperimentResult, leaderboard_runs, run_ex
 from forecast.jobs.forecasting import BacktestRun, Prediction, backtest, leaderboard, model_names, predict
 from forecast.jobs.gazetteer import GazetteerInit, init_gazetteer
 from forecast.jobs.ledger import SCORE_KEYS, issue_rows, issues_table, open_ledger
+from forecast.jobs.report import make_report
 from forecast.jobs.scenarios import ScenarioRun, run_scenario_files
 from forecast.refresh import ExitCode, RefreshError, RefreshResult, configure_logging, run_refresh
-from forecast.report import ReportWarning, make_report
+from forecast.report import ReportWarning
 from forecast.tracking import list_versions, promote, resolve_tracking_uri
 
 __all__ = [

@@ -16,7 +16,11 @@ _SCORE_METRICS = ("crps", "mae", "coverage50", "coverage90")
 
 
 def backtest_summary(backtest: pd.DataFrame | None, model: str, target: str) -> dict | None:
-    """Scores of the model and its benchmarks by horizon, with skill and a plain summary."""
+    """Scores of the model and its benchmarks by horizon, with skill and a plain summary.
+
+    ``best_benchmark`` is the benchmark with the lowest CRPS over all horizons and ``ratio`` the
+    model's CRPS over that benchmark's (below 1: better than every benchmark).
+    """
     if backtest is None or backtest.empty:
         return None
     bt = as_periods(backtest, "backtest")
@@ -60,8 +64,12 @@ def backtest_summary(backtest: pd.DataFrame | None, model: str, target: str) -> 
     text.append(f"Its 90% intervals contained the recorded count {me['coverage90']:.0%} of the time and its 50% "
                 f"intervals {me['coverage50']:.0%} (90% and 50% would be ideal; lower means the intervals were "
                 "too narrow).")
+    best_name = order[1] if len(order) > 1 else None
+    ratio = float(me["crps"] / overall.at[best_name, "crps"]) if best_name and overall.at[best_name, "crps"] > 0 \
+        else np.nan
     return {"rows": rows, "horizons": horizons, "crps": crps, "coverage90": cover, "order": order,
-            "text": text, "coverage90_model": float(me["coverage90"]), "model": model}
+            "text": text, "coverage90_model": float(me["coverage90"]), "model": model,
+            "best_benchmark": best_name, "ratio": ratio}
 
 
 def ledger_summary(past: pd.DataFrame | None, target: str) -> dict:

@@ -31,8 +31,8 @@ from scipy import stats
 from forecast.evaluation import escalation
 from forecast.schema import QUANTILE_COLUMNS, QUANTILES
 
-__all__ = ["DRAWS", "NationalTotal", "SEED", "copula_correlation", "draw_totals", "escalation_probability",
-           "mid_pit", "national_total", "quantile_function"]
+__all__ = ["DRAWS", "FULL_COPULA_UNITS", "NationalTotal", "SEED", "average_correlation", "copula_correlation",
+           "draw_totals", "escalation_probability", "mid_pit", "national_total", "quantile_function"]
 
 #: Joint draws of all units per forecast month.
 DRAWS = 10_000
@@ -40,6 +40,11 @@ DRAWS = 10_000
 SEED = 20170101
 #: Fewest common target months two units need for their correlation to be estimated (else 0).
 MIN_PAIRS = 12
+#: Above this many units the copula has one factor (every pair the average correlation): the
+#: full correlation matrix costs memory in the square and time in the cube of the units.
+FULL_COPULA_UNITS = 300
+#: Units drawn at a time by the one-factor copula.
+CHUNK = 500
 
 
 def quantile_function(quantiles, u, levels=QUANTILES) -> np.ndarray:
@@ -63,9 +68,13 @@ def quantile_function(quantiles, u, levels=QUANTILES) -> np.ndarray:
     q = np.atleast_2d(np.asarray(quantiles, dtype=float))
     tau = escalation.check_levels(levels, q.shape[1])
     u = np.asarray(u, dtype=float)
-    out = np.empty_like(u)
-    for i in range(q.shape[0]):
-        out[:, i] = np.interp(u[:, i], tau, q[i])
+    # Linear between the quantile points, all units at once: the segment of each level, then
+    # the value along it (vectorised np.interp with the same knots tau for every unit).
+    j = np.clip(np.searchsorted(tau, u, side="right"), 1, len(tau) - 1)
+    cols = np.arange(q.shape[0])
+    lo, hi = q[cols, j - 1], q[cols, j]
+    weight = np.clip((u - tau[j - 1]) / (tau[j] - tau[j - 1]), 0.0, 1.0)
+    out = lo + (hi - lo) * weight
     theta_lo = tau[0] * (q[:, 1] - q[:, 0]) / (tau[1] - tau[0])
     theta_hi = (1 - tau[-1]) * (q[:, -1] - q[:, -2]) / (tau[-1] - tau[-2])
     with np.errstate(divide="ignore"):
@@ -136,14 +145,18 @@ def nearest_correlation(corr: np.ndarray) -> np.ndarray:
     return fixed
 
 
-def draw_totals(quantiles, corr: np.ndarray | None, *, draws: int = DRAWS, seed: int = SEED,
+def draw_totals(quantiles, corr: np.ndarray | float | None, *, draws: int = DRAWS, seed: int = SEED,
                 levels=QUANTILES) -> np.ndarray:
-    """Draws of the sum over units, the units joined by a Gaussian copula with correlation ``corr``.
+    """Draws of the sum over units, the units joined by a Gaussian copula.
 
     Parameters
     ----------
     quantiles : array_like, shape (n, K)
-    corr : array_like, shape (n, n), or None for independent units
+    corr : array_like of shape (n, n), a float, or None
+        The copula's correlation matrix; a float ``rho`` for a one-factor copula in which every
+        two units have correlation ``rho`` (``z_i = sqrt(rho) F + sqrt(1 - rho) e_i``); None for
+        independent units. Units are drawn :data:`CHUNK` at a time, so memory does not grow
+        with their number.
 
     Returns
     -------
@@ -152,15 +165,49 @@ def draw_totals(quantiles, corr: np.ndarray | None, *, draws: int = DRAWS, seed:
     q = np.atleast_2d(np.asarray(quantiles, dtype=float))
     n = q.shape[0]
     rng = np.random.default_rng(seed)
+    total = np.zeros(draws)
+    if corr is None or np.ndim(corr) == 0:
+        rho = float(np.clip(corr or 0.0, 0.0, 1.0))
+        factor = rng.standard_normal(draws)[:, None] if rho > 0 else 0.0
+        for start in range(0, n, CHUNK):
+            part = q[start:start + CHUNK]
+            normal = rng.standard_normal((draws, len(part)))
+            if rho > 0:
+                normal = np.sqrt(rho) * factor + np.sqrt(1 - rho) * normal
+            total += quantile_function(part, stats.norm.cdf(normal), levels).sum(axis=1)
+        return total
     normal = rng.standard_normal((draws, n))
-    if corr is not None:
-        # A square root through the eigen-decomposition works for singular matrices too
-        # (e.g. perfectly correlated units), where Cholesky fails.
-        values, vectors = np.linalg.eigh(np.asarray(corr, dtype=float))
-        root = vectors * np.sqrt(np.clip(values, 0.0, None))
-        normal = normal @ root.T
-    u = stats.norm.cdf(normal)
-    return quantile_function(q, u, levels).sum(axis=1)
+    # A square root through the eigen-decomposition works for singular matrices too
+    # (e.g. perfectly correlated units), where Cholesky fails.
+    values, vectors = np.linalg.eigh(np.asarray(corr, dtype=float))
+    root = vectors * np.sqrt(np.clip(values, 0.0, None))
+    normal = normal @ root.T
+    return quantile_function(q, stats.norm.cdf(normal), levels).sum(axis=1)
+
+
+def average_correlation(backtest: pd.DataFrame, model: str, units) -> tuple[float, int]:
+    """The average correlation between two units' PIT normal scores, without the n x n matrix.
+
+    For standardised scores over the same target months, the variance of their sum is
+    ``n + n (n - 1) rho``: so ``rho`` comes from the sum alone, in time and memory linear in
+    the units. Months where a unit has no score count as 0 for it. Returns (rho >= 0, months).
+    """
+    units = list(units)
+    bt = backtest[(backtest["model"] == model) & backtest["y"].notna()]
+    pit = mid_pit(bt[list(QUANTILE_COLUMNS)].to_numpy(float), bt["y"].to_numpy(float))
+    z = stats.norm.ppf(np.clip(pit, 1e-4, 1 - 1e-4))
+    wide = (bt.assign(z=z).pivot_table(index=["origin", "month"], columns="unit", values="z", aggfunc="first")
+            .reindex(columns=units))
+    n, months = len(units), len(wide)
+    if n < 2 or months < MIN_PAIRS:
+        return 0.0, months
+    std = wide.std(ddof=0).replace(0.0, np.nan)
+    scores = ((wide - wide.mean()) / std).fillna(0.0)
+    live = int(std.notna().sum())
+    if live < 2:
+        return 0.0, months
+    var_sum = float(scores.sum(axis=1).var(ddof=0))
+    return float(np.clip((var_sum - live) / (live * (live - 1)), 0.0, 1.0)), months
 
 
 @dataclass(frozen=True)
@@ -177,6 +224,7 @@ class NationalTotal:
     mean_correlation: float  # average correlation between two distinct units
     draws: int
     seed: int
+    one_factor: bool = False         # every pair of units given the average correlation
 
     def describe(self, unit_word: str) -> str:
         """How the national figures were made, in plain words."""
@@ -184,6 +232,12 @@ class NationalTotal:
                   f"draws per month (fixed seed {self.seed}), each {unit_word}'s drawn from its forecast "
                   f"quantiles, added up; the median and interval are those of the added-up draws, and the "
                   f"expected total is the sum of the {unit_word}s' expected counts. ")
+        if self.dependence == "backtest" and self.one_factor:
+            return common + (f"The {unit_word}s are drawn together through a one-factor Gaussian copula: with more "
+                             f"than {FULL_COPULA_UNITS} {unit_word}s every two of them get the same correlation, the "
+                             f"average estimated from the backtest (where each recorded count fell within its own "
+                             f"forecast, compared over {self.months_used} forecast months): "
+                             f"{self.mean_correlation:.2f}.")
         if self.dependence == "backtest":
             return common + (f"The {unit_word}s are drawn together through a Gaussian copula whose correlation "
                              f"was estimated from the backtest: where each recorded count fell within its own "
@@ -197,12 +251,23 @@ class NationalTotal:
 
 def national_total(forecast: pd.DataFrame, *, backtest: pd.DataFrame | None = None, model: str | None = None,
                    draws: int = DRAWS, seed: int = SEED) -> NationalTotal:
-    """The national total of a forecast (one origin, every unit) per month."""
+    """The national total of a forecast (one origin, every unit) per month.
+
+    Up to :data:`FULL_COPULA_UNITS` units the copula's correlation is estimated pair by pair
+    (:func:`copula_correlation`); above, every pair gets the average correlation
+    (:func:`average_correlation`, a one-factor copula), in time and memory linear in the units.
+    """
     units = sorted(forecast["unit"].unique())
-    corr, used, dependence = None, 0, "independent"
+    corr, used, dependence, mean_corr = None, 0, "independent", 0.0
     if backtest is not None and model is not None and len(backtest):
-        corr, used = copula_correlation(backtest, model, units)
         dependence = "backtest"
+        if len(units) <= FULL_COPULA_UNITS:
+            corr, used = copula_correlation(backtest, model, units)
+            off = corr[~np.eye(len(units), dtype=bool)] if len(units) > 1 else np.array([0.0])
+            mean_corr = float(off.mean())
+        else:
+            mean_corr, used = average_correlation(backtest, model, units)
+            corr = mean_corr
     rows = {}
     for month, block in forecast.groupby("month", sort=True):
         block = block.set_index("unit").reindex(units)
@@ -211,6 +276,5 @@ def national_total(forecast: pd.DataFrame, *, backtest: pd.DataFrame | None = No
                        **dict(zip(QUANTILE_COLUMNS, np.quantile(total, QUANTILES)))}
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "month"
-    off = corr[~np.eye(len(units), dtype=bool)] if corr is not None and len(units) > 1 else np.array([0.0])
-    return NationalTotal(table=table, dependence=dependence, months_used=used,
-                         mean_correlation=float(off.mean()), draws=draws, seed=seed)
+    return NationalTotal(table=table, dependence=dependence, months_used=used, mean_correlation=mean_corr,
+                         draws=draws, seed=seed, one_factor=np.ndim(corr) == 0 and dependence == "backtest")

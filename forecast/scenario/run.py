@@ -179,6 +179,8 @@ class ScenarioResult:
     method: str = ""
     #: Things a reader must know (scenarios the model cannot see, model fallbacks).
     notes: tuple[str, ...] = ()
+    #: Registered models that respond to scenarios (filled when this one does not).
+    responders: tuple[str, ...] = ()
 
 
 def run_scenarios(panel: pd.DataFrame, model_name: str, scenarios: Sequence[Scenario], horizon: int, *,
@@ -320,7 +322,8 @@ def run_scenarios_fitted(forecaster, history: pd.DataFrame, scenarios: Sequence[
         return ScenarioResult(model=name, baseline=scenarios[0].name, scenarios=tuple(scenarios), forecasts=forecasts,
                               differences=empty_diff, paths=paths, history=past,
                               blind_models=blind_models(), responsive=False, origin=origin, target=target,
-                              national=empty_nat, method="", notes=tuple(notes))
+                              national=empty_nat, method="", notes=tuple(notes),
+                              responders=tuple(_responsive_names()))
 
     # Scenarios whose changes reach no covariate the model uses get no difference rows.
     seen = []
@@ -429,9 +432,9 @@ def summary_text(result: ScenarioResult, *, top: int = 5) -> str:
                      f"are identical under every scenario and no differences are reported.")
         lines.append(f"  pick a model that responds: {', '.join(_responsive_names()) or 'none registered'}")
     else:
-        lines.append(f"differences: scenario minus baseline, expected {result.target} per month "
-                     f"(90% interval from {result.method}); conditional projections from correlations in "
-                     "historical data, not causal estimates")
+        band = f" (90% interval from {result.method})" if result.method else ""
+        lines.append(f"differences: scenario minus baseline, expected {result.target} per month{band}; "
+                     "conditional projections from correlations in historical data, not causal estimates")
     h_max = int(result.forecasts["horizon"].max())
     for s in result.scenarios:
         if s.name == result.baseline:
