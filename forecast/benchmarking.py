@@ -21,14 +21,20 @@ from forecast.catalog import BENCHMARKS, make_model
 from forecast.evaluation.backtest import BacktestDesign, default_covariates, run_backtest
 from forecast.tracking.store import git, git_commit
 
-__all__ = ["MIN_BACKTEST_HISTORY", "backtest_against_benchmarks", "backtest_design", "code_commit", "fresh_copy",
+__all__ = ["MAX_UNIT_ORIGINS", "MIN_BACKTEST_HISTORY", "MIN_ORIGINS", "backtest_against_benchmarks", "backtest_design", "code_commit", "fresh_copy",
            "model_members", "provenance", "used_covariates"]
 
 #: Months of history before the first backtest origin, so every model has something to fit.
 MIN_BACKTEST_HISTORY = 24
+#: The most unit-origins a track-record backtest forecasts (24 monthly origins up to 1,000 units):
+#: on larger panels it runs over fewer origins, so its time and memory stay linear in the units ...
+MAX_UNIT_ORIGINS = 24_000
+#: ... but over at least this many.
+MIN_ORIGINS = 3
 
 
-def backtest_design(first: pd.Period, origin: pd.Period, horizon: int, months: int) -> BacktestDesign | None:
+def backtest_design(first: pd.Period, origin: pd.Period, horizon: int, months: int, *,
+                    units: int = 1) -> BacktestDesign | None:
     """Origins of the track-record backtest: the last ``months`` origins whose every horizon is known.
 
     The last origin is ``origin - horizon``, so horizons 1..H are all scored over the same
@@ -36,9 +42,13 @@ def backtest_design(first: pd.Period, origin: pd.Period, horizon: int, months: i
     first origin, and then updated month by month with the new data, keeping its fitted
     parameters (:meth:`Forecaster.update`): refits are what make a backtest slow (one refit
     of the ensemble costs more than all its monthly updates), and this is how a model is used
-    between scheduled refits. Returns None when ``months`` is 0 or the panel is too short for
-    even one origin after :data:`MIN_BACKTEST_HISTORY` months.
+    between scheduled refits. A panel of many ``units`` gets fewer origins: at most
+    :data:`MAX_UNIT_ORIGINS` unit-origins, and at least :data:`MIN_ORIGINS` origins. Returns None
+    when ``months`` is 0 or the panel is too short for even one origin after
+    :data:`MIN_BACKTEST_HISTORY` months.
     """
+    if months >= 1:
+        months = min(months, max(MIN_ORIGINS, MAX_UNIT_ORIGINS // max(int(units), 1)))
     end = origin - horizon
     start = max(end - (months - 1), first + MIN_BACKTEST_HISTORY)
     if months < 1 or end < start:

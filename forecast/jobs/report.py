@@ -204,7 +204,8 @@ def make_report(
         fitted = factory()  # a bad name or parameter fails here, before any work
         covariates = default_covariates(panel)
         history = history_at(panel, origin, target, covariates)
-    design = backtest_design(panel["month"].min(), origin, horizon, backtest_months) if backtest_months else None
+    design = backtest_design(panel["month"].min(), origin, horizon, backtest_months,
+                             units=panel["unit"].nunique()) if backtest_months else None
     if backtest_months and design is None:
         say(f"report: the panel is too short for a backtest ({panel['month'].nunique()} months)")
 

@@ -145,7 +145,8 @@ def _refresh(config: RefreshConfig, *, force: bool, uri: str, new_ledger: bool) 
         issued = pd.Timestamp.now(tz="UTC").date().isoformat()
         upto = panel.loc[panel["month"] <= origin]
         months = config.outputs.report_backtest_months
-        design = backtest_design(upto["month"].min(), origin, config.model.horizon, months) if months else None
+        design = backtest_design(upto["month"].min(), origin, config.model.horizon, months,
+                                 units=upto["unit"].nunique()) if months else None
         backtest = backtest_against_benchmarks(
             upto, fresh_copy(forecaster), estimator, design, target=target,
             covariates=list(getattr(forecaster, "covariates_", None) or []) or None, say=log.info,
