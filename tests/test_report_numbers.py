@@ -14,7 +14,8 @@ from features.panel import build_panel as assemble_panel
 from features.sources import read_events
 from forecast.evaluation import escalation
 from forecast.report.aggregate import (
-    copula_correlation, draw_totals, escalation_probability, national_total, quantile_function,
+    FULL_COPULA_UNITS, LARGE_DRAWS, average_correlation, copula_correlation, draw_totals, escalation_probability,
+    national_total, quantile_function,
 )
 from forecast.report.tiers import MIN_BOUND, tier_scale
 from forecast.report.track import escalation_skill, historical_rate
@@ -117,6 +118,49 @@ def test_dependence_from_the_backtest_widens_the_national_interval():
     assert width(together) > 1.2 * width(apart)
     assert "estimated from the backtest" in together.describe("governorate")
     assert "drawn independently" in apart.describe("governorate")
+
+
+def test_the_one_factor_copula_matches_the_full_one_when_every_pair_has_the_same_correlation():
+    rng = np.random.default_rng(4)
+    q = np.sort(rng.gamma(1.5, 3.0, size=(40, 7)), axis=1)
+    corr = np.full((40, 40), 0.5)
+    np.fill_diagonal(corr, 1.0)
+    full = np.quantile(draw_totals(q, corr, draws=40_000, seed=5), [0.05, 0.5, 0.95])
+    factor = np.quantile(draw_totals(q, 0.5, draws=40_000, seed=6), [0.05, 0.5, 0.95])
+    np.testing.assert_allclose(factor, full, rtol=0.03)
+
+
+def test_the_average_correlation_is_read_from_the_sum_without_the_matrix():
+    rng = np.random.default_rng(7)
+    units = [f"u{i}" for i in range(30)]
+    months = 200
+    # Normal scores with one common factor: every pair has correlation 0.4.
+    z = np.sqrt(0.4) * rng.standard_normal((months, 1)) + np.sqrt(0.6) * rng.standard_normal((months, 30))
+    from scipy import stats
+    rows = [{"unit": u, "origin": pd.Period("2000-01", "M") + t, "horizon": 1, "model": "m", "mean": 50.0,
+             **dict(zip(QUANTILE_COLUMNS, 10 * UNIFORM)), "y": float(np.floor(100 * stats.norm.cdf(z[t, i])))}
+            for t in range(months) for i, u in enumerate(units)]
+    frame = pd.DataFrame(rows).assign(month=lambda f: f["origin"] + 1)
+    rho, used = average_correlation(frame, "m", units)
+    full, _ = copula_correlation(frame, "m", units)
+    assert used == months
+    # The scores' own average correlation (0.32 in this sample of a 0.4 factor model) ...
+    assert rho == pytest.approx(np.corrcoef(z.T)[~np.eye(30, dtype=bool)].mean(), abs=0.03)
+    # ... and the average of the full matrix's pairs, without building it.
+    assert rho == pytest.approx(full[~np.eye(30, dtype=bool)].mean(), abs=0.01)
+
+
+def test_many_units_take_the_one_factor_copula_and_fewer_draws():
+    n = FULL_COPULA_UNITS + 1
+    units = [f"u{i:04d}" for i in range(n)]
+    q = np.tile([0, 0, 1, 2, 3, 5, 6], (n, 1)).astype(float)
+    fc = forecast_frame(q, [2.2] * n, units)
+    backtest = pd.concat([fc.assign(origin=fc["origin"] - k, month=fc["month"] - k, y=float(k % 4))
+                          for k in range(1, 15)], ignore_index=True)
+    total = national_total(fc, backtest=backtest, model="m")
+    assert total.one_factor and total.draws == LARGE_DRAWS
+    assert "one-factor Gaussian copula" in total.describe("unit")
+    assert total.table["mean"].iloc[0] == pytest.approx(2.2 * n)
 
 
 # --- tiers on the source's scale ------------------------------------------------------------
