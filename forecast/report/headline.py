@@ -103,13 +103,13 @@ def headline(out: Outlook, inputs: ReportInputs, unit_word: str, coverage90: flo
     first, last = out.months[0], out.months[-1]
     vintage = inputs.meta.get("vintage") or str(out.origin)
     n_units = len(out.units)
-    intro = (f"Forecast for {fmt_range(first, last)} ({out.horizon} month{'s' if out.horizon > 1 else ''} ahead), "
-             f"made from data up to {fmt_month(out.origin, long=True)} (data vintage {vintage}) with the model "
+    intro = (f"Forecast for {fmt_range(first, last)} ({out.horizon} month{'s' if out.horizon > 1 else ''} ahead) "
+             f"from data up to {fmt_month(out.origin, long=True)} (vintage {vintage}), model "
              f"{inputs.model_version or inputs.model}.")
     shown = out.shown
     if out.focus:
-        intro += (f" This report focuses on {len(shown)} of the {n_units:,} {unit_word}s "
-                  f"({', '.join(shown['unit'])}); the national figures are for all {n_units:,}.")
+        intro += (f" This report focuses on {len(shown)} of the {n_units:,} {unit_word}s; the national figures are "
+                  f"for all {n_units:,}.")
     skilful = bool(skill and skill.get("skilful"))
     watched = shown[shown["watch"]].sort_values(["p_increase", "next_mean"], ascending=False, kind="stable")
     focus = [{"unit": row["unit"], "tier": row["tier_name"], "tier_index": int(row["tier"]),
