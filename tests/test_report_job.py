@@ -18,24 +18,13 @@ from features.panel import read_panel
 from forecast.catalog import make_model
 from forecast.config import ConfigError
 from forecast.evaluation.backtest import history_at
-from forecast.jobs.demo import DEMO_COVARIATES, DEMO_EVENTS
+from forecast.jobs.demo import DEMO_EVENTS
 from forecast.refresh.config import load_config
 from forecast.report import read_report_data
 from forecast.report.fmt import round_mean
 from forecast.tracking import ExperimentTracker
 from forecast.tracking.registry import promote
-
-
-@pytest.fixture(scope="module")
-def demo_panel(tmp_path_factory) -> Path:
-    from features.sources import EventFilters
-    from forecast.api import build_panel
-
-    out = tmp_path_factory.mktemp("demo") / "panel.parquet"
-    build_panel(events=[DEMO_EVENTS], fmt="ucdp", covariates=DEMO_COVARIATES, fill="error", gazetteer=None,
-                out=out, filters=EventFilters(), coverage_end=pd.Timestamp("2024-12-31"),
-                keep_incomplete=False, encoding=None)
-    return out
+from test_report import demo_panel  # noqa: F401  (the demo panel fixture, built once per module)
 
 
 @pytest.fixture(scope="module")

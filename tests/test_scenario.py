@@ -444,15 +444,9 @@ def test_a_per_unit_covariate_moved_in_one_unit_moves_only_that_units_forecast(d
 
 
 def test_until_ends_a_change_and_the_path_returns_to_the_baseline(demo_panel, tmp_path):
-    path = _write(tmp_path, HEAD + """
-[[change]]
-covariate = "us_troops"
-operation = "set"
-value = 0
-from = "+2"
-until = "+3"
-units = ["Anbar"]
-""")
+    change = {"covariate": '"us_troops"', "operation": '"set"', "value": 0, "from": '"+2"', "until": '"+3"',
+              "units": '["Anbar"]'}
+    path = _write(tmp_path, HEAD + "[[change]]\n" + "".join(f"{k} = {v}\n" for k, v in change.items()))
     scenario = load_scenario(path)
     assert scenario.changes[0].describe() == "us_troops: set to 0 from +2 until +3 (Anbar)"
     origin = pd.Period("2010-06", "M")

@@ -32,7 +32,7 @@ from forecast.evaluation import escalation
 from forecast.schema import QUANTILE_COLUMNS, QUANTILES
 
 __all__ = ["DRAWS", "FULL_COPULA_UNITS", "LARGE_DRAWS", "NationalTotal", "SEED", "average_correlation", "copula_correlation",
-           "draw_totals", "escalation_probability", "mid_pit", "national_total", "quantile_function"]
+           "draw_totals", "escalation_probability", "mid_pit", "national_total", "pit_scores", "quantile_function"]
 
 #: Joint draws of all units per forecast month.
 DRAWS = 10_000
@@ -120,6 +120,15 @@ def mid_pit(quantiles, y, levels=QUANTILES) -> np.ndarray:
     return (lower + upper) / 2
 
 
+def pit_scores(backtest: pd.DataFrame, model: str, units: list) -> pd.DataFrame:
+    """Normal scores ``Phi^-1(mid-PIT)`` of ``model``'s scored backtest forecasts: (origin, month) x units."""
+    bt = backtest[(backtest["model"] == model) & backtest["y"].notna()]
+    pit = mid_pit(bt[list(QUANTILE_COLUMNS)].to_numpy(float), bt["y"].to_numpy(float))
+    z = stats.norm.ppf(np.clip(pit, 1e-4, 1 - 1e-4))
+    return (bt.assign(z=z).pivot_table(index=["origin", "month"], columns="unit", values="z", aggfunc="first")
+            .reindex(columns=units))
+
+
 def copula_correlation(backtest: pd.DataFrame, model: str, units) -> tuple[np.ndarray, int]:
     """Correlation of the units' PIT normal scores in the backtest of ``model``.
 
@@ -135,11 +144,7 @@ def copula_correlation(backtest: pd.DataFrame, model: str, units) -> tuple[np.nd
     (numpy.ndarray of shape (n, n) in the order of ``units``, number of target months used)
     """
     units = list(units)
-    bt = backtest[(backtest["model"] == model) & backtest["y"].notna()]
-    pit = mid_pit(bt[list(QUANTILE_COLUMNS)].to_numpy(float), bt["y"].to_numpy(float))
-    z = stats.norm.ppf(np.clip(pit, 1e-4, 1 - 1e-4))
-    wide = (bt.assign(z=z).pivot_table(index=["origin", "month"], columns="unit", values="z", aggfunc="first")
-            .reindex(columns=units))
+    wide = pit_scores(backtest, model, units)
     corr = wide.corr(min_periods=MIN_PAIRS).to_numpy(float)
     corr = np.where(np.isfinite(corr), corr, 0.0)
     np.fill_diagonal(corr, 1.0)
@@ -206,11 +211,7 @@ def average_correlation(backtest: pd.DataFrame, model: str, units) -> tuple[floa
     the units. Months where a unit has no score count as 0 for it. Returns (rho >= 0, months).
     """
     units = list(units)
-    bt = backtest[(backtest["model"] == model) & backtest["y"].notna()]
-    pit = mid_pit(bt[list(QUANTILE_COLUMNS)].to_numpy(float), bt["y"].to_numpy(float))
-    z = stats.norm.ppf(np.clip(pit, 1e-4, 1 - 1e-4))
-    wide = (bt.assign(z=z).pivot_table(index=["origin", "month"], columns="unit", values="z", aggfunc="first")
-            .reindex(columns=units))
+    wide = pit_scores(backtest, model, units)
     n, months = len(units), len(wide)
     if n < 2 or months < MIN_PAIRS:
         return 0.0, months
