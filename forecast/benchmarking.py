@@ -32,9 +32,10 @@ MAX_UNIT_ORIGINS = 24_000
 #: ... but over at least this many.
 MIN_ORIGINS = 3
 #: Up to this many units the backtest runs on two worker processes; above, in the caller's own
-#: process: each worker holds its own copy of the panel (and of the libraries, ~300 MB), which at
-#: 10,000 units took the report to 2.4 x the memory of ``forecast predict`` (1.2 x in one process).
-PARALLEL_UNITS = 1_000
+#: process: each worker holds its own copy of the panel and of the libraries (~300 MB), which at
+#: 10,000 units took the report to 2.4 x the memory of ``forecast predict`` (1.2 x in one process)
+#: and at 1,000 units to 4 x.
+PARALLEL_UNITS = 500
 
 
 def backtest_design(first: pd.Period, origin: pd.Period, horizon: int, months: int, *,

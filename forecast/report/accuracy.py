@@ -27,10 +27,12 @@ def backtest_summary(backtest: pd.DataFrame | None, model: str, target: str) -> 
     models = list(pd.unique(bt["model"]))
     if model not in models:
         raise ReportError(f"backtest: no rows for the report's model {model!r}; it has {', '.join(map(str, models))}")
-    scored = bt[bt["y"].notna()]
-    if scored.empty:
+    scored = bt["y"].notna()
+    if not scored.any():
         return None
-    table = scores.score_table(scored, metrics=list(_SCORE_METRICS))
+    # One model at a time: the scores' temporaries are a model's rows, not the whole backtest's.
+    table = pd.concat([scores.score_table(bt[scored & (bt["model"] == m)], metrics=list(_SCORE_METRICS))
+                       for m in models if (scored & (bt["model"] == m)).any()], ignore_index=True)
     benchmarks = [m for m in models if m != model]
     if benchmarks:
         table = scores.add_skill(table, benchmarks, metrics=["crps", "mae"])
@@ -77,7 +79,7 @@ def ledger_summary(past: pd.DataFrame | None, target: str) -> dict:
     if past is None or past.empty:
         return {"issued": 0, "text": "No forecasts have been issued yet: this section fills in as the "
                                      "ledger of issued forecasts grows and their months are recorded."}
-    frame = as_periods(past, "past forecasts")
+    frame = as_periods(past, "past forecasts").copy()
     if "model_version" not in frame:
         raise ReportError("past forecasts: no column 'model_version'")
     frame["model_version"] = frame["model_version"].fillna(frame["model"]).astype(str)

@@ -89,6 +89,9 @@ def fmt_range(first: pd.Period, last: pd.Period) -> str:
 
 
 def as_periods(frame: pd.DataFrame, what: str) -> pd.DataFrame:
+    """``frame`` with ``origin`` and ``month`` as monthly periods; the frame itself (no copy) when they are."""
+    if all(isinstance(frame[col].dtype, pd.PeriodDtype) for col in ("origin", "month")):
+        return frame
     out = frame.copy()
     for col in ("origin", "month"):
         if not isinstance(out[col].dtype, pd.PeriodDtype):
