@@ -6,9 +6,9 @@ Run from the repository root::
     .venv/bin/python benchmarks/report_scale.py --sizes 200,600    # a quicker look
 
 For every size N it makes a synthetic panel (``forecast data synthetic --units N``, 2001-01..
-2020-12, then ``forecast data build``; not timed: :func:`scale.build_synthetic`), then runs, each in a fresh process whose
-wall time, CPU time (process tree) and peak resident memory (summed over the process tree)
-are measured with :func:`scale.measure`:
+2020-12, then ``forecast data build``; not timed: :func:`scale.build_synthetic`), then runs,
+each in a fresh process whose wall time, CPU time (process tree) and peak resident memory
+(summed over the process tree) are measured with :func:`scale.measure`:
 
 1. ``forecast predict --model default --horizon 6`` (the reference);
 2. ``forecast report --model default --horizon 6`` (its default 24-origin backtest against the

@@ -21,8 +21,8 @@ from forecast.catalog import BENCHMARKS, make_model
 from forecast.evaluation.backtest import BacktestDesign, default_covariates, run_backtest
 from forecast.tracking.store import git, git_commit
 
-__all__ = ["MAX_UNIT_ORIGINS", "MIN_BACKTEST_HISTORY", "MIN_ORIGINS", "PARALLEL_UNITS", "backtest_against_benchmarks", "backtest_design", "code_commit", "fresh_copy",
-           "model_members", "provenance", "used_covariates"]
+__all__ = ["MAX_UNIT_ORIGINS", "MIN_BACKTEST_HISTORY", "MIN_ORIGINS", "PARALLEL_UNITS", "backtest_against_benchmarks",
+           "backtest_design", "code_commit", "fresh_copy", "model_members", "provenance", "used_covariates"]
 
 #: Months of history before the first backtest origin, so every model has something to fit.
 MIN_BACKTEST_HISTORY = 24

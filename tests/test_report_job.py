@@ -130,3 +130,17 @@ def test_the_refresh_takes_report_units_and_checks_them(tmp_path):
     assert load_config(config('["Nineveh", "Anbar"]')).outputs.report_units == ("Ninewa", "Anbar")
     with pytest.raises(ConfigError, match=r"\[outputs\] key 'report_units': unknown governorate 'Anbr'"):
         load_config(config('["Anbr"]'))
+
+
+def test_a_scenario_with_a_model_that_does_not_respond_is_one_sentence_and_no_chart(demo_panel, tmp_path):
+    scenarios = Path(__file__).resolve().parent.parent / "experiments" / "scenarios"
+    out = tmp_path / "2025-01.html"
+    done = forecast_cli("report", "--panel", demo_panel, "--model", "moving_average", "--horizon", 3,
+                        "--backtest-months", 0, "--scenario", scenarios / "full_withdrawal.toml", "--out", out)
+    assert done.exit_code == 0, done.output
+    page = out.read_text(encoding="utf-8")
+    part = page[page.index('<section id="scenarios"'):page.index("</section>", page.index('<section id="scenarios"'))]
+    body = part[part.index("</h2>") + len("</h2>"):]
+    assert body.strip().count("<p") == 1 and "<svg" not in part and "<table" not in part and "<figure" not in part
+    assert "moving_average does not respond to covariates at the forecast months" in body
+    assert "nb_glmx" in body  # it names the models that respond

@@ -188,8 +188,8 @@ def test_tier_bounds_are_percentiles_of_the_panel_rounded_to_whole_counts_and_sc
     assert large.tier(20 * expected_small).tolist() == small.tier(expected_small).tolist()
     ranges = " ".join(f"{n}: {w}" for n, w in small.ranges())
     assert "Severe: 9 or more incidents a month expected: as violent as the worst 1 in 40 months" in ranges
-    assert "Low: 5 to under 7 incidents a month expected: busier than half of the months of 2016-03..2016-12" \
-        in ranges
+    assert ("Low: 5 to under 7 incidents a month expected: busier than half of the months of "
+            "Mar 2016\u2060–\u2060Dec 2016") in ranges
     assert "180 or more" in large.ranges()[-1][1]
 
 

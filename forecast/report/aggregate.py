@@ -31,7 +31,8 @@ from scipy import special, stats
 from forecast.evaluation import escalation
 from forecast.schema import QUANTILE_COLUMNS, QUANTILES
 
-__all__ = ["DRAWS", "FULL_COPULA_UNITS", "LARGE_DRAWS", "NationalTotal", "SEED", "average_correlation", "copula_correlation",
+__all__ = ["DRAWS", "FULL_COPULA_UNITS", "LARGE_DRAWS", "NationalTotal", "SEED", "average_correlation",
+           "copula_correlation",
            "draw_totals", "escalation_probability", "mid_pit", "national_total", "pit_scores", "quantile_function"]
 
 #: Joint draws of all units per forecast month.

@@ -21,7 +21,7 @@ from forecast.report.tiers import DEFAULT_TIER_YEARS, TierScale, tier_scale
 from forecast.schema import FORECAST_COLUMNS, QUANTILE_COLUMNS, validate_forecast
 
 __all__ = ["COVARIATE_LABELS", "HISTORY_MONTHS", "Outlook", "RECENT_MONTHS", "WATCH_P", "WATCH_RISE",
-           "change_since_previous", "check_forecast", "covariate_label", "outlook", "watch_rule"]
+           "change_since_previous", "check_forecast", "covariate_label", "filled_stretches", "outlook", "watch_rule"]
 
 #: Readable names and units of the covariates this project knows; others are shown by column name.
 COVARIATE_LABELS = {
@@ -46,6 +46,12 @@ HISTORY_MONTHS = 24
 def covariate_label(column: str) -> tuple[str, str]:
     """(title, unit of measurement) of a covariate column."""
     return COVARIATE_LABELS.get(column, (column.replace("_", " "), "value"))
+
+
+def filled_stretches(meta: dict, column: str) -> list[tuple[pd.Period, pd.Period]]:
+    """The stretches (first, last month) of a covariate the panel filled, from its metadata's staleness record."""
+    info = (((meta or {}).get("covariates") or {}).get("staleness") or {}).get(column) or {}
+    return [(pd.Period(a, freq="M"), pd.Period(b, freq="M")) for a, b in info.get("filled", [])]
 
 
 def watch_rule(unit_word: str, target: str = "incidents") -> str:

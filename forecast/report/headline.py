@@ -32,7 +32,7 @@ def _group_figures(nat: pd.DataFrame, months: pd.PeriodIndex, a: int, b: int) ->
 
 
 def horizon_groups(nat: pd.DataFrame, months: pd.PeriodIndex) -> list[tuple[int, int]]:
-    """The horizon groups of :data:`HORIZON_GROUPS` up to the horizon, neighbours with figures that read alike joined."""
+    """The horizon groups of :data:`HORIZON_GROUPS` up to the horizon; neighbours whose figures read alike joined."""
     horizon = len(months)
     groups = [(a, min(b, horizon)) for a, b in HORIZON_GROUPS if a <= horizon]
     joined: list[tuple[int, int]] = []

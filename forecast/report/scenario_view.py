@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from forecast.report import charts
-from forecast.report.content import covariate_label
+from forecast.report.content import covariate_label, filled_stretches
 from forecast.report.fmt import fmt_signed
 
 __all__ = ["scenario_view", "skill_sentence"]
@@ -26,11 +26,6 @@ def _periods(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
         if col in frame and len(frame) and not isinstance(frame[col].dtype, pd.PeriodDtype):
             frame[col] = pd.PeriodIndex(frame[col].astype(str), freq="M")
     return frame
-
-
-def _filled(meta: dict, column: str) -> list[tuple[pd.Period, pd.Period]]:
-    info = (((meta or {}).get("covariates") or {}).get("staleness") or {}).get(column) or {}
-    return [(pd.Period(a, freq="M"), pd.Period(b, freq="M")) for a, b in info.get("filled", [])]
 
 
 def _band(r) -> str:
@@ -76,7 +71,8 @@ def _path_figures(result, names: list[str], meta: dict) -> list[dict]:
             lines = [(n, s) for n, s in lines if len(s)]
             if len(series) and lines:
                 label = title if unit is None else f"{title}, {unit}"
-                figures.append(charts.path_chart(label, unit_label, series, lines, filled=_filled(meta, str(cov))))
+                figures.append(charts.path_chart(label, unit_label, series, lines,
+                                                 filled=filled_stretches(meta, str(cov))))
     return figures
 
 

@@ -62,7 +62,8 @@ class TierScale:
 
     @property
     def window(self) -> str:
-        return f"{self.first}..{self.last}"
+        """The window in words, ``Jan 2012–Dec 2016`` (months joined to the dash: never broken at it)."""
+        return f"{self.first.strftime('%b %Y')}\u2060–\u2060{self.last.strftime('%b %Y')}"
 
     def tier(self, expected) -> np.ndarray:
         """Tier index (into :data:`~forecast.evaluation.escalation.TIER_NAMES`) of expected counts per month."""

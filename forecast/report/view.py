@@ -11,7 +11,7 @@ from forecast.evaluation import escalation
 from forecast.report import charts, maps
 from forecast.report.accuracy import backtest_summary, ledger_summary
 from forecast.report.content import (
-    HISTORY_MONTHS, RECENT_MONTHS, change_since_previous, covariate_label, outlook, watch_rule,
+    HISTORY_MONTHS, RECENT_MONTHS, change_since_previous, covariate_label, filled_stretches, outlook, watch_rule,
 )
 from forecast.report.fmt import fmt_month, fmt_range
 from forecast.report.headline import headline
@@ -73,11 +73,6 @@ def _is_national(panel: pd.DataFrame, column: str) -> bool:
     return bool((panel.groupby("month")[column].nunique(dropna=False) <= 1).all())
 
 
-def _filled(meta: dict, column: str) -> list[tuple[pd.Period, pd.Period]]:
-    info = ((meta.get("covariates") or {}).get("staleness") or {}).get(column) or {}
-    return [(pd.Period(a, freq="M"), pd.Period(b, freq="M")) for a, b in info.get("filled", [])]
-
-
 def _staleness(meta: dict, origin: pd.Period) -> list[dict]:
     """Covariates by how long ago they were last observed (from the panel metadata)."""
     info = (meta.get("covariates") or {}).get("staleness") or {}
@@ -136,7 +131,7 @@ def _next_rows(numbers: pd.DataFrame, shown: pd.DataFrame, limit: int | None) ->
 
 
 def _fans(out, inputs: ReportInputs, summary: bool) -> list[dict]:
-    """The national total's fan chart, then the shown units' (in summary mode, those with the highest expected counts)."""
+    """The national total's fan chart, then the shown units' (in summary mode: the highest expected counts)."""
     target = inputs.target
     history = out.history.tail(HISTORY_MONTHS)
     nat = out.national.table.rename_axis("month").reset_index()
@@ -161,7 +156,7 @@ def _covariate_charts(out, inputs: ReportInputs, fans: list[dict], held: bool) -
     fan_units = [f["unit"] for f in fans if not f["national"]]
     for col in columns:
         title, unit_label = covariate_label(col)
-        filled = _filled(inputs.meta, col)
+        filled = filled_stretches(inputs.meta, col)
         if _is_national(inputs.panel, col):
             series = panel_upto.groupby("month")[col].first().tail(HISTORY_MONTHS)
             national_cov.append(charts.covariate_chart(title, unit_label, series, out.months, held, filled=filled))
