@@ -478,3 +478,11 @@ def test_a_summary_with_no_difference_never_prints_an_empty_interval_source(demo
     text = summary_text(only_troops)
     assert "interval from )" not in text and "from )" not in text
     assert only_troops.method == "" and only_troops.responsive
+
+
+def test_no_shipped_scenario_speaks_of_the_demo_data():
+    """A report of real data prints the scenarios' descriptions and rationales: no demo wording there."""
+    for path in sorted(SHIPPED.glob("*.toml")):
+        scenario = load_scenario(path)
+        words = f"{scenario.name} {scenario.description} {scenario.rationale}".lower()
+        assert "demo" not in words and "synthetic" not in words, path.name

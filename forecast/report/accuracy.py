@@ -7,7 +7,7 @@ import pandas as pd
 
 from forecast.evaluation import scores
 from forecast.report.aggregate import national_total
-from forecast.report.fmt import as_periods, fmt_count, fmt_interval, fmt_month
+from forecast.report.fmt import as_periods, fmt_count, fmt_interval, fmt_mean, fmt_month
 from forecast.report.inputs import ReportError
 
 __all__ = ["backtest_summary", "ledger_summary"]
@@ -108,7 +108,7 @@ def ledger_summary(past: pd.DataFrame | None, target: str) -> dict:
             total = national_total(block, draws=4000).table.iloc[0]
             y = float(block["y"].sum())
             national.append({"issued": str(issue), "month": fmt_month(block["month"].iloc[0]),
-                             "expected": fmt_count(total["mean"]), "median": fmt_count(total["q50"]),
+                             "expected": fmt_mean(total["mean"]), "median": fmt_count(total["q50"]),
                              "interval": fmt_interval(total["q05"], total["q95"]), "actual": fmt_count(y),
                              "inside": bool(total["q05"] <= y <= total["q95"])})
         out["national"] = national
