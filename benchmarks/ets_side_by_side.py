@@ -19,7 +19,7 @@ import warnings
 import numpy as np
 
 from features.gazetteer import load_gazetteer
-from features.panel import read_panel
+from features.panel_files import read_panel
 from forecast.models.baselines import count_matrix
 
 

@@ -79,7 +79,7 @@ CASES = ("iraq_full", "synthetic_350", "synthetic_3500", "iraq_simple")
 
 def _iraq_panel():
     from features.gazetteer import load_gazetteer
-    from features.panel import read_panel
+    from features.panel_files import read_panel
 
     panel, _ = read_panel(PANEL, load_gazetteer())
     return panel
@@ -102,7 +102,7 @@ def synthetic_case(n_units: int, quick: bool, workdir: Path):
     import pandas as pd
 
     from features.gazetteer import load_gazetteer
-    from features.panel import validate_panel
+    from features.panel_files import validate_panel
     from features.synthetic import SyntheticConfig, simulate_panel, synthetic_gazetteer
     from forecast.evaluation.backtest import BacktestDesign
     from forecast.catalog import BENCHMARKS, make_model
@@ -119,8 +119,9 @@ def synthetic_case(n_units: int, quick: bool, workdir: Path):
     end = "2018-03" if quick else "2019-12"
     design = BacktestDesign(start=pd.Period("2018-01", freq="M"), end=pd.Period(end, freq="M"), horizon=6)
     models = {name: (lambda name=name: make_model(name)) for name in BENCHMARKS}
-    models["nb_glm"] = lambda: make_model("nb_glm", unit_effects=False, gazetteer=str(path))
-    models["hgb"] = lambda: make_model("hgb", gazetteer=str(path))
+    # The panel carries the lattice's neighbours (validate_panel with its gazetteer).
+    models["nb_glm"] = lambda: make_model("nb_glm", unit_effects=False)
+    models["hgb"] = lambda: make_model("hgb")
     return panel, models, design, ["us_troops", "ops_tempo"]
 
 

@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from features.gazetteer import load_gazetteer  # noqa: E402
-from features.panel import build_panel  # noqa: E402
+from features.panel import assemble_panel  # noqa: E402
 from features.sources import read_events  # noqa: E402
 from forecast.catalog import BENCHMARKS, DEFAULT_MODEL, make_model  # noqa: E402
 from forecast.evaluation.backtest import BacktestDesign, run_backtest  # noqa: E402
@@ -75,7 +75,7 @@ def real_panel(source: str) -> pd.DataFrame:
     gaz = load_gazetteer()
     result = read_events(SHARED / spec["events"], gazetteer=gaz)
     end = pd.Timestamp(spec["coverage_end"]) if spec["coverage_end"] else None
-    return build_panel([result], gaz, coverage_end=end).panel
+    return assemble_panel([result], gaz, coverage_end=end).panel
 
 
 #: Hyperparameters of the judged model (``--param key=value``), by model name.

@@ -1,9 +1,14 @@
-"""The monthly panel: one row per unit x month, the contract between all stages.
+"""The monthly panel: one row per unit x month, the contract between all stages, and its one build.
 
 Columns: ``unit`` (the gazetteer's canonical name), ``month`` (``YYYY-MM`` in files, a
 monthly :class:`pandas.Period` in memory), ``incidents``, ``deaths``, then covariates. The
 grid is complete (every unit has every month from the first to the last) and zeros are
-explicit.
+explicit. The panel carries its unit graph (the gazetteer's neighbours, :mod:`features.graph`).
+
+:func:`build_panel` is the one build every job calls (``forecast data build``, an experiment
+built from event files, the scheduled refresh): a :class:`PanelSpec` in, a
+:class:`~features.panel_files.PanelBuild` out. Writing and reading panel files, and the
+contract's check, are in :mod:`features.panel_files`.
 
 Data vintage: a month enters the panel only when the sources cover it completely, i.e. their
 coverage (the last event date, or ``coverage_end`` when the provider states it) reaches the
@@ -14,45 +19,139 @@ recorded in the panel metadata.
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
-import json
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
+from tqdm import tqdm
 
-from features.atomic import write_atomically
+from features.context import ContextSeries, context_counts, type_split_series
 from features.covariates import (
-    COVARIATE_BOUND, FILL_WARN_MONTHS, attach_covariates, covariate_staleness, parse_months, staleness_warnings,
+    FILL_WARN_MONTHS, OBSERVED_KEY, attach_covariates, covariate_staleness, describe_fill, observed_months,
+    read_covariates, staleness_warnings,
 )
-from features.errors import DataError, shorten
+from features.coverage import country_coverage, covered_mask, last_complete_month, unit_countries
+from features.errors import DataError
 from features.gazetteer import Gazetteer, load_gazetteer
-from features.sources.base import MAX_COUNT, ReadResult
-from features.textfile import read_text
+from features.graph import UnitGraph, with_graph
+from features.panel_files import COUNTS, KEYS, PanelBuild, file_sha256, month_range
+from features.sources import EventFilters, ReadResult, read_events
+from features.sources.dedup import drop_duplicate_events
 
-KEYS = ("unit", "month")
-COUNTS = ("incidents", "deaths")
-#: Column names other tools use for the unit column; read as ``unit``.
-UNIT_ALIASES = ("governorate", "admin1", "province")
-_META_KEY = b"forecast.panel"
+__all__ = ["EventFile", "NoUsableEvents", "PanelSpec", "assemble_panel", "build_panel", "events_to_panel",
+           "last_complete_month", "quarantine_digest"]
 
 
-@dataclass
-class PanelBuild:
-    """A built panel with its metadata, quarantine and human-readable summary."""
+@dataclass(frozen=True)
+class EventFile:
+    """One event file of a panel and its format (None: detected from the columns)."""
 
-    panel: pd.DataFrame
-    metadata: dict
-    quarantine: pd.DataFrame
-    notes: list[str] = field(default_factory=list)
+    path: Path
+    format: str | None = None
+
+
+@dataclass(frozen=True)
+class PanelSpec:
+    """Everything a panel is built from. ``forecast data build``, experiment files that build
+    from event files and the refresh configuration all describe their panel as one of these.
+
+    Parameters
+    ----------
+    events
+        The event files (:class:`EventFile`, or paths whose format is detected).
+    gazetteer
+        Gazetteer CSV of the admin-1 units; None: the bundled Iraq gazetteer.
+    covariates, fill
+        Monthly covariates CSV and the policy for months it has no value for
+        (:data:`features.covariates.FILL_POLICIES`).
+    filters
+        Date range, event types and actor to keep. The range also bounds the panel's months.
+    coverage_end
+        Last day the sources cover, when the provider says so (default: their last event date).
+    keep_incomplete
+        Keep trailing months that the sources cover only partly.
+    encoding, date_format
+        Text encoding of files that are neither UTF-8 nor UTF-16 with a BOM; ``strftime`` form of
+        the event files' dates when ambiguous.
+    sheet
+        The sheet of .xlsx event workbooks to read (default: the largest).
+    context
+        Context series (:class:`features.context.ContextSeries`): operations tempo, airstrikes,
+        ... counted per unit and month into columns of their own.
+    type_split
+        Also count the target files' events per event type into ``incidents_<type>`` columns.
+    """
+
+    events: tuple[EventFile | str | Path, ...]
+    gazetteer: str | Path | None = None
+    covariates: str | Path | None = None
+    fill: str | Mapping[str, str] = "error"
+    filters: EventFilters = EventFilters()
+    coverage_end: pd.Timestamp | None = None
+    keep_incomplete: bool = False
+    encoding: str | None = None
+    date_format: str | None = None
+    sheet: str | None = None
+    context: tuple[ContextSeries, ...] = ()
+    type_split: bool = False
+
+    def event_files(self) -> list[EventFile]:
+        return _event_files(self.events)
+
+
+def _event_files(events) -> list[EventFile]:
+    return [e if isinstance(e, EventFile) else EventFile(Path(e)) for e in events]
+
+
+def build_panel(spec: PanelSpec, *, progress: bool = False) -> PanelBuild:
+    """Read the spec's event files and covariates and assemble the panel (nothing is written).
+
+    Raises
+    ------
+    features.errors.DataError
+        Naming the file, row and column of bad input; :class:`NoUsableEvents` (carrying the
+        quarantine) when no event survives reading and filtering.
+    """
+    gaz = load_gazetteer(spec.gazetteer)
+    files = spec.event_files()
+    reads: dict[tuple, ReadResult] = {}
+
+    def read(f: EventFile, filters: EventFilters) -> ReadResult:
+        # A file a context series shares with the target, under the same filters, is read once.
+        key = (str(f.path), f.format, filters)
+        if key not in reads:
+            reads[key] = read_events(f.path, format=f.format, gazetteer=gaz, filters=filters, encoding=spec.encoding,
+                                     date_format=spec.date_format, sheet=spec.sheet)
+        return reads[key]
+
+    results = [read(f, spec.filters)
+               for f in tqdm(files, desc="reading events", unit="file", disable=not progress or len(files) < 2)]
+    # A context series selects its own events: only the target's date range applies to its files.
+    dates_only = EventFilters(start=spec.filters.start, end=spec.filters.end)
+    context = [(series, [read(f, dates_only) for f in _event_files(series.events or spec.events)])
+               for series in spec.context]
+    if spec.type_split:
+        target_files = [read(f, dates_only) for f in files]
+        context += [(series, target_files) for series in type_split_series(target_files)]
+    names = [series.name for series, _ in context]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise DataError(f"context series {twice[0]!r} is defined twice (a type split makes incidents_<type> columns)")
+    cov, cov_notes = (None, [])
+    if spec.covariates is not None:
+        cov, cov_notes = read_covariates(spec.covariates, gaz, spec.encoding)
+    start = spec.filters.start.to_period("M") if spec.filters.start is not None else None
+    end = spec.filters.end.to_period("M") if spec.filters.end is not None else None
+    build = assemble_panel(results, gaz, start=start, end=end, coverage_end=spec.coverage_end,
+                           keep_incomplete=spec.keep_incomplete, covariates=cov,
+                           covariate_source=str(spec.covariates) if spec.covariates is not None else None,
+                           fill=spec.fill, context=context)
+    build.notes.extend(cov_notes)
+    return build
 
 
 def _package_version() -> str:
@@ -60,26 +159,6 @@ def _package_version() -> str:
         return version("insurgency-forecast")
     except PackageNotFoundError:
         return "unknown"
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def month_range(first: pd.Period, last: pd.Period) -> pd.PeriodIndex:
-    return pd.period_range(first, last, freq="M")
-
-
-def last_complete_month(coverage_end: pd.Timestamp) -> pd.Period:
-    """The last month whose final day is on or before ``coverage_end``."""
-    month = coverage_end.to_period("M")
-    if coverage_end.normalize() < month.end_time.normalize():
-        month -= 1
-    return month
 
 
 def events_to_panel(events: pd.DataFrame, units: Sequence[str], months: pd.PeriodIndex) -> pd.DataFrame:
@@ -115,13 +194,13 @@ def quarantine_digest(quarantine: pd.DataFrame, top: int = 4) -> str:
         return "none"
     reasons = quarantine["reason"].astype(str)
     # Values and row numbers differ from row to row: the kind is the reason without them.
-    kinds = reasons.str.replace(r"'[^']*'", "'...'", regex=True).str.replace(r"\d+", "N", regex=True)
+    kinds = reasons.str.replace(r"'[^']*'", "'...'", regex=True).str.replace(r"(?<!admin-)\d+", "N", regex=True)
     by_kind = "; ".join(f"{n:,} x {k}" for k, n in kinds.value_counts().head(top).items())
     common = "; ".join(f"{r} x {n:,}" for r, n in reasons.value_counts().head(top).items())
     return f"{by_kind} (most common: {common})"
 
 
-def build_panel(
+def assemble_panel(
     results: Sequence[ReadResult],
     gazetteer: Gazetteer,
     *,
@@ -131,20 +210,25 @@ def build_panel(
     keep_incomplete: bool = False,
     covariates: pd.DataFrame | None = None,
     covariate_source: str | None = None,
-    fill: str = "error",
+    fill: str | Mapping[str, str] = "error",
     fill_warn_months: int = FILL_WARN_MONTHS,
+    context: Sequence[tuple[ContextSeries, Sequence[ReadResult]]] = (),
 ) -> PanelBuild:
-    """Turn read event files (and optional covariates) into a validated panel.
+    """Turn event files already read (and optional covariates) into a panel, its metadata and quarantine.
+
+    :func:`build_panel` reads the files of a :class:`PanelSpec` and calls this; tests and
+    benchmarks that hold :class:`~features.sources.base.ReadResult` objects call it directly.
 
     Parameters
     ----------
     results
-        One :class:`ReadResult` per event file.
+        One :class:`ReadResult` per event file: the target counts.
     start, end
         First / last month of the panel (default: first event month / vintage).
     coverage_end
         Last day the sources are known to cover; default: the earliest of the sources'
-        last event dates (every source must cover a month for it to be complete).
+        last event dates (every source must cover a month for it to be complete). Unit-months
+        the sources do not cover are missing (:mod:`features.coverage`).
     keep_incomplete
         Keep trailing months that the sources cover only partly.
     covariates, covariate_source, fill
@@ -152,11 +236,15 @@ def build_panel(
         for messages, and the fill policy.
     fill_warn_months
         A covariate filled for more months in a row than this gets a warning in the notes.
+    context
+        Context series with the files they count (:mod:`features.context`), read with the
+        target's date range only.
     """
+    results, dropped = drop_duplicate_events(results)
     events = pd.concat([r.events for r in results], ignore_index=True)
     quarantine = pd.concat([r.quarantine for r in results], ignore_index=True)
     # What the gazetteer leaves out (no neighbours, no tile positions ...) is said once here.
-    notes = [*gazetteer.notes, *(n for r in results for n in r.notes)]
+    notes = [*gazetteer.notes, *(n for r in results for n in r.notes), *dropped]
     if events.empty:
         where = ", ".join(r.path for r in results)
         raise NoUsableEvents(
@@ -164,38 +252,54 @@ def build_panel(
             f"{sum(r.filtered_out for r in results):,} filtered out); nothing to build",
             quarantine,
         )
-
-    if coverage_end is None:
-        ends = [r.last_date for r in results if r.last_date is not None]
-        coverage_end = min(ends)
-    vintage = last_complete_month(pd.Timestamp(coverage_end))
-    last_event_month = events["date"].max().to_period("M")
-    first = start or events["date"].min().to_period("M")
-    last = end or (last_event_month if keep_incomplete else vintage)
-    if not keep_incomplete and last > vintage:
-        last = vintage
-    incomplete = [str(m) for m in month_range(vintage + 1, last_event_month)] if last_event_month > vintage else []
-    if incomplete:
+    coverage = country_coverage(results, gazetteer, start=start, end=end, coverage_end=coverage_end,
+                                keep_incomplete=keep_incomplete)
+    event_month = events["date"].dt.to_period("M")
+    country_of = unit_countries(gazetteer)
+    for country, c in coverage.items():
+        if not c.incomplete:
+            continue
+        who = f"{country}: " if country and len(coverage) > 1 else ""
         if keep_incomplete:
-            notes.append(
-                f"month(s) {', '.join(incomplete)} only partly covered (sources end "
-                f"{pd.Timestamp(coverage_end).date()}) but kept (--keep-incomplete)"
-            )
+            notes.append(f"{who}month(s) {', '.join(c.incomplete)} only partly covered (sources end "
+                         f"{c.coverage_end.date()}) but kept (--keep-incomplete)")
         else:
-            dropped = int((events["date"].dt.to_period("M") > last).sum())
-            notes.append(
-                f"left out incomplete month(s) {', '.join(incomplete)} ({dropped} events): the "
-                f"sources end {pd.Timestamp(coverage_end).date()}; pass --coverage-end or "
-                "--keep-incomplete if the month is in fact complete"
-            )
-    if last < first:
-        raise DataError(
-            f"no complete month: events start {first} but the sources only cover up to "
-            f"{pd.Timestamp(coverage_end).date()}"
-        )
+            left_out = int(((event_month > c.last) & (events["unit"].map(country_of) == country)).sum())
+            notes.append(f"{who}left out incomplete month(s) {', '.join(c.incomplete)} ({left_out} events): the "
+                         f"sources end {c.coverage_end.date()}; pass --coverage-end or --keep-incomplete if the "
+                         "month is in fact complete")
+    first = min(c.first for c in coverage.values())
+    last = max(c.last for c in coverage.values())
     months = month_range(first, last)
-    in_range = events["date"].dt.to_period("M").between(first, last)
-    panel = events_to_panel(events[in_range], gazetteer.names, months)
+    units = gazetteer.names
+    covered = covered_mask(coverage, units, months, country_of)
+    index = {u: i for i, u in enumerate(units)}
+    row = events["unit"].map(index).to_numpy()
+    col = np.asarray(months.get_indexer(event_month), dtype=np.int64)
+    in_range = pd.Series(col >= 0, index=events.index)
+    in_range[in_range] = covered[row[in_range.to_numpy()], col[in_range.to_numpy()]]
+    panel = events_to_panel(events[in_range], units, months)
+    missing = ~covered.reshape(-1)  # (unit, month) order, as the panel's rows
+    # Deaths are known where every file covering the country gives them.
+    deaths_known = {c: all(r.has_deaths for r in results if r.path in cov.sources) for c, cov in coverage.items()}
+    no_deaths = ~np.repeat([deaths_known.get(country_of.get(u, ""), True) for u in units], len(months))
+    if missing.any() or no_deaths.any():
+        panel["incidents"] = panel["incidents"].astype(float).mask(missing)
+        panel["deaths"] = panel["deaths"].astype(float).mask(missing | no_deaths)
+
+    context_meta = {}
+    for series, files in context:
+        # The target's own files cover what the target covers; other files cover their own months.
+        same = {r.path for r in files} == {r.path for r in results}
+        span = coverage if same else country_coverage(files, gazetteer)
+        mask = covered_mask(span, units, months, country_of)
+        panel[series.name] = context_counts(series, files, units, months, mask).reshape(-1)
+        context_meta[series.name] = {
+            "counts": series.describe(),
+            "files": [r.path for r in files],
+            "part_of": series.split_of,
+            "coverage": {c or "all units": cov.to_json() for c, cov in span.items()},
+        }
 
     cov_meta = None
     if covariates is not None:
@@ -205,20 +309,24 @@ def build_panel(
             "sha256": file_sha256(covariate_source) if covariate_source and Path(covariate_source).exists() else None,
             "columns": [c for c in covariates.columns if c not in ("month", "unit")],
             "scope": "unit" if "unit" in covariates else "national",
-            "fill": fill,
+            "fill": describe_fill(fill),
             # Last observed month and filled stretches per covariate, so nothing shows filled values as data.
             "staleness": covariate_staleness(covariates, months, fill=fill),
             "fill_warn_months": fill_warn_months,
         }
         notes.extend(staleness_warnings(cov_meta["staleness"], limit=fill_warn_months))
+        panel.attrs[OBSERVED_KEY] = observed_months(cov_meta["staleness"], months)
 
+    vintage = max(min(c.vintage, c.last) for c in coverage.values())
     metadata = {
-        "vintage": str(vintage if last >= vintage else last),
+        "vintage": str(vintage),
         "first_month": str(first),
         "last_month": str(last),
-        "coverage_end": str(pd.Timestamp(coverage_end).date()),
-        "incomplete_months": incomplete,
-        "incomplete_months_kept": bool(keep_incomplete and incomplete),
+        "coverage_end": str(max(c.coverage_end for c in coverage.values()).date()),
+        "incomplete_months": sorted({m for c in coverage.values() for m in c.incomplete}),
+        "incomplete_months_kept": bool(keep_incomplete and any(c.incomplete for c in coverage.values())),
+        # Which units and months the target sources cover; the others are missing in the panel.
+        "coverage": {c or "all units": cov.to_json() for c, cov in coverage.items()},
         "units": gazetteer.names,
         # Absolute, so that commands run from another folder find the same gazetteer.
         "gazetteer": str(Path(gazetteer.path).resolve()),
@@ -236,262 +344,22 @@ def build_panel(
                 "last_date": str(r.last_date.date()) if r.last_date is not None else None,
                 "filters": r.filters,
                 "date_form": r.date_form,
+                "deaths": r.has_deaths,
             }
             for r in results
         ],
         "events_outside_panel": int((~in_range).sum()),
+        "context": context_meta,
         "covariates": cov_meta,
-        "totals": {c: int(panel[c].sum()) for c in COUNTS},
+        "totals": {c: int(np.nansum(panel[c].to_numpy(dtype=float))) for c in COUNTS},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "version": _package_version(),
     }
+    uncovered = sorted({u for u in units if country_of.get(u, "") not in coverage})
+    if uncovered:
+        notes.append(f"no source has events in {len(uncovered)} unit(s) of the gazetteer ({', '.join(uncovered[:5])}"
+                     f"{' ...' if len(uncovered) > 5 else ''}): their months are missing, not zero")
+    graph = UnitGraph.from_gazetteer(gazetteer)
+    metadata["unit_graph"] = graph.to_json()
+    with_graph(panel, graph)
     return PanelBuild(panel=panel, metadata=metadata, quarantine=quarantine, notes=notes)
-
-
-# ----------------------------------------------------------------------------------------
-# Files
-
-
-def panel_to_text(panel: pd.DataFrame) -> pd.DataFrame:
-    out = panel.copy()
-    out["month"] = out["month"].astype(str)
-    return out
-
-
-def quarantine_path(panel_path: str | Path) -> Path:
-    """``<panel file name>.quarantine.csv``: named after the whole file name, so two panels in one
-    folder (``ucdp.v1.parquet``, ``ucdp.v2.parquet``) keep their own quarantine."""
-    p = Path(panel_path)
-    return p.with_name(p.name + ".quarantine.csv")
-
-
-def metadata_path(panel_path: str | Path) -> Path:
-    p = Path(panel_path)
-    return p.with_name(p.name + ".meta.json")
-
-
-def write_panel(build: PanelBuild, path: str | Path) -> dict[str, Path]:
-    """Write the panel (``.parquet`` or ``.csv``), its metadata JSON and quarantine CSV.
-
-    All three files are written atomically together. Returns their paths.
-    """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".parquet", ".csv"):
-        raise DataError(f"{path}: the panel must be written as .parquet or .csv")
-    text = panel_to_text(build.panel)
-    meta = json.dumps(build.metadata, indent=2, ensure_ascii=False)
-
-    def write_data(tmp: Path) -> None:
-        if suffix == ".parquet":
-            table = pa.Table.from_pandas(text, preserve_index=False)
-            table = table.replace_schema_metadata({**(table.schema.metadata or {}), _META_KEY: meta.encode()})
-            pq.write_table(table, tmp)
-        else:
-            text.to_csv(tmp, index=False)
-
-    qpath, mpath = quarantine_path(path), metadata_path(path)
-    write_atomically(
-        {
-            path: write_data,
-            mpath: lambda tmp: tmp.write_text(meta + "\n", encoding="utf-8"),
-            qpath: lambda tmp: build.quarantine.to_csv(tmp, index=False),
-        }
-    )
-    return {"panel": path, "metadata": mpath, "quarantine": qpath}
-
-
-def read_panel(path: str | Path, gazetteer: Gazetteer | None = None) -> tuple[pd.DataFrame, dict]:
-    """Read and validate a panel file written by this tool or another.
-
-    Unit names may be any spelling the gazetteer knows; they come back canonical. Without
-    ``gazetteer``, the one the panel was built with (its metadata's ``gazetteer`` path) is
-    used when that file is still there, else the bundled Iraq gazetteer.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: panel file not found")
-    metadata: dict = {}
-    try:
-        if path.suffix.lower() == ".parquet":
-            table = pq.read_table(path)
-            raw_meta = (table.schema.metadata or {}).get(_META_KEY)
-            metadata = json.loads(raw_meta) if raw_meta else {}
-            if not isinstance(metadata, dict):
-                raise json.JSONDecodeError("not a JSON object", str(raw_meta)[:40], 0)
-            frame = table.to_pandas()
-        elif path.suffix.lower() == ".csv":
-            # Decoded like every input CSV: UTF-16, stray NUL bytes and binary files are named as such.
-            text = read_text(path)
-            check_header(path, next(csv.reader(io.StringIO(text, newline="")), []))
-            frame = pd.read_csv(io.StringIO(text), dtype={"month": str})
-        else:
-            raise DataError(f"{path}: a panel is a .parquet or .csv file")
-    except (pa.ArrowInvalid, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError,
-            json.JSONDecodeError, UnicodeError) as exc:
-        if isinstance(exc, OSError) and exc.filename:
-            raise  # an unreadable path: the command line names it
-        raise DataError(f"{path}: cannot read the panel ({shorten(str(exc))})") from exc
-    if path.suffix.lower() == ".parquet":
-        check_header(path, [str(c) for c in table.column_names])
-    if not metadata and metadata_path(path).exists():
-        metadata = read_metadata(metadata_path(path))
-    if gazetteer is None:
-        gazetteer = recorded_gazetteer(metadata)
-    return validate_panel(frame, source=str(path), gazetteer=gazetteer), metadata
-
-
-def recorded_gazetteer_path(metadata: dict) -> str | None:
-    """The file of the gazetteer a panel was built with (its metadata's ``gazetteer``), if still there."""
-    recorded = metadata.get("gazetteer") if isinstance(metadata, dict) else None
-    return recorded if isinstance(recorded, str) and recorded and Path(recorded).is_file() else None
-
-
-def gazetteer_file(metadata: dict, gazetteer: str | Path | None = None) -> str | None:
-    """The gazetteer file for a panel's models: ``gazetteer`` when given, else the one the panel
-    was built with when its file is still there, else None (the bundled one)."""
-    return str(gazetteer) if gazetteer is not None else recorded_gazetteer_path(metadata)
-
-
-def recorded_gazetteer(metadata: dict) -> Gazetteer | None:
-    """The gazetteer a panel was built with (its metadata's ``gazetteer``), if the file is still there."""
-    recorded = recorded_gazetteer_path(metadata)
-    return load_gazetteer(recorded) if recorded is not None else None
-
-
-def panel_gazetteer(path: str | Path, gazetteer: str | Path | None = None) -> Gazetteer:
-    """``gazetteer`` when given, else the one panel ``path`` was built with, else the bundled one.
-
-    Reads only the panel's metadata (the Parquet schema or the ``.meta.json`` beside it).
-    """
-    if gazetteer is not None:
-        return load_gazetteer(gazetteer)
-    path = Path(path)
-    metadata: dict = {}
-    try:
-        if path.suffix.lower() == ".parquet" and path.is_file():
-            raw = (pq.read_schema(path).metadata or {}).get(_META_KEY)
-            metadata = json.loads(raw) if raw else {}
-        if not metadata and metadata_path(path).is_file():
-            metadata = read_metadata(metadata_path(path))
-    except (pa.ArrowInvalid, ValueError, DataError):
-        metadata = {}  # read_panel reports an unreadable panel with its own message
-    return recorded_gazetteer(metadata) or load_gazetteer()
-
-
-def check_header(path: Path, header: Sequence[str]) -> None:
-    """Refuse a header that names a column twice (pandas would read the second as ``name.1``)."""
-    names = [str(c).strip() for c in header]
-    dup = sorted({c for c in names if names.count(c) > 1})
-    if dup:
-        raise DataError(f"{path}, row 1: duplicate column name(s) {', '.join(shorten(d, 40) for d in dup)}: "
-                        "each column must be named once")
-
-
-def read_metadata(path: Path) -> dict:
-    """A panel's ``.meta.json``; a damaged one is an error naming it (rebuild the panel to rewrite it)."""
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: the panel's metadata is not valid JSON ({shorten(str(exc))}); rebuild the panel "
-                        "with `forecast data build`, or delete the file to read the panel without it") from None
-    if not isinstance(value, dict):
-        raise DataError(f"{path}: the panel's metadata is a JSON {type(value).__name__}, not an object; rebuild "
-                        "the panel with `forecast data build`, or delete the file")
-    return value
-
-
-def validate_panel(frame: pd.DataFrame, *, source: str = "panel", gazetteer: Gazetteer | None = None) -> pd.DataFrame:
-    """Check the panel contract and return the panel with canonical units, sorted.
-
-    Raises
-    ------
-    DataError
-        Missing ``unit``/``month`` column, unknown unit, unparseable month, duplicate or
-        missing unit-months, negative, fractional or missing counts. Nothing is repaired.
-    """
-    frame = frame.copy()
-    frame.columns = [str(c).strip() for c in frame.columns]
-    if "unit" not in frame:
-        alias = next((c for c in frame.columns if c.lower() in UNIT_ALIASES), None)
-        if alias is None:
-            raise DataError(f"{source}: no 'unit' column; columns are {', '.join(frame.columns)}")
-        frame = frame.rename(columns={alias: "unit"})
-    if "month" not in frame:
-        raise DataError(f"{source}: no 'month' column; columns are {', '.join(frame.columns)}")
-    if frame.empty:
-        raise DataError(f"{source}: the panel has no rows")
-    gazetteer = gazetteer or load_gazetteer()
-
-    # Row numbers in messages are CSV rows (header = row 1).
-    months = frame["month"] if isinstance(frame["month"].dtype, pd.PeriodDtype) else parse_months(frame["month"])
-    if months.isna().any():
-        i = int(np.flatnonzero(months.isna().to_numpy())[0])
-        raise DataError(f"{source}, row {i + 2}, column 'month': unparseable month {frame['month'].iloc[i]!r}")
-    frame["month"] = months
-
-    raw_units = frame["unit"].astype(str)
-    mapping = {name: gazetteer.match(name) for name in raw_units.unique()}
-    unknown = [name for name, unit in mapping.items() if unit is None]
-    if unknown:
-        i = int(np.flatnonzero(raw_units.isin(unknown).to_numpy())[0])
-        raise DataError(
-            f"{source}, row {i + 2}, column 'unit': unknown {gazetteer.unit_word} "
-            f"{raw_units.iloc[i]!r}; {gazetteer.suggest(raw_units.iloc[i])}"
-        )
-    frame["unit"] = raw_units.map(mapping)
-
-    dup = frame.duplicated(list(KEYS), keep=False)
-    if dup.any():
-        rows = np.flatnonzero(dup.to_numpy())[:2] + 2
-        raise DataError(
-            f"{source}, rows {rows[0]} and {rows[1]}: {frame['unit'].iloc[rows[0] - 2]} "
-            f"{frame['month'].iloc[rows[0] - 2]} appears twice (two spellings of one unit?)"
-        )
-    months_all = month_range(frame["month"].min(), frame["month"].max())
-    expected = len(months_all) * frame["unit"].nunique()
-    if len(frame) != expected:
-        have = set(zip(frame["unit"], frame["month"]))
-        gaps = [(u, m) for u in sorted(frame["unit"].unique()) for m in months_all if (u, m) not in have]
-        shown = ", ".join(f"{u} {m}" for u, m in gaps[:5])
-        raise DataError(
-            f"{source}: the grid is incomplete: {len(gaps)} unit-month(s) missing ({shown}"
-            f"{' ...' if len(gaps) > 5 else ''}); every unit needs every month from "
-            f"{months_all[0]} to {months_all[-1]}, with explicit zeros"
-        )
-    counts = [c for c in frame.columns if c in COUNTS or c.startswith(("incidents_", "deaths_"))]
-    for col in counts:
-        values = pd.to_numeric(frame[col], errors="coerce")
-        finite = np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
-        bad = values.isna() | ~finite | (values < 0) | (values % 1 != 0) | (values > MAX_COUNT)
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataError(f"{source}, row {i + 2}, column {col!r}: {_shown(frame[col].iloc[i])} is not a "
-                            f"non-negative whole number of at most {MAX_COUNT:.0e}{_nul_hint(frame[col].iloc[i])}")
-        frame[col] = values.astype("int64")
-    for col in [c for c in frame.columns if c not in (*KEYS, *counts)]:
-        _check_covariate(frame[col], col, source)
-    return frame.sort_values(list(KEYS)).reset_index(drop=True)
-
-
-def _shown(value) -> str:
-    return repr(shorten(str(value)))
-
-
-def _nul_hint(value) -> str:
-    return ": it contains a NUL byte (a damaged file?)" if "\x00" in str(value) else ""
-
-
-def _check_covariate(column: pd.Series, col: str, source: str) -> None:
-    """A covariate column in a panel: numbers (empty allowed), finite, within the covariates' bound."""
-    if pd.api.types.is_bool_dtype(column) or isinstance(column.dtype, pd.PeriodDtype):
-        return
-    values = pd.to_numeric(column, errors="coerce")
-    given = column.notna() & (column.astype(str).str.strip() != "")
-    bad = given & (values.isna() | ~(values.abs() <= COVARIATE_BOUND))
-    if bad.any():
-        if not pd.api.types.is_numeric_dtype(column) and bad.sum() == given.sum():
-            return  # a text column (a label, a note): not a covariate, the models ignore it
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(f"{source}, row {i + 2}, column {col!r}: {_shown(column.iloc[i])} is not a finite number "
-                        f"within +/-{COVARIATE_BOUND:.0e}{_nul_hint(column.iloc[i])}")

@@ -7,14 +7,11 @@ contract. Code that looks models up by name (experiments, jobs, the CLI) imports
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Mapping
-from pathlib import Path
-
 import forecast.ensemble  # noqa: F401  (registration)
 import forecast.models  # noqa: F401  (registration)
 from forecast.models import base
 from forecast.models.base import MODELS, Forecaster, ModelError, NotFittedError
+from forecast.models.workers import check_jobs_env
 
 #: The field's standard benchmarks: skill is measured against the best of them.
 BENCHMARKS = ("zero", "locf_poisson", "locf_negbin", "seasonal_naive", "moving_average", "hist_bootstrap")
@@ -32,25 +29,8 @@ def make_model(name: str, **params) -> Forecaster:
     (``lambda: make_model("ensemble")``) refers to this module, and loading it there registers
     every model, the ensemble included.
     """
+    check_jobs_env()
     return base.make_model(name, **params)
 
 
-def with_gazetteer(name: str, params: Mapping | None, gazetteer: str | Path | None) -> dict:
-    """``params`` plus ``gazetteer=<path>`` for a model that reads its neighbours from one.
-
-    The models that use neighbours (``nb_glm``, ``hurdle``, ``nb_glmx``, ``hgb``,
-    ``random_forest``) read the bundled Iraq gazetteer unless told otherwise; a command that
-    knows the panel's own gazetteer (``--gazetteer``, or the one the panel was built with)
-    passes it here, so another country's units get their own neighbours. A ``gazetteer`` the
-    user set in ``params`` wins.
-    """
-    out = dict(params or {})
-    cls = MODELS.get(DEFAULT_MODEL if name == "default" else name)
-    if gazetteer is None or "gazetteer" in out or cls is None:
-        return out
-    if "gazetteer" in inspect.signature(cls.__init__).parameters:
-        out["gazetteer"] = str(gazetteer)
-    return out
-
-
-__all__ = ["BENCHMARKS", "DEFAULT_MODEL", "MODELS", "Forecaster", "ModelError", "NotFittedError", "make_model", "with_gazetteer"]
+__all__ = ["BENCHMARKS", "DEFAULT_MODEL", "MODELS", "Forecaster", "ModelError", "NotFittedError", "make_model"]

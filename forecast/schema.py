@@ -1,7 +1,7 @@
 """Column names and validators of the two frames that pass between stages.
 
 * The **panel** (features -> models): ``unit, month, incidents, deaths, <covariates>``; see
-  :mod:`features.panel`, whose :func:`~features.panel.validate_panel` is re-exported here.
+  :mod:`features.panel`, whose :func:`~features.panel_files.validate_panel` is re-exported here.
 * The **forecast frame** (models -> scores, reports, ledger): one row per unit, origin and
   target month, with the predictive mean and quantiles. Backtests add the actual ``y``.
 
@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from features.errors import DataError
-from features.panel import validate_panel
+from features.panel_files import validate_panel
 
 __all__ = [
     "MAX_HORIZON",

@@ -3,6 +3,7 @@ real public data in ../shared/data (tests that need it skip with a reason when i
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,15 @@ from features.gazetteer import load_gazetteer
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ledger_key(tmp_path_factory) -> Path:
+    """The key that signs ledger anchors (and the anchors of server ledgers) in a folder of the test session,
+    not the user's ~/.config; subprocesses inherit it."""
+    path = tmp_path_factory.mktemp("ledger-key") / "ledger.key"
+    os.environ["FORECAST_LEDGER_KEY_FILE"] = str(path)
+    return path
 
 
 @pytest.fixture(scope="session")

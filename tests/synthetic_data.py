@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.panel import validate_panel
+from features.panel_files import validate_panel
 from features.synthetic import SyntheticConfig, simulate_panel
 
 

@@ -10,6 +10,8 @@
 * Every module stays under :data:`MAX_LINES` lines.
 * The report renders what it is given: nothing in ``forecast.report`` imports a model, the
   catalog of models or the backtest, directly or through another module (:data:`NOT_IN_REPORT`).
+* A model opens no file: it gets its history, its neighbours (the unit graph the history
+  carries) and its covariates from its caller (:data:`FILE_READERS`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ PACKAGES = ("features", "forecast")
 #: Lowest first. A module belongs to the first layer with a prefix that matches its name.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("data and features", ("features",)),
-    ("contracts", ("forecast.schema", "forecast.config", "forecast.errors", "forecast.limits")),  # and the package root below
+    ("contracts", ("forecast.schema", "forecast.config", "forecast.errors", "forecast.limits", "forecast.panelfile")),  # and the package root below
     ("models", ("forecast.models",)),
     ("evaluation", ("forecast.evaluation",)),
     ("combination", ("forecast.ensemble", "forecast.catalog")),
@@ -37,7 +39,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("outputs", ("forecast.experiment", "forecast.ledger", "forecast.scenario", "forecast.report",
                  "forecast.benchmarking")),
     ("scheduled job", ("forecast.refresh",)),
-    ("jobs and API", ("forecast.jobs", "forecast.api")),
+    ("jobs", ("forecast.jobs",)),
     ("command line", ("forecast.cli", "forecast.__main__")),
 )
 #: Third-party modules that may be imported inside a function (heavy and optional).
@@ -45,6 +47,13 @@ LAZY = ("mlflow", "dask", "distributed", "playwright", "matplotlib")
 MAX_LINES = 500
 #: What the report may not import, even through another module: it renders, it does not fit.
 NOT_IN_REPORT = ("forecast.models", "forecast.catalog", "forecast.evaluation.backtest")
+#: What a model may not do: read a file, directly or through the data layer's readers.
+FILE_READERS = {
+    "modules": ("features.gazetteer", "features.panel", "features.panel_files", "features.sources",
+                "features.covariates", "features.download", "features.textfile", "features.workbook"),
+    "calls": ("open", "read_csv", "read_parquet", "read_excel", "read_json", "read_table", "read_text",
+              "read_bytes", "load_gazetteer", "read_panel", "read_events", "read_covariates"),
+}
 
 
 def module_name(path: Path) -> str:
@@ -207,6 +216,19 @@ def test_the_report_rule_catches_an_import_through_another_module():
     graph = {k: set(v) for k, v in edges().items()}
     graph.setdefault("forecast.report.charts", set()).add("forecast.evaluation.backtest")
     assert any(line.endswith("forecast.evaluation.backtest") for line in forbidden_in_report(graph))
+def test_no_model_opens_a_file():
+    found = []
+    for name in [m for m in modules() if m.startswith("forecast.models")]:
+        for node, module, _ in imports(name):
+            if module.startswith(FILE_READERS["modules"]):
+                found.append(f"{modules()[name].relative_to(ROOT)}:{node.lineno}: imports {module}")
+        for node in ast.walk(tree(name)):
+            if isinstance(node, ast.Call):
+                called = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                if called in FILE_READERS["calls"]:
+                    found.append(f"{modules()[name].relative_to(ROOT)}:{node.lineno}: calls {called}()")
+    assert not found, ("models read files (give them what they need through the history: the unit graph in "
+                       "history.attrs, covariates as columns):\n" + "\n".join(found))
 
 
 def test_every_module_is_a_room_of_one_job_under_the_line_limit():
@@ -218,7 +240,7 @@ def test_every_module_is_a_room_of_one_job_under_the_line_limit():
 def test_forecast_help_imports_neither_pandas_nor_the_models():
     code = ("import sys; from forecast.cli import main\n"
             "try:\n    main(['--help'], prog_name='forecast')\nexcept SystemExit:\n    pass\n"
-            "print(sorted(m for m in ('pandas', 'numpy', 'mlflow', 'forecast.api') if m in sys.modules))")
+            "print(sorted(m for m in ('pandas', 'numpy', 'mlflow', 'forecast.jobs') if m in sys.modules))")
     start = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout

@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 import forecast.evaluation.parallel
+from features.gazetteer import load_gazetteer
 from features.transforms import PrefixFeatures, build_features, direct_targets
 from forecast.evaluation.backtest import BacktestDesign, fit_notes, history_at, run_backtest
 from forecast.catalog import make_model
@@ -300,8 +301,9 @@ def test_sparse_neighbour_weights_equal_the_dense_ones(panel):
     from forecast.models.count_design import direct_features, neighbour_weights
 
     units = [*sorted(panel["unit"].unique()), "Atlantis"]
-    dense, source = neighbour_weights(units)
-    sparse, sparse_source = neighbour_weights(units, sparse_matrix=True)
+    neighbours = load_gazetteer().neighbours()
+    dense, source = neighbour_weights(units, neighbours)
+    sparse, sparse_source = neighbour_weights(units, neighbours, sparse_matrix=True)
     assert source == sparse_source and source["Atlantis"] == "national mean"
     np.testing.assert_array_equal(sparse.toarray(), dense)
     counts = np.random.default_rng(0).poisson(3, (30, len(units))).astype(float)

@@ -9,8 +9,8 @@ import click
 import pandas as pd
 from click.testing import CliRunner
 
-from features.panel import read_panel
-from forecast.api import leaderboard
+from features.panel_files import read_panel
+from forecast.jobs.forecasting import leaderboard
 from forecast.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -159,7 +159,7 @@ def test_synthetic_command_writes_a_lattice_that_builds_into_a_panel(tmp_path):
 
 
 def test_predict_ignores_rows_after_the_origin(tmp_path, synthetic_panel):
-    from features.panel import panel_to_text
+    from features.panel_files import panel_to_text
 
     full, cut = tmp_path / "full.csv", tmp_path / "cut.csv"
     panel_to_text(synthetic_panel).to_csv(full, index=False)
@@ -178,7 +178,7 @@ def test_predict_ignores_rows_after_the_origin(tmp_path, synthetic_panel):
 
 
 def test_predict_and_backtest_reject_bad_input_cleanly(tmp_path, synthetic_panel):
-    from features.panel import panel_to_text
+    from features.panel_files import panel_to_text
 
     panel = tmp_path / "p.csv"
     panel_to_text(synthetic_panel).to_csv(panel, index=False)
@@ -200,7 +200,7 @@ def test_predict_and_backtest_reject_bad_input_cleanly(tmp_path, synthetic_panel
 
 
 def test_backtest_command_writes_forecasts_scores_and_a_leaderboard(tmp_path, synthetic_panel):
-    from features.panel import panel_to_text
+    from features.panel_files import panel_to_text
 
     panel = tmp_path / "p.csv"
     panel_to_text(synthetic_panel).to_csv(panel, index=False)
@@ -219,9 +219,9 @@ def test_experiment_failing_halfway_marks_the_run_failed_and_keeps_earlier_runs(
 
     text = (ROOT / "experiments" / "benchmarks.toml").read_text(encoding="utf-8")
     text = text.replace("../data/sample/", str(ROOT / "data" / "sample") + "/")
-    # Parameter values are checked before any model runs; a gazetteer file that is not there is
-    # found only when the model is fitted, after others ran.
-    text += '\n[[models]]\nname = "hgb"\nlabel = "broken"\nparams = { gazetteer = "/no/such/gazetteer.csv" }\n'
+    # Parameter values are checked before any model runs; a horizon longer than the history
+    # allows is found only when the model is fitted, after others ran.
+    text += '\n[[models]]\nname = "nb_glm"\nlabel = "broken"\nparams = { max_horizon = 400 }\n'
     exp = tmp_path / "halfway.toml"
     exp.write_text(text, encoding="utf-8")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

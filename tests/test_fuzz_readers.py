@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from features.covariates import COVARIATE_BOUND, read_covariates
 from features.gazetteer import load_gazetteer
-from features.panel import read_panel
+from features.panel_files import read_panel
 from features.sources.base import MAX_COUNT
 from forecast.errors import USER_ERRORS
 from forecast.experiment import load_experiment

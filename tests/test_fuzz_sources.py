@@ -86,6 +86,13 @@ GOOD = {
         "Events": counts,
         "Fatalities": counts,
     },
+    "geocausal": {
+        "event_id": st.integers(1, 10**6).map(lambda i: f"gc_{i:06d}"),
+        "date": iso_dates,
+        "category": st.sampled_from(["airstrike_or_sof", "insurgent_attack"]),
+        "type": st.sampled_from(["Airstrike", "SOF", "IED", "SAF", "other"]),
+        "governorate": spellings,
+    },
 }
 # UCDP Candidate Events: GED's columns plus UCDP's review flag.
 GOOD["ucdp-candidate"] = {**GOOD["ucdp"], "code_status": st.sampled_from(["Clear", "Check dyad", ""])}
@@ -158,6 +165,7 @@ test_ibc_reader_accounts_for_every_row_of_a_dirty_file = _fuzz_format("ibc")
 test_generic_reader_accounts_for_every_row_of_a_dirty_file = _fuzz_format("generic")
 test_acled_hdx_reader_accounts_for_every_row_of_a_dirty_file = _fuzz_format("acled-hdx")
 test_ucdp_candidate_reader_accounts_for_every_row_of_a_dirty_file = _fuzz_format("ucdp-candidate")
+test_geocausal_reader_accounts_for_every_row_of_a_dirty_file = _fuzz_format("geocausal")
 
 
 @FUZZ
@@ -174,6 +182,7 @@ FIXTURE_FILES = {
     "ucdp": "ucdp_ged_hdx.csv", "acled": "acled_export.csv", "gtd": "gtd_export.csv",
     "ibc": "ibc_incidents.csv", "generic": "generic_events.csv",
     "acled-hdx": "acled_hdx_admin1_monthly.csv", "ucdp-candidate": "ucdp_candidate/GEDEvent_v25_0_10.csv",
+    "geocausal": "geocausal_events.csv",
 }
 
 

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
 from features.errors import DataError
-from features.gazetteer import GAZETTEER_COLUMNS, load_gazetteer, normalise_name
+from features.gazetteer import GAZETTEER_COLUMNS, load_gazetteer, normalise_name, visible
+
+ROOT = Path(__file__).resolve().parent.parent
 
 IRAQ = [
     "Anbar", "Babil", "Baghdad", "Basra", "Dhi Qar", "Diyala", "Duhok", "Erbil", "Karbala",
@@ -169,3 +173,91 @@ def test_bundled_tile_positions_are_used_as_given(gazetteer):
     pos = gazetteer.tile_positions()
     assert pos.loc["Duhok"].tolist() == [0, 2]
     assert pos.loc["Basra"].tolist() == [5, 4]
+
+
+def test_invisible_characters_are_normalised_away_and_shown_in_messages(tmp_path):
+    path = tmp_path / "gaz.csv"
+    path.write_text("name\nZeroWidth\nOther\n", encoding="utf-8")
+    gaz = load_gazetteer(path)
+    assert gaz.match("Zero\u200bWidth") == "ZeroWidth"
+    assert gaz.match("Zero\u2060Width\u200e") == "ZeroWidth"
+    with pytest.raises(DataError, match=r"unknown admin-1 unit 'Zero<U\+200B>Widht'"):
+        gaz.resolve("Zero\u200bWidht")
+    assert visible("Zero\u200bWidth\u00a0x") == "Zero<U+200B>Width<U+00A0>x"
+
+
+def test_names_that_differ_only_in_emoji_are_two_units(tmp_path):
+    path = tmp_path / "gaz.csv"
+    path.write_text("name\n🔥\n💧\nUnit 🔥\nUnit 💧\n", encoding="utf-8")
+    gaz = load_gazetteer(path)
+    assert [gaz.match(n) for n in ("🔥", "💧", "unit🔥", "UNIT 💧")] == ["🔥", "💧", "Unit 🔥", "Unit 💧"]
+
+
+def test_two_rows_spelt_alike_are_shown_with_their_invisible_characters(tmp_path):
+    path = tmp_path / "gaz.csv"
+    path.write_text("name,aliases\nZeroWidth,\nOther,Zero\u200bWidth\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"spelling 'Zero<U\+200B>Width' matches both 'ZeroWidth' and 'Other'"):
+        load_gazetteer(path)
+
+
+SYRIA = ROOT / "data" / "reference" / "syria_governorates.csv"
+IRAQ_SYRIA = ROOT / "data" / "reference" / "iraq_syria_governorates.csv"
+#: The border crossings of ../shared/data/README.md (section 7): Al-Qaim / Abu Kamal and
+#: Al-Waleed / Al-Tanf for Anbar, Rabia and Sinjar for Ninewa, Faysh Khabur for Duhok.
+CROSS_BORDER = {"Anbar": {"Deir ez-Zor", "Homs"}, "Ninewa": {"Al-Hasakah", "Deir ez-Zor"}, "Duhok": {"Al-Hasakah"}}
+
+
+def test_syria_gazetteer_has_14_governorates_with_symmetric_neighbours():
+    gaz = load_gazetteer(SYRIA)
+    assert len(gaz.names) == 14 and gaz.countries == {"Syria"}
+    assert all(uid.startswith("SY-") for uid in gaz.units["unit_id"])
+    nb = gaz.neighbours()
+    assert all(u in nb[n] for u, ns in nb.items() for n in ns)
+    assert nb["Damascus"] == ["Rif Dimashq"]
+    assert set(nb["Deir ez-Zor"]) == {"Al-Hasakah", "Ar-Raqqah", "Homs"}
+
+
+@pytest.mark.parametrize("spelling, canonical", [
+    ("Deir ez Zor Governorate", "Deir ez-Zor"),  # UCDP GED
+    ("Deir-ez-Zor", "Deir ez-Zor"),  # OCHA COD-AB
+    ("Al Hasakeh", "Al-Hasakah"),  # ACLED
+    ("Al-Hasakeh", "Al-Hasakah"),
+    ("Hamah Governorate", "Hama"),
+    ("Idleb", "Idlib"),
+    ("Lattakia", "Latakia"),
+    ("Rural Damascus", "Rif Dimashq"),
+    ("Rif Dimashq Governorate", "Rif Dimashq"),
+    ("Dar'a", "Daraa"),
+    ("As-Sweida", "As-Suwayda"),
+    ("Ar Raqqa", "Ar-Raqqah"),
+    ("Tartous", "Tartus"),
+    ("SY09", "Deir ez-Zor"),  # OCHA P-code
+    ("SY-DY", "Deir ez-Zor"),  # ISO 3166-2 (geoBoundaries' shapeISO)
+    ("دير الزور", "Deir ez-Zor"),
+    ("Damascus Governorate", "Damascus"),
+])
+def test_syria_spellings_of_ucdp_acled_ocha_and_geoboundaries_resolve(spelling, canonical):
+    assert load_gazetteer(SYRIA).match(spelling) == canonical
+
+
+def test_every_adm1_of_the_real_ucdp_syria_file_resolves(shared_data):
+    frame = pd.read_csv(shared_data / "ucdp_ged_syria_2016_2018.csv", usecols=["adm_1"], dtype=str).dropna()
+    gaz = load_gazetteer(SYRIA)
+    unknown = sorted({name for name in frame["adm_1"] if gaz.match(name) is None})
+    assert unknown == []
+
+
+def test_two_country_gazetteer_is_both_countries_with_neighbours_across_the_border():
+    both, iraq, syria = load_gazetteer(IRAQ_SYRIA), load_gazetteer(), load_gazetteer(SYRIA)
+    assert len(both.names) == 32 and both.countries == {"Iraq", "Syria"}
+    nb = both.neighbours()
+    assert all(u in nb[n] for u, ns in nb.items() for n in ns)
+    foreign = {u: {n for n in ns if n not in iraq.names} for u, ns in nb.items() if u in iraq.names}
+    assert {u: ns for u, ns in foreign.items() if ns} == CROSS_BORDER
+    # Every other column is the single-country files' (so the three files cannot drift apart);
+    # tile positions differ only by where Iraq sits on the two-country map.
+    columns = [c for c in both.units.columns if c not in ("neighbours", "tile_row", "tile_col")]
+    single = pd.concat([iraq.units, syria.units], ignore_index=True)
+    pd.testing.assert_frame_equal(both.units[columns], single[columns])
+    inside = {u: [n for n in ns if (n in iraq.names) == (u in iraq.names)] for u, ns in nb.items()}
+    assert inside == {**iraq.neighbours(), **syria.neighbours()}

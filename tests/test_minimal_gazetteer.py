@@ -40,20 +40,21 @@ def test_neighbour_features_fall_back_to_the_national_mean_without_a_neighbours_
 
     path = tmp_path / "g.csv"
     path.write_text("name\nA\nB\nC\n", encoding="utf-8")
-    weights, source = neighbour_weights(["A", "B", "C"], str(path))
+    weights, source = neighbour_weights(["A", "B", "C"], load_gazetteer(path).neighbours())
     assert set(source.values()) == {"national mean"}
     assert (abs(weights - 1 / 3) < 1e-12).all()
 
 
 def test_panel_built_with_a_minimal_gazetteer_says_once_what_it_lacks(tmp_path):
-    from forecast.jobs.data import build_panel
+    from features.panel import EventFile, PanelSpec
+    from forecast.jobs.data import make_panel
 
     gaz = tmp_path / "g.csv"
     gaz.write_text("name\nNorth\nSouth\n", encoding="utf-8")
     events = tmp_path / "events.csv"
     events.write_text("date,admin1\n2020-01-03,North\n2020-02-09,south\n", encoding="utf-8")
-    built = build_panel(events=[events, events], out=tmp_path / "panel.csv", fmt="generic",
-                        gazetteer=gaz, keep_incomplete=True)
+    built = make_panel(PanelSpec(events=(EventFile(events, "generic"), EventFile(events, "generic")),
+                                 gazetteer=gaz, keep_incomplete=True), tmp_path / "panel.csv")
     summary = built.summary()
     assert summary.count("no 'neighbours' column") == 1
     assert "national mean" in summary

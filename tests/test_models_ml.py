@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.gazetteer import load_gazetteer
+from features.graph import UnitGraph, with_graph
 from features.synthetic import SyntheticConfig, simulate_panel, synthetic_gazetteer
 from forecast.evaluation.backtest import BacktestDesign, history_at, run_backtest
 from forecast.models.base import ModelError, make_model
@@ -165,11 +167,12 @@ def test_units_unknown_to_the_gazetteer_get_the_national_mean_and_no_covariates_
     np.testing.assert_allclose(x["y_neighbour_mean"], (y.sum() - y) / 3)
 
 
-def test_a_custom_gazetteer_supplies_the_neighbours(tmp_path):
+def test_the_unit_graph_the_history_carries_supplies_the_neighbours(tmp_path):
     path = tmp_path / "lattice.csv"
     synthetic_gazetteer(4).to_csv(path, index=False)
     counts, _ = simulate_panel(SyntheticConfig(start="2010-01", end="2013-12"), gazetteer=str(path))
-    model = quick("random_forest", gazetteer=str(path)).fit(as_history(counts))
+    graph = UnitGraph.from_gazetteer(load_gazetteer(path))
+    model = quick("random_forest").fit(with_graph(as_history(counts), graph))
     x = pd.DataFrame(model.origin_X_, columns=model.feature_names_, index=model.origin_units_)
     # 2 x 2 rook lattice: unit 1 borders units 2 and 3.
     assert x.loc["Unit 0001", "y_neighbour_mean"] == (x.loc["Unit 0002", "y_lag0"] + x.loc["Unit 0003", "y_lag0"]) / 2

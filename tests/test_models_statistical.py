@@ -9,6 +9,7 @@ import pytest
 from scipy import stats
 
 from synthetic_data import one_unit, synthetic_history
+from features.gazetteer import load_gazetteer
 from forecast.models.base import ModelError, hold_last_value
 from forecast.models.common import censored_normal_summary
 from forecast.models.count_design import DIRECT_FEATURES, direct_features, neighbour_weights
@@ -194,16 +195,19 @@ def test_direct_features_hand_computed():
 
 def test_direct_features_are_prefix_invariant(history):
     counts = history.pivot(index="month", columns="unit", values="y").to_numpy(dtype=float)
-    weights, _ = neighbour_weights(sorted(history["unit"].unique()))
+    weights, _ = neighbour_weights(sorted(history["unit"].unique()), load_gazetteer().neighbours())
     covariates = np.zeros((len(counts), counts.shape[1], 0))
     full = direct_features(counts, weights, covariates)
     cut = direct_features(counts[:40], weights, covariates[:40])
     np.testing.assert_array_equal(full[:40], cut)
 
 
-def test_neighbours_come_from_the_gazetteer_or_fall_back_to_the_national_mean():
-    weights, source = neighbour_weights(["Duhok", "Erbil", "Ninewa", "Atlantis"])
-    assert source == {"Duhok": "gazetteer", "Erbil": "gazetteer", "Ninewa": "gazetteer", "Atlantis": "national mean"}
+def test_neighbours_come_from_the_unit_graph_or_fall_back_to_the_national_mean():
+    weights, source = neighbour_weights(["Duhok", "Erbil", "Ninewa", "Atlantis"], load_gazetteer().neighbours())
+    assert source == {"Duhok": "neighbours", "Erbil": "neighbours", "Ninewa": "neighbours",
+                      "Atlantis": "national mean"}
+    _, alone = neighbour_weights(["Duhok", "Erbil"])
+    assert alone == {"Duhok": "national mean", "Erbil": "national mean"}
     np.testing.assert_allclose(weights[0], [0, 0.5, 0.5, 0])  # Duhok borders Erbil and Ninewa
     np.testing.assert_allclose(weights[3], [0.25] * 4)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from features.panel import read_panel
+from features.panel_files import read_panel
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from features.covariates import read_covariates
-from features.panel import build_panel
+from features.panel import assemble_panel
 from features.sources import read_events
 
 
@@ -26,7 +26,7 @@ def test_ucdp_ged_builds_with_no_unmatched_names_and_conserves_totals(shared_dat
     # The only unusable rows are the events UCDP itself places in no governorate.
     assert (result.quarantine["column"] == "adm_1").all()
     assert result.rows == 6619
-    build = build_panel([result], gazetteer)
+    build = assemble_panel([result], gazetteer)
     meta = build.metadata
     assert meta["vintage"] == "2016-12"
     assert build.panel["incidents"].sum() == result.rows - len(result.quarantine) - meta["events_outside_panel"]
@@ -34,7 +34,7 @@ def test_ucdp_ged_builds_with_no_unmatched_names_and_conserves_totals(shared_dat
 
 
 def test_ucdp_panel_equals_the_reference_panel_month_by_month(shared_data, gazetteer):
-    build = build_panel([read_events(shared_data / "ucdp_ged_iraq_hdx.csv", gazetteer=gazetteer)], gazetteer)
+    build = assemble_panel([read_events(shared_data / "ucdp_ged_iraq_hdx.csv", gazetteer=gazetteer)], gazetteer)
     ref = pd.read_csv(shared_data / "iraq_ucdp_governorate_month.csv")
     both = _compare(build.panel, ref, {})
     matched = both[both["_merge"] == "both"]
@@ -55,7 +55,7 @@ def test_ibc_builds_with_no_unmatched_names_and_matches_the_reference_panel(shar
     assert q.loc[q["column"] == "Start.Date", "Start.Date"].tolist() == ["upto"]
     # IBC compiled the file on 2012-03-06; the last record here is 2010-01-30 because the
     # later months are withheld, so January 2010 is complete: say so explicitly.
-    build = build_panel([result], gazetteer, coverage_end=pd.Timestamp("2010-01-31"))
+    build = assemble_panel([result], gazetteer, coverage_end=pd.Timestamp("2010-01-31"))
     assert build.metadata["vintage"] == "2010-01"
     assert build.panel["incidents"].sum() == result.rows - len(q)
 
@@ -78,7 +78,7 @@ def test_real_covariates_read_with_the_text_column_set_aside(shared_data, gazett
     cov, notes = read_covariates(shared_data / "iraq_covariates_month.csv", gazetteer)
     assert notes == ["covariate file column 'us_troops_source' is text, not numbers: not used"]
     assert "us_troops" in cov and cov["month"].is_unique
-    build = build_panel(
+    build = assemble_panel(
         [read_events(shared_data / "ucdp_ged_iraq_hdx.csv", gazetteer=gazetteer)], gazetteer,
         covariates=cov[["month", "us_troops", "sigacts_total"]], fill="ffill-zero",
     )

@@ -73,7 +73,7 @@ params = {{ window = 12 }}
 @pytest.fixture(scope="module")
 def champion(tmp_path_factory) -> str:
     """A SQLite MLflow store with one registered, promoted model (cheap: a moving average)."""
-    from forecast.api import run_experiment
+    from forecast.jobs.experiments import run_experiment
     from forecast.tracking.registry import promote
 
     root = tmp_path_factory.mktemp("mlflow")

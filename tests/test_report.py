@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from browser import ARTIFACTS, visit  # the browser fixture comes from conftest.py
 from features.gazetteer import load_gazetteer
-from features.panel import validate_panel
+from features.panel_files import validate_panel
 from features.synthetic import synthetic_gazetteer
 from forecast.evaluation import escalation
 from forecast.evaluation.scores import score_table
@@ -409,14 +409,13 @@ def test_real_boundaries_from_the_ocha_geojson(shared_data, inputs, panel):
 
 @pytest.fixture(scope="module")
 def demo_panel(tmp_path_factory) -> Path:
-    from features.sources import EventFilters
-    from forecast.api import build_panel
+    from features.panel import EventFile, PanelSpec
+    from forecast.jobs.data import make_panel
     from forecast.jobs.demo import DEMO_COVARIATES, DEMO_EVENTS
 
     out = tmp_path_factory.mktemp("demo") / "panel.parquet"
-    build_panel(events=[DEMO_EVENTS], fmt="ucdp", covariates=DEMO_COVARIATES, fill="error", gazetteer=None,
-                out=out, filters=EventFilters(), coverage_end=pd.Timestamp("2024-12-31"),
-                keep_incomplete=False, encoding=None)
+    make_panel(PanelSpec(events=(EventFile(DEMO_EVENTS, "ucdp"),), covariates=DEMO_COVARIATES,
+                         coverage_end=pd.Timestamp("2024-12-31")), out)
     return out
 
 
@@ -440,7 +439,7 @@ def test_cli_writes_the_report_for_the_demo_panel(demo_panel, tmp_path):
 
 
 def test_cli_reports_deaths_with_their_own_tiers_and_file_name(demo_panel, tmp_path, monkeypatch):
-    from features.panel import read_panel
+    from features.panel_files import read_panel
 
     monkeypatch.chdir(tmp_path)
     result = run_cli("--panel", demo_panel, "--model", "moving_average", "--horizon", 3, "--backtest-months", 0,
@@ -473,7 +472,7 @@ def test_cli_reports_user_mistakes_without_a_traceback(demo_panel, tmp_path, arg
 
 
 def test_cli_reports_with_the_registry_champion(demo_panel, tmp_path):
-    from features.panel import read_panel
+    from features.panel_files import read_panel
     from forecast.tracking.registry import promote
     from forecast.tracking import ExperimentTracker
 

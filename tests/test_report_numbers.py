@@ -10,7 +10,7 @@ import pytest
 
 from features.covariates import covariate_staleness, staleness_warnings
 from features.gazetteer import load_gazetteer
-from features.panel import build_panel as assemble_panel
+from features.panel import assemble_panel
 from features.sources import read_events
 from forecast.evaluation import escalation
 from forecast.report.aggregate import (

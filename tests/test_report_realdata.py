@@ -18,14 +18,13 @@ FOCUS = ("Anbar", "Ninewa", "Kirkuk", "Salah ad Din", "Diyala")
 
 @pytest.fixture(scope="module")
 def report(shared_data, tmp_path_factory, browser):
-    from features.sources import EventFilters
-    from forecast.api import build_panel
+    from features.panel import EventFile, PanelSpec
+    from forecast.jobs.data import make_panel
 
     folder = tmp_path_factory.mktemp("ucdp")
     panel = folder / "panel.parquet"
-    build_panel(events=[shared_data / "ucdp_ged_iraq_hdx.csv"], fmt=None,
-                covariates=shared_data / "iraq_covariates_month.csv", fill="ffill-zero", gazetteer=None, out=panel,
-                filters=EventFilters(), coverage_end=None, keep_incomplete=False, encoding=None)
+    make_panel(PanelSpec(events=(EventFile(shared_data / "ucdp_ged_iraq_hdx.csv"),),
+                         covariates=shared_data / "iraq_covariates_month.csv", fill="ffill-zero"), panel)
     return make_report(panel, model="moving_average", backtest_months=6, units=list(FOCUS),
                        geojson=shared_data / "iraq_adm1.geojson", out=folder / "ucdp-reports" / "2017-01.html",
                        pdf=True, issued="2017-01-10")

@@ -364,7 +364,7 @@ def test_scenario_runs_are_nested_under_the_models_run(demo_panel, shipped, tmp_
 
 
 def test_cli_scenario_run_end_to_end(demo_panel, tmp_path):
-    from features.panel import panel_to_text
+    from features.panel_files import panel_to_text
     from forecast.cli import main
 
     panel = tmp_path / "panel.csv"

@@ -10,10 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 from features.errors import DataError
-from features.panel import quarantine_path
+from features.panel import PanelSpec
+from features.panel_files import quarantine_path
 from features.sources import FORMATS, EventFilters, read_events
 from features.sources.base import normalise_events, read_table
-from forecast import api
+from forecast.jobs.data import make_panel
 from forecast.cli import main
 
 
@@ -49,7 +50,7 @@ def test_date_format_that_reads_nothing_is_an_error(fixtures, gazetteer):
 
 
 def test_build_summary_and_metadata_name_the_date_form(fixtures, tmp_path):
-    built = api.build_panel(events=[fixtures / "acled_pre2023_export_tool.csv"], out=tmp_path / "p.csv")
+    built = make_panel(PanelSpec(events=(fixtures / "acled_pre2023_export_tool.csv",)), tmp_path / "p.csv")
     assert built.build.metadata["sources"][0]["date_form"] == "%d-%b-%y"
     assert "dates read as %d-%b-%y" in built.summary()
 
@@ -60,7 +61,7 @@ def test_nothing_usable_still_writes_the_quarantine_and_names_reasons(tmp_path):
     events.write_text("event_id_cnty,event_date,event_type,country,admin1,fatalities\n" + rows, encoding="utf-8")
     out = tmp_path / "panel.parquet"
     with pytest.raises(DataError, match=r"no usable events \(5 quarantined.*unparseable date '31st Dec 2020' x 5.*panel\.parquet\.quarantine\.csv"):
-        api.build_panel(events=[events], out=out)
+        make_panel(PanelSpec(events=(events,)), out)
     written = pd.read_csv(quarantine_path(out))
     assert len(written) == 5 and set(written["column"]) == {"event_date"}
     assert not out.exists()
@@ -189,12 +190,45 @@ def test_a_date_up_to_a_month_after_the_build_date_is_kept_and_later_ones_are_no
 @pytest.mark.parametrize("text", sorted(IMPOSSIBLE))
 def test_impossible_dates_leave_the_panel_months_and_vintage_as_they_were(tmp_path, text):
     demo = Path(__file__).resolve().parent.parent / "data" / "sample" / "ucdp_ged_demo.csv"
-    clean = api.build_panel(events=[demo], out=tmp_path / "clean.parquet").build
+    clean = make_panel(PanelSpec(events=(demo,)), tmp_path / "clean.parquet").build
     dated = with_a_row_dated(demo, 0, DATED_ROW["ucdp"][2], IMPOSSIBLE[text], tmp_path / "dated.csv")
-    built = api.build_panel(events=[dated], out=tmp_path / "dated.parquet").build
+    built = make_panel(PanelSpec(events=(dated,)), tmp_path / "dated.parquet").build
     for key in ("first_month", "last_month", "vintage", "coverage_end", "totals"):
         assert built.metadata[key] == clean.metadata[key], key
     pd.testing.assert_frame_equal(built.panel, clean.panel)
     assert built.metadata["sources"][0]["quarantined"] == 1
     written = pd.read_csv(quarantine_path(tmp_path / "dated.parquet"), dtype=str)
     assert written["date_start"].tolist() == [text] and written["column"].tolist() == ["date_start"]
+
+
+ACLED_TWO_DIGIT = (
+    "event_id_cnty,event_date,event_type,admin1,fatalities,country,actor1,actor2\n"
+    "IRQ1,01-Jan-19,Battles,Baghdad,1,Iraq,A,B\n"
+    "IRQ2,15-Mar-20,Battles,Basrah,1,Iraq,A,B\n"
+    "IRQ3,31-Dec-22,Battles,Basrah,1,Iraq,A,B\n"
+    "IRQ4,01-Jan-69,Battles,Basrah,1,Iraq,A,B\n"
+    "IRQ5,31-Dec-68,Battles,Basrah,1,Iraq,A,B\n"
+)
+
+
+def test_a_two_digit_year_far_from_the_files_own_dates_is_quarantined_with_its_reason(tmp_path, gazetteer):
+    path = tmp_path / "acled.csv"
+    path.write_text(ACLED_TWO_DIGIT, encoding="utf-8")
+    result = read_events(path, gazetteer=gazetteer)
+    assert sorted(result.events["event_id"]) == ["IRQ1", "IRQ2", "IRQ3"]
+    assert result.events["date"].min() == pd.Timestamp("2019-01-01")
+    reasons = dict(zip(result.quarantine["row"], result.quarantine["reason"]))
+    assert reasons[5] == ("date '01-Jan-69': two-digit year '69' lies more than 40 years from this file's other "
+                          "dates (median year 2020) as 1969 and as 2069: write the year in four digits")
+    assert "'68'" in reasons[6] and "as 1968 and as 2068" in reasons[6]
+
+
+def test_two_digit_years_across_a_century_turn_are_read_around_the_files_dates(tmp_path, gazetteer):
+    path = tmp_path / "acled.csv"
+    path.write_text(ACLED_TWO_DIGIT.split("IRQ1")[0] + "".join(
+        f"IRQ{i},15-Jun-{yy},Battles,Basrah,1,Iraq,A,B\n" for i, yy in enumerate(["95", "99", "00", "04", "67"])),
+        encoding="utf-8")
+    result = read_events(path, gazetteer=gazetteer)
+    # Python's own window reads '67' as 2067 (after the build date); around this file's dates it is 1967.
+    assert sorted(result.events["date"].dt.year) == [1967, 1995, 1999, 2000, 2004]
+    assert result.quarantine.empty

@@ -96,7 +96,7 @@ def test_forced_format_must_fit_the_columns(fixtures):
 
 
 def test_unknown_forced_format_lists_the_known_ones(fixtures):
-    with pytest.raises(DataError, match=r"unknown format 'cast'; choose one of ucdp, ucdp-candidate, acled, acled-hdx, gtd, ibc, generic"):
+    with pytest.raises(DataError, match=r"unknown format 'cast'; choose one of ucdp, ucdp-candidate, acled, acled-hdx, gtd, ibc, geocausal, generic"):
         read_events(fixtures / "ucdp_ged_hdx.csv", format="cast")
 
 
@@ -274,7 +274,7 @@ def test_every_format_is_detected_from_its_own_fixture(fixtures):
     files = {
         "ucdp": "ucdp_ged_hdx.csv", "acled": "acled_export.csv", "gtd": "gtd_export.csv",
         "ibc": "ibc_incidents.csv", "generic": "generic_events.csv", "acled-hdx": "acled_hdx_admin1_monthly.csv",
-        "ucdp-candidate": "ucdp_candidate/GEDEvent_v25_0_10.csv",
+        "ucdp-candidate": "ucdp_candidate/GEDEvent_v25_0_10.csv", "geocausal": "geocausal_events.csv",
     }
     assert set(files) == set(FORMATS)
     for name, file in files.items():
@@ -325,10 +325,34 @@ def test_without_code_status_the_release_name_tells_candidate_from_ged(fixtures,
 
 
 def test_the_build_summary_and_metadata_name_the_ucdp_dataset(fixtures, tmp_path):
-    from forecast.api import build_panel
+    from features.panel import PanelSpec
+    from forecast.jobs.data import make_panel
 
-    built = build_panel(events=[fixtures / "ucdp_candidate" / "GEDEvent_v25_0_10.csv"], out=tmp_path / "p.parquet",
-                        coverage_end=pd.Timestamp("2025-10-31"))
+    built = make_panel(PanelSpec(events=(fixtures / "ucdp_candidate" / "GEDEvent_v25_0_10.csv",),
+                                 coverage_end=pd.Timestamp("2025-10-31")), tmp_path / "p.parquet")
     assert "(UCDP Candidate Events)" in built.summary()
     assert built.build.metadata["sources"][0]["dataset"] == "UCDP Candidate Events"
     assert built.build.metadata["sources"][0]["format"] == "ucdp-candidate"
+
+
+def test_geocausal_reader_reads_types_and_the_acting_side(fixtures, gazetteer):
+    result = read_events(fixtures / "geocausal_events.csv", gazetteer=gazetteer)
+    assert result.format == "geocausal"
+    assert _events(result) == [
+        ("gc_000001", "2007-03-02", "Anbar", 1, 0),
+        ("gc_000002", "2007-03-02", "Ninewa", 1, 0),
+        ("gc_000003", "2007-03-15", "Baghdad", 1, 0),
+        ("gc_000004", "2007-03-20", "Anbar", 1, 0),
+        ("gc_000005", "2007-04-01", "Anbar", 1, 0),
+        ("gc_000006", "2007-04-11", "Salah ad Din", 1, 0),
+    ]
+    assert result.events["event_type"].tolist() == ["Airstrike", "SOF", "IED", "SAF", "Airstrike", "other"]
+    assert result.events["actors"].tolist() == ["coalition", "coalition", "insurgents", "insurgents", "coalition",
+                                                "insurgents"]
+    assert result.quarantine[["row", "column"]].values.tolist() == [[8, "governorate"]]
+    coalition = read_events(fixtures / "geocausal_events.csv", gazetteer=gazetteer,
+                            filters=EventFilters(actor="coalition"))
+    assert coalition.events["event_id"].tolist() == ["gc_000001", "gc_000002", "gc_000005"]
+    strikes = read_events(fixtures / "geocausal_events.csv", gazetteer=gazetteer,
+                          filters=EventFilters(event_types=("airstrike",)))
+    assert strikes.events["event_id"].tolist() == ["gc_000001", "gc_000005"]

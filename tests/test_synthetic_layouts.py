@@ -10,10 +10,11 @@ import pytest
 from features.gazetteer import load_gazetteer
 from features.gazetteer_init import draft_gazetteer
 from features.errors import DataError
-from features.panel import build_panel, read_panel, write_panel
+from features.panel import assemble_panel
+from features.panel_files import read_panel, write_panel
 from features.sources import read_events
 from features.synthetic import ACLED_EXPORT_COLUMNS, SyntheticConfig, synthetic_gazetteer
-from forecast.api import make_synthetic
+from forecast.jobs.data import make_synthetic
 
 CONFIG = dict(start="2022-01", end="2023-12")
 
@@ -27,7 +28,7 @@ def _panel(path, gazetteer=None):
     gaz = gazetteer or load_gazetteer()
     result = read_events(path, gazetteer=gaz)
     assert result.quarantine.empty, result.quarantine.head()
-    return build_panel([result], gaz, coverage_end=pd.Timestamp("2023-12-31")).panel
+    return assemble_panel([result], gaz, coverage_end=pd.Timestamp("2023-12-31")).panel
 
 
 def _panel_file(folder, units, start, end):
@@ -35,7 +36,7 @@ def _panel_file(folder, units, start, end):
     files = make_synthetic(folder, units=units, start=start, end=end).paths
     gaz = load_gazetteer(files["gazetteer"])
     end_day = pd.Period(end, "M").to_timestamp(how="end").normalize()
-    build = build_panel([read_events(files["events"], gazetteer=gaz)], gaz, coverage_end=end_day)
+    build = assemble_panel([read_events(files["events"], gazetteer=gaz)], gaz, coverage_end=end_day)
     out = folder / "p.parquet"
     write_panel(build, out)
     return out, files
@@ -74,7 +75,7 @@ def test_lattice_boundaries_draft_the_lattice_gazetteer_back(tmp_path):
 def test_a_panel_is_read_back_with_the_gazetteer_it_was_built_with(tmp_path):
     files = make_synthetic(tmp_path, units=12, layout="acled", **CONFIG).paths
     gaz = load_gazetteer(files["gazetteer"])
-    build = build_panel([read_events(files["events (ACLED layout)"], gazetteer=gaz)], gaz,
+    build = assemble_panel([read_events(files["events (ACLED layout)"], gazetteer=gaz)], gaz,
                         coverage_end=pd.Timestamp("2023-12-31"))
     out = tmp_path / "p.parquet"
     write_panel(build, out)
@@ -86,54 +87,31 @@ def test_a_panel_is_read_back_with_the_gazetteer_it_was_built_with(tmp_path):
 
 
 def test_an_unknown_layout_is_refused(tmp_path):
-    from forecast.api import USER_ERRORS
+    from forecast.jobs.common import USER_ERRORS
 
     with pytest.raises(USER_ERRORS, match="unknown layout 'gtd'; choose one of ucdp, acled"):
         make_synthetic(tmp_path, layout="gtd")
 
 
-def test_predict_and_backtest_give_the_models_the_panels_own_gazetteer(tmp_path):
+def test_predict_and_backtest_give_the_models_the_panels_own_neighbours(tmp_path):
+    from features.graph import unit_graph, with_graph
     from forecast.catalog import make_model
     from forecast.evaluation.backtest import BacktestDesign, history_at
     from forecast.jobs.forecasting import backtest, predict
 
     out, files = _panel_file(tmp_path, 12, "2020-01", "2023-12")
     got = predict(out, out=tmp_path / "f.csv", model="nb_glm", horizon=3).forecasts
-    history = history_at(read_panel(out)[0], pd.Period("2023-12", "M"))
-    own = make_model("nb_glm", gazetteer=str(files["gazetteer"])).fit(history)
-    bundled = make_model("nb_glm").fit(history)
-    assert own.neighbour_source_ != bundled.neighbour_source_ or not (own.predict(3)["mean"].to_numpy()
-                                                                     == bundled.predict(3)["mean"].to_numpy()).all()
+    panel = read_panel(out)[0]
+    assert unit_graph(panel).to_json()["neighbours"] == load_gazetteer(files["gazetteer"]).neighbours()
+    history = history_at(panel, pd.Period("2023-12", "M"))
+    own = make_model("nb_glm").fit(history)
+    assert set(own.neighbour_source_.values()) == {"neighbours"}
+    alone = make_model("nb_glm").fit(with_graph(history.copy(), None))
+    assert set(alone.neighbour_source_.values()) == {"national mean"}
+    assert not (own.predict(3)["mean"].to_numpy() == alone.predict(3)["mean"].to_numpy()).all()
     assert (got["mean"].to_numpy() == own.predict(3)["mean"].to_numpy()).all()
     design = BacktestDesign(start=pd.Period("2023-10", "M"), end=pd.Period("2023-11", "M"), horizon=2)
     run = backtest(out, models="nb_glm", design=design, out_dir=tmp_path / "bt")
-    expected = make_model("nb_glm", gazetteer=str(files["gazetteer"])).fit(
-        history_at(read_panel(out)[0], pd.Period("2023-10", "M"))).predict(2)
+    expected = make_model("nb_glm").fit(history_at(panel, pd.Period("2023-10", "M"))).predict(2)
     first = run.forecasts[run.forecasts["origin"] == pd.Period("2023-10", "M")]
     assert (first["mean"].to_numpy() == expected["mean"].to_numpy()).all()
-
-
-def test_with_gazetteer_adds_the_path_only_where_a_model_takes_one():
-    from forecast.catalog import with_gazetteer
-    assert with_gazetteer("nb_glm", {}, "g.csv") == {"gazetteer": "g.csv"}
-    assert with_gazetteer("random_forest", {"n_estimators": 5}, "g.csv") == {"n_estimators": 5, "gazetteer": "g.csv"}
-    assert with_gazetteer("nb_glm", {"gazetteer": "mine.csv"}, "g.csv") == {"gazetteer": "mine.csv"}
-    assert with_gazetteer("default", {}, "g.csv") == {}  # the default model uses no neighbours
-    assert with_gazetteer("moving_average", None, "g.csv") == {}
-    assert with_gazetteer("nb_glm", {}, None) == {}
-
-
-def test_predict_on_a_short_panel_says_what_the_default_model_stood_on(tmp_path):
-    from forecast.jobs.forecasting import predict
-
-    out, _ = _panel_file(tmp_path, 6, "2023-01", "2023-10")
-    got = predict(out, out=tmp_path / "f.csv", horizon=3)
-    assert got.model == "ses_negbin" and len(got.forecasts) == 6 * 3
-    first = read_panel(out)[0]["month"].min()
-    months = (got.origin - first).n + 1  # the panel's months up to its vintage
-    assert 6 <= months <= 10 and got.notes["history"].startswith(f"{months} months of history (< 24)")
-    assert f"fit notes (1): history: {months} months of history" in got.summary()
-    # A long panel has nothing to say.
-    out, _ = _panel_file(tmp_path / "long", 6, "2020-01", "2023-10")
-    long = predict(out, out=tmp_path / "f.csv", horizon=3)
-    assert long.notes == {} and "fit notes" not in long.summary()

@@ -1,6 +1,6 @@
-"""The ``forecast`` command line: thin click commands over :mod:`forecast.api`.
+"""The ``forecast`` command line: thin click commands over the jobs of :mod:`forecast.jobs`.
 
-One module per command group parses the options, calls the API and turns its errors into
+One module per command group parses the options, calls the jobs and turns its errors into
 messages and exit codes (:mod:`forecast.cli.common`). Nothing else imports the CLI.
 
 Exit codes: 0 success; 1 bad input data or configuration (a message names the file, row,

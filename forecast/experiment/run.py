@@ -10,10 +10,9 @@ from typing import Any
 
 import pandas as pd
 
-from features.covariates import read_covariates
 from features.gazetteer import load_gazetteer
-from features.panel import build_panel, read_panel
-from features.sources import read_events
+from features.panel import EventFile, PanelSpec, build_panel
+from features.panel_files import read_panel
 from forecast.config import ConfigError, parse_coverage_end, parse_month
 from forecast.evaluation.backtest import default_covariates, history_at, run_backtest
 from forecast.evaluation.scores import add_skill, score_table
@@ -43,20 +42,16 @@ def load_data(config: ExperimentConfig) -> tuple[pd.DataFrame, dict, str]:
         The panel file, or the event file(s) joined by ", ".
     """
     d = config.data
-    gaz = load_gazetteer(d.gazetteer)
     if d.panel is not None:
-        panel, metadata = read_panel(d.panel, gaz)
+        panel, metadata = read_panel(d.panel, load_gazetteer(d.gazetteer) if d.gazetteer is not None else None)
         source = str(d.panel)
     else:
-        results = [read_events(p, format=d.format, gazetteer=gaz) for p in d.events]
-        cov, notes = (None, [])
-        if d.covariates is not None:
-            cov, notes = read_covariates(d.covariates, gaz)
-        build = build_panel(results, gaz, coverage_end=parse_coverage_end(d.coverage_end) if d.coverage_end else None,
-                            covariates=cov, covariate_source=str(d.covariates) if d.covariates else None,
-                            fill=d.fill)
+        spec = PanelSpec(events=tuple(EventFile(p, d.format) for p in d.events), gazetteer=d.gazetteer,
+                         covariates=d.covariates, fill=d.fill,
+                         coverage_end=parse_coverage_end(d.coverage_end) if d.coverage_end else None)
+        build = build_panel(spec)
         panel, metadata = build.panel, dict(build.metadata)
-        metadata["notes"] = [*build.notes, *notes]
+        metadata["notes"] = list(build.notes)
         source = ", ".join(str(p) for p in d.events)
 
     where = f"{config.path}: "

@@ -9,7 +9,7 @@ import pandas as pd
 
 from features.errors import DataError
 from features.gazetteer import load_gazetteer
-from features.panel import read_panel
+from features.panel_files import read_panel
 from forecast.errors import USER_ERRORS, JobError
 
 __all__ = ["USER_ERRORS", "Echo", "JobError", "load_panel", "month_strings", "origin_in_panel", "quiet"]
@@ -26,7 +26,9 @@ def load_panel(path: str | Path, gazetteer: str | Path | None = None) -> tuple[p
     """The panel file and its metadata, unit names checked against the gazetteer.
 
     Without ``gazetteer``: the one the panel was built with, when its file is still there,
-    else the bundled Iraq gazetteer.
+    else the bundled Iraq gazetteer. The panel carries its unit graph (the neighbours models
+    use): ``gazetteer``'s when given, else the one the panel was built with
+    (:func:`features.panel_files.read_panel`).
     """
     return read_panel(Path(path), load_gazetteer(gazetteer) if gazetteer is not None else None)
 

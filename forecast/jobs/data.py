@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import pandas as pd
-from tqdm import tqdm
-
-from features.covariates import read_covariates
+from features.atomic import refuse_overwriting_inputs, write_atomically, write_bytes_atomically
 from features.errors import DataError
 from features.gazetteer import load_gazetteer
-from features.atomic import write_atomically, write_bytes_atomically
-from features.panel import NoUsableEvents, PanelBuild, quarantine_digest, quarantine_path, write_panel
-from features.panel import build_panel as assemble_panel
-from features.sources import EventFilters, read_events
+from features.panel import NoUsableEvents, PanelSpec, build_panel, quarantine_digest
+from features.panel_files import PanelBuild, metadata_path, quarantine_path, write_panel
 from features.synthetic import (
     SyntheticConfig,
     geojson_bytes,
@@ -26,7 +20,7 @@ from features.synthetic import (
     write_sample,
 )
 
-__all__ = ["BuiltPanel", "SyntheticFiles", "build_panel", "format_summary", "make_synthetic"]
+__all__ = ["BuiltPanel", "SyntheticFiles", "format_summary", "make_panel", "make_synthetic"]
 
 
 @dataclass(frozen=True)
@@ -40,15 +34,9 @@ class BuiltPanel:
         return format_summary(self.build, self.paths)
 
 
-def build_panel(*, events: Sequence[str | Path], out: str | Path, fmt: str | None = None,
-                covariates: str | Path | None = None, fill: str = "error", gazetteer: str | Path | None = None,
-                filters: EventFilters = EventFilters(), coverage_end: pd.Timestamp | None = None,
-                keep_incomplete: bool = False, encoding: str | None = None,
-                date_format: str | None = None) -> BuiltPanel:
-    """Read event files (and covariates) and write the unit x month panel with its metadata and quarantine.
-
-    ``date_format`` (strftime, e.g. ``%d/%m/%Y``) says how the event files write dates
-    when their form is ambiguous.
+def make_panel(spec: PanelSpec, out: str | Path) -> BuiltPanel:
+    """Build the panel of ``spec`` (:func:`features.panel.build_panel`) and write it with its metadata
+    and quarantine (``forecast data build``).
 
     Raises
     ------
@@ -58,23 +46,12 @@ def build_panel(*, events: Sequence[str | Path], out: str | Path, fmt: str | Non
     """
     if Path(out).suffix.lower() not in (".parquet", ".csv"):
         raise DataError(f"{out}: the panel must be written as .parquet or .csv")
-    gaz = load_gazetteer(gazetteer)
-    results = [
-        read_events(path, format=fmt, gazetteer=gaz, filters=filters, encoding=encoding,
-                    date_format=date_format)
-        for path in tqdm(events, desc="reading events", unit="file", disable=len(events) < 2)
-    ]
-    cov = None
-    cov_notes: list[str] = []
-    if covariates is not None:
-        cov, cov_notes = read_covariates(covariates, gaz, encoding)
+    refuse_overwriting_inputs(
+        {Path(out): "the panel", quarantine_path(out): "the quarantine", metadata_path(out): "the panel's metadata"},
+        {"--events": [f.path for f in spec.event_files()], "--covariates": spec.covariates,
+         "--gazetteer": spec.gazetteer})
     try:
-        build = assemble_panel(
-            results, gaz, start=filters.start.to_period("M") if filters.start is not None else None,
-            end=filters.end.to_period("M") if filters.end is not None else None,
-            coverage_end=coverage_end, keep_incomplete=keep_incomplete, covariates=cov,
-            covariate_source=str(covariates) if covariates else None, fill=fill,
-        )
+        build = build_panel(spec, progress=True)
     except NoUsableEvents as exc:
         if exc.quarantine.empty:
             raise
@@ -84,7 +61,6 @@ def build_panel(*, events: Sequence[str | Path], out: str | Path, fmt: str | Non
         raise DataError(
             f"{exc}. Reasons: {quarantine_digest(exc.quarantine)}. The quarantined rows are in {qpath}"
         ) from None
-    build.notes.extend(cov_notes)
     paths = write_panel(build, out)
     return BuiltPanel(build, paths)
 
@@ -98,6 +74,17 @@ def format_summary(build: PanelBuild, paths: dict[str, Path]) -> str:
         f"({meta['first_month']} .. {meta['last_month']})  data vintage: {meta['vintage']}",
         f"  totals: incidents {meta['totals']['incidents']:,}  deaths {meta['totals']['deaths']:,}",
     ]
+    coverage = meta.get("coverage") or {}
+    if len(coverage) > 1 or any(c["gaps"] for c in coverage.values()):
+        lines.append("  coverage: " + "; ".join(
+            f"{country} {c['first_month']} .. {c['last_month']}"
+            + (f" without {', '.join(a if a == b else f'{a}..{b}' for a, b in c['gaps'])}" if c["gaps"] else "")
+            for country, c in coverage.items()) + " (other unit-months are missing, not zero)")
+    for name, c in (meta.get("context") or {}).items():
+        spans = "; ".join((f"{country} " if len(c["coverage"]) > 1 else "") + f"{cov['first_month']} .. {cov['last_month']}"
+                          + (f" without {', '.join(a if a == b else f'{a}..{b}' for a, b in cov['gaps'])}"
+                             if cov["gaps"] else "") for country, cov in c["coverage"].items())
+        lines.append(f"  context: {name} = {c['counts']}, {spans}")
     if meta["covariates"]:
         lines.append(
             f"  covariates: {', '.join(meta['covariates']['columns'])} "

@@ -1,6 +1,6 @@
 """The demo: the main job on the bundled synthetic data with the embedded defaults (``make demo``).
 
-Six steps, each a job of :mod:`forecast.api` with its printed summary: build the panel, run
+Six steps, each a job of :mod:`forecast.jobs` with its printed summary: build the panel, run
 ``experiments/full.toml`` in MLflow and promote its registered model, forecast with the default
 model, project the shipped scenarios, write the analyst's report from the champion, and run a
 scheduled-refresh cycle with its forecast ledger.
@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.sources import EventFilters
+from features.panel import EventFile, PanelSpec
 from features.synthetic import SyntheticConfig
 from forecast.catalog import DEFAULT_MODEL
 from forecast.jobs.common import Echo
-from forecast.jobs.data import build_panel
+from forecast.jobs.data import make_panel
 from forecast.jobs.experiments import run_experiment
 from forecast.jobs.forecasting import predict
 from forecast.jobs.scenarios import run_scenario_files
@@ -48,8 +48,8 @@ def run_demo(out_dir: str | Path = Path("outputs/demo"), *, tracking_uri: str | 
     # The generator covers every day of its last month, however few events fall in it.
     coverage_end = pd.Period(SyntheticConfig().end, freq="M").end_time.normalize()
     panel = out_dir / "panel.parquet"
-    built = build_panel(events=[DEMO_EVENTS], fmt="ucdp", covariates=DEMO_COVARIATES, fill="error", out=panel,
-                        filters=EventFilters(), coverage_end=coverage_end)
+    built = make_panel(PanelSpec(events=(EventFile(DEMO_EVENTS, "ucdp"),), covariates=DEMO_COVARIATES,
+                                 coverage_end=coverage_end), panel)
     echo(built.summary())
 
     echo("\ndemo: 2/6 running experiments/full.toml (every model, tracked in MLflow)")

@@ -12,8 +12,7 @@ import numpy as np
 import pandas as pd
 
 from features.atomic import write_atomically
-from features.panel import gazetteer_file
-from forecast.catalog import BENCHMARKS, DEFAULT_MODEL, MODELS, make_model, with_gazetteer
+from forecast.catalog import BENCHMARKS, DEFAULT_MODEL, MODELS, make_model
 from forecast.evaluation.backtest import (
     BacktestDesign,
     actual_months_missing,
@@ -124,7 +123,7 @@ def predict(panel_path: str | Path, *, out: str | Path, model: str = "default", 
         name = forecaster.name
     else:
         name = DEFAULT_MODEL if model == "default" else model
-        forecaster = make_model(name, **with_gazetteer(name, params, gazetteer_file(meta, gazetteer)))
+        forecaster = make_model(name, **dict(params or {}))
         history = history_at(panel, origin_p, target, covariates)
         forecaster.fit(history)
     frame = forecast_at(forecaster, history, horizon, name=name)
@@ -180,10 +179,8 @@ def backtest(panel_path: str | Path, *, models: str | Sequence[str], design: Bac
         raise ModelError(f"--param names model {stray[0]!r}, which is not in --models")
     for name in names:  # fail on a bad name or parameter before any work starts
         make_model(name, **per_model.get(name, {}))
-    panel, meta = load_panel(panel_path, gazetteer)
-    where = gazetteer_file(meta, gazetteer)
-    per_model = {n: with_gazetteer(n, per_model.get(n), where) for n in names}
-    factories = {n: (lambda n=n: make_model(n, **per_model[n])) for n in names}
+    panel, _ = load_panel(panel_path, gazetteer)
+    factories = {n: (lambda n=n: make_model(n, **per_model.get(n, {}))) for n in names}
     forecasts = run_backtest(panel, factories, design, target=target, n_jobs=jobs, covariates=covariates,
                              backend=backend, scheduler=scheduler)
     scores = score_table(forecasts, panel=panel, target=target)

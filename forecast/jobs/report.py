@@ -15,9 +15,9 @@ from pathlib import Path
 import pandas as pd
 
 from features.gazetteer import Gazetteer
-from features.panel import gazetteer_file, panel_gazetteer, read_panel
+from features.panel_files import panel_gazetteer, read_panel
 from forecast.benchmarking import backtest_against_benchmarks, backtest_design, fresh_copy, provenance, used_covariates
-from forecast.catalog import DEFAULT_MODEL, make_model, with_gazetteer
+from forecast.catalog import DEFAULT_MODEL, make_model
 from forecast.evaluation.backtest import default_covariates, forecast_at, history_at
 from forecast.jobs.forecasting import registered_at
 from forecast.report import (
@@ -199,7 +199,6 @@ def make_report(
         factory = fresh_copy(fitted)
     else:
         name = DEFAULT_MODEL if model in (None, "default") else model
-        params = with_gazetteer(name, params, gazetteer_file(meta, gazetteer))
         factory = (lambda: make_model(name, **params))
         fitted = factory()  # a bad name or parameter fails here, before any work
         covariates = default_covariates(panel)

@@ -10,8 +10,8 @@ from typing import Any
 import pandas as pd
 
 from features.atomic import write_atomically
-from features.panel import gazetteer_file, panel_gazetteer
-from forecast.catalog import make_model, with_gazetteer
+from features.panel_files import panel_gazetteer
+from forecast.catalog import make_model
 from forecast.jobs.common import Echo, JobError, load_panel, month_strings, origin_in_panel, quiet
 from forecast.scenario import (
     TRACKING_EXPERIMENT,
@@ -66,7 +66,6 @@ def run_scenario_files(panel_path: str | Path, *, model: str, scenario_files: Se
     tracker = ExperimentTracker(TRACKING_EXPERIMENT, resolve_tracking_uri(tracking_uri)) if track else None
     echo(f"scenario: fitting {model} on {panel['month'].min()} .. {origin_p}, "
          f"projecting {len(scenarios)} scenario file(s) {horizon} months ahead")
-    model_params = with_gazetteer(model, model_params, gazetteer_file(meta, gazetteer))
     result = run_scenarios(panel, model, scenarios, horizon, params=model_params, target=target,
                            origin=origin_p, seed=seed, staleness=(meta.get("covariates") or {}).get("staleness"))
     out_dir = Path(out_dir)

@@ -35,7 +35,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from features.graph import unit_graph, with_graph
 from forecast.errors import ModelError
+from forecast.models.missing import covered_window, unforecast_units
 from forecast.models.params import check_declared_types
 from forecast.schema import PREDICTION_COLUMNS, QUANTILE_COLUMNS, QUANTILES, validate_forecast
 
@@ -91,6 +93,10 @@ class Forecaster:
     #: Needs covariate values at the target months (``future``): only these models respond
     #: to scenarios.
     uses_future_covariates: ClassVar[bool] = False
+    #: Takes histories with missing values (NaN counts where no source covers a unit-month, NaN
+    #: covariates outside their coverage) as they are. The others get the part without them
+    #: (:func:`forecast.models.missing.covered_window`), and a fit note says what was left out.
+    supports_missing: ClassVar[bool] = False
     #: Rough relative cost of a backtest block, for scheduling only: the heaviest work is
     #: started first so that the last task to finish is a short one. The registered models'
     #: values are about three times the seconds their backtest of ``benchmarks/run.py``'s
@@ -116,7 +122,7 @@ class Forecaster:
 
         The values must be of the types ``__init__`` declares
         (:func:`forecast.models.params.check_declared_types`), then pass the model's own range
-        checks (its ``_check`` / ``_check_params``, which ``fit`` runs again).
+        checks (its ``_check``, which ``fit`` runs again).
 
         Raises
         ------
@@ -124,10 +130,8 @@ class Forecaster:
             Naming the model, the parameter, what it must be and the value given.
         """
         check_declared_types(type(self), self.get_params(), self.name)
-        for attribute in ("_check", "_check_params"):
-            check = getattr(self, attribute, None)
-            if not callable(check):
-                continue
+        check = getattr(self, "_check", None)
+        if callable(check):
             try:
                 check()
             except ModelError:
@@ -150,7 +154,7 @@ class Forecaster:
         from the cache (models are deterministic given their hyperparameters, which the
         contract test checks).
         """
-        history = check_history(history, self.name)
+        history = self._usable(check_history(history, self.name))
         cache = active_fit_cache()
         key = None
         if cache is not None and cache.enabled and cache.models:
@@ -169,9 +173,16 @@ class Forecaster:
         return self
 
     def update(self, history: pd.DataFrame) -> Self:
-        """Condition on a longer history, keeping fitted parameters where the model can."""
+        """Condition on a longer history, keeping fitted parameters where the model can.
+
+        A history that carries no unit graph (rows served through MLflow's pyfunc interface, say)
+        is read with the graph of the fit: the neighbours are part of what the model learned.
+        """
         self._check_fitted()
         history = check_history(history, self.name)
+        if unit_graph(history) is None and getattr(self, "unit_graph_", None) is not None:
+            history = with_graph(history, self.unit_graph_)
+        history = self._usable(history)
         if history["month"].max() < self.origin_:
             raise ModelError(f"{self.name}: update needs history up to at least {self.origin_}")
         self._update(history)
@@ -240,8 +251,18 @@ class Forecaster:
 
     # -- internals ----------------------------------------------------------------------------
 
+    def _usable(self, history: pd.DataFrame) -> pd.DataFrame:
+        """The history this model can fit on: as given when it supports missing values."""
+        if self.supports_missing:
+            self.history_notes_ = unforecast_units(history, self.name)
+            return history
+        history, self.history_notes_ = covered_window(history, self.name, covariates=self.uses_covariates)
+        return history
+
     def _remember(self, history: pd.DataFrame) -> None:
         self.history_ = history
+        #: The neighbours the history carried (features.graph), kept for updates and serving.
+        self.unit_graph_ = unit_graph(history)
         self.origin_ = history["month"].max()
         self.units_ = sorted(history["unit"].unique())
         self.covariates_ = covariate_columns(history)
@@ -354,8 +375,9 @@ def fingerprint(*parts) -> bytes:
 
 
 def history_fingerprint(history: pd.DataFrame) -> bytes:
-    """A digest of a history's columns and values (row order included)."""
-    parts: list = [repr(list(history.columns))]
+    """A digest of a history's columns and values (row order included) and of its unit graph."""
+    graph = unit_graph(history)
+    parts: list = [repr(list(history.columns)), graph.digest() if graph is not None else ""]
     for column in history.columns:
         values = history[column]
         if isinstance(values.dtype, pd.PeriodDtype):
@@ -385,8 +407,8 @@ def check_history(history: pd.DataFrame, model: str = "model") -> pd.DataFrame:
         raise ModelError(f"{model}: history is empty")
     if not isinstance(history["month"].dtype, pd.PeriodDtype):
         raise ModelError(f"{model}: history 'month' must be monthly periods")
-    if history["y"].isna().any() or (history["y"] < 0).any():
-        raise ModelError(f"{model}: history 'y' has missing or negative values")
+    if (history["y"] < 0).any():
+        raise ModelError(f"{model}: history 'y' has negative values")
     if _sorted_by_unit_and_month(history):
         return history.reset_index(drop=True)  # a lazy copy (copy-on-write)
     return history.sort_values(["unit", "month"]).reset_index(drop=True)

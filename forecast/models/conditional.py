@@ -31,6 +31,8 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from features.graph import unit_graph
+
 from forecast.models.absorbed import draw_params, fit_with_effects
 from forecast.models.base import Forecaster, ModelError, future_months, negbin_quantiles, register
 from forecast.models.baselines import cameron_trivedi_alpha, count_matrix, grid_frame
@@ -86,8 +88,6 @@ class NegBinGLMX(Forecaster):
         Lags (months) at which covariates at target months enter; 0 = the target month itself.
     max_horizon : int
         Horizons fitted by ``fit`` (longer ones are fitted when first predicted).
-    gazetteer : str or None
-        Gazetteer CSV giving the neighbours (None: the bundled Iraq gazetteer).
     maxiter : int
         Iteration cap of each maximum likelihood fit.
     min_alpha : float
@@ -102,11 +102,10 @@ class NegBinGLMX(Forecaster):
     cost = 12
     min_rows = 12  # months of training rows required per horizon
 
-    def __init__(self, lags: tuple[int, ...] = (0, 1, 2), max_horizon: int = 6, gazetteer: str | None = None,
-                 maxiter: int = 100, min_alpha: float = 0.01) -> None:
+    def __init__(self, lags: tuple[int, ...] = (0, 1, 2), max_horizon: int = 6, maxiter: int = 100,
+                 min_alpha: float = 0.01) -> None:
         self.lags = lags
         self.max_horizon = max_horizon
-        self.gazetteer = gazetteer
         self.maxiter = maxiter
         self.min_alpha = min_alpha
 
@@ -149,7 +148,9 @@ class NegBinGLMX(Forecaster):
         self.scenario_covariates_ = columns
         self.covariate_mean_ = np.asarray(means, dtype=float)
         self.covariate_sd_ = np.asarray(sds, dtype=float)
-        self.weights_, self.neighbour_source_ = neighbour_weights(units, self.gazetteer, sparse_matrix=True)
+        graph = unit_graph(history)
+        self.weights_, self.neighbour_source_ = neighbour_weights(units, graph.neighbours if graph else None,
+                                                                 sparse_matrix=True)
         x = self._standardise(history, units, months)
         self._train_ = (direct_features(counts, self.weights_, np.zeros((*counts.shape, 0))), x, counts, months, units)
         self.coefs_: dict[int, dict] = {}

@@ -68,9 +68,6 @@ class NegBinGLM(DirectCountModel):
         Horizons fitted by ``fit`` (longer ones are fitted when first predicted).
     unit_effects : bool
         Unit indicators instead of a common intercept.
-    gazetteer : str or None
-        Gazetteer CSV giving the neighbours (None: the bundled Iraq gazetteer). Units not in
-        it use the national mean as their neighbours' mean.
     maxiter : int
         Iteration cap of each maximum likelihood fit.
     min_alpha : float
@@ -80,11 +77,10 @@ class NegBinGLM(DirectCountModel):
     name = "nb_glm"
     summary = "Pooled negative binomial regression per horizon on lagged counts, neighbours, season and covariates."
 
-    def __init__(self, max_horizon: int = 6, unit_effects: bool = True, gazetteer: str | None = None,
-                 maxiter: int = 100, min_alpha: float = 0.01) -> None:
+    def __init__(self, max_horizon: int = 6, unit_effects: bool = True, maxiter: int = 100,
+                 min_alpha: float = 0.01) -> None:
         self.max_horizon = max_horizon
         self.unit_effects = unit_effects
-        self.gazetteer = gazetteer
         self.maxiter = maxiter
         self.min_alpha = min_alpha
 
@@ -229,18 +225,16 @@ class Hurdle(DirectCountModel):
 
     Parameters
     ----------
-    max_horizon, unit_effects, gazetteer, maxiter
+    max_horizon, unit_effects, maxiter
         As for ``nb_glm``.
     """
 
     name = "hurdle"
     summary = "Pooled hurdle model per horizon: logit for any event, truncated negative binomial for the count."
 
-    def __init__(self, max_horizon: int = 6, unit_effects: bool = True, gazetteer: str | None = None,
-                 maxiter: int = 100) -> None:
+    def __init__(self, max_horizon: int = 6, unit_effects: bool = True, maxiter: int = 100) -> None:
         self.max_horizon = max_horizon
         self.unit_effects = unit_effects
-        self.gazetteer = gazetteer
         self.maxiter = maxiter
 
     def _estimate(self, h, x, y, target_months, unit_index, units) -> dict:

@@ -38,9 +38,9 @@ first use by :meth:`predict`, always from the history given to the last :meth:`f
 order of calls never changes a forecast. :meth:`update` keeps the fitted regressors and only
 rebuilds the features at the new origin, which makes rolling-origin backtests cheap.
 
-Neighbours come from the bundled gazetteer (or the CSV named by ``gazetteer``); a unit the
-gazetteer does not know, or whose neighbours are all absent from the history, gets the
-national mean excluding itself instead.
+Neighbours come from the unit graph the history carries (:func:`features.graph.unit_graph`);
+a unit the graph does not know, or whose neighbours are all absent from the history, gets the
+national mean excluding itself instead, and so does every unit of a history without a graph.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegresso
 from sklearn.utils._param_validation import InvalidParameterError
 from threadpoolctl import ThreadpoolController
 
-from features.gazetteer import load_gazetteer
+from features.graph import unit_graph
 from features.transforms import DEFAULT_COVARIATE_LAGS, DEFAULT_LAGS, DEFAULT_WINDOWS, direct_targets, features_for
 from forecast.models.base import (
     Forecaster,
@@ -79,13 +79,6 @@ def _thread_controller() -> ThreadpoolController:
     return ThreadpoolController()
 
 
-@lru_cache(maxsize=8)
-def _neighbours(gazetteer: str | None) -> dict[str, list[str]]:
-    # Read once per gazetteer file (a backtest asks at every origin); the same mapping object
-    # every time also lets features.transforms.PrefixFeatures recognise the feature set.
-    return load_gazetteer(gazetteer).neighbours()
-
-
 #: What to change when a tree model's feature matrix does not fit in memory.
 TREE_ADVICE = ("forecast fewer units at a time (split the panel by region), start the history later, use fewer "
                "lags, windows or covariates, or run on a machine with more memory")
@@ -95,19 +88,22 @@ class DirectTreeForecaster(Forecaster):
     """Shared machinery of the tree models: features, per-horizon fits, calibration, update.
 
     A subclass stores its hyperparameters (including ``lags``, ``windows``,
-    ``covariate_lags``, ``calibration_months``, ``gazetteer``, ``random_state`` and
+    ``covariate_lags``, ``calibration_months``, ``random_state`` and
     ``n_jobs``) and implements :meth:`_make_regressor`.
     """
 
     uses_covariates: ClassVar[bool] = True
     uses_future_covariates: ClassVar[bool] = False
+    # The trees route missing values (a month no source covers, a covariate outside its
+    # coverage); training pairs whose target month is missing are left out, and a unit without
+    # data at the origin is not forecast.
+    supports_missing: ClassVar[bool] = True
     cost: ClassVar[int] = 35
 
     lags: tuple
     windows: tuple
     covariate_lags: tuple
     calibration_months: int
-    gazetteer: str | None
     random_state: int
     n_jobs: int | None
 
@@ -126,7 +122,7 @@ class DirectTreeForecaster(Forecaster):
     # -- Forecaster hooks -------------------------------------------------------------------
 
     def _fit(self, history: pd.DataFrame) -> None:
-        self._check_params()
+        self._check()
         self.covariates_fitted_ = covariate_columns(history)
         features = self._features(history)
         self.feature_names_ = [c for c in features.columns if c not in ("unit", "month")]
@@ -179,7 +175,7 @@ class DirectTreeForecaster(Forecaster):
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _check_params(self) -> None:
+    def _check(self) -> None:
         for name, minimum in (("lags", 0), ("windows", 1), ("covariate_lags", 0)):
             values = getattr(self, name)
             ok = isinstance(values, (tuple, list, np.ndarray)) and all(
@@ -208,14 +204,16 @@ class DirectTreeForecaster(Forecaster):
             history,
             lags=tuple(self.lags),
             windows=tuple(self.windows),
-            neighbours=_neighbours(None if self.gazetteer is None else str(self.gazetteer)),
+            # The graph object travels with the history unchanged (pandas keeps attrs), so a
+            # backtest's feature store recognises the same neighbours at every origin.
+            neighbours=graph.neighbours if (graph := unit_graph(history)) is not None else None,
             covariates=self.covariates_fitted_,
             covariate_lags=tuple(self.covariate_lags),
             log1p=False,
         )
 
     def _set_origin_features(self, features: pd.DataFrame) -> None:
-        last = (features["month"] == features["month"].max()).to_numpy()
+        last = (features["month"] == features["month"].max()).to_numpy() & features["y_lag0"].notna().to_numpy()
         self.origin_units_ = features.loc[last, "unit"].to_numpy()
         self.origin_X_ = features.loc[last, self.feature_names_].to_numpy(dtype=float)  # (units, features)
 
@@ -313,8 +311,6 @@ class HistGradientBoosting(DirectTreeForecaster):
         Feature parameters of :func:`features.transforms.build_features`.
     calibration_months
         Most recent target months held out to estimate the NB dispersion of each horizon.
-    gazetteer
-        Path of a gazetteer CSV giving the neighbours; None: the bundled Iraq gazetteer.
     random_state
         Seed of the regressors: the same seed gives the same forecast.
     n_jobs
@@ -336,7 +332,6 @@ class HistGradientBoosting(DirectTreeForecaster):
         windows: tuple[int, ...] = DEFAULT_WINDOWS,
         covariate_lags: tuple[int, ...] = DEFAULT_COVARIATE_LAGS,
         calibration_months: int = 24,
-        gazetteer: str | None = None,
         random_state: int = 0,
         n_jobs: int | None = 1,
     ):
@@ -349,7 +344,6 @@ class HistGradientBoosting(DirectTreeForecaster):
         self.windows = windows
         self.covariate_lags = covariate_lags
         self.calibration_months = calibration_months
-        self.gazetteer = gazetteer
         self.random_state = random_state
         self.n_jobs = n_jobs
 
@@ -386,7 +380,7 @@ class RandomForest(DirectTreeForecaster):
         rows and a third of the features at each split by default: four times faster than
         full bootstraps with all features, at no measurable cost in accuracy on the synthetic
         panel.
-    lags, windows, covariate_lags, calibration_months, gazetteer, random_state
+    lags, windows, covariate_lags, calibration_months, random_state
         As for ``hgb``.
     n_jobs
         Trees fitted in parallel (None or -1: all cores); the forecast does not depend on it.
@@ -413,7 +407,6 @@ class RandomForest(DirectTreeForecaster):
         windows: tuple[int, ...] = DEFAULT_WINDOWS,
         covariate_lags: tuple[int, ...] = DEFAULT_COVARIATE_LAGS,
         calibration_months: int = 24,
-        gazetteer: str | None = None,
         random_state: int = 0,
         n_jobs: int | None = 1,
         max_tree_rows: int | None = 10_000,
@@ -427,7 +420,6 @@ class RandomForest(DirectTreeForecaster):
         self.windows = windows
         self.covariate_lags = covariate_lags
         self.calibration_months = calibration_months
-        self.gazetteer = gazetteer
         self.random_state = random_state
         self.n_jobs = n_jobs
 
@@ -446,8 +438,8 @@ class RandomForest(DirectTreeForecaster):
         out /= len(regressor.estimators_)
         return out
 
-    def _check_params(self) -> None:
-        super()._check_params()
+    def _check(self) -> None:
+        super()._check()
         if self.max_tree_rows is not None:
             check_int(self.name, "max_tree_rows", self.max_tree_rows, 1)
 

@@ -10,7 +10,8 @@ import sqlalchemy as sa
 
 from features.atomic import write_atomically
 from features.errors import DataError
-from features.panel import write_panel
+from features.panel import build_panel
+from features.panel_files import write_panel
 from forecast.config import ConfigError
 from forecast.ledger import Issue, LedgerError
 from forecast.refresh.config import RefreshConfig, load_config
@@ -19,11 +20,11 @@ from forecast.limits import mlflow_http_bounded
 from forecast.refresh.guard import checkpoint, hold_lock, with_retries
 from forecast.refresh.steps import (
     back_up_ledger,
-    build_panel_from,
     fetch_sources,
     forecast_with,
     load_model,
     open_ledger,
+    panel_spec,
     past_scores,
     previous_issue,
     track_refresh,
@@ -91,7 +92,7 @@ def _refresh(config: RefreshConfig, *, force: bool, uri: str, new_ledger: bool) 
     target = config.model.target
     try:
         events, covariates = fetch_sources(config)
-        build = build_panel_from(config, events, covariates)
+        build = build_panel(panel_spec(config, events, covariates))
     except DataError as exc:
         raise RefreshError(ExitCode.BAD_DATA, str(exc)) from None
     panel, meta = build.panel, build.metadata

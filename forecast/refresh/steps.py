@@ -7,11 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.covariates import read_covariates
 from features.download import fetch
-from features.gazetteer import load_gazetteer
-from features.panel import build_panel
-from features.sources import EventFilters, read_events
+from features.panel import EventFile, PanelSpec
+from features.sources import EventFilters
 from forecast.catalog import make_model
 from forecast.config import parse_coverage_end
 from forecast.evaluation.backtest import forecast_at, history_at
@@ -50,28 +48,21 @@ def fetch_sources(config: RefreshConfig) -> tuple[list[Path], Path | None]:
     return events, covariates
 
 
-def build_panel_from(config: RefreshConfig, events: list[Path], covariates: Path | None):
-    """The panel build of ``forecast data build``, in memory (see :func:`forecast.api.build_panel`)."""
+def panel_spec(config: RefreshConfig, events: list[Path], covariates: Path | None) -> PanelSpec:
+    """The panel the refresh builds, as ``forecast data build`` would from the same files and options."""
     d = config.data
     start = pd.Period(d.start, freq="M") if d.start else None
     end = pd.Period(d.end, freq="M") if d.end else None
     filters = EventFilters(start=start.start_time if start else None,
                            end=end.end_time.normalize() if end else None, event_types=d.event_types, actor=d.actor)
+    formats = {s.path: s.format for s in d.events}
     coverage_end = parse_coverage_end(d.coverage_end) if d.coverage_end else None
     if end is not None:
         # Up to `end` the sources are taken as complete: the run sees the data as it stood then.
         cap = end.end_time.normalize()
         coverage_end = cap if coverage_end is None else min(coverage_end, cap)
-    gaz = load_gazetteer(d.gazetteer)
-    formats = {s.path: s.format for s in d.events}
-    results = [read_events(p, format=formats.get(p) or d.format, gazetteer=gaz, filters=filters) for p in events]
-    cov, notes = (None, [])
-    if covariates is not None:
-        cov, notes = read_covariates(covariates, gaz)
-    build = build_panel(results, gaz, start=start, end=end, coverage_end=coverage_end, covariates=cov,
-                        covariate_source=str(covariates) if covariates else None, fill=d.fill)
-    build.notes.extend(notes)
-    return build
+    return PanelSpec(events=tuple(EventFile(p, formats.get(p) or d.format) for p in events), gazetteer=d.gazetteer,
+                     covariates=covariates, fill=d.fill, filters=filters, coverage_end=coverage_end)
 
 
 def load_model(config: RefreshConfig, uri: str, panel: pd.DataFrame, origin: pd.Period):
