@@ -18,7 +18,7 @@ import pytest
 
 from browser import ARTIFACTS, visit  # the browser fixture comes from conftest.py
 from features.gazetteer import load_gazetteer
-from features.panel import validate_panel
+from features.panel_files import validate_panel
 from features.synthetic import synthetic_gazetteer
 from forecast.catalog import make_model
 from forecast.evaluation.backtest import BacktestDesign, forecast_at, history_at, run_backtest

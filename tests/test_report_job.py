@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from features.panel import read_panel
+from features.panel_files import read_panel
 from forecast.catalog import make_model
 from forecast.config import ConfigError
 from forecast.evaluation.backtest import history_at
