@@ -9,6 +9,8 @@
   of :data:`LAZY` (they keep ``forecast --help`` and the light commands fast), and in the
   command line the job a command runs (:data:`DEFERRED_IN_CLI`).
 * Every module stays under :data:`MAX_LINES` lines.
+* The report renders what it is given: nothing in ``forecast.report`` imports a model, the
+  catalog of models or the backtest, directly or through another module (:data:`NOT_IN_REPORT`).
 * A model opens no file: it gets its history, its neighbours (the unit graph the history
   carries) and its covariates from its caller (:data:`FILE_READERS`).
 """
@@ -35,7 +37,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("evaluation", ("forecast.evaluation",)),
     ("combination", ("forecast.ensemble", "forecast.catalog")),
     ("tracking", ("forecast.tracking",)),
-    ("outputs", ("forecast.experiment", "forecast.ledger", "forecast.scenario", "forecast.report")),
+    ("outputs", ("forecast.experiment", "forecast.ledger", "forecast.scenario", "forecast.report",
+                 "forecast.benchmarking")),
     ("scheduled job", ("forecast.refresh",)),
     ("jobs", ("forecast.jobs",)),
     ("command line", ("forecast.cli", "forecast.__main__")),
@@ -47,6 +50,8 @@ LAZY = ("mlflow", "dask", "distributed", "playwright", "matplotlib")
 #: still count for the layers and loops above.
 DEFERRED_IN_CLI = ("forecast", "features", "pandas")
 MAX_LINES = 500
+#: What the report may not import, even through another module: it renders, it does not fit.
+NOT_IN_REPORT = ("forecast.models", "forecast.catalog", "forecast.evaluation.backtest")
 #: What a model may not do: read a file, directly or through the data layer's readers.
 FILE_READERS = {
     "modules": ("features.gazetteer", "features.panel", "features.panel_files", "features.sources",
@@ -181,6 +186,42 @@ def test_imports_sit_at_the_top_except_heavy_optional_dependencies():
     assert not inner, "imports inside functions (move them to the top):\n" + "\n".join(inner)
 
 
+def reachable(start: str, graph: dict[str, set[str]]) -> dict[str, list[str]]:
+    """Every module ``start`` imports directly or through others, with one import path to it."""
+    paths, todo = {start: [start]}, [start]
+    while todo:
+        here = todo.pop()
+        for there in sorted(graph.get(here, ())):
+            if there not in paths:
+                paths[there] = paths[here] + [there]
+                todo.append(there)
+    return paths
+
+
+def forbidden_in_report(graph: dict[str, set[str]]) -> list[str]:
+    bad = []
+    for name in sorted(modules()):
+        if name != "forecast.report" and not name.startswith("forecast.report."):
+            continue
+        for target, path in reachable(name, graph).items():
+            if any(target == p or target.startswith(p + ".") for p in NOT_IN_REPORT):
+                bad.append(" -> ".join(path))
+    return bad
+
+
+def test_the_report_imports_no_model_no_catalog_and_no_backtest():
+    bad = forbidden_in_report(edges())
+    assert not bad, ("forecast.report renders what it is given; these imports reach a model, the catalog or the "
+                     "backtest (move the work to forecast/jobs/report.py):\n" + "\n".join(bad))
+
+
+def test_the_report_rule_catches_an_import_through_another_module():
+    graph = {k: set(v) for k, v in edges().items()}
+    graph.setdefault("forecast.report.view", set()).add("forecast.scenario.run")  # scenario.run imports the catalog
+    assert any("forecast.report.view -> forecast.scenario.run" in line for line in forbidden_in_report(graph))
+    graph = {k: set(v) for k, v in edges().items()}
+    graph.setdefault("forecast.report.charts", set()).add("forecast.evaluation.backtest")
+    assert any(line.endswith("forecast.evaluation.backtest") for line in forbidden_in_report(graph))
 def test_no_model_opens_a_file():
     found = []
     for name in [m for m in modules() if m.startswith("forecast.models")]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from features.gazetteer import load_gazetteer
-from forecast.report.charts import tile_map
+from forecast.report.maps import tile_map
 
 
 def _tiers(names):

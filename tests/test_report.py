@@ -27,7 +27,8 @@ from forecast.report import (
     ReportError, ReportInputs, ReportWarning, find_previous_report, read_report_data, render_report, write_report,
 )
 from forecast.report.aggregate import national_total
-from forecast.report.content import fmt_count, fmt_interval, fmt_signed, watch_rule
+from forecast.report.content import watch_rule
+from forecast.report.fmt import fmt_count, fmt_interval, fmt_mean, fmt_signed, round_count
 from forecast.report.tiers import tier_scale
 from forecast.schema import FORECAST_COLUMNS, QUANTILE_COLUMNS
 
@@ -108,7 +109,7 @@ def test_trend_needs_an_absolute_and_a_relative_change():
 def test_sections_come_in_the_order_of_the_brief(page):
     positions = [page.index(f'<section id="{s}"') for s in SECTIONS]
     assert positions == sorted(positions)
-    assert "<h2" in section(page, "headline") and "1. Headline" in page
+    assert '<h2 id="h-headline">1. January 2017: where it may get worse</h2>' in section(page, "headline")
 
 
 def test_every_governorate_appears_in_map_table_and_fan_charts(page, panel):
@@ -117,7 +118,7 @@ def test_every_governorate_appears_in_map_table_and_fan_charts(page, panel):
         assert f"<strong>{unit}</strong>" in table
         assert f"<figcaption>{unit} " in charts
         assert f">{unit}</text>" in figure_map
-    rows = re.findall(r"<tr[^>]*>\s*<td>(\d+)</td>", table)
+    rows = re.findall(r'<span class="rank">(\d+)\.</span>', table)
     assert rows == [str(i) for i in range(1, panel["unit"].nunique() + 1)]
 
 
@@ -140,22 +141,23 @@ def test_headline_numbers_are_those_of_the_aggregated_distribution_and_never_say
     nat = national_total(fc, backtest=inputs.backtest, model=inputs.model).table
     assert nat["mean"].iloc[0] == pytest.approx(fc[fc["horizon"] == 1]["mean"].sum())
     headline = text_of(section(page, "headline"))
-    first, last = nat.iloc[0], nat.iloc[-1]
-    assert (f"about {fmt_count(first['mean'])} incidents are expected in January 2017, with a median of "
-            f"{fmt_count(first['q50'])} (90% interval {fmt_interval(first['q05'], first['q95'])})") in headline
-    assert (f"about {fmt_count(last['mean'])} incidents are expected in June 2017, with a median of "
-            f"{fmt_count(last['q50'])} (90% interval {fmt_interval(last['q05'], last['q95'])})") in headline
-    # The table's national row shows the same figures.
-    total = text_of(section(page, "ranking").split("<tfoot>")[1])
-    assert f"{fmt_count(first['mean'])} {fmt_count(first['q50'])} ({fmt_interval(first['q05'], first['q95'])})" in total
-    # The watch list is the rows the table marks, in the table's order: the top 3, then rising ones.
-    table = section(page, "ranking")
-    marked = re.findall(r'<tr class="watch">\s*<td>\d+</td>\s*<td class="text"><strong>([^<]+)</strong>', table)
-    focus = section(page, "headline").split('<ul class="focus">')[1]
-    listed = re.findall(r"<strong>([^<]+)</strong>", focus)
-    assert listed == marked and 3 <= len(listed) <= 5
-    ranked = re.findall(r'<tr[^>]*>\s*<td>\d+</td>\s*<td class="text"><strong>([^<]+)</strong>', table)
-    assert ranked[:3] == listed[:3]
+    first = nat.iloc[0]
+    # One sentence per horizon group (moving_average is flat, so its groups read alike and are joined).
+    assert (f"January–June 2017: about {fmt_mean(nat['mean'].mean())} incidents a month are expected nationally; "
+            f"by June 2017 a median of {fmt_count(nat['q50'].iloc[-1])} "
+            f"(90% interval {fmt_interval(nat['q05'].iloc[-1], nat['q95'].iloc[-1])})") in headline
+    sentences = re.findall(r'<p class="national-line">(.*?)</p>', section(page, "headline"))
+    assert len(sentences) == len(set(sentences)) >= 1
+    # The next-month table's national row shows the same figures.
+    total = text_of(re.search(r'<tr class="total" data-unit="national">.*?</tr>', page, re.S).group(0))
+    assert f"{fmt_count(first['q50'])} ({fmt_interval(first['q05'], first['q95'])}) {fmt_mean(first['mean'])}" in total
+    # The watch list is the rows the table marks, and the headline names them.
+    table = section(page, "headline")
+    marked = re.findall(r'<tr class="watch" data-unit="([^"]+)">', table)
+    assert set(marked) == set(re.findall(r'<tr class="watch">\s*<td class="text"><span class="rank">\d+\.</span> '
+                                         r'<strong>([^<]+)</strong>', section(page, "ranking")))
+    listed = re.findall(r"<li>.*?<strong>([^<]+)</strong>", table.split('<ul class="focus">')[1]) if marked else []
+    assert listed == marked[:len(listed)]
     assert not re.search(r"\bwill\b", headline, re.IGNORECASE)
     assert "2016-12" in headline and "December 2016" in headline
 
@@ -296,7 +298,8 @@ def test_change_since_previous_report_compares_the_same_target_month(inputs, pan
     now = inputs.forecast[inputs.forecast["horizon"] == 1].set_index("unit")["q50"]
     was = previous.forecast[previous.forecast["month"] == pd.Period("2017-01", "M")].set_index("unit")["q50"]
     for unit in ("Baghdad", "Duhok"):
-        assert htmlmod.escape(f"{fmt_signed(now[unit] - was[unit])} (was {fmt_count(was[unit])})") in table
+        change = fmt_signed(round_count(now[unit]) - round_count(was[unit]))
+        assert htmlmod.escape(f"{change} (was {fmt_count(was[unit])})") in table
     assert "Change since previous report" not in section(render_report(inputs), "ranking")
 
 
@@ -313,7 +316,8 @@ def test_ledger_section_scores_issued_forecasts_by_model_version(inputs):
     assert f"{len(scored):,} of their {len(past):,} forecasts have a recorded outcome" in text_of(skill)
 
 
-def test_scenario_section_renders_paths_differences_and_the_causal_caveat(inputs, panel):
+def scenario_result(inputs, panel, *, responsive: bool):
+    """A ScenarioResult-like value: a baseline and a troop surge (projections 20% lower), troops as the path."""
     base = inputs.forecast.assign(scenario="baseline")
     surge = base.copy()
     surge[["mean", *QUANTILE_COLUMNS]] = surge[["mean", *QUANTILE_COLUMNS]] * 0.8
@@ -326,28 +330,64 @@ def test_scenario_section_renders_paths_differences_and_the_causal_caveat(inputs
                           for u in panel["unit"].unique() for m in months])
     recent = panel[panel["month"] > panel["month"].max() - 24]
     history = recent.melt(id_vars=["unit", "month"], value_vars=["us_troops"], var_name="covariate")
-    result = SimpleNamespace(
+    return SimpleNamespace(
         model="moving_average", baseline="baseline",
         scenarios=(SimpleNamespace(name="baseline", description="troops held at the last value", rationale="",
                                    path=None),
                    SimpleNamespace(name="troop surge", description="20,000 US troops from next month",
                                    rationale="a <b>bold</b> plan", path=Path("scenarios/surge.toml"))),
-        forecasts=pd.concat([base, surge], ignore_index=True), differences=diff, paths=paths, history=history,
-        blind_models=("moving_average", "zero"), responsive=False)
+        forecasts=pd.concat([base, surge], ignore_index=True), differences=diff if responsive else diff.iloc[:0],
+        paths=paths, history=history, blind_models=("moving_average", "zero"), responsive=responsive,
+        responders=("nb_glmx", "sarimax"))
+
+
+def test_a_scenario_blind_model_gets_one_sentence_and_no_chart(inputs, panel):
     page = render_report(ReportInputs(panel=panel, meta=META, forecast=inputs.forecast, model="moving_average",
-                                      scenarios=result))
+                                      scenarios=scenario_result(inputs, panel, responsive=False)))
+    part = section(page, "scenarios")
+    body = part[part.index("</h2>") + 5:]
+    assert body.count("<p") == 1 and "<svg" not in part and "<table" not in part
+    words = text_of(body)
+    assert words == ("moving_average does not respond to covariates at the forecast months, so every scenario's "
+                     "projection equals its forecast above and no scenario is drawn; models that respond: "
+                     "nb_glmx, sarimax.")
+
+
+def test_scenario_section_renders_paths_differences_the_causal_caveat_and_the_models_record(inputs, panel):
+    result = scenario_result(inputs, panel, responsive=True)
+    page = render_report(ReportInputs(panel=panel, meta=META, forecast=inputs.forecast, model="moving_average",
+                                      backtest=inputs.backtest, scenarios=result))
     part = section(page, "scenarios")
     words = text_of(part)
     assert "conditional projections, not causal estimates" in words
-    assert "does not respond to covariates" in words and "moving_average, zero" in words
     assert "a <b>bold</b> plan" in words and "<b>bold" not in part
     for unit in panel["unit"].unique():
         assert f"<td class=\"text\">{unit}</td>" in part
-    b = diff[(diff["unit"] == "Baghdad") & (diff["horizon"] == HORIZON)].iloc[0]
-    assert htmlmod.escape(f"{fmt_signed(b['q50'])} ({fmt_signed(b['q05'])} to {fmt_signed(b['q95'])})") in part
+    b = result.differences[(result.differences["unit"] == "Baghdad")
+                           & (result.differences["horizon"] == HORIZON)].iloc[0]
+    assert htmlmod.escape(f"{fmt_signed(b['q50'], 1)} ({fmt_signed(b['q05'], 1)} to {fmt_signed(b['q95'], 1)})") in part
     assert part.count('role="img"') == panel["unit"].nunique() + 1  # one per unit, one troop path chart
+    # The model's backtest record against the best benchmark comes first, before the projections.
+    scores = score_table(inputs.backtest, metrics=["crps"])
+    overall = scores[scores["horizon"].astype(str) == "all"].set_index("model")["crps"]
+    best = overall.drop("moving_average").idxmin()
+    ratio = overall["moving_average"] / overall[best]
+    first = text_of(part[part.index("</h2>"):part.index("</p>")])
+    assert f"{best} (CRPS ratio {ratio:.2f})" in first
+    assert ("Read with care" in first) == (ratio > 1)
     positions = [page.index(f'<section id="{s}"') for s in ("fan-charts", "scenarios", "skill", "method")]
     assert positions == sorted(positions)
+
+
+def test_a_model_worse_than_the_best_benchmark_is_said_first(inputs, panel):
+    from forecast.report.scenario_view import skill_sentence
+
+    text, worse = skill_sentence("nb_glmx", {"best_benchmark": "moving_average", "ratio": 1.54})
+    assert worse and text.startswith("Read with care: in the backtest, nb_glmx's forecasts were 54% worse than "
+                                     "those of the best benchmark, moving_average (CRPS ratio 1.54)")
+    text, worse = skill_sentence("nb_glmx", {"best_benchmark": "moving_average", "ratio": 0.9})
+    assert not worse and "10% better" in text
+    assert "No backtest was run" in skill_sentence("nb_glmx", None)[0]
 
 
 def test_real_boundaries_from_the_ocha_geojson(shared_data, inputs, panel):
@@ -477,7 +517,7 @@ def test_report_in_chromium_loads_cleanly_shows_every_governorate_and_is_screens
         for unit in inputs.panel["unit"].unique():
             assert seen.page.locator("#ranked-table strong", has_text=unit).first.is_visible()
             assert seen.page.locator("#fan-charts figcaption", has_text=unit).first.is_visible()
-        assert table.locator("tbody tr").count() == inputs.panel["unit"].nunique()
+        assert table.locator("tbody tr:not(.total)").count() == inputs.panel["unit"].nunique()
         ARTIFACTS.mkdir(exist_ok=True)
         shot = ARTIFACTS / "report.png"
         seen.page.screenshot(path=str(shot), full_page=True)

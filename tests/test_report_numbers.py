@@ -14,7 +14,8 @@ from features.panel import assemble_panel
 from features.sources import read_events
 from forecast.evaluation import escalation
 from forecast.report.aggregate import (
-    copula_correlation, draw_totals, escalation_probability, national_total, quantile_function,
+    FULL_COPULA_UNITS, LARGE_DRAWS, average_correlation, copula_correlation, draw_totals, escalation_probability,
+    national_total, quantile_function,
 )
 from forecast.report.tiers import MIN_BOUND, tier_scale
 from forecast.report.track import escalation_skill, historical_rate
@@ -119,6 +120,49 @@ def test_dependence_from_the_backtest_widens_the_national_interval():
     assert "drawn independently" in apart.describe("governorate")
 
 
+def test_the_one_factor_copula_matches_the_full_one_when_every_pair_has_the_same_correlation():
+    rng = np.random.default_rng(4)
+    q = np.sort(rng.gamma(1.5, 3.0, size=(40, 7)), axis=1)
+    corr = np.full((40, 40), 0.5)
+    np.fill_diagonal(corr, 1.0)
+    full = np.quantile(draw_totals(q, corr, draws=40_000, seed=5), [0.05, 0.5, 0.95])
+    factor = np.quantile(draw_totals(q, 0.5, draws=40_000, seed=6), [0.05, 0.5, 0.95])
+    np.testing.assert_allclose(factor, full, rtol=0.03)
+
+
+def test_the_average_correlation_is_read_from_the_sum_without_the_matrix():
+    rng = np.random.default_rng(7)
+    units = [f"u{i}" for i in range(30)]
+    months = 200
+    # Normal scores with one common factor: every pair has correlation 0.4.
+    z = np.sqrt(0.4) * rng.standard_normal((months, 1)) + np.sqrt(0.6) * rng.standard_normal((months, 30))
+    from scipy import stats
+    rows = [{"unit": u, "origin": pd.Period("2000-01", "M") + t, "horizon": 1, "model": "m", "mean": 50.0,
+             **dict(zip(QUANTILE_COLUMNS, 10 * UNIFORM)), "y": float(np.floor(100 * stats.norm.cdf(z[t, i])))}
+            for t in range(months) for i, u in enumerate(units)]
+    frame = pd.DataFrame(rows).assign(month=lambda f: f["origin"] + 1)
+    rho, used = average_correlation(frame, "m", units)
+    full, _ = copula_correlation(frame, "m", units)
+    assert used == months
+    # The scores' own average correlation (0.32 in this sample of a 0.4 factor model) ...
+    assert rho == pytest.approx(np.corrcoef(z.T)[~np.eye(30, dtype=bool)].mean(), abs=0.03)
+    # ... and the average of the full matrix's pairs, without building it.
+    assert rho == pytest.approx(full[~np.eye(30, dtype=bool)].mean(), abs=0.01)
+
+
+def test_many_units_take_the_one_factor_copula_and_fewer_draws():
+    n = FULL_COPULA_UNITS + 1
+    units = [f"u{i:04d}" for i in range(n)]
+    q = np.tile([0, 0, 1, 2, 3, 5, 6], (n, 1)).astype(float)
+    fc = forecast_frame(q, [2.2] * n, units)
+    backtest = pd.concat([fc.assign(origin=fc["origin"] - k, month=fc["month"] - k, y=float(k % 4))
+                          for k in range(1, 15)], ignore_index=True)
+    total = national_total(fc, backtest=backtest, model="m")
+    assert total.one_factor and total.draws == LARGE_DRAWS
+    assert "one-factor Gaussian copula" in total.describe("unit")
+    assert total.table["mean"].iloc[0] == pytest.approx(2.2 * n)
+
+
 # --- tiers on the source's scale ------------------------------------------------------------
 
 def scaled_panel(factor: int) -> pd.DataFrame:
@@ -129,30 +173,48 @@ def scaled_panel(factor: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_tier_bounds_are_percentiles_of_the_panel_and_scale_with_the_source():
+def test_tier_bounds_are_percentiles_of_the_panel_rounded_to_whole_counts_and_scale_with_the_source():
     small, large = tier_scale(scaled_panel(1), pd.Period("2016-12", "M")), tier_scale(
         scaled_panel(20), pd.Period("2016-12", "M"))
     # 40 unit-months, each of 0..9 four times: numpy's linear percentiles 50/75/90/97.5 are
-    # 4.5, 7, 8.1 (0.9 * 39 = 35.1 -> between 8 and 9 at 0.1) and 9.
-    assert small.bounds == pytest.approx((4.5, 7.0, 8.1, 9.0))
-    assert large.bounds == pytest.approx(tuple(20 * b for b in small.bounds))
-    expected_small = np.array([0.2, 4.5, 6.9, 8.5, 30])
-    assert small.tier(expected_small).tolist() == [0, 1, 1, 3, 4]
+    # 4.5, 7, 8.1 (0.9 * 39 = 35.1 -> between 8 and 9 at 0.1) and 9; rounded to whole counts
+    # (halves up) 5, 7, 8 and 9.
+    assert small.raw == pytest.approx((4.5, 7.0, 8.1, 9.0))
+    assert small.bounds == (5, 7, 8, 9)
+    assert large.bounds == (90, 140, 162, 180)
+    expected_small = np.array([0.2, 5.5, 7.5, 8.5, 30])
+    assert small.tier(expected_small).tolist() == [0, 1, 2, 3, 4]
     # The same governorate at 20 times the scale (IBC against UCDP, say) gets the same tier.
     assert large.tier(20 * expected_small).tolist() == small.tier(expected_small).tolist()
-    assert "Severe: 9 or more incidents" in " ".join(f"{n}: {w}" for n, w in small.ranges())
+    ranges = " ".join(f"{n}: {w}" for n, w in small.ranges())
+    assert "Severe: 9 or more incidents a month expected: as violent as the worst 1 in 40 months" in ranges
+    assert ("Low: 5 to under 7 incidents a month expected: busier than half of the months of "
+            "Mar 2016\u2060–\u2060Dec 2016") in ranges
     assert "180 or more" in large.ranges()[-1][1]
 
 
-def test_tier_bounds_of_a_mostly_quiet_panel_stay_ordered():
+def test_tier_bounds_of_a_mostly_quiet_panel_stay_ordered_whole_counts():
     months = pd.period_range("2016-01", "2016-12", freq="M")
     panel = pd.DataFrame([{"unit": u, "month": m, "incidents": 3 if (u == "a" and i == 11) else 0}
                           for u in ("a", "b") for i, m in enumerate(months)])
     scale = tier_scale(panel, months[-1])
-    # 23 zeros and one 3: percentiles 0, 0, 0 and (0.975 * 23 = 22.425) 0.425 * 3 = 1.275; the
-    # zeros are floored at 0.5, then each is 1.5 times the one before; 1.275 is above 1.125 and stays.
-    assert scale.bounds == pytest.approx((MIN_BOUND, 0.75, 1.125, 1.275))
-    assert np.all(np.diff(scale.bounds) > 0)
+    # 23 zeros and one 3: percentiles 0, 0, 0 and (0.975 * 23 = 22.425) 0.425 * 3 = 1.275, rounded
+    # 0, 0, 0, 1; the first is raised to MIN_BOUND (1), each next to one more than the one before.
+    assert scale.bounds == (MIN_BOUND, 2, 3, 4)
+    assert "fewer than 1 incident a month expected" in scale.ranges()[0][1]
+
+
+def test_tier_bounds_come_from_the_last_years_of_the_panel_only():
+    months = pd.period_range("2000-01", "2016-12", freq="M")
+    # Ten quiet years, then a violent stretch: bounds over the whole panel would sit near 0.
+    panel = pd.DataFrame([{"unit": u, "month": m, "incidents": 0 if m.year < 2012 else 10 + (i % 7)}
+                          for u in ("a", "b") for i, m in enumerate(months)])
+    recent = tier_scale(panel, months[-1])
+    assert (recent.first, recent.last, recent.years) == (pd.Period("2012-01", "M"), months[-1], 5)
+    assert recent.unit_months == 2 * 60 and recent.bounds[0] >= 10
+    longer = tier_scale(panel, months[-1], years=17)
+    assert longer.first == months[0] and longer.bounds[0] == MIN_BOUND
+    assert "2012-01 to 2016-12" in recent.definition("governorate")
 
 
 # --- escalation: probabilities and skill ----------------------------------------------------

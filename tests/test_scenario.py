@@ -414,3 +414,75 @@ def test_a_scenario_equal_to_the_baseline_says_so(demo_panel, shipped):
     result = run_scenarios(demo_panel, "nb_glmx", [shipped["full_withdrawal"]], 3, origin=pd.Period("2012-06", "M"))
     assert (result.differences["mean"].abs() < 1e-12).all()
     assert any("full withdrawal: its covariate paths equal the baseline's" in n for n in result.notes)
+
+
+# ----------------------------------------------------------------------------------------
+# One covariate series moved in chosen units and months
+
+
+def test_a_per_unit_covariate_moved_in_one_unit_moves_only_that_units_forecast(demo_panel):
+    """The shipped "operations tempo in Anbar falls by 60% from the origin", on a per-governorate ops_tempo column."""
+    # Each governorate its own operations tempo (as panels with per-governorate context columns have).
+    scale = {u: 0.5 + k / 17 for k, u in enumerate(sorted(demo_panel["unit"].unique()))}
+    panel = demo_panel.assign(ops_tempo=demo_panel["ops_tempo"] * demo_panel["unit"].map(scale))
+    scenario = load_scenario(SHIPPED / "anbar_ops_cut.toml")
+    assert scenario.changes[0].units == ("Anbar",) and scenario.rationale and "\n" not in scenario.rationale
+    origin = pd.Period("2016-06", "M")
+    result = run_scenarios(panel, "nb_glmx", [scenario], 4, origin=origin)
+    paths = result.paths[result.paths["covariate"] == "ops_tempo"].pivot_table(
+        index=["unit", "month"], columns="scenario", values="value")
+    last = panel[panel["month"] == origin].set_index("unit")["ops_tempo"]
+    anbar = paths.loc["Anbar"]
+    assert np.allclose(anbar["baseline"], last["Anbar"])
+    assert np.allclose(anbar["Anbar operations cut"], 0.4 * last["Anbar"])
+    others = paths.drop(index="Anbar", level="unit")
+    assert np.allclose(others["baseline"], others["Anbar operations cut"])
+    moved = set(result.differences.loc[result.differences["mean"].abs() > 1e-9, "unit"])
+    assert moved == {"Anbar"}
+    # A per-governorate column has no "national covariate" caveat.
+    assert not any("national in the history" in n for n in result.notes)
+
+
+def test_until_ends_a_change_and_the_path_returns_to_the_baseline(demo_panel, tmp_path):
+    change = {"covariate": '"us_troops"', "operation": '"set"', "value": 0, "from": '"+2"', "until": '"+3"',
+              "units": '["Anbar"]'}
+    path = _write(tmp_path, HEAD + "[[change]]\n" + "".join(f"{k} = {v}\n" for k, v in change.items()))
+    scenario = load_scenario(path)
+    assert scenario.changes[0].describe() == "us_troops: set to 0 from +2 until +3 (Anbar)"
+    origin = pd.Period("2010-06", "M")
+    result = run_scenarios(demo_panel, "nb_glmx", [scenario], 5, origin=origin)
+    p = result.paths[(result.paths["covariate"] == "us_troops") & (result.paths["unit"] == "Anbar")]
+    test = p[p["scenario"] == "test"].set_index("month")["value"]
+    base = p[p["scenario"] == "baseline"].set_index("month")["value"]
+    assert list(test.index) == list(pd.period_range(origin + 1, origin + 5, freq="M"))
+    assert test.tolist() == [base.iloc[0], 0.0, 0.0, base.iloc[3], base.iloc[4]]
+
+
+@pytest.mark.parametrize("change, message", [
+    ('covariate = "us_troops"\noperation = "set"\nvalue = 0\nfrom = "+3"\nuntil = "+2"',
+     r"\[\[change\]\] #1 key 'until': '\+2' is before from '\+3'"),
+    ('covariate = "us_troops"\noperation = "ramp"\nvalue = 0\nfrom = "+1"\nto = "+4"\nuntil = "+2"',
+     r"\[\[change\]\] #1 key 'until': '\+2' is before to '\+4'"),
+    ('covariate = "us_troops"\noperation = "set"\nvalue = 0\nuntil = "soon"',
+     r"\[\[change\]\] #1 key 'until': 'soon' is not a month"),
+])
+def test_a_bad_until_is_refused_naming_the_change_and_key(tmp_path, change, message):
+    with pytest.raises(ConfigError, match=message):
+        load_scenario(_write(tmp_path, HEAD + "[[change]]\n" + change + "\n"))
+
+
+def test_a_summary_with_no_difference_never_prints_an_empty_interval_source(demo_panel, shipped):
+    """A scenario file named "baseline" and one that moves nothing the model uses: no "(90% interval from )"."""
+    panel = demo_panel.drop(columns="ops_tempo")
+    only_troops = run_scenarios(panel, "nb_glmx", [shipped["baseline"]], 3, origin=pd.Period("2012-06", "M"))
+    text = summary_text(only_troops)
+    assert "interval from )" not in text and "from )" not in text
+    assert only_troops.method == "" and only_troops.responsive
+
+
+def test_no_shipped_scenario_speaks_of_the_demo_data():
+    """A report of real data prints the scenarios' descriptions and rationales: no demo wording there."""
+    for path in sorted(SHIPPED.glob("*.toml")):
+        scenario = load_scenario(path)
+        words = f"{scenario.name} {scenario.description} {scenario.rationale}".lower()
+        assert "demo" not in words and "synthetic" not in words, path.name

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from forecast.catalog import DEFAULT_MODEL, MODELS, make_model
-from forecast.cli.common import covariate_list, month_option, parse_params, user_errors
+from forecast.cli.common import TRACKING_HELP, covariate_list, month_option, parse_params, user_errors
 
 #: ``forecast.schema.MAX_HORIZON``, ``forecast.evaluation.backtest.BACKENDS`` and the defaults of
 #: ``forecast.evaluation.backtest.BacktestDesign``, restated here because those modules import
@@ -46,8 +46,12 @@ def list_models(names: tuple[str, ...]) -> None:
 @click.command("predict")
 @click.option("--panel", "panel_path", required=True, type=click.Path(path_type=Path),
               help="Panel file written by 'forecast data build' (or another tool).")
-@click.option("--model", "model_name", default="default", show_default=True,
-              help="Model name (see 'forecast models'); 'default' is the recommended model.")
+@click.option("--model", "model_name", default=None,
+              help="Model name (see 'forecast models'); default: 'default', the recommended model.")
+@click.option("--registry-model", default=None,
+              help="Registered model to forecast with instead of fitting one: NAME@ALIAS (e.g. "
+                   "ucdp-incidents@champion) or NAME/VERSION; the forecast 'forecast report --registry-model' shows.")
+@click.option("--tracking-uri", default=None, help=TRACKING_HELP)
 @click.option("--horizon", type=click.IntRange(1, MAX_HORIZON), default=6, show_default=True,
               help="Months ahead to forecast.")
 @click.option("--origin", default=None,
@@ -60,15 +64,18 @@ def list_models(names: tuple[str, ...]) -> None:
 @click.option("--gazetteer", type=click.Path(path_type=Path), default=None,
               help="Gazetteer CSV for unit names (default: Iraq's 18 governorates).")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Forecast CSV to write.")
-def predict_command(panel_path, model_name, horizon, origin, target, covariate_names, params, gazetteer, out) -> None:
+def predict_command(panel_path, model_name, registry_model, tracking_uri, horizon, origin, target, covariate_names,
+                    params, gazetteer, out) -> None:
     """Forecast every unit for the months after the origin."""
     from forecast.jobs.forecasting import predict
 
+    if model_name is not None and registry_model is not None:
+        raise click.UsageError("give --model or --registry-model, not both")
     with user_errors():
-        prediction = predict(panel_path, out=out, model=model_name, horizon=horizon,
+        prediction = predict(panel_path, out=out, model=model_name or "default", horizon=horizon,
                                  origin=month_option(origin, "--origin"), target=target,
                                  covariates=covariate_list(covariate_names), params=parse_params(params, qualified=False),
-                                 gazetteer=gazetteer)
+                                 gazetteer=gazetteer, registry_model=registry_model, tracking_uri=tracking_uri)
     click.echo(prediction.summary())
 
 

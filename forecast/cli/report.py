@@ -9,13 +9,24 @@ import click
 
 from forecast.cli.common import parse_params, user_errors
 from forecast.evaluation.backtest import BacktestDesign
-from forecast.report import ReportWarning, make_report
+from forecast.jobs.report import make_report
+from forecast.report import DEFAULT_TIER_YEARS, ReportWarning
 from forecast.schema import MAX_HORIZON, TARGETS
 
 
 def _scenario_files(values: tuple[str, ...]) -> list[Path]:
     """``--scenario`` values: repeatable, each may also be a comma-separated list."""
     return [Path(part.strip()) for value in values for part in value.split(",") if part.strip()]
+
+
+def _units(value: str | None) -> list[str] | None:
+    """``--units A,B,...``: the names, or None for every unit."""
+    if value is None:
+        return None
+    names = [part.strip() for part in value.split(",") if part.strip()]
+    if not names:
+        raise click.BadParameter("names no unit; give names such as Anbar,Ninewa", param_hint="--units")
+    return names
 
 
 @click.command("report")
@@ -45,9 +56,17 @@ def _scenario_files(values: tuple[str, ...]) -> list[Path]:
                    "reports in its folder give the change since the previous report.")
 @click.option("--pdf", is_flag=True, help="Also print the report to a PDF beside it (needs Chromium).")
 @click.option("--target", type=click.Choice(TARGETS), default="incidents", show_default=True,
-              help="Panel column to forecast and report: incident counts, or deaths (fatalities).")
+              help="Panel column to forecast and report: incident counts, or deaths (fatalities). Without --out a "
+                   "deaths report is named YYYY-MM-deaths.html.")
+@click.option("--units", "units", default=None,
+              help="Comma-separated units to focus on, e.g. Anbar,Ninewa,Kirkuk (any spelling the gazetteer knows): "
+                   "the tables, charts and headline show only these; the national figures stay national.")
+@click.option("--tier-years", type=click.IntRange(1, None), default=DEFAULT_TIER_YEARS, show_default=True,
+              help="Years of the panel up to the data vintage whose monthly counts set the threat-tier bounds.")
+@click.option("--force", is_flag=True,
+              help="Write over an existing report of another target at --out (refused without it).")
 def report(panel_path, model_name, registry_model, tracking_uri, horizon, scenarios, geojson, gazetteer,
-           backtest_months, params, out, pdf, target) -> None:
+           backtest_months, params, out, pdf, target, units, tier_years, force) -> None:
     """Write the analyst's report: headline, threat map, ranked table, fan charts, skill, data and method."""
     if model_name is not None and registry_model is not None:
         raise click.UsageError("give --model or --registry-model, not both")
@@ -59,8 +78,8 @@ def report(panel_path, model_name, registry_model, tracking_uri, horizon, scenar
         paths = make_report(
             panel_path, model=model_name, registry_model=registry_model, tracking_uri=tracking_uri,
             horizon=horizon, scenario_files=_scenario_files(scenarios), out=out, pdf=pdf, geojson=geojson,
-            backtest_months=backtest_months, gazetteer=gazetteer, params=parsed, target=target, progress=True,
-            echo=click.echo,
+            backtest_months=backtest_months, gazetteer=gazetteer, params=parsed, target=target,
+            units=_units(units), tier_years=tier_years, force=force, progress=True, echo=click.echo,
         )
     for w in caught:
         if issubclass(w.category, ReportWarning):
@@ -70,5 +89,6 @@ def report(panel_path, model_name, registry_model, tracking_uri, horizon, scenar
     if "previous" in paths:
         click.echo(f"compared with the previous report: {paths['previous']}")
     click.echo(f"report: {paths['html']}")
+    click.echo(f"numbers: {paths['csv']}")
     if "pdf" in paths:
         click.echo(f"pdf: {paths['pdf']}")

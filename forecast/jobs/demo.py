@@ -23,7 +23,7 @@ from forecast.jobs.forecasting import predict
 from forecast.jobs.scenarios import run_scenario_files
 from forecast.ledger import Ledger
 from forecast.refresh import RefreshResult, configure_logging, load_config, run_refresh
-from forecast.report import make_report
+from forecast.jobs.report import make_report
 from forecast.tracking import promote, resolve_tracking_uri
 
 __all__ = ["DEMO_COVARIATES", "DEMO_EVENTS", "DEMO_EXPERIMENT", "DEMO_REGISTERED_MODEL", "DEMO_SCENARIOS",

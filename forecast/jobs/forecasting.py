@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from features.atomic import write_atomically
@@ -23,8 +25,9 @@ from forecast.evaluation.backtest import (
 from forecast.evaluation.scores import add_skill, score_table
 from forecast.jobs.common import load_panel, month_strings, origin_in_panel
 from forecast.models.base import ModelError
+from forecast.tracking import RegisteredForecaster, load_registered, resolve_tracking_uri
 
-__all__ = ["BacktestRun", "Prediction", "backtest", "leaderboard", "model_names", "predict"]
+__all__ = ["BacktestRun", "Prediction", "backtest", "leaderboard", "model_names", "predict", "registered_at"]
 
 
 def model_names(models: str | Sequence[str]) -> list[str]:
@@ -64,18 +67,65 @@ class Prediction:
         return text
 
 
+def _same_history(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    if list(a.columns) != list(b.columns) or len(a) != len(b):
+        return False
+    if not (a["unit"].astype(str).to_numpy() == b["unit"].astype(str).to_numpy()).all():
+        return False
+    if not (a["month"].astype(str).to_numpy() == b["month"].astype(str).to_numpy()).all():
+        return False
+    rest = [c for c in a.columns if c not in ("unit", "month")]
+    return np.array_equal(a[rest].to_numpy(float), b[rest].to_numpy(float), equal_nan=True)
+
+
+def registered_at(ref: str, tracking_uri: str | None, panel: pd.DataFrame, origin: pd.Period,
+                  target: str) -> tuple[Any, pd.DataFrame, RegisteredForecaster]:
+    """A registered model conditioned on the panel up to ``origin``: (model, its history, registry entry).
+
+    The model keeps its fitted parameters (as the registry's pyfunc wrapper serves it): on
+    longer or revised data a copy is conditioned with ``update``, never refitted, so
+    ``forecast predict --registry-model`` and ``forecast report --registry-model`` give the same
+    forecast. A model trained on another target than ``target`` is refused, naming both.
+    """
+    registered = load_registered(ref, resolve_tracking_uri(tracking_uri))
+    if registered.target is not None and registered.target != target:
+        raise ModelError(f"{ref} ({registered.label}) was trained on {registered.target}, not on {target}: "
+                         f"forecasting {target} with it would give {registered.target} counts under another name; "
+                         f"register a model trained on {target} (an experiment with [target] name = \"{target}\"), "
+                         f"or leave out --target {target}")
+    fitted = registered.forecaster
+    history = history_at(panel, origin, target, list(fitted.covariates_))
+    prior = fitted.history_
+    if not (set(prior.columns) == set(history.columns) and _same_history(history, prior[list(history.columns)])):
+        fitted = copy.deepcopy(fitted).update(history)
+    return fitted, history, registered
+
+
 def predict(panel_path: str | Path, *, out: str | Path, model: str = "default", horizon: int = 6,
             origin: pd.Period | str | None = None, target: str = "incidents",
             covariates: Sequence[str] | None = None, params: Mapping[str, Any] | None = None,
-            gazetteer: str | Path | None = None) -> Prediction:
+            gazetteer: str | Path | None = None, registry_model: str | None = None,
+            tracking_uri: str | None = None) -> Prediction:
     """Fit ``model`` on the panel up to ``origin`` (default its data vintage), forecast every unit
-    for the ``horizon`` months after it, and write the forecast CSV atomically."""
-    name = DEFAULT_MODEL if model == "default" else model
+    for the ``horizon`` months after it, and write the forecast CSV atomically.
+
+    With ``registry_model`` (``NAME@ALIAS`` or ``NAME/VERSION`` from ``tracking_uri``) the
+    registered model is conditioned on the panel instead (:func:`registered_at`), the forecast
+    ``forecast report --registry-model`` shows.
+    """
     panel, meta = load_panel(panel_path, gazetteer)
     origin_p = origin_in_panel(panel, meta, origin)
-    forecaster = make_model(name, **dict(params or {}))
-    history = history_at(panel, origin_p, target, covariates)
-    forecaster.fit(history)
+    if registry_model is not None:
+        if params or covariates is not None:
+            raise ModelError("hyperparameters and covariates apply to a model fitted here, not to a registered "
+                             "model (it keeps those it was trained with)")
+        forecaster, history, _ = registered_at(registry_model, tracking_uri, panel, origin_p, target)
+        name = forecaster.name
+    else:
+        name = DEFAULT_MODEL if model == "default" else model
+        forecaster = make_model(name, **dict(params or {}))
+        history = history_at(panel, origin_p, target, covariates)
+        forecaster.fit(history)
     frame = forecast_at(forecaster, history, horizon, name=name)
     text = month_strings(frame)
     out = Path(out)

@@ -10,6 +10,7 @@ from typing import Any
 
 from features.covariates import FILL_POLICIES
 from features.download import DownloadError, check_sha256, check_url
+from features.gazetteer import load_gazetteer
 from features.sources import FORMATS
 from forecast.catalog import MODELS, make_model
 from forecast.config import ConfigError, Reader, explicit, field_names, kind, parse_coverage_end, parse_month, read_toml
@@ -73,6 +74,8 @@ class OutputsSection:
     backups: int = 5
     #: Monthly origins of a backtest of the model against the benchmarks shown in the report (0: none).
     report_backtest_months: int = 0
+    #: Units the report focuses on (as ``forecast report --units``); None: every unit.
+    report_units: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,9 @@ def load_config(path: str | Path) -> RefreshConfig:
             top.fail(None, f"missing [{name}] table (see deploy/refresh.toml for a documented example)")
     outputs = _read_outputs(path, raw["outputs"], base)
     data = _read_data(path, raw["data"], base, outputs.dir)
+    units = Reader(path, "[outputs]", raw["outputs"], field_names(OutputsSection)).units(
+        "report_units", lambda: load_gazetteer(data.gazetteer), "leave it out for a report of every unit")
+    outputs = replace(outputs, report_units=units)
     model = _read_model(path, raw["model"])
     tracking = _read_tracking(path, raw.get("tracking", {}))
     return RefreshConfig(path=path, text=text, data=data, model=model, outputs=outputs, tracking=tracking)

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from features.atomic import write_atomically
 from features.errors import DataError
 from features.panel import build_panel
-from features.panel_files import file_sha256, write_panel
+from features.panel_files import write_panel
 from forecast.config import ConfigError
 from forecast.ledger import Issue, LedgerError
 from forecast.refresh.config import RefreshConfig, load_config
@@ -30,7 +30,8 @@ from forecast.refresh.steps import (
     track_refresh,
     with_actuals,
 )
-from forecast.report import ReportInputs, git_commit, model_members, report_backtest, write_report
+from forecast.benchmarking import backtest_against_benchmarks, backtest_design, fresh_copy, provenance, used_covariates
+from forecast.report import ReportInputs, write_report
 from forecast.tracking import panel_digest
 
 
@@ -143,16 +144,19 @@ def _refresh(config: RefreshConfig, *, force: bool, uri: str, new_ledger: bool) 
         checkpoint("files-written")
 
         issued = pd.Timestamp.now(tz="UTC").date().isoformat()
-        backtest = report_backtest(panel.loc[panel["month"] <= origin], forecaster, estimator, origin,
-                                   config.model.horizon, config.outputs.report_backtest_months, target=target,
-                                   say=log.info) if config.outputs.report_backtest_months else None
-        provenance = {"members": model_members(forecaster), "git_commit": git_commit(),
-                      "panel_path": config.panel_path.name, "panel_sha256": file_sha256(config.panel_path),
-                      "mlflow_run": getattr(reg, "run_id", None), "registered": label}
+        upto = panel.loc[panel["month"] <= origin]
+        months = config.outputs.report_backtest_months
+        design = backtest_design(upto["month"].min(), origin, config.model.horizon, months,
+                                 units=upto["unit"].nunique()) if months else None
+        backtest = backtest_against_benchmarks(
+            upto, fresh_copy(forecaster), estimator, design, target=target,
+            covariates=list(getattr(forecaster, "covariates_", None) or []) or None, say=log.info,
+        ) if design is not None else None
         written = write_report(ReportInputs(
             panel=panel, meta=meta, forecast=frame, model=estimator, model_version=label, past_forecasts=past,
             previous=previous_issue(issued_before, origin, model_name), target=target, issued=issued,
-            backtest=backtest, provenance=provenance,
+            backtest=backtest, units=config.outputs.report_units, model_covariates=used_covariates(forecaster),
+            provenance=provenance(forecaster, config.panel_path, run_id=getattr(reg, "run_id", None), registered=label),
         ), report_path, pdf=config.outputs.pdf)
         log.info("report: %s", ", ".join(str(p) for p in written.values() if p))
         checkpoint("report-written")

@@ -1,15 +1,18 @@
-"""The analyst's forecast report: one self-contained HTML file (and optionally a PDF).
+"""The analyst's forecast report: one self-contained HTML file (and optionally a PDF and a CSV).
 
-:func:`render_report` and :func:`write_report` render the forecasts they are given
-(:class:`ReportInputs`) and never fit or load a model; :func:`make_report` is the job that
-does (fit or load the model, backtest it against the benchmarks, find the previous report,
-run scenarios) and then writes the report.
+:func:`render_report` and :func:`write_report` render the forecasts, scores and panel facts
+they are given (:class:`ReportInputs`); nothing here fits, loads or backtests a model. The job
+that does that and then calls :func:`write_report` is :func:`forecast.jobs.report.make_report`
+(``forecast report``); the scheduled refresh is the other caller.
 """
 
-from forecast.report.inputs import ReportError, ReportInputs, ReportWarning, find_previous_report, read_report_data
-from forecast.report.make import git_commit, make_report, model_members, report_backtest
+from forecast.report.maps import match_features
+from forecast.report.inputs import (
+    ReportError, ReportInputs, ReportWarning, dataset_identity, find_previous_report, read_report_data,
+)
 from forecast.report.render import find_chromium, print_pdf, render_report, write_report
+from forecast.report.tiers import DEFAULT_TIER_YEARS
 
-__all__ = ["ReportError", "ReportInputs", "ReportWarning", "find_chromium", "find_previous_report", "git_commit",
-           "make_report", "model_members", "print_pdf", "read_report_data", "render_report", "report_backtest",
-           "write_report"]
+__all__ = ["DEFAULT_TIER_YEARS", "ReportError", "ReportInputs", "ReportWarning", "dataset_identity",
+           "find_chromium", "find_previous_report", "match_features", "print_pdf", "read_report_data",
+           "render_report", "write_report"]

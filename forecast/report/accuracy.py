@@ -7,7 +7,7 @@ import pandas as pd
 
 from forecast.evaluation import scores
 from forecast.report.aggregate import national_total
-from forecast.report.fmt import as_periods, fmt_count, fmt_interval, fmt_month
+from forecast.report.fmt import as_periods, fmt_count, fmt_interval, fmt_mean, fmt_month
 from forecast.report.inputs import ReportError
 
 __all__ = ["backtest_summary", "ledger_summary"]
@@ -16,17 +16,23 @@ _SCORE_METRICS = ("crps", "mae", "coverage50", "coverage90")
 
 
 def backtest_summary(backtest: pd.DataFrame | None, model: str, target: str) -> dict | None:
-    """Scores of the model and its benchmarks by horizon, with skill and a plain summary."""
+    """Scores of the model and its benchmarks by horizon, with skill and a plain summary.
+
+    ``best_benchmark`` is the benchmark with the lowest CRPS over all horizons and ``ratio`` the
+    model's CRPS over that benchmark's (below 1: better than every benchmark).
+    """
     if backtest is None or backtest.empty:
         return None
     bt = as_periods(backtest, "backtest")
     models = list(pd.unique(bt["model"]))
     if model not in models:
         raise ReportError(f"backtest: no rows for the report's model {model!r}; it has {', '.join(map(str, models))}")
-    scored = bt[bt["y"].notna()]
-    if scored.empty:
+    scored = bt["y"].notna()
+    if not scored.any():
         return None
-    table = scores.score_table(scored, metrics=list(_SCORE_METRICS))
+    # One model at a time: the scores' temporaries are a model's rows, not the whole backtest's.
+    table = pd.concat([scores.score_table(bt[scored & (bt["model"] == m)], metrics=list(_SCORE_METRICS))
+                       for m in models if (scored & (bt["model"] == m)).any()], ignore_index=True)
     benchmarks = [m for m in models if m != model]
     if benchmarks:
         table = scores.add_skill(table, benchmarks, metrics=["crps", "mae"])
@@ -60,8 +66,12 @@ def backtest_summary(backtest: pd.DataFrame | None, model: str, target: str) -> 
     text.append(f"Its 90% intervals contained the recorded count {me['coverage90']:.0%} of the time and its 50% "
                 f"intervals {me['coverage50']:.0%} (90% and 50% would be ideal; lower means the intervals were "
                 "too narrow).")
+    best_name = order[1] if len(order) > 1 else None
+    ratio = float(me["crps"] / overall.at[best_name, "crps"]) if best_name and overall.at[best_name, "crps"] > 0 \
+        else np.nan
     return {"rows": rows, "horizons": horizons, "crps": crps, "coverage90": cover, "order": order,
-            "text": text, "coverage90_model": float(me["coverage90"]), "model": model}
+            "text": text, "coverage90_model": float(me["coverage90"]), "model": model,
+            "best_benchmark": best_name, "ratio": ratio}
 
 
 def ledger_summary(past: pd.DataFrame | None, target: str) -> dict:
@@ -69,7 +79,7 @@ def ledger_summary(past: pd.DataFrame | None, target: str) -> dict:
     if past is None or past.empty:
         return {"issued": 0, "text": "No forecasts have been issued yet: this section fills in as the "
                                      "ledger of issued forecasts grows and their months are recorded."}
-    frame = as_periods(past, "past forecasts")
+    frame = as_periods(past, "past forecasts").copy()
     if "model_version" not in frame:
         raise ReportError("past forecasts: no column 'model_version'")
     frame["model_version"] = frame["model_version"].fillna(frame["model"]).astype(str)
@@ -98,7 +108,7 @@ def ledger_summary(past: pd.DataFrame | None, target: str) -> dict:
             total = national_total(block, draws=4000).table.iloc[0]
             y = float(block["y"].sum())
             national.append({"issued": str(issue), "month": fmt_month(block["month"].iloc[0]),
-                             "expected": fmt_count(total["mean"]), "median": fmt_count(total["q50"]),
+                             "expected": fmt_mean(total["mean"]), "median": fmt_count(total["q50"]),
                              "interval": fmt_interval(total["q05"], total["q95"]), "actual": fmt_count(y),
                              "inside": bool(total["q05"] <= y <= total["q95"])})
         out["national"] = national

@@ -26,13 +26,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 
 from forecast.evaluation import escalation
 from forecast.schema import QUANTILE_COLUMNS, QUANTILES
 
-__all__ = ["DRAWS", "NationalTotal", "SEED", "copula_correlation", "draw_totals", "escalation_probability",
-           "mid_pit", "national_total", "quantile_function"]
+__all__ = ["DRAWS", "FULL_COPULA_UNITS", "LARGE_DRAWS", "NationalTotal", "SEED", "average_correlation",
+           "copula_correlation",
+           "draw_totals", "escalation_probability", "mid_pit", "national_total", "pit_scores", "quantile_function"]
 
 #: Joint draws of all units per forecast month.
 DRAWS = 10_000
@@ -40,6 +41,36 @@ DRAWS = 10_000
 SEED = 20170101
 #: Fewest common target months two units need for their correlation to be estimated (else 0).
 MIN_PAIRS = 12
+#: Above this many units the copula has one factor (every pair the average correlation): the
+#: full correlation matrix costs memory in the square and time in the cube of the units.
+FULL_COPULA_UNITS = 300
+#: Units drawn at a time by the one-factor copula.
+CHUNK = 500
+#: Joint draws per month above FULL_COPULA_UNITS units: the work is draws x units, and 2,000
+#: draws put the 5% and 95% quantiles of the total within about 0.05 of its standard deviation.
+LARGE_DRAWS = 2_000
+
+
+def _tail_scales(q: np.ndarray, tau: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Scales of the exponential tails below the first and above the last quantile (continuous density)."""
+    theta_lo = tau[0] * (q[:, 1] - q[:, 0]) / (tau[1] - tau[0])
+    theta_hi = (1 - tau[-1]) * (q[:, -1] - q[:, -2]) / (tau[-1] - tau[-2])
+    return theta_lo, theta_hi
+
+
+def _by_unit(q: np.ndarray, u: np.ndarray, tau: np.ndarray) -> np.ndarray:
+    """Values at levels ``u`` of shape (n, S), one row per unit (rows contiguous, so each is one np.interp)."""
+    out = np.empty_like(u)
+    for i in range(q.shape[0]):
+        out[i] = np.interp(u[i], tau, q[i])
+    # The tails only where a level falls in them (10% of the draws), not over the whole array.
+    theta_lo, theta_hi = _tail_scales(q, tau)
+    rows, cols = np.nonzero(u < tau[0])
+    out[rows, cols] = np.maximum(q[rows, 0] + theta_lo[rows] * np.log(np.clip(u[rows, cols], 1e-300, None) / tau[0]),
+                                 0.0)
+    rows, cols = np.nonzero(u > tau[-1])
+    out[rows, cols] = q[rows, -1] - theta_hi[rows] * np.log(np.clip(1 - u[rows, cols], 1e-300, None) / (1 - tau[-1]))
+    return out
 
 
 def quantile_function(quantiles, u, levels=QUANTILES) -> np.ndarray:
@@ -63,16 +94,7 @@ def quantile_function(quantiles, u, levels=QUANTILES) -> np.ndarray:
     q = np.atleast_2d(np.asarray(quantiles, dtype=float))
     tau = escalation.check_levels(levels, q.shape[1])
     u = np.asarray(u, dtype=float)
-    out = np.empty_like(u)
-    for i in range(q.shape[0]):
-        out[:, i] = np.interp(u[:, i], tau, q[i])
-    theta_lo = tau[0] * (q[:, 1] - q[:, 0]) / (tau[1] - tau[0])
-    theta_hi = (1 - tau[-1]) * (q[:, -1] - q[:, -2]) / (tau[-1] - tau[-2])
-    with np.errstate(divide="ignore"):
-        low = np.maximum(q[:, 0] + theta_lo * np.log(np.clip(u, 1e-300, None) / tau[0]), 0.0)
-        high = q[:, -1] - theta_hi * np.log(np.clip(1 - u, 1e-300, None) / (1 - tau[-1]))
-    out = np.where(u < tau[0], low, out)
-    return np.where(u > tau[-1], high, out)
+    return _by_unit(q, np.ascontiguousarray(u.T), tau).T
 
 
 def escalation_probability(quantiles, threshold, levels=QUANTILES) -> np.ndarray:
@@ -99,6 +121,15 @@ def mid_pit(quantiles, y, levels=QUANTILES) -> np.ndarray:
     return (lower + upper) / 2
 
 
+def pit_scores(backtest: pd.DataFrame, model: str, units: list) -> pd.DataFrame:
+    """Normal scores ``Phi^-1(mid-PIT)`` of ``model``'s scored backtest forecasts: (origin, month) x units."""
+    bt = backtest[(backtest["model"] == model) & backtest["y"].notna()]
+    pit = mid_pit(bt[list(QUANTILE_COLUMNS)].to_numpy(float), bt["y"].to_numpy(float))
+    z = stats.norm.ppf(np.clip(pit, 1e-4, 1 - 1e-4))
+    return (bt.assign(z=z).pivot_table(index=["origin", "month"], columns="unit", values="z", aggfunc="first")
+            .reindex(columns=units))
+
+
 def copula_correlation(backtest: pd.DataFrame, model: str, units) -> tuple[np.ndarray, int]:
     """Correlation of the units' PIT normal scores in the backtest of ``model``.
 
@@ -114,11 +145,7 @@ def copula_correlation(backtest: pd.DataFrame, model: str, units) -> tuple[np.nd
     (numpy.ndarray of shape (n, n) in the order of ``units``, number of target months used)
     """
     units = list(units)
-    bt = backtest[(backtest["model"] == model) & backtest["y"].notna()]
-    pit = mid_pit(bt[list(QUANTILE_COLUMNS)].to_numpy(float), bt["y"].to_numpy(float))
-    z = stats.norm.ppf(np.clip(pit, 1e-4, 1 - 1e-4))
-    wide = (bt.assign(z=z).pivot_table(index=["origin", "month"], columns="unit", values="z", aggfunc="first")
-            .reindex(columns=units))
+    wide = pit_scores(backtest, model, units)
     corr = wide.corr(min_periods=MIN_PAIRS).to_numpy(float)
     corr = np.where(np.isfinite(corr), corr, 0.0)
     np.fill_diagonal(corr, 1.0)
@@ -136,31 +163,66 @@ def nearest_correlation(corr: np.ndarray) -> np.ndarray:
     return fixed
 
 
-def draw_totals(quantiles, corr: np.ndarray | None, *, draws: int = DRAWS, seed: int = SEED,
+def draw_totals(quantiles, corr: np.ndarray | float | None, *, draws: int = DRAWS, seed: int = SEED,
                 levels=QUANTILES) -> np.ndarray:
-    """Draws of the sum over units, the units joined by a Gaussian copula with correlation ``corr``.
+    """Draws of the sum over units, the units joined by a Gaussian copula.
 
     Parameters
     ----------
     quantiles : array_like, shape (n, K)
-    corr : array_like, shape (n, n), or None for independent units
+    corr : array_like of shape (n, n), a float, or None
+        The copula's correlation matrix; a float ``rho`` for a one-factor copula in which every
+        two units have correlation ``rho`` (``z_i = sqrt(rho) F + sqrt(1 - rho) e_i``); None for
+        independent units. With a float or None the units are drawn :data:`CHUNK` at a time, so
+        memory does not grow with their number and time grows linearly.
 
     Returns
     -------
     numpy.ndarray, shape (draws,)
     """
     q = np.atleast_2d(np.asarray(quantiles, dtype=float))
+    tau = escalation.check_levels(levels, q.shape[1])
     n = q.shape[0]
     rng = np.random.default_rng(seed)
-    normal = rng.standard_normal((draws, n))
-    if corr is not None:
+    if corr is not None and np.ndim(corr) == 2:
+        normal = rng.standard_normal((draws, n))
         # A square root through the eigen-decomposition works for singular matrices too
         # (e.g. perfectly correlated units), where Cholesky fails.
         values, vectors = np.linalg.eigh(np.asarray(corr, dtype=float))
         root = vectors * np.sqrt(np.clip(values, 0.0, None))
-        normal = normal @ root.T
-    u = stats.norm.cdf(normal)
-    return quantile_function(q, u, levels).sum(axis=1)
+        normal = np.ascontiguousarray((normal @ root.T).T)  # (n, draws)
+        return _by_unit(q, special.ndtr(normal), tau).sum(axis=0)
+    rho = float(np.clip(corr or 0.0, 0.0, 1.0))
+    factor = rng.standard_normal(draws) if rho > 0 else None
+    total = np.zeros(draws)
+    for start in range(0, n, CHUNK):
+        part = q[start:start + CHUNK]
+        normal = rng.standard_normal((len(part), draws))
+        if factor is not None:
+            normal = np.sqrt(rho) * factor + np.sqrt(1 - rho) * normal
+        total += _by_unit(part, special.ndtr(normal), tau).sum(axis=0)
+    return total
+
+
+def average_correlation(backtest: pd.DataFrame, model: str, units) -> tuple[float, int]:
+    """The average correlation between two units' PIT normal scores, without the n x n matrix.
+
+    For standardised scores over the same target months, the variance of their sum is
+    ``n + n (n - 1) rho``: so ``rho`` comes from the sum alone, in time and memory linear in
+    the units. Months where a unit has no score count as 0 for it. Returns (rho >= 0, months).
+    """
+    units = list(units)
+    wide = pit_scores(backtest, model, units)
+    n, months = len(units), len(wide)
+    if n < 2 or months < MIN_PAIRS:
+        return 0.0, months
+    std = wide.std(ddof=0).replace(0.0, np.nan)
+    scores = ((wide - wide.mean()) / std).fillna(0.0)
+    live = int(std.notna().sum())
+    if live < 2:
+        return 0.0, months
+    var_sum = float(scores.sum(axis=1).var(ddof=0))
+    return float(np.clip((var_sum - live) / (live * (live - 1)), 0.0, 1.0)), months
 
 
 @dataclass(frozen=True)
@@ -177,6 +239,7 @@ class NationalTotal:
     mean_correlation: float  # average correlation between two distinct units
     draws: int
     seed: int
+    one_factor: bool = False         # every pair of units given the average correlation
 
     def describe(self, unit_word: str) -> str:
         """How the national figures were made, in plain words."""
@@ -184,6 +247,12 @@ class NationalTotal:
                   f"draws per month (fixed seed {self.seed}), each {unit_word}'s drawn from its forecast "
                   f"quantiles, added up; the median and interval are those of the added-up draws, and the "
                   f"expected total is the sum of the {unit_word}s' expected counts. ")
+        if self.dependence == "backtest" and self.one_factor:
+            return common + (f"The {unit_word}s are drawn together through a one-factor Gaussian copula: with more "
+                             f"than {FULL_COPULA_UNITS} {unit_word}s every two of them get the same correlation, the "
+                             f"average estimated from the backtest (where each recorded count fell within its own "
+                             f"forecast, compared over {self.months_used} forecast months): "
+                             f"{self.mean_correlation:.2f}.")
         if self.dependence == "backtest":
             return common + (f"The {unit_word}s are drawn together through a Gaussian copula whose correlation "
                              f"was estimated from the backtest: where each recorded count fell within its own "
@@ -196,13 +265,27 @@ class NationalTotal:
 
 
 def national_total(forecast: pd.DataFrame, *, backtest: pd.DataFrame | None = None, model: str | None = None,
-                   draws: int = DRAWS, seed: int = SEED) -> NationalTotal:
-    """The national total of a forecast (one origin, every unit) per month."""
+                   draws: int | None = None, seed: int = SEED) -> NationalTotal:
+    """The national total of a forecast (one origin, every unit) per month.
+
+    Up to :data:`FULL_COPULA_UNITS` units the copula's correlation is estimated pair by pair
+    (:func:`copula_correlation`) and :data:`DRAWS` joint draws are made per month; above, every
+    pair gets the average correlation (:func:`average_correlation`, a one-factor copula) and
+    :data:`LARGE_DRAWS` draws are made, in time and memory linear in the units.
+    """
     units = sorted(forecast["unit"].unique())
-    corr, used, dependence = None, 0, "independent"
+    if draws is None:
+        draws = DRAWS if len(units) <= FULL_COPULA_UNITS else LARGE_DRAWS
+    corr, used, dependence, mean_corr = None, 0, "independent", 0.0
     if backtest is not None and model is not None and len(backtest):
-        corr, used = copula_correlation(backtest, model, units)
         dependence = "backtest"
+        if len(units) <= FULL_COPULA_UNITS:
+            corr, used = copula_correlation(backtest, model, units)
+            off = corr[~np.eye(len(units), dtype=bool)] if len(units) > 1 else np.array([0.0])
+            mean_corr = float(off.mean())
+        else:
+            mean_corr, used = average_correlation(backtest, model, units)
+            corr = mean_corr
     rows = {}
     for month, block in forecast.groupby("month", sort=True):
         block = block.set_index("unit").reindex(units)
@@ -211,6 +294,5 @@ def national_total(forecast: pd.DataFrame, *, backtest: pd.DataFrame | None = No
                        **dict(zip(QUANTILE_COLUMNS, np.quantile(total, QUANTILES)))}
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "month"
-    off = corr[~np.eye(len(units), dtype=bool)] if corr is not None and len(units) > 1 else np.array([0.0])
-    return NationalTotal(table=table, dependence=dependence, months_used=used,
-                         mean_correlation=float(off.mean()), draws=draws, seed=seed)
+    return NationalTotal(table=table, dependence=dependence, months_used=used, mean_correlation=mean_corr,
+                         draws=draws, seed=seed, one_factor=np.ndim(corr) == 0 and dependence == "backtest")

@@ -15,8 +15,6 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from features.gazetteer import Gazetteer
-from forecast.report.inputs import ReportError
 
 #: Okabe-Ito: distinguishable with every common colour-vision deficiency.
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
@@ -30,9 +28,14 @@ FORECAST = "#0072B2"
 HISTORY = "#333333"
 THRESHOLD = "#D55E00"
 GRID = "#dddddd"
+#: Fill of a unit outside the report's focus on the maps.
+OUT_OF_FOCUS = "#eeeeee"
+#: Width of one forecast month in a fan chart, in months of history.
+FORECAST_WIDTH = 2.0
 
 
-def _num(value: float) -> str:
+def num(value: float) -> str:
+    """A coordinate or length as short SVG text (one decimal at most)."""
     return f"{value:.1f}".rstrip("0").rstrip(".") if abs(value) < 1e7 else f"{value:.0f}"
 
 
@@ -84,39 +87,39 @@ class Chart:
 
     def shade(self, i0: float, i1: float, label: str) -> None:
         x0, x1 = self.x(i0), self.x(i1)
-        self.add("rect", x=_num(x0), y=_num(self.top), width=_num(max(x1 - x0, 0)), height=_num(self.plot_h),
+        self.add("rect", x=num(x0), y=num(self.top), width=num(max(x1 - x0, 0)), height=num(self.plot_h),
                  fill="#f2f2f2")
-        self.add("text", label, x=_num((x0 + x1) / 2), y=_num(self.top + 10), class_="note", text_anchor="middle")
+        self.add("text", label, x=num((x0 + x1) / 2), y=num(self.top + 10), class_="note", text_anchor="middle")
 
     def grid(self, y_label: str) -> None:
         for v in self.ticks:
-            y = _num(self.y(v))
-            self.add("line", x1=_num(self.left), x2=_num(self.width - self.right), y1=y, y2=y, stroke=GRID,
+            y = num(self.y(v))
+            self.add("line", x1=num(self.left), x2=num(self.width - self.right), y1=y, y2=y, stroke=GRID,
                      stroke_width="1")
-            self.add("text", tick_label(v), x=_num(self.left - 4), y=_num(self.y(v) + 3.5), class_="tick",
+            self.add("text", tick_label(v), x=num(self.left - 4), y=num(self.y(v) + 3.5), class_="tick",
                      text_anchor="end")
         cy = self.top + self.plot_h / 2
-        self.add("text", y_label, x="11", y=_num(cy), class_="axis", text_anchor="middle",
-                 transform=f"rotate(-90 11 {_num(cy)})")
+        self.add("text", y_label, x="11", y=num(cy), class_="axis", text_anchor="middle",
+                 transform=f"rotate(-90 11 {num(cy)})")
 
     def x_axis(self, labels: Sequence[tuple[float, str, bool]], x_label: str | None = None) -> None:
-        base = _num(self.top + self.plot_h)
-        self.add("line", x1=_num(self.left), x2=_num(self.width - self.right), y1=base, y2=base, stroke="#777",
+        base = num(self.top + self.plot_h)
+        self.add("line", x1=num(self.left), x2=num(self.width - self.right), y1=base, y2=base, stroke="#777",
                  stroke_width="1")
         for i, text, major in labels:
-            x = _num(self.x(i))
-            self.add("line", x1=x, x2=x, y1=base, y2=_num(self.top + self.plot_h + (5 if major else 3)),
+            x = num(self.x(i))
+            self.add("line", x1=x, x2=x, y1=base, y2=num(self.top + self.plot_h + (5 if major else 3)),
                      stroke="#777", stroke_width="1")
             if text:
-                self.add("text", text, x=x, y=_num(self.top + self.plot_h + 16), class_="tick", text_anchor="middle")
+                self.add("text", text, x=x, y=num(self.top + self.plot_h + 16), class_="tick", text_anchor="middle")
         if x_label:
-            self.add("text", x_label, x=_num(self.left + self.plot_w / 2), y=_num(self.height - 2), class_="axis",
+            self.add("text", x_label, x=num(self.left + self.plot_w / 2), y=num(self.height - 2), class_="axis",
                      text_anchor="middle")
 
     def band(self, xs, lo, hi, fill: str, opacity: float) -> None:
         pts = [(self.x(i), self.y(v)) for i, v in zip(xs, hi)] + [(self.x(i), self.y(v)) for i, v in
                                                                  zip(reversed(xs), reversed(list(lo)))]
-        self.add("path", d="M" + " L".join(f"{_num(a)},{_num(b)}" for a, b in pts) + " Z", fill=fill,
+        self.add("path", d="M" + " L".join(f"{num(a)},{num(b)}" for a, b in pts) + " Z", fill=fill,
                  fill_opacity=f"{opacity:g}", stroke="none")
 
     def line(self, xs, ys, stroke: str, *, width: float = 1.6, dash: str = "", points: bool = False,
@@ -134,7 +137,7 @@ class Chart:
         pts = [p for seg in segments for p in seg]
         if not pts:
             return
-        d = " ".join("M" + " L".join(f"{_num(a)},{_num(b)}" for a, b in seg) for seg in segments)
+        d = " ".join("M" + " L".join(f"{num(a)},{num(b)}" for a, b in seg) for seg in segments)
         attrs = {"d": d, "fill": "none", "stroke": stroke,
                  "stroke_width": f"{width:g}", "stroke_linejoin": "round"}
         if dash:
@@ -142,14 +145,14 @@ class Chart:
         self.add("path", title=title, **attrs)
         if points:
             for a, b in pts:
-                self.add("circle", cx=_num(a), cy=_num(b), r="1.6", fill=stroke)
+                self.add("circle", cx=num(a), cy=num(b), r="1.6", fill=stroke)
 
     def hline(self, i0: float, i1: float, v: float, stroke: str, dash: str, label: str | None = None) -> None:
-        y = _num(self.y(v))
-        self.add("line", x1=_num(self.x(i0)), x2=_num(self.x(i1)), y1=y, y2=y, stroke=stroke, stroke_width="1.2",
+        y = num(self.y(v))
+        self.add("line", x1=num(self.x(i0)), x2=num(self.x(i1)), y1=y, y2=y, stroke=stroke, stroke_width="1.2",
                  stroke_dasharray=dash)
         if label:
-            self.add("text", label, x=_num(self.x(i1)), y=_num(self.y(v) - 3), class_="note", text_anchor="end",
+            self.add("text", label, x=num(self.x(i1)), y=num(self.y(v) - 3), class_="note", text_anchor="end",
                      fill=stroke)
 
     def figure(self, title: str, desc: str) -> dict:
@@ -171,15 +174,22 @@ def month_ticks(months: pd.PeriodIndex) -> list[tuple[float, str, bool]]:
 
 
 def fan_chart(unit: str, history: pd.Series, forecast: pd.DataFrame, threshold: float | None, *,
-              target: str, width: int = 360, height: int = 210) -> dict:
+              target: str, width: int = 360, height: int = 210, forecast_width: float = FORECAST_WIDTH) -> dict:
     """History and the forecast's median with 50% and 90% bands, fanning out from the last month.
 
     ``history``: values indexed by month (the last months up to the origin); ``forecast``:
-    rows of one unit with ``month, q05, q25, q50, q75, q95``, sorted by month.
+    rows of one unit with ``month, q05, q25, q50, q75, q95``, sorted by month. Each forecast
+    month is ``forecast_width`` times as wide as a month of history, so the forecast is not
+    squeezed against the right edge; the median is drawn over the axis, with a point per
+    month, so a median of 0 stays visible.
     """
-    n_h = len(history)
+    n_h, n_f = len(history), len(forecast)
     months = pd.PeriodIndex([*history.index, *forecast["month"]], freq="M")
-    fx = list(range(n_h - 1, n_h + len(forecast)))
+
+    def pos(i: int) -> float:  # x position of month i of `months`
+        return float(i) if i < n_h else n_h - 1 + forecast_width * (i - n_h + 1)
+
+    fx = [pos(i) for i in range(n_h - 1, n_h + n_f)]
     last = float(history.iloc[-1])
 
     def seq(col: str) -> list[float]:
@@ -187,24 +197,44 @@ def fan_chart(unit: str, history: pd.Series, forecast: pd.DataFrame, threshold: 
 
     top = max(float(np.nanmax(history.to_numpy(float))) if n_h else 0.0, float(forecast["q95"].max()),
               float(threshold or 0) * 1.02, 1.0)
-    chart = Chart(len(months), top * 1.05, width=width, height=height)
-    chart.shade(n_h - 1, len(months) - 1, "forecast")
+    chart = Chart(int(round(pos(len(months) - 1))) + 1, top * 1.05, width=width, height=height)
+    chart.shade(fx[0], fx[-1], "forecast")
     chart.grid(f"{target} per month")
+    chart.x_axis([(pos(i), text, major) for i, text, major in month_ticks(months)], "month")
     chart.band(fx, seq("q05"), seq("q95"), FORECAST, 0.18)
     chart.band(fx, seq("q25"), seq("q75"), FORECAST, 0.38)
-    chart.line(list(range(n_h)), history.to_numpy(float), HISTORY, width=1.4, points=True)
-    chart.line(fx, seq("q50"), FORECAST, width=2.0)
     if threshold is not None and np.isfinite(threshold):
-        chart.hline(n_h - 1, len(months) - 1, float(threshold), THRESHOLD, "4 3", "escalation above")
-    chart.x_axis(month_ticks(months), "month")
+        chart.hline(fx[0], fx[-1], float(threshold), THRESHOLD, "4 3")
+    chart.line(list(range(n_h)), history.to_numpy(float), HISTORY, width=1.4, points=True)
+    chart.line(fx, seq("q50"), FORECAST, width=2.2, points=True)
     f0, f1 = forecast.iloc[0], forecast.iloc[-1]
     desc = (f"{unit}: recorded {target} per month from {months[0].strftime('%b %Y')} to "
             f"{history.index[-1].strftime('%b %Y')} (last month {last:g}, highest {np.nanmax(history.to_numpy(float)):g}), "
-            f"then the forecast median {f0['q50']:.1f} for {f0['month'].strftime('%b %Y')} "
-            f"(90% interval {f0['q05']:.1f} to {f0['q95']:.1f}) and {f1['q50']:.1f} for "
-            f"{f1['month'].strftime('%b %Y')} (90% interval {f1['q05']:.1f} to {f1['q95']:.1f})"
-            + (f"; escalation means more than {threshold:g} a month." if threshold is not None else "."))
+            f"then the forecast median {f0['q50']:.0f} for {f0['month'].strftime('%b %Y')} "
+            f"(90% interval {f0['q05']:.0f} to {f0['q95']:.0f}) and {f1['q50']:.0f} for "
+            f"{f1['month'].strftime('%b %Y')} (90% interval {f1['q05']:.0f} to {f1['q95']:.0f})"
+            + (f"; escalation means more than {np.floor(threshold):g} a month." if threshold is not None else "."))
     return chart.figure(f"{unit}: recorded and forecast {target}", desc)
+
+
+def _history_line(chart: Chart, values: np.ndarray, is_filled: np.ndarray, *, colour: str = HISTORY) -> None:
+    """Recorded months as a solid line with points, filled (carried, not recorded) months dotted and grey."""
+    n_h = len(values)
+    observed = np.where(is_filled, np.nan, values)
+    # Points mark the recorded months (a month recorded alone between filled ones is a point, not a line).
+    chart.line(list(range(n_h)), observed, colour, width=1.4, points=bool(is_filled.any()))
+    if is_filled.any():
+        # The filled values, dotted, joined to the observation they were carried from.
+        join = is_filled | np.roll(is_filled, -1) & ~is_filled
+        chart.line(list(range(n_h)), np.where(join, values, np.nan), "#888888", width=1.2, dash="1 3")
+
+
+def filled_mask(index: pd.PeriodIndex, filled: Sequence[tuple[pd.Period, pd.Period]]) -> np.ndarray:
+    """True for the months of ``index`` inside any of the ``filled`` stretches (first, last)."""
+    mask = np.zeros(len(index), dtype=bool)
+    for first, last in filled:
+        mask |= np.asarray((index >= first) & (index <= last))
+    return mask
 
 
 def covariate_chart(title: str, unit_label: str, history: pd.Series, forecast_months: pd.PeriodIndex,
@@ -220,26 +250,18 @@ def covariate_chart(title: str, unit_label: str, history: pd.Series, forecast_mo
     top = float(np.nanmax(values)) if np.isfinite(values).any() else 1.0
     chart = Chart(len(months), max(top * 1.05, 1e-9), width=width, height=height, integer=top >= 10)
     n_h = len(history)
-    is_filled = np.zeros(n_h, dtype=bool)
-    for first, last in filled:
-        is_filled |= np.asarray((history.index >= first) & (history.index <= last))
+    is_filled = filled_mask(history.index, filled)
     for i0, i1 in _stretches(is_filled):
         # From the last observed month (or the start) to the last filled one.
-        chart.add("rect", x=_num(chart.x(max(i0 - 1, 0))), y=_num(chart.top),
-                  width=_num(max(chart.x(i1) - chart.x(max(i0 - 1, 0)), 2)), height=_num(chart.plot_h),
+        chart.add("rect", x=num(chart.x(max(i0 - 1, 0))), y=num(chart.top),
+                  width=num(max(chart.x(i1) - chart.x(max(i0 - 1, 0)), 2)), height=num(chart.plot_h),
                   fill="#e9e4f0", stroke="none")
         if chart.x(i1) - chart.x(max(i0 - 1, 0)) >= 100:  # label only stretches wide enough to hold it
-            chart.add("text", "filled, not recorded", x=_num((chart.x(max(i0 - 1, 0)) + chart.x(i1)) / 2),
-                      y=_num(chart.top + 24), class_="note", text_anchor="middle")
+            chart.add("text", "filled, not recorded", x=num((chart.x(max(i0 - 1, 0)) + chart.x(i1)) / 2),
+                      y=num(chart.top + 24), class_="note", text_anchor="middle")
     chart.shade(n_h - 1, len(months) - 1, "held at last value" if held else "forecast months")
     chart.grid(unit_label)
-    observed = np.where(is_filled, np.nan, values)
-    # Points mark the recorded months (a month recorded alone between filled ones is a point, not a line).
-    chart.line(list(range(n_h)), observed, HISTORY, width=1.4, points=bool(is_filled.any()))
-    if is_filled.any():
-        # The filled values, dotted, joined to the observation they were carried from.
-        join = is_filled | np.roll(is_filled, -1) & ~is_filled
-        chart.line(list(range(n_h)), np.where(join, values, np.nan), "#888888", width=1.2, dash="1 3")
+    _history_line(chart, values, is_filled)
     if held and np.isfinite(values[-1]):
         chart.line([n_h - 1, len(months) - 1], [values[-1], values[-1]], HISTORY, width=1.2, dash="4 3")
     chart.x_axis(month_ticks(months), "month")
@@ -281,9 +303,9 @@ def line_chart(title: str, desc: str, x_labels: Sequence[str], series: Sequence[
                    title=s["name"])
         y = chart.top + 8 + 16 * k
         x0 = width - legend_width + 4
-        chart.add("line", x1=_num(x0), x2=_num(x0 + 24), y1=_num(y), y2=_num(y), stroke=colour,
+        chart.add("line", x1=num(x0), x2=num(x0 + 24), y1=num(y), y2=num(y), stroke=colour,
                   stroke_width="3" if s.get("bold") else "1.5", stroke_dasharray=dash or "none")
-        chart.add("text", s["name"], x=_num(x0 + 30), y=_num(y + 4), class_="legend-bold" if s.get("bold") else "tick")
+        chart.add("text", s["name"], x=num(x0 + 30), y=num(y + 4), class_="legend-bold" if s.get("bold") else "tick")
     chart.x_axis([(i, t, True) for i, t in enumerate(x_labels)], x_label)
     return chart.figure(title, desc)
 
@@ -312,8 +334,11 @@ def scenario_chart(unit: str, history: pd.Series, frames: Sequence[tuple[str, pd
 
 
 def path_chart(title: str, unit_label: str, history: pd.Series, paths: Sequence[tuple[str, pd.Series]], *,
-               width: int = 360, height: int = 170) -> dict:
-    """A covariate's history and its path under each scenario (first = baseline)."""
+               width: int = 360, height: int = 170, filled: Sequence[tuple[pd.Period, pd.Period]] = ()) -> dict:
+    """A covariate's history and its path under each scenario (first = baseline).
+
+    ``filled``: stretches of months the panel filled (no record): drawn dotted and grey, not as data.
+    """
     months = pd.PeriodIndex([*history.index, *paths[0][1].index], freq="M")
     n_h = len(history)
     values = np.concatenate([history.to_numpy(float), *[p.to_numpy(float) for _, p in paths]])
@@ -321,7 +346,8 @@ def path_chart(title: str, unit_label: str, history: pd.Series, paths: Sequence[
     chart = Chart(len(months), max(top * 1.05, 1e-9), width=width, height=height, integer=top >= 10)
     chart.shade(n_h - 1, len(months) - 1, "scenario paths")
     chart.grid(unit_label)
-    chart.line(list(range(n_h)), history.to_numpy(float), HISTORY, width=1.3)
+    is_filled = filled_mask(history.index, filled)
+    _history_line(chart, history.to_numpy(float), is_filled)
     fx = list(range(n_h - 1, len(months)))
     last = float(history.iloc[-1]) if n_h else np.nan
     for k, (name, p) in enumerate(paths):
@@ -329,153 +355,7 @@ def path_chart(title: str, unit_label: str, history: pd.Series, paths: Sequence[
                    dash=DASHES[k % len(DASHES)], title=name)
     chart.x_axis(month_ticks(months), "month")
     desc = f"{title} ({unit_label}): " + "; ".join(
-        f"{name} reaches {p.iloc[-1]:,.4g} by {p.index[-1].strftime('%b %Y')}" for name, p in paths) + "."
+        f"{name} reaches {p.iloc[-1]:,.4g} by {p.index[-1].strftime('%b %Y')}" for name, p in paths) + (
+        f"; {int(is_filled.sum())} of the months shown before the origin have no record and are filled"
+        if is_filled.any() else "") + "."
     return chart.figure(title, desc)
-
-
-# --- maps ------------------------------------------------------------------------------------
-
-def _text_fit(text: str, size: float, room: float) -> dict:
-    """Squeeze a label into ``room`` px when its estimated width would overflow."""
-    estimate = 0.58 * size * len(text)
-    return {"textLength": _num(room), "lengthAdjust": "spacingAndGlyphs"} if estimate > room else {}
-
-
-def _tile_title(row: dict, target: str) -> str:
-    return (f"{row['unit']}: {row['tier_name']} tier, {row['expected']:.1f} {target} a month expected, "
-            f"escalation probability up to {row['p_max']:.0%}")
-
-
-def tile_map(units: pd.DataFrame, gazetteer: Gazetteer, *, target: str, unit_word: str) -> tuple[dict, list[str]]:
-    """Tile-grid map: one tile per unit at its gazetteer position, coloured by tier.
-
-    A gazetteer without tile positions is laid out by :meth:`Gazetteer.tile_positions`.
-
-    Returns the figure and the units the gazetteer gives no position (listed under the map).
-    """
-    pos = gazetteer.tile_positions()
-    rows = units.set_index("unit")
-    placed = [u for u in rows.index if u in pos.index and pos.loc[u].notna().all()]
-    unplaced = [u for u in rows.index if u not in placed]
-    tw, th, gap, pad = 106, 60, 5, 4
-    if not placed:
-        return {"width": 10, "height": 10, "title": "no map", "desc": "No unit has a tile position.",
-                "elements": []}, unplaced
-    n_rows = int(pos.loc[placed, "tile_row"].max()) + 1
-    n_cols = int(pos.loc[placed, "tile_col"].max()) + 1
-    width, height = pad * 2 + n_cols * (tw + gap), pad * 2 + n_rows * (th + gap)
-    chart = Chart(2, 1, width=width, height=height)
-    parts = []
-    for unit in placed:
-        r = rows.loc[unit]
-        row = {"unit": unit, **r.to_dict()}
-        tier = int(r["tier"])
-        x = pad + int(pos.at[unit, "tile_col"]) * (tw + gap)
-        y = pad + int(pos.at[unit, "tile_row"]) * (th + gap)
-        chart.add("rect", title=_tile_title(row, target), x=str(x), y=str(y), width=str(tw), height=str(th), rx="4",
-                  fill=TIER_COLOURS[tier], stroke="#555", stroke_width="0.8")
-        chart.add("text", unit, x=_num(x + tw / 2), y=_num(y + 25), class_="tile-name", text_anchor="middle",
-                  fill=TIER_TEXT[tier], **_text_fit(unit, 11.5, tw - 8))
-        chart.add("text", r["tier_name"], x=_num(x + tw / 2), y=_num(y + 43), class_="tile-tier", text_anchor="middle",
-                  fill=TIER_TEXT[tier])
-        parts.append(f"{unit} {r['tier_name']}")
-    desc = (f"Tile-grid map of the {unit_word}s (each tile placed roughly where the {unit_word} lies), "
-            "coloured by threat tier: " + "; ".join(parts) + ".")
-    return chart.figure(f"Map of {unit_word}s by threat tier", desc), unplaced
-
-
-def _rings(geometry: dict, where: str) -> list[list[list[float]]]:
-    kind = (geometry or {}).get("type")
-    coords = (geometry or {}).get("coordinates")
-    if kind == "Polygon":
-        return list(coords)
-    if kind == "MultiPolygon":
-        return [ring for poly in coords for ring in poly]
-    raise ReportError(f"{where}: geometry type {kind!r}; a boundary must be a Polygon or MultiPolygon")
-
-
-def match_features(geojson: dict, gazetteer: Gazetteer) -> list[tuple[str, list]]:
-    """(unit, rings) per feature, the unit found by matching the feature's properties to the gazetteer.
-
-    Raises
-    ------
-    ReportError
-        When the GeoJSON has no features or a feature names no known unit.
-    """
-    features = geojson.get("features") if isinstance(geojson, dict) else None
-    if not features:
-        raise ReportError("geojson: no features (expected a FeatureCollection of admin-1 polygons)")
-    out = []
-    for i, feat in enumerate(features):
-        props = feat.get("properties") or {}
-        unit = None
-        for value in props.values():
-            if isinstance(value, str) and value.strip():
-                unit = gazetteer.match(value)
-                if unit:
-                    break
-        if unit is None:
-            shown = ", ".join(f"{k}={v!r}" for k, v in list(props.items())[:6]) or "no properties"
-            raise ReportError(f"geojson feature {i}: no property names a known {gazetteer.unit_word} ({shown}); "
-                              f"{gazetteer.suggest(str(next(iter(props.values()), '')))}")
-        out.append((unit, _rings(feat.get("geometry"), f"geojson feature {i} ({unit})")))
-    return out
-
-
-def _area_centroid(ring: np.ndarray) -> tuple[float, float, float]:
-    x, y = ring[:, 0], ring[:, 1]
-    cross = x * np.roll(y, -1) - np.roll(x, -1) * y
-    area = cross.sum() / 2
-    if abs(area) < 1e-12:
-        return 0.0, float(x.mean()), float(y.mean())
-    cx = ((x + np.roll(x, -1)) * cross).sum() / (6 * area)
-    cy = ((y + np.roll(y, -1)) * cross).sum() / (6 * area)
-    return abs(area), float(cx), float(cy)
-
-
-def geo_map(units: pd.DataFrame, geojson: dict, gazetteer: Gazetteer, *, target: str, unit_word: str,
-            width: int = 560) -> tuple[dict, list[str]]:
-    """Choropleth of the real boundaries (equirectangular, scaled at the mid latitude)."""
-    shapes = match_features(geojson, gazetteer)
-    all_pts = np.array([p[:2] for _, rings in shapes for ring in rings for p in ring], dtype=float)
-    lon0, lon1 = all_pts[:, 0].min(), all_pts[:, 0].max()
-    lat0, lat1 = all_pts[:, 1].min(), all_pts[:, 1].max()
-    k = math.cos(math.radians((lat0 + lat1) / 2))
-    pad = 6
-    scale = (width - 2 * pad) / max((lon1 - lon0) * k, 1e-9)
-    height = int(round((lat1 - lat0) * scale + 2 * pad))
-
-    def project(ring) -> np.ndarray:
-        a = np.asarray(ring, dtype=float)[:, :2]
-        return np.column_stack([pad + (a[:, 0] - lon0) * k * scale, pad + (lat1 - a[:, 1]) * scale])
-
-    rows = units.set_index("unit")
-    chart = Chart(2, 1, width=width, height=height)
-    labels = []
-    drawn = set()
-    for unit, rings in shapes:
-        if unit not in rows.index:
-            continue
-        r = rows.loc[unit]
-        tier = int(r["tier"])
-        d, best = [], (0.0, 0.0, 0.0)
-        for ring in rings:
-            xy = np.round(project(ring), 1)
-            keep = np.ones(len(xy), dtype=bool)
-            keep[1:] = np.any(np.diff(xy, axis=0) != 0, axis=1)  # drop points that round onto the last
-            xy = xy[keep]
-            if len(xy) < 3:
-                continue
-            d.append("M" + " L".join(f"{_num(a)},{_num(b)}" for a, b in xy) + " Z")
-            best = max(best, _area_centroid(xy))
-        chart.add("path", title=_tile_title({"unit": unit, **r.to_dict()}, target), d=" ".join(d),
-                  fill=TIER_COLOURS[tier], stroke="#444", stroke_width="0.7", stroke_linejoin="round")
-        if unit not in drawn:
-            labels.append((unit, best[1], best[2]))
-        drawn.add(unit)
-    for unit, x, y in labels:
-        chart.add("text", unit, x=_num(x), y=_num(y + 3), class_="geo-label", text_anchor="middle")
-    missing = [u for u in rows.index if u not in drawn]
-    desc = (f"Map of the {unit_word} boundaries coloured by threat tier: "
-            + "; ".join(f"{u} {rows.at[u, 'tier_name']}" for u in rows.index if u in drawn) + ".")
-    return chart.figure(f"Map of {unit_word}s by threat tier", desc), missing

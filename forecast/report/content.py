@@ -1,9 +1,9 @@
-"""The numbers and sentences of a report, computed from :class:`~forecast.report.ReportInputs`.
+"""A report's numbers unit by unit (:func:`outlook`), and the change since the previous report.
 
 Nothing here fits or loads a model: it reads the forecast frame it is given, the panel (for
 the recent history, the escalation thresholds, the tier scale and the actuals) and, when
-given, backtest and ledger frames. Every generated sentence is hedged ("is projected", "90%
-interval"); none says "will".
+given, a backtest frame. The sentences built on these numbers are in
+:mod:`forecast.report.headline`.
 """
 
 from __future__ import annotations
@@ -15,16 +15,13 @@ import pandas as pd
 
 from forecast.evaluation import escalation
 from forecast.report.aggregate import NationalTotal, escalation_probability, national_total
-from forecast.report.fmt import (
-    as_periods, counted, fmt_count, fmt_interval, fmt_month, fmt_prob, fmt_range, fmt_signed,
-)
-from forecast.report.inputs import ReportError, ReportInputs
-from forecast.report.tiers import TierScale, tier_scale
+from forecast.report.fmt import as_periods, fmt_count, fmt_month, fmt_signed, round_count
+from forecast.report.inputs import ReportError
+from forecast.report.tiers import DEFAULT_TIER_YEARS, TierScale, tier_scale
 from forecast.schema import FORECAST_COLUMNS, QUANTILE_COLUMNS, validate_forecast
 
-__all__ = ["COVARIATE_LABELS", "Outlook", "WATCH_RISING", "WATCH_TOP", "change_since_previous", "check_forecast",
-           "covariate_label", "fmt_count", "fmt_interval", "fmt_month", "fmt_prob", "fmt_range", "fmt_signed",
-           "headline", "outlook", "watch_rule"]
+__all__ = ["COVARIATE_LABELS", "HISTORY_MONTHS", "Outlook", "RECENT_MONTHS", "WATCH_P", "WATCH_RISE",
+           "change_since_previous", "check_forecast", "covariate_label", "filled_stretches", "outlook", "watch_rule"]
 
 #: Readable names and units of the covariates this project knows; others are shown by column name.
 COVARIATE_LABELS = {
@@ -36,12 +33,14 @@ COVARIATE_LABELS = {
     "sigacts_total": ("SIGACT reports, all types", "SIGACT reports per month"),
     "sigacts_ied": ("SIGACT reports of IEDs", "IED reports per month"),
 }
-#: The watch list: the first WATCH_TOP rows of the ranked table ...
-WATCH_TOP = 3
-#: ... and up to WATCH_RISING more whose trend is rising (the largest projected rise first).
-WATCH_RISING = 2
+#: The recent level every "increase" is measured against: the average of the last RECENT_MONTHS months.
+RECENT_MONTHS = escalation.TREND_WINDOW
+#: The watch list: units whose probability of more than their recent level next month is at least WATCH_P ...
+WATCH_P = 0.5
+#: ... and whose expected count next month is at least WATCH_RISE above that level.
+WATCH_RISE = 1.0
 #: Months of history in each fan chart.
-HISTORY_MONTHS = 36
+HISTORY_MONTHS = 24
 
 
 def covariate_label(column: str) -> tuple[str, str]:
@@ -49,11 +48,17 @@ def covariate_label(column: str) -> tuple[str, str]:
     return COVARIATE_LABELS.get(column, (column.replace("_", " "), "value"))
 
 
-def watch_rule(unit_word: str) -> str:
-    """The watch-list rule in words (the table marks the rows it picks)."""
-    return (f"The {unit_word}s to watch are the first {WATCH_TOP} rows of the ranked table (highest tier, then "
-            f"highest expected count) and up to {WATCH_RISING} more whose trend is rising, the largest projected "
-            f"rise first; the table marks them.")
+def filled_stretches(meta: dict, column: str) -> list[tuple[pd.Period, pd.Period]]:
+    """The stretches (first, last month) of a covariate the panel filled, from its metadata's staleness record."""
+    info = (((meta or {}).get("covariates") or {}).get("staleness") or {}).get(column) or {}
+    return [(pd.Period(a, freq="M"), pd.Period(b, freq="M")) for a, b in info.get("filled", [])]
+
+
+def watch_rule(unit_word: str, target: str = "incidents") -> str:
+    """The watch-list rule in words (the tables mark the rows it picks)."""
+    return (f"A {unit_word} is on the watch list when next month's forecast gives an increase over its recent "
+            f"level (the average of its last {RECENT_MONTHS} recorded months) a probability of at least "
+            f"{WATCH_P:.0%}, and its expected {target} next month are at least {WATCH_RISE:g} above that level.")
 
 
 @dataclass(frozen=True)
@@ -62,9 +67,15 @@ class Outlook:
 
     ``units`` has one row per unit, ranked (highest tier, then highest expected count
     first), with the columns ``unit, tier, tier_name, trend, recent, expected, next_mean,
-    projected, rise, watch, p_next, p_max, p_max_month, threshold, next_q05, next_q50,
-    next_q95, last_mean, last_q05, last_q50, last_q95``; ``recent`` is the recorded average
-    per month over the last :data:`~forecast.evaluation.escalation.TREND_WINDOW` months.
+    projected, rise, watch, focus, p_next, p_max, p_max_month, threshold, next_q05, next_q50,
+    next_q95, last_mean, last_q05, last_q50, last_q95, last_month, year_ago, p_increase``:
+    ``recent`` is the recorded average per month over the last :data:`RECENT_MONTHS`
+    months, ``last_month`` the count recorded at the origin, ``year_ago`` the count recorded
+    twelve months before the first forecast month (NaN before the panel starts),
+    ``p_increase`` the probability that next month exceeds ``recent``, and ``focus`` whether
+    the report shows the unit (every unit unless the report focuses on some).
+    ``national_recent``, ``national_last`` and ``national_year_ago`` are the same for the
+    national total.
     """
 
     origin: pd.Period
@@ -74,6 +85,19 @@ class Outlook:
     national: NationalTotal | None   # the national total per month (None when not asked for)
     history: pd.DataFrame            # months x units of the target, up to the origin
     tiers: TierScale
+    focus: tuple[str, ...] | None = None
+    national_recent: float = np.nan
+    national_last: float = np.nan
+    national_year_ago: float = np.nan
+
+    @property
+    def shown(self) -> pd.DataFrame:
+        """The rows of :attr:`units` the report shows (the focus units, or all), in ranked order."""
+        return self.units[self.units["focus"]].reset_index(drop=True)
+
+    @property
+    def year_ago_month(self) -> pd.Period:
+        return self.months[0] - 12
 
     @property
     def horizon(self) -> int:
@@ -119,11 +143,13 @@ def check_forecast(forecast: pd.DataFrame, panel: pd.DataFrame, what: str = "for
 
 def outlook(forecast: pd.DataFrame, panel: pd.DataFrame, target: str = "incidents", *,
             what: str = "forecast", backtest: pd.DataFrame | None = None, model: str | None = None,
-            national: bool = True) -> Outlook:
-    """Tier, trend, escalation probability, key quantiles and the watch list of every unit.
+            national: bool = True, tier_years: int = DEFAULT_TIER_YEARS,
+            focus: tuple[str, ...] | None = None) -> Outlook:
+    """Tier, trend, changes, probabilities of increase and escalation, and the watch list of every unit.
 
-    With ``national``, the national total too (:func:`forecast.report.aggregate.national_total`,
-    its dependence estimated from ``backtest`` rows of ``model`` when given).
+    With ``national``, the national total too (:func:`forecast.report.aggregate.national_total`
+    over every unit, whatever ``focus`` says; its dependence estimated from ``backtest`` rows
+    of ``model`` when given).
     """
     if target not in panel:
         raise ReportError(f"panel: no column {target!r} to report on")
@@ -149,105 +175,37 @@ def outlook(forecast: pd.DataFrame, panel: pd.DataFrame, target: str = "incident
         "next_mean": first["mean"], "next_q05": first["q05"], "next_q50": first["q50"], "next_q95": first["q95"],
         "last_mean": last["mean"], "last_q05": last["q05"], "last_q50": last["q50"], "last_q95": last["q95"],
     })
-    window = history.tail(escalation.TREND_WINDOW)
-    units["recent"] = window.mean().reindex(units.index)
-    scale = tier_scale(panel, origin, target)
+    recent = history.tail(RECENT_MONTHS).mean()
+    units["recent"] = recent.reindex(units.index)
+    units["last_month"] = history.iloc[-1].reindex(units.index)
+    year_ago = first["month"].iloc[0] - 12
+    units["year_ago"] = (history.loc[year_ago].reindex(units.index) if year_ago in history.index
+                         else pd.Series(np.nan, index=units.index))
+    units["p_increase"] = escalation_probability(first.loc[units.index, list(QUANTILE_COLUMNS)].to_numpy(float),
+                                                 units["recent"].to_numpy(float))
+    scale = tier_scale(panel, origin, target, years=tier_years)
     units["tier"] = scale.tier(units["expected"])
     units["tier_name"] = [escalation.TIER_NAMES[t] for t in units["tier"]]
     units["trend"] = escalation.trend(units["recent"], units["projected"])
     units["rise"] = units["expected"] - units["recent"]
+    units["watch"] = (units["p_increase"] >= WATCH_P) & (units["next_mean"] - units["recent"] >= WATCH_RISE)
+    units["focus"] = units.index.isin(focus) if focus is not None else True
     units = (units.rename_axis("unit").reset_index()
              .sort_values(["tier", "expected", "unit"], ascending=[False, False, True], kind="stable")
              .reset_index(drop=True))
-    watch = np.zeros(len(units), dtype=bool)
-    watch[:WATCH_TOP] = True
-    rising = units.iloc[WATCH_TOP:]
-    rising = rising[rising["trend"] == "rising"].sort_values("rise", ascending=False, kind="stable")
-    watch[rising.index[:WATCH_RISING]] = True
-    units["watch"] = watch
     total = national_total(frame, backtest=backtest, model=model) if national else None
     months = pd.PeriodIndex(sorted(frame["month"].unique()), freq="M")
+    sums = history.sum(axis=1)
     return Outlook(origin=origin, months=months, forecast=frame, units=units, national=total,
-                   history=history, tiers=scale)
-
-
-# --- headline --------------------------------------------------------------------------------
-
-def headline(out: Outlook, inputs: ReportInputs, unit_word: str, coverage90: float | None,
-             skill: dict | None = None) -> dict:
-    """Sentences of the headline, generated from the numbers (each a plain string).
-
-    ``skill`` is :func:`forecast.report.accuracy.escalation_skill`'s summary, when a backtest
-    was run: without shown skill the headline says escalation probabilities are not to be
-    relied on.
-    """
-    target = inputs.target
-    first, last = out.months[0], out.months[-1]
-    vintage = inputs.meta.get("vintage") or str(out.origin)
-    period = fmt_range(first, last)
-    lines = [
-        f"Forecast for {period} ({out.horizon} month{'s' if out.horizon > 1 else ''} ahead), made from "
-        f"data up to {fmt_month(out.origin, long=True)} (data vintage {vintage}) with the model "
-        f"{inputs.model_version or inputs.model}."
-    ]
-    nat = out.national.table
-    recent = out.history.tail(escalation.TREND_WINDOW).sum(axis=1).mean()
-
-    def month_words(month: pd.Period) -> str:
-        r = nat.loc[month]
-        return (f"about {counted(r['mean'], target)} are expected in {fmt_month(month, long=True)}, with a median "
-                f"of {fmt_count(r['q50'])} (90% interval {fmt_interval(r['q05'], r['q95'])})")
-
-    national = f"Nationally, {month_words(first)}"
-    if out.horizon > 1:
-        national += f"; {month_words(last)}"
-    national += (f". That compares with an average of {fmt_count(recent)} a month recorded over the last "
-                 f"{escalation.TREND_WINDOW} months. The expected count is the sum of the {unit_word}s' expected "
-                 f"counts in the table; the median and interval come from their forecasts combined "
-                 f"({'with the dependence between ' + unit_word + 's estimated from the backtest' if out.national.dependence == 'backtest' else 'as independent: no backtest was run to estimate how they move together'}).")
-    lines.append(national)
-    focus = []
-    shown_skill = bool(skill and skill.get("skilful"))
-    for _, row in out.units[out.units["watch"]].iterrows():
-        text = (f"{row['tier_name']} tier; about {counted(row['expected'], target)} a month expected "
-                f"(median {fmt_count(row['projected'])}), against {fmt_count(row['recent'])} a month recorded over "
-                f"the last {escalation.TREND_WINDOW} months ({row['trend']})")
-        if shown_skill:
-            text += f"; escalation probability up to {fmt_prob(row['p_max'])} ({fmt_month(row['p_max_month'])})"
-        focus.append({"unit": row["unit"], "tier": row["tier_name"], "tier_index": int(row["tier"]),
-                      "text": text + "."})
-    counts = out.units["trend"].value_counts()
-    rising = counts.get("rising", 0)
-    trend_line = (f"Of {len(out.units)} {unit_word}s, {rising} {'is' if rising == 1 else 'are'} projected to rise, "
-                  f"{counts.get('stable', 0)} to stay about level and {counts.get('falling', 0)} to fall.")
-    if skill is None:
-        escalation_line = ("No backtest was run, so the escalation probabilities in the table have no track "
-                           "record here; they do not rank the watch list or set the tiers.")
-    elif shown_skill:
-        escalation_line = (f"Escalation probabilities beat both the {unit_word}s' own historical escalation rates and "
-                           f"'never escalates' in the backtest (Brier score {skill['brier']:.3f} against "
-                           f"{skill['brier_rate']:.3f} and {skill['brier_zero']:.3f}); they are shown in the table "
-                           "but do not rank the watch list or set the tiers.")
-    else:
-        escalation_line = (f"Escalation probabilities showed no skill in the backtest: their Brier score "
-                           f"({skill['brier']:.3f}) was no better than that of the {unit_word}s' own historical "
-                           f"escalation rates ({skill['brier_rate']:.3f}) or of 'never escalates' "
-                           f"({skill['brier_zero']:.3f}). They are shown in the table for reference only and do "
-                           "not rank the watch list or set the tiers.")
-    hedge = ("These are projections, not predictions of certainty: each comes with a 90% interval, the range "
-             "the model considers likely")
-    if coverage90 is not None and np.isfinite(coverage90):
-        hedge += (f"; in the backtest below such intervals contained the recorded count "
-                  f"{coverage90:.0%} of the time (90% would be ideal).")
-    else:
-        hedge += "."
-    return {"lines": lines, "focus": focus, "trend": trend_line, "hedge": hedge, "escalation": escalation_line}
+                   history=history, tiers=scale, focus=focus,
+                   national_recent=float(sums.tail(RECENT_MONTHS).mean()), national_last=float(sums.iloc[-1]),
+                   national_year_ago=float(sums.loc[year_ago]) if year_ago in sums.index else np.nan)
 
 
 # --- change since the previous report --------------------------------------------------------
 
 def change_since_previous(out: Outlook, previous: pd.DataFrame | None, panel: pd.DataFrame,
-                          target: str) -> dict | None:
+                          target: str, tier_years: int = DEFAULT_TIER_YEARS) -> dict | None:
     """Per unit: the change of the next month's median and of the tier since the previous report."""
     if previous is None:
         return None
@@ -264,17 +222,17 @@ def change_since_previous(out: Outlook, previous: pd.DataFrame | None, panel: pd
     prev_tiers: dict[str, str] = {}
     if prev_origin in set(panel["month"]) and set(prev["unit"]) == set(panel["unit"]):
         try:
-            prev_tiers = outlook(prev, panel, target, what="previous report", national=False).units.set_index("unit")[
-                "tier_name"].to_dict()
+            prev_tiers = outlook(prev, panel, target, what="previous report", national=False,
+                                 tier_years=tier_years).units.set_index("unit")["tier_name"].to_dict()
         except ReportError:
             prev_tiers = {}
     changes = {}
-    for _, row in out.units.iterrows():
+    for _, row in out.shown.iterrows():
         unit = row["unit"]
         parts = []
         if unit in same_month.index:
             was = float(same_month.at[unit, "q50"])
-            parts.append(f"{fmt_signed(row['next_q50'] - was)} (was {fmt_count(was)})")
+            parts.append(f"{fmt_signed(round_count(row['next_q50']) - round_count(was))} (was {fmt_count(was)})")
         else:
             parts.append(f"no forecast for {fmt_month(first)}")
         if unit in prev_tiers:

@@ -7,31 +7,54 @@ import pandas as pd
 
 from forecast.report.inputs import ReportError
 
-__all__ = ["JOINED_DASH", "as_periods", "counted", "fmt_count", "fmt_interval", "fmt_month", "fmt_prob", "fmt_range", "fmt_signed"]
+__all__ = ["JOINED_DASH", "as_periods", "counted", "fmt_count", "fmt_interval", "fmt_mean", "fmt_month", "fmt_prob",
+           "fmt_range", "fmt_signed", "round_count", "round_mean"]
+
+
+def round_count(value):
+    """Counts as the report shows them: whole numbers, halves rounded away from zero (2.5 -> 3), not to even.
+
+    Takes a number or an array; the report's CSV holds these values, so it equals the page.
+    """
+    value = np.asarray(value, dtype=float)
+    out = np.sign(value) * np.floor(np.abs(value) + 0.5) + 0.0  # + 0.0: no -0
+    return float(out) if out.ndim == 0 else out
+
+
+def round_mean(value):
+    """Expected counts and averages as the report shows them: one decimal (see :func:`round_count`)."""
+    value = np.asarray(value, dtype=float)
+    out = np.sign(value) * np.floor(np.abs(value) * 10 + 0.5 + 1e-9) / 10 + 0.0
+    return float(out) if out.ndim == 0 else out
 
 
 def fmt_count(value: float) -> str:
-    """Counts as readers take them in: one decimal below 10, whole numbers with separators above."""
+    """A count as a whole number with thousands separators: recorded counts and quantiles."""
     if value is None or not np.isfinite(value):
         return "–"
-    value = float(value)
-    if abs(value) >= 9.95 or abs(value - round(value)) < 0.05:
-        text = f"{value:,.0f}"
-        return "0" if text == "-0" else text
-    return f"{value:.1f}"
+    return f"{round_count(value):,.0f}"
 
 
-def fmt_signed(value: float) -> str:
-    text = fmt_count(abs(value))
+def fmt_mean(value: float) -> str:
+    """An expected count or an average of counts: one decimal, thousands separators."""
+    if value is None or not np.isfinite(value):
+        return "–"
+    return f"{round_mean(value):,.1f}"
+
+
+def fmt_signed(value: float, decimals: int = 0) -> str:
+    """A change with its sign (``+3``, ``−1.5``, ``±0``): whole counts, or ``decimals=1`` for means."""
+    if value is None or not np.isfinite(value):
+        return "–"
+    text = fmt_mean(abs(value)) if decimals else fmt_count(abs(value))
     if text in ("0", "0.0"):
         return "±0"
     return ("+" if value > 0 else "−") + text
 
 
 def counted(value: float, noun: str) -> str:
-    """``"1 incident"``, ``"2.5 incidents"``: the count and its noun (given in the plural)."""
-    text = fmt_count(value)
-    return f"{text} {noun[:-1] if text == '1' and noun.endswith('s') else noun}"
+    """``"1.0 incidents"``, ``"2.5 incidents"``: an expected count (one decimal) and its noun (plural)."""
+    return f"{fmt_mean(value)} {noun}"
 
 
 #: Joins the ends of an interval to its dash (U+2060 WORD JOINER): "13–62" never breaks across lines.
@@ -66,6 +89,9 @@ def fmt_range(first: pd.Period, last: pd.Period) -> str:
 
 
 def as_periods(frame: pd.DataFrame, what: str) -> pd.DataFrame:
+    """``frame`` with ``origin`` and ``month`` as monthly periods; the frame itself (no copy) when they are."""
+    if all(isinstance(frame[col].dtype, pd.PeriodDtype) for col in ("origin", "month")):
+        return frame
     out = frame.copy()
     for col in ("origin", "month"):
         if not isinstance(out[col].dtype, pd.PeriodDtype):

@@ -18,7 +18,7 @@ import pandas as pd
 
 from features.errors import DataError
 from features.gazetteer import Gazetteer
-from forecast.scenario import ScenarioResult
+from forecast.report.tiers import DEFAULT_TIER_YEARS
 from forecast.schema import FORECAST_COLUMNS
 
 __all__ = ["REPORT_DATA_ID", "PreviousReport", "ReportError", "ReportInputs", "ReportWarning",
@@ -65,7 +65,8 @@ class ReportInputs:
     previous
         The previous report's forecast frame, for "change since the previous report".
     scenarios
-        A :class:`forecast.scenario.ScenarioResult` for the scenario section.
+        A :class:`forecast.scenario.ScenarioResult` for the scenario section (not imported here:
+        the report renders what it is given and pulls in no model).
     gazetteer
         Unit names and tile-grid positions (default: the bundled Iraq gazetteer).
     geojson
@@ -78,6 +79,14 @@ class ReportInputs:
         Where the numbers come from, each shown when known: ``members`` (ensemble member ->
         weight), ``git_commit``, ``panel_sha256``, ``panel_path``, ``mlflow_run``,
         ``registered`` (the registered model and version).
+    units
+        Canonical names of the units the report focuses on: its tables, charts and headline
+        show only these; the national figures stay those of every unit, and say so. None: all.
+    tier_years
+        Years of the panel up to the origin whose unit-months set the tier bounds.
+    model_covariates
+        The covariates the model's forecasts depend on (``()`` for none), drawn as context after
+        the forecasts; None when not known (every covariate of the panel is drawn).
     """
 
     panel: pd.DataFrame
@@ -88,12 +97,15 @@ class ReportInputs:
     backtest: pd.DataFrame | None = None
     past_forecasts: pd.DataFrame | None = None
     previous: pd.DataFrame | None = None
-    scenarios: "ScenarioResult | None" = None
+    scenarios: Any = None
     gazetteer: Gazetteer | None = None
     geojson: dict | None = None
     target: str = "incidents"
     issued: str | None = None
     provenance: dict | None = None
+    units: tuple[str, ...] | None = None
+    tier_years: int = DEFAULT_TIER_YEARS
+    model_covariates: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from markupsafe import Markup
 import numpy as np
 
 from features.atomic import write_bytes_atomically
-from forecast.report.fmt import fmt_count, fmt_interval, fmt_month, fmt_prob, fmt_signed
+from forecast.report.fmt import fmt_count, fmt_interval, fmt_mean, fmt_month, fmt_prob, fmt_signed
 from forecast.report.inputs import ReportError, ReportInputs
 from forecast.report.view import report_context
 
@@ -40,8 +40,9 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(count=fmt_count, prob=fmt_prob, interval=fmt_interval, month=fmt_month,
-                       signed=fmt_signed, pct=_pct, css_string=css_string,
+    env.filters.update(count=fmt_count, mean=fmt_mean, prob=fmt_prob, interval=fmt_interval, month=fmt_month,
+                       signed=fmt_signed, pct=_pct, css_string=css_string, percent=_percent,
+                       month_long=lambda m: fmt_month(m, long=True),
                        score=lambda v: "–" if v is None or not np.isfinite(v) else f"{v:.3f}")
     return env
 
@@ -60,6 +61,13 @@ def _pct(value) -> str:
     return f"{value:.0%}".replace("-", "−")
 
 
+def _percent(value) -> str:
+    """A whole percent of the report's numbers (``p_*_pct``), never 0% or 100% (see :func:`fmt_prob`)."""
+    if value is None or not np.isfinite(value):
+        return "–"
+    return "<1%" if value < 1 else ">99%" if value > 99 else f"{value:.0f}%"
+
+
 def _package_version() -> str:
     try:
         return version("insurgency-forecast")
@@ -67,8 +75,14 @@ def _package_version() -> str:
         return "unknown"
 
 
-def render_report(inputs: ReportInputs) -> str:
-    """The report as one self-contained HTML document.
+def _render(inputs: ReportInputs, csv_name: str | None) -> tuple[str, str]:
+    context = report_context(inputs, version=_package_version(), csv_name=csv_name)
+    html = _environment().get_template("report.html.j2").render(**context)
+    return html, context["numbers"].to_csv(index=False)
+
+
+def render_report(inputs: ReportInputs, *, csv_name: str | None = None) -> str:
+    """The report as one self-contained HTML document (linking to ``csv_name``, its numbers, when given).
 
     Raises
     ------
@@ -76,8 +90,7 @@ def render_report(inputs: ReportInputs) -> str:
         When the inputs do not fit together (forecast units or origin not in the panel, a
         backtest without the report's model, a GeoJSON naming unknown units, ...).
     """
-    context = report_context(inputs, version=_package_version())
-    return _environment().get_template("report.html.j2").render(**context)
+    return _render(inputs, csv_name)[0]
 
 
 # --- PDF ---------------------------------------------------------------------------------------
@@ -127,22 +140,25 @@ def print_pdf(html_path: Path, pdf_path: Path, *, timeout: float = 120.0) -> Non
 
 
 def write_report(inputs: ReportInputs, out: Path, *, pdf: bool = False) -> dict[str, Path]:
-    """Render the report to ``out`` and, with ``pdf``, print it to ``out.with_suffix('.pdf')``.
+    """Render the report to ``out``, its numbers to ``out.with_suffix('.csv')`` (linked from the page) and,
+    with ``pdf``, print it to ``out.with_suffix('.pdf')``.
 
-    Both files are written atomically together: a failure (for instance while printing)
+    The files are written atomically together: a failure (for instance while printing)
     leaves any earlier report at these paths as it was.
 
     Returns
     -------
     dict
-        ``{"html": out}`` and, with ``pdf``, ``"pdf"``.
+        ``{"html": out, "csv": ...}`` and, with ``pdf``, ``"pdf"``.
     """
     out = Path(out)
     if out.suffix.lower() not in (".html", ".htm"):
         raise ReportError(f"{out}: a report is written as .html")
-    html = render_report(inputs).encode("utf-8")
-    files = {out: html}
-    paths = {"html": out}
+    csv_path = out.with_suffix(".csv")
+    text, numbers = _render(inputs, csv_path.name)
+    html = text.encode("utf-8")
+    files = {out: html, csv_path: numbers.encode("utf-8")}
+    paths = {"html": out, "csv": csv_path}
     if pdf:
         pdf_path = out.with_suffix(".pdf")
         with tempfile.TemporaryDirectory(prefix="forecast-report-") as tmp:

@@ -50,6 +50,7 @@ class _Resolved:
     covariate: str
     start: pd.Period
     end: pd.Period
+    until: pd.Period | None = None
 
 
 def _where(scenario: Scenario, change: Change | None = None) -> str:
@@ -93,7 +94,12 @@ def _resolve(scenarios: Sequence[Scenario], covariates: list[str], units: list[s
             end = month_at(parse_when(c.end), origin) if c.end is not None else start
             if end < start:
                 raise ConfigError(f"{where} key 'to': {c.end} ({end}) is before from {c.start} ({start})")
-            resolved.append(_Resolved(c, found, start, end))
+            until = month_at(parse_when(c.until), origin) if c.until is not None else None
+            if until is not None and until < max(start, end):
+                raise ConfigError(f"{where} key 'until': {c.until} ({until}) is before "
+                                  f"{'to' if end > start else 'from'} ({max(start, end)}); until is the last month "
+                                  "changed")
+            resolved.append(_Resolved(c, found, start, end, until))
         out[s.name] = resolved
     return out
 
@@ -108,6 +114,8 @@ def _future(base: pd.DataFrame, changes: list[_Resolved]) -> pd.DataFrame:
         steps = (r.end - r.start).n + 1
         k = np.array([(m - r.start).n + 1 for m in months], dtype=float)
         w = np.clip(k / steps, 0.0, 1.0)
+        if r.until is not None:
+            w = np.where(np.array([m > r.until for m in months]), 0.0, w)
         if c.units is not None:
             w = np.where(future["unit"].isin(c.units).to_numpy(), w, 0.0)
         current = future[r.covariate].to_numpy(dtype=float)
@@ -179,6 +187,8 @@ class ScenarioResult:
     method: str = ""
     #: Things a reader must know (scenarios the model cannot see, model fallbacks).
     notes: tuple[str, ...] = ()
+    #: Registered models that respond to scenarios (filled when this one does not).
+    responders: tuple[str, ...] = ()
 
 
 def run_scenarios(panel: pd.DataFrame, model_name: str, scenarios: Sequence[Scenario], horizon: int, *,
@@ -320,7 +330,8 @@ def run_scenarios_fitted(forecaster, history: pd.DataFrame, scenarios: Sequence[
         return ScenarioResult(model=name, baseline=scenarios[0].name, scenarios=tuple(scenarios), forecasts=forecasts,
                               differences=empty_diff, paths=paths, history=past,
                               blind_models=blind_models(), responsive=False, origin=origin, target=target,
-                              national=empty_nat, method="", notes=tuple(notes))
+                              national=empty_nat, method="", notes=tuple(notes),
+                              responders=tuple(_responsive_names()))
 
     # Scenarios whose changes reach no covariate the model uses get no difference rows.
     seen = []
@@ -429,9 +440,9 @@ def summary_text(result: ScenarioResult, *, top: int = 5) -> str:
                      f"are identical under every scenario and no differences are reported.")
         lines.append(f"  pick a model that responds: {', '.join(_responsive_names()) or 'none registered'}")
     else:
-        lines.append(f"differences: scenario minus baseline, expected {result.target} per month "
-                     f"(90% interval from {result.method}); conditional projections from correlations in "
-                     "historical data, not causal estimates")
+        band = f" (90% interval from {result.method})" if result.method else ""
+        lines.append(f"differences: scenario minus baseline, expected {result.target} per month{band}; "
+                     "conditional projections from correlations in historical data, not causal estimates")
     h_max = int(result.forecasts["horizon"].max())
     for s in result.scenarios:
         if s.name == result.baseline:

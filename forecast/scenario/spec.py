@@ -24,12 +24,13 @@ OPERATIONS = {
     "scale": "multiply by `factor` from month `from` on",
     "ramp": "move in equal monthly steps to `value` (or to `factor` times the path), reaching it at `to`",
 }
+# Every operation may end at `until` (the last month changed); after it the path is the baseline's again.
 
 #: The largest ``factor`` a change may multiply a covariate by.
 MAX_FACTOR = 100.0
 
 _TOP_KEYS = ("name", "description", "rationale", "change")
-_CHANGE_KEYS = ("covariate", "operation", "value", "factor", "from", "to", "units")
+_CHANGE_KEYS = ("covariate", "operation", "value", "factor", "from", "to", "until", "units")
 
 
 # ----------------------------------------------------------------------------------------
@@ -69,6 +70,8 @@ class Change:
     start: str = "+1"
     #: Month a ramp reaches its target (ramps only).
     end: str | None = None
+    #: Last month changed (the path returns to the baseline after it); None = to the horizon.
+    until: str | None = None
     #: Canonical unit names; None = every unit (a national change).
     units: tuple[str, ...] | None = None
     #: Position of the table in the file (1-based), for error messages.
@@ -77,7 +80,8 @@ class Change:
     def describe(self) -> str:
         target = f"{self.value:g}" if self.value is not None else f"x{self.factor:g}"
         what = {"set": "set to ", "scale": "", "ramp": "ramp to "}[self.operation] + target
-        when = f"from {self.start}" + (f" to {self.end}" if self.end else " on")
+        when = f"from {self.start}" + (f" to {self.end}" if self.end else "") + (
+            f" until {self.until}" if self.until else "" if self.end else " on")
         where = "all units" if self.units is None else ", ".join(self.units)
         return f"{' or '.join(self.covariate)}: {what} {when} ({where})"
 
@@ -215,8 +219,14 @@ def _read_change(path: Path, index: int, entry: Any, gaz: Gazetteer) -> Change:
         a, b = parse_when(start), parse_when(end)
         if a[0] == b[0] and b[1] < a[1]:
             r.fail("to", f"{end!r} is before from {start!r}")
+    until = _month_key(r, "until", None)
+    if until is not None:
+        for key, other in (("from", start), ("to", end)):
+            a, b = parse_when(other) if other else None, parse_when(until)
+            if a is not None and a[0] == b[0] and b[1] < a[1]:
+                r.fail("until", f"{until!r} is before {key} {other!r}; until is the last month changed")
     units = r.units("units", lambda: gaz, "leave it out for a national change (every unit)")
     return Change(covariate=tuple(c.strip() for c in covariate), operation=operation, value=value, factor=factor,
-                  start=start, end=end, units=units, index=index)
+                  start=start, end=end, until=until, units=units, index=index)
 
 

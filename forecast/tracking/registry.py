@@ -176,6 +176,8 @@ class RegisteredForecaster:
     run_id: str | None
     crps: float | None
     eval_window: str | None
+    #: The panel column it was trained on (``target.name`` of its experiment run), None when not recorded.
+    target: str | None = None
 
     @property
     def uri(self) -> str:
@@ -229,6 +231,21 @@ def _absent(err: BaseException) -> bool:
     return err.error_code == "INVALID_PARAMETER_VALUE" and "alias" in text and "not found" in text
 
 
+def _trained_target(client: MlflowClient, run_id: str | None) -> str | None:
+    """The target an experiment trained the model on: ``target.name`` of its run or its parent run."""
+    seen = 0
+    while run_id and seen < 3:  # the final run, then the experiment's parent run
+        try:
+            run = client.get_run(run_id)
+        except MlflowException:
+            return None
+        target = run.data.params.get("target.name")
+        if target:
+            return target
+        run_id, seen = run.data.tags.get("mlflow.parentRunId"), seen + 1
+    return None
+
+
 def load_registered(ref: str, tracking_uri: str) -> RegisteredForecaster:
     """Load ``NAME@alias`` or ``NAME/version`` from the registry at ``tracking_uri``.
 
@@ -277,4 +294,6 @@ def load_registered(ref: str, tracking_uri: str) -> RegisteredForecaster:
     return RegisteredForecaster(
         forecaster=wrapper.forecaster, name=name, version=str(info.version), aliases=aliases,
         run_id=info.tags.get("forecast.final_run_id", info.run_id), crps=_crps(info),
-        eval_window=info.tags.get("forecast.eval_window"))
+        eval_window=info.tags.get("forecast.eval_window"),
+        target=info.tags.get("forecast.target") or _trained_target(client, info.tags.get("forecast.final_run_id",
+                                                                                          info.run_id)))
