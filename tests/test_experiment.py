@@ -6,7 +6,6 @@ import re
 import shutil
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from forecast.experiment import (

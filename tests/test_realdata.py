@@ -6,7 +6,6 @@ Skipped with a reason when the folder is absent.
 from __future__ import annotations
 
 import pandas as pd
-import pytest
 
 from features.covariates import read_covariates
 from features.panel import assemble_panel
