@@ -1,4 +1,4 @@
-"""All-or-nothing file writes.
+"""All-or-nothing file writes, and the checksum of a file.
 
 Outputs are first written beside their targets under temporary names and moved into place
 (``os.replace``, atomic on POSIX) only once every one of them is complete, so a failure or a
@@ -9,6 +9,7 @@ the same target, once the process that made it is gone.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
 from collections.abc import Callable
@@ -114,3 +115,12 @@ def _same_path(a: Path, b: Path) -> bool:
         return a.exists() and b.exists() and a.samefile(b) or a.resolve() == b.resolve()
     except OSError:
         return a.absolute() == b.absolute()
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, read in blocks (a panel's sources, a downloaded file)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

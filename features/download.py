@@ -26,10 +26,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from features.atomic import write_atomically
-from features.errors import DataError
+from features.atomic import file_sha256, write_atomically
+from features.errors import DownloadError
 
-__all__ = ["UCDP_GED_URL", "UCDP_GED_VERSION", "DownloadError", "Fetched", "fetch", "sha256_file"]
+__all__ = ["UCDP_GED_URL", "UCDP_GED_VERSION", "DownloadError", "Fetched", "fetch"]
 
 #: The current UCDP GED global release (version 26.1) and its zipped CSV. Its codebook is
 #: ``https://ucdp.uu.se/downloads/ged/ged261.pdf``; the list of releases is
@@ -43,10 +43,6 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 _CHUNK = 1 << 20
 
 
-class DownloadError(DataError):
-    """A source could not be downloaded, or its content does not have the expected SHA-256."""
-
-
 @dataclass(frozen=True)
 class Fetched:
     """A verified local copy of a source: where it is, its digest, and whether it was downloaded now."""
@@ -55,15 +51,6 @@ class Fetched:
     sha256: str
     downloaded: bool
     bytes: int
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_sha256(value: str, where: str = "sha256") -> str:
@@ -111,7 +98,7 @@ def fetch(url: str, dest: str | Path, sha256: str, *, timeout: float = 60.0) -> 
     url = check_url(url)
     expected = check_sha256(sha256)
     dest = Path(dest)
-    if dest.exists() and sha256_file(dest) == expected:
+    if dest.exists() and file_sha256(dest) == expected:
         return Fetched(dest, expected, downloaded=False, bytes=dest.stat().st_size)
     size = 0
 

@@ -35,10 +35,11 @@ from features.covariates import (
     read_covariates, staleness_warnings,
 )
 from features.coverage import country_coverage, covered_mask, last_complete_month, unit_countries
-from features.errors import DataError
+from features.errors import DataError, NoUsableEvents
 from features.gazetteer import Gazetteer, load_gazetteer
 from features.graph import UnitGraph, with_graph
-from features.panel_files import COUNTS, KEYS, PanelBuild, file_sha256, month_range
+from features.atomic import file_sha256
+from features.panel_files import COUNTS, KEYS, PanelBuild, month_range
 from features.sources import EventFilters, ReadResult, read_events
 from features.sources.dedup import drop_duplicate_events
 
@@ -174,14 +175,6 @@ def events_to_panel(events: pd.DataFrame, units: Sequence[str], months: pd.Perio
     panel = counts.reindex(grid, fill_value=0).reset_index()
     panel[list(COUNTS)] = panel[list(COUNTS)].astype("int64")
     return panel
-
-
-class NoUsableEvents(DataError):
-    """No event survived reading and filtering; carries the quarantine so it can be written."""
-
-    def __init__(self, message: str, quarantine: pd.DataFrame) -> None:
-        super().__init__(message)
-        self.quarantine = quarantine
 
 
 def quarantine_digest(quarantine: pd.DataFrame, top: int = 4) -> str:

@@ -10,7 +10,6 @@ checks the contract of :mod:`features.panel` on any frame, from this tool or ano
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 from collections.abc import Sequence
@@ -48,15 +47,6 @@ class PanelBuild:
     metadata: dict
     quarantine: pd.DataFrame
     notes: list[str] = field(default_factory=list)
-
-
-def file_sha256(path: str | Path) -> str:
-    """The SHA-256 of a file's bytes, read in blocks (a panel's sources, a downloaded file)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def month_range(first: pd.Period, last: pd.Period) -> pd.PeriodIndex:

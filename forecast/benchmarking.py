@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.panel_files import file_sha256
+from features.atomic import file_sha256
 from forecast.catalog import BENCHMARKS, make_model
 from forecast.evaluation.backtest import BacktestDesign, default_covariates, run_backtest
 from forecast.tracking.store import git, git_commit

@@ -16,16 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from features.errors import DataError
+from forecast.errors import ConfigError
 
 if TYPE_CHECKING:
     from features.gazetteer import Gazetteer
 
 __all__ = ["ConfigError", "Reader", "field_names", "explicit", "kind", "parse_coverage_end", "parse_month", "read_toml"]
-
-
-class ConfigError(DataError):
-    """An experiment file that cannot be run as written; the message names file, section and key."""
 
 
 class Reader:

@@ -1,19 +1,42 @@
-"""The errors a user can get wrong or put right, in one light module.
+"""Every error type of :mod:`forecast`, in one light module, and the helpers that word them.
 
-Each is raised by the room that owns it (and importable from there too): a model by
-:mod:`forecast.models`, the tracking server by :mod:`forecast.tracking`, the ledger by
-:mod:`forecast.ledger`, a job stopped part-way by :mod:`forecast.jobs`. Bad data and
-configuration are :class:`features.errors.DataError` (configuration errors subclass it). They
-live here so that the command line can name them without importing what raises them.
+Each is raised by the room that owns it: a model by :mod:`forecast.models`, the tracking
+server by :mod:`forecast.tracking`, the ledger by :mod:`forecast.ledger`, the report by
+:mod:`forecast.report`, the refresh by :mod:`forecast.refresh` (with its exit codes), a job
+stopped part-way by :mod:`forecast.jobs`. Bad data and configuration are
+:class:`features.errors.DataError` (configuration, scoring, report and forecast-frame errors
+subclass it; the data layer's own live in :mod:`features.errors`). They live here so that the
+command line can name them without importing what raises them.
 """
 
 from __future__ import annotations
 
 import errno
+from enum import IntEnum
 
 from features.errors import DataError
 
-__all__ = ["USER_ERRORS", "DataError", "JobError", "LedgerError", "ModelError", "TrackingError", "describe_os_error"]
+__all__ = [
+    "USER_ERRORS",
+    "BackendError",
+    "ConfigError",
+    "DataError",
+    "ExitCode",
+    "ForecastError",
+    "JobError",
+    "LedgerError",
+    "ModelError",
+    "NoSuchModel",
+    "NotFittedError",
+    "NotMlflowServer",
+    "RefreshError",
+    "ReportError",
+    "ScoringError",
+    "ServerTimeout",
+    "TrackingError",
+    "describe_os_error",
+    "first_line",
+]
 
 
 class ModelError(ValueError):
@@ -30,6 +53,63 @@ class LedgerError(RuntimeError):
 
 class JobError(RuntimeError):
     """A job that stopped part-way; the message says what was done and what was not."""
+
+
+class ScoringError(DataError):
+    """An input that cannot be scored as given (missing columns, unknown models, bad levels)."""
+
+
+class BackendError(ModelError):
+    """A parallel backend cannot be used (unknown, not installed, scheduler unreachable)."""
+
+
+class ConfigError(DataError):
+    """An experiment file that cannot be run as written; the message names file, section and key."""
+
+
+class ReportError(DataError):
+    """Inputs a report cannot be made from (the message says which input and what is wrong)."""
+
+
+class ForecastError(DataError):
+    """A forecast frame that breaks the contract (a model bug, or a corrupted file)."""
+
+
+class NotFittedError(ValueError, AttributeError):
+    """``predict`` or ``update`` called before ``fit``."""
+
+
+class NoSuchModel(TrackingError):
+    """The registry has no such model, version or alias (e.g. no ``champion`` yet)."""
+
+
+class NotMlflowServer(TrackingError):
+    """The tracking URI answers HTTP, but not as an MLflow tracking server (a web page, a proxy)."""
+
+
+class ServerTimeout(TrackingError):
+    """The tracking server took a request and gave no answer within the request deadline."""
+
+
+class ExitCode(IntEnum):
+    """Exit status of ``forecast refresh`` (documented in the README)."""
+
+    OK = 0              #: refreshed, or nothing new to do
+    ERROR = 1           #: configuration mistake or unexpected error
+    USAGE = 2           #: bad command line (click)
+    BAD_DATA = 3        #: input data failed validation, download or checksum
+    NO_CHAMPION = 4     #: no champion in the registry and no fallback model configured
+    LOCKED = 5          #: another refresh is running (its lock is held)
+    TRACKING = 6        #: MLflow store failed: unreachable after the retries, silent, not MLflow, unreadable
+    LEDGER = 7          #: the ledger cannot be opened or written
+
+
+class RefreshError(Exception):
+    """A refresh that stopped; ``code`` is the exit code, the message says what to do."""
+
+    def __init__(self, code: ExitCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 #: What the CLI turns into a message and exit code 1: bad data or configuration, a model that
@@ -57,3 +137,9 @@ def describe_os_error(exc: OSError) -> str:
     text = str(exc).strip()
     reason = _OS_REASONS.get(exc.errno) or exc.strerror or (text.splitlines()[0][:300] if text else type(exc).__name__)
     return f"{paths}: {reason}" if paths else f"{reason} ({type(exc).__name__})"
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none), at most 300 characters."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__

@@ -36,7 +36,8 @@ from features.covariates import FILL_POLICIES, parse_fill
 from features.errors import DataError
 from features.panel import EventFile, PanelSpec
 from features.sources import FORMATS, EventFilters
-from forecast.config import ConfigError, Reader, parse_coverage_end, parse_month, read_toml
+from forecast.config import Reader, parse_coverage_end, parse_month, read_toml
+from forecast.errors import ConfigError
 
 __all__ = ["read_panel_file"]
 

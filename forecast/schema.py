@@ -10,11 +10,13 @@ Validators raise with a precise message; they never repair.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import pandas as pd
 
-from features.errors import DataError
 from features.panel_files import validate_panel
+from forecast.errors import ForecastError, ScoringError
 
 __all__ = [
     "MAX_HORIZON",
@@ -26,8 +28,7 @@ __all__ = [
     "ForecastError",
     "quantile_column",
     "validate_forecast",
-    "validate_panel",
-]
+    "validate_panel", "month_strings", "require_columns", "check_levels"]
 
 KEYS = ("unit", "month")
 TARGETS = ("incidents", "deaths")
@@ -47,10 +48,6 @@ QUANTILE_COLUMNS = tuple(quantile_column(q) for q in QUANTILES)
 PREDICTION_COLUMNS = ("unit", "month", "horizon", "mean", *QUANTILE_COLUMNS)
 #: The forecast frame written by ``forecast predict`` and the backtests.
 FORECAST_COLUMNS = ("unit", "origin", "month", "horizon", "model", "mean", *QUANTILE_COLUMNS)
-
-
-class ForecastError(DataError):
-    """A forecast frame that breaks the contract (a model bug, or a corrupted file)."""
 
 
 def validate_forecast(frame: pd.DataFrame, *, source: str = "forecast", columns=PREDICTION_COLUMNS) -> pd.DataFrame:
@@ -95,3 +92,31 @@ def validate_forecast(frame: pd.DataFrame, *, source: str = "forecast", columns=
         i = int(np.flatnonzero((frame["horizon"] < 1).to_numpy())[0])
         raise ForecastError(f"{where(i)}: horizon {frame['horizon'].iloc[i]} is below 1")
     return frame
+
+
+def month_strings(frame: pd.DataFrame, columns: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """A copy with month columns as ``YYYY-MM`` text, as CSV, Parquet, JSON and MLflow datasets hold them:
+    ``columns`` (those present), else every column of monthly periods."""
+    if columns is None:
+        columns = tuple(c for c in frame.columns if isinstance(frame[c].dtype, pd.PeriodDtype))
+    return frame.assign(**{c: frame[c].astype(str) for c in columns if c in frame})
+
+
+def require_columns(frame: pd.DataFrame, columns: Iterable[str], what: str, hint: str = "") -> None:
+    """Raise :class:`ScoringError` naming the columns of ``columns`` that ``frame`` lacks (``what``: whose)."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ScoringError(
+            f"{what}: missing column(s) {', '.join(missing)}; it has {', '.join(map(str, frame.columns))}"
+            + (f". {hint}" if hint else "")
+        )
+
+
+def check_levels(levels, k: int) -> np.ndarray:
+    """``levels`` as an array, checked: ``k`` of them, strictly increasing inside (0, 1)."""
+    tau = np.asarray(levels, dtype=float).reshape(-1)
+    if len(tau) != k:
+        raise ScoringError(f"{len(tau)} quantile level(s) for {k} quantile column(s); give one level per column")
+    if not (np.all((tau > 0) & (tau < 1)) and np.all(np.diff(tau) > 0)):
+        raise ScoringError(f"quantile levels must increase strictly inside (0, 1); got {tau.tolist()}")
+    return tau

@@ -20,7 +20,7 @@ from features.transforms import PrefixFeatures, build_features, direct_targets
 from forecast.evaluation.backtest import BacktestDesign, fit_notes, history_at, run_backtest
 from forecast.catalog import make_model
 from forecast.models.base import FitCache, ModelError, fit_cache
-from forecast.evaluation.parallel import BackendError
+from forecast.errors import BackendError
 
 DESIGN = BacktestDesign(start=pd.Period("2014-01", freq="M"), end=pd.Period("2015-12", freq="M"), step=2,
                         horizon=3, refit_every=4)

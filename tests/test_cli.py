@@ -10,7 +10,7 @@ import pandas as pd
 from click.testing import CliRunner
 
 from features.panel_files import read_panel
-from forecast.jobs.forecasting import leaderboard
+from forecast.evaluation.leaderboard import leaderboard
 from forecast.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent

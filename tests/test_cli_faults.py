@@ -11,8 +11,9 @@ from click.testing import CliRunner
 
 import forecast.jobs.data
 from forecast.cli import main
-from forecast.experiment import ConfigError, load_experiment
+from forecast.experiment import load_experiment
 from forecast.tracking import TrackingError, check_reachable
+from forecast.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "data" / "sample" / "ucdp_ged_demo.csv"

@@ -14,8 +14,8 @@ from features.errors import DataError
 from features.graph import unit_graph
 from features.panel import EventFile, PanelSpec, build_panel
 from features.panel_files import read_panel, write_panel
-from forecast.config import ConfigError
 from forecast.panelfile import read_panel_file
+from forecast.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTEXT = Path(__file__).resolve().parent / "fixtures" / "context"

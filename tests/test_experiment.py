@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from forecast.experiment import (
-    ConfigError,
     combined_scores,
     fit_final,
     load_data,
@@ -17,6 +16,7 @@ from forecast.experiment import (
     model_factories,
     run_model,
 )
+from forecast.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS = ROOT / "experiments"

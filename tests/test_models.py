@@ -14,12 +14,13 @@ import forecast.models
 from synthetic_data import synthetic_history, until
 from forecast.evaluation.backtest import BacktestDesign, history_at, run_backtest
 from forecast.catalog import MODELS, make_model
-from forecast.models.base import ModelError, NotFittedError
+from forecast.models.base import ModelError
 from forecast.models.counts import Hurdle, NegBinGLM
 from forecast.models.ets import ETS
 from forecast.models.intermittent import Croston
 from forecast.models.sarimax import Sarimax
 from forecast.schema import QUANTILE_COLUMNS
+from forecast.errors import NotFittedError
 
 ORIGIN = pd.Period("2014-06", freq="M")
 H = 3

@@ -15,9 +15,10 @@ from click.testing import CliRunner
 
 from forecast.catalog import MODELS, ModelError, make_model
 from forecast.cli import main
-from forecast.experiment import ConfigError, load_experiment
+from forecast.experiment import load_experiment
 from forecast.models.params import describe_type
 from forecast.refresh import load_config
+from forecast.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 PANEL_CSV = "unit,month,incidents,deaths\n"

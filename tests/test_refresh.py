@@ -31,20 +31,14 @@ from faulty_servers import html_pages, stalled_api
 from mlflow_server import free_port
 from mlflow_server import start as start_server
 from mlflow_server import stop as stop_server
-from features.download import DownloadError, fetch
+from features.download import fetch
 from forecast.cli import main
-from forecast.config import ConfigError
 from forecast.ledger import Ledger
-from forecast.refresh import (
-    PAUSE_ENV,
-    PAUSE_SECONDS_ENV,
-    ExitCode,
-    RefreshError,
-    load_config,
-    run_refresh,
-)
+from forecast.refresh import PAUSE_ENV, PAUSE_SECONDS_ENV, load_config, run_refresh
 from forecast.jobs.demo import demo_refresh_cycle
 from forecast.schema import FORECAST_COLUMNS
+from features.errors import DownloadError
+from forecast.errors import ConfigError, ExitCode, RefreshError
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "data" / "sample" / "ucdp_ged_demo.csv"

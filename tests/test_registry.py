@@ -13,8 +13,8 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from forecast.cli import main
-from forecast.jobs.experiments import exact_table
-from forecast.tracking import TrackingError, compare, decimals, list_models, list_versions, promote
+from forecast.evaluation.leaderboard import decimals, exact_table
+from forecast.tracking import TrackingError, compare, list_models, list_versions, promote
 
 WINDOW = "origins 2021-01..2023-10, horizons 1..6"
 

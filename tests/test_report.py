@@ -24,13 +24,19 @@ from forecast.evaluation.scores import score_table
 from forecast.evaluation.backtest import BacktestDesign, forecast_at, history_at, run_backtest
 from forecast.catalog import make_model
 from forecast.report import (
-    ReportError, ReportInputs, ReportWarning, find_previous_report, read_report_data, render_report, write_report,
+    ReportInputs,
+    ReportWarning,
+    find_previous_report,
+    read_report_data,
+    render_report,
+    write_report,
 )
 from forecast.report.aggregate import national_total
 from forecast.report.content import watch_rule
 from forecast.report.fmt import fmt_count, fmt_interval, fmt_mean, fmt_signed, round_count
-from forecast.report.tiers import tier_scale
+from forecast.report.tiers import tier_scale, trend, trend_definition
 from forecast.schema import FORECAST_COLUMNS, QUANTILE_COLUMNS
+from forecast.errors import ReportError
 
 SECTIONS = ("headline", "map", "ranking", "fan-charts", "skill", "method")
 HORIZON = 6
@@ -88,18 +94,10 @@ def page(inputs) -> str:
 # Definitions (forecast.evaluation.escalation)
 
 
-def test_threat_tier_bounds_belong_to_the_tier_they_start_and_escalation_raises_one_tier():
-    expected = [0, 0.49, 0.5, 1.99, 2, 4.99, 5, 14.99, 15, 100, 0.1, 20]
-    p = [0] * 10 + [escalation.TIER_ESCALATION_STEP, 0.99]
-    assert escalation.threat_tier(expected, p).tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 1, 4]
-    with pytest.raises(escalation.ScoringError, match="NaN"):
-        escalation.threat_tier([np.nan], [0.1])
-
-
 def test_trend_needs_an_absolute_and_a_relative_change():
     recent = [0, 0, 10, 10, 10, 2]
     projected = [0.9, 1.0, 12.4, 12.5, 7.5, 1.0]
-    assert escalation.trend(recent, projected).tolist() == ["stable", "rising", "stable", "rising", "falling", "falling"]
+    assert trend(recent, projected).tolist() == ["stable", "rising", "stable", "rising", "falling", "falling"]
 
 
 # ----------------------------------------------------------------------------------------
@@ -127,7 +125,7 @@ def test_tier_escalation_and_trend_definitions_are_shown_in_words(page, panel):
     scale = tier_scale(panel, panel["month"].max())
     assert scale.definition("governorate") in method
     assert escalation.escalation_definition("incidents", "governorate") in method
-    assert escalation.trend_definition("incidents") in method
+    assert trend_definition("incidents") in method
     assert watch_rule("governorate") in method
     legend = text_of(section(page, "map"))
     for name, words in scale.ranges():

@@ -16,7 +16,6 @@ from click.testing import CliRunner
 
 from features.panel_files import read_panel
 from forecast.catalog import make_model
-from forecast.config import ConfigError
 from forecast.evaluation.backtest import history_at
 from forecast.jobs.demo import DEMO_EVENTS
 from forecast.refresh.config import load_config
@@ -25,6 +24,7 @@ from forecast.report.fmt import round_mean
 from forecast.tracking import ExperimentTracker
 from forecast.tracking.registry import promote
 from test_report import demo_panel  # noqa: F401  (the demo panel fixture, built once per module)
+from forecast.errors import ConfigError
 
 
 @pytest.fixture(scope="module")

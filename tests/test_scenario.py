@@ -11,7 +11,6 @@ import pytest
 from click.testing import CliRunner
 
 from features.synthetic import SyntheticConfig
-from forecast.config import ConfigError
 from forecast.scenario import (
     METHOD_CRN,
     METHOD_DRAWS,
@@ -24,6 +23,7 @@ from forecast.scenario import (
     track_scenarios,
 )
 from synthetic_data import synthetic_panel as build_panel
+from forecast.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "experiments" / "scenarios"

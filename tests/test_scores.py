@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from forecast.evaluation.escalation import (
-    ScoringError,
     escalated,
     escalation_threshold,
     exceedance_probability,
@@ -40,7 +39,8 @@ from forecast.evaluation.scores import (
     squared_error,
     squared_log_error,
 )
-from forecast.schema import QUANTILE_COLUMNS, QUANTILES, ForecastError
+from forecast.schema import QUANTILE_COLUMNS, QUANTILES
+from forecast.errors import ForecastError, ScoringError
 
 PROPERTY = settings(max_examples=60, deadline=None, derandomize=True)
 

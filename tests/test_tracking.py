@@ -20,7 +20,7 @@ from forecast.catalog import make_model as make_any  # every model, the ensemble
 from forecast.evaluation.backtest import BacktestDesign, forecast_at, history_at, run_backtest
 from forecast.evaluation.scores import score_table
 from forecast.models.base import make_model
-from forecast.tracking.registry import ForecasterModel, NoSuchModel, list_versions, load_registered, promote
+from forecast.tracking.registry import ForecasterModel, list_versions, load_registered, promote
 from forecast.tracking import (
     ExperimentTracker,
     TrackingError,
@@ -28,6 +28,7 @@ from forecast.tracking import (
     compare,
     resolve_tracking_uri,
 )
+from forecast.errors import NoSuchModel
 
 MODELS = ("moving_average", "locf_negbin")
 REGISTERED = "iraq_incidents"

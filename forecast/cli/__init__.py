@@ -18,7 +18,8 @@ import importlib
 
 import click
 
-from forecast.cli.crash import crash_log, first_line
+from forecast.cli.crash import crash_log
+from forecast.errors import first_line
 from forecast.errors import describe_os_error
 from forecast.limits import bound_mlflow_http
 
@@ -31,12 +32,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "experiment": ("forecast.cli.experiments:experiment", "Run declarative experiment files, tracked in MLflow."),
     "gazetteer": ("forecast.cli.gazetteer:gazetteer",
                   "Draft the gazetteer of admin-1 units for a new country or source."),
-    "ledger": ("forecast.cli.refresh:ledger_group", "What the refresh job issued, and how it did."),
+    "ledger": ("forecast.cli.ledger:ledger_group", "What the refresh job issued, and how it did."),
     "models": ("forecast.cli.forecasting:list_models", "List the registered models and what they use."),
     "predict": ("forecast.cli.forecasting:predict_command", "Forecast every unit for the months after the origin."),
     "refresh": ("forecast.cli.refresh:refresh",
                 "Bring the forecasts up to date: build the panel, forecast with the champion, score, report, log."),
-    "registry": ("forecast.cli.experiments:registry", "The MLflow Model Registry: list versions, promote a champion."),
+    "registry": ("forecast.cli.registry:registry", "The MLflow Model Registry: list versions, promote a champion."),
     "report": ("forecast.cli.report:report",
                "Write the analyst's report: headline, threat map, ranked table, fan charts, skill, data and method."),
     "scenario": ("forecast.cli.scenario:scenario",

@@ -25,6 +25,7 @@ __all__ = ["MESSAGE_LENGTH", "TRACKING_HELP", "covariate_list", "date_option", "
 MESSAGE_LENGTH = 2000
 
 TRACKING_HELP = "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else MLflow's local SQLite store)."
+CONFIG_HELP = "Refresh configuration (TOML); see deploy/refresh.toml."
 
 
 @contextlib.contextmanager

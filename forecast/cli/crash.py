@@ -11,13 +11,7 @@ import tempfile
 import traceback
 from pathlib import Path
 
-__all__ = ["crash_log", "first_line"]
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (its type's name when it has none)."""
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
+__all__ = ["crash_log"]
 
 
 def crash_log() -> Path:

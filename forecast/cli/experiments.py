@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from forecast.cli.common import TRACKING_HELP, user_errors
-from forecast.jobs.experiments import exact_table, leaderboard_runs, registered_models, run_experiment
-from forecast.tracking import promote, resolve_tracking_uri
+from forecast.evaluation.leaderboard import exact_table
+from forecast.jobs.experiments import leaderboard_runs, run_experiment
 
 
 @click.group()
@@ -44,32 +44,3 @@ def experiment_compare(name, tracking_uri) -> None:
     cols = [c for c in ("experiment", "label", "model", "crps", "crps_skill", "mae", "coverage90", "status", "start_time")
             if c in board]
     click.echo(exact_table(board[cols]))
-
-
-@click.group()
-def registry() -> None:
-    """The MLflow Model Registry: list versions, promote a champion."""
-
-
-@registry.command("list")
-@click.argument("registered_name", required=False)
-@click.option("--tracking-uri", default=None, help=TRACKING_HELP)
-def registry_list(registered_name, tracking_uri) -> None:
-    """Versions of a registered model (of every one without a name), with aliases and backtest CRPS."""
-    with user_errors():
-        table = registered_models(registered_name, tracking_uri=tracking_uri)
-    if table.empty:
-        click.echo("no registered models yet")
-        return
-    click.echo(exact_table(table.drop(columns=["run_id", "backtest_run_id"]) if registered_name is None else table))
-
-
-@registry.command("promote")
-@click.argument("registered_name")
-@click.option("--version", "version", required=True, help="Model version to consider for the champion alias.")
-@click.option("--tracking-uri", default=None, help=TRACKING_HELP)
-def registry_promote(registered_name, version, tracking_uri) -> None:
-    """Give a version the 'champion' alias if its backtest CRPS beats the champion's, else 'challenger'."""
-    with user_errors():
-        decision = promote(registered_name, version, resolve_tracking_uri(tracking_uri))
-    click.echo(("promoted: " if decision.promoted else "not promoted: ") + decision.reason)

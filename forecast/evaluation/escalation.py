@@ -1,18 +1,17 @@
-"""The predictive distribution read from quantiles, the escalation event, and the report's threat tiers.
+"""The predictive distribution read from quantiles, and the escalation event.
 
-What the analyst's report classes a unit's outlook by, defined once:
+Defined once for the scores and the analyst's report:
 
 * the predictive CDF of a forecast's 7 quantiles (:func:`predictive_cdf`, linear between them,
   exponential tails) and the probability of exceeding a count (:func:`exceedance_probability`);
 * the escalation event (:func:`escalated`) and its threshold from the history up to the origin
   (:func:`escalation_threshold`, :func:`threshold_table`), with the history helpers that read a
   panel as a months x units matrix (:func:`wide_history`, :func:`history_until`, :func:`at_origin`);
-* the threat tiers (:func:`threat_tier`) and the trend (:func:`trend`), and their definitions in
-  plain words for the report's legend.
+* the escalation event's definition in plain words for the report's legend.
 
 :mod:`forecast.evaluation.scores` sits above this module (the Brier score of an escalation and the
-MASE scale read the same history); this module imports nothing from it. :class:`ScoringError` and
-:func:`require_columns` live here for that reason.
+MASE scale read the same history); this module imports nothing from it. The report's threat tiers
+and trend are its own (:mod:`forecast.report.tiers`).
 
 Escalation
 ----------
@@ -25,40 +24,24 @@ origin (:func:`escalation_threshold`), so it is known when the forecast is made.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import numpy as np
 import pandas as pd
 
-from features.errors import DataError
-from forecast.schema import QUANTILES
+from forecast.errors import ScoringError
+from forecast.schema import QUANTILES, check_levels, require_columns
 
 __all__ = [
     "ESCALATION_FACTOR",
     "ESCALATION_OFFSET",
     "ESCALATION_WINDOW",
-    "ScoringError",
-    "TIER_BOUNDS",
-    "TIER_ESCALATION_STEP",
-    "TIER_NAMES",
-    "TREND_ABSOLUTE",
-    "TREND_RELATIVE",
-    "TREND_WINDOW",
     "at_origin",
-    "check_levels",
     "escalated",
     "escalation_definition",
     "escalation_threshold",
     "exceedance_probability",
     "history_until",
     "predictive_cdf",
-    "require_columns",
-    "threat_tier",
     "threshold_table",
-    "tier_definition",
-    "tier_ranges",
-    "trend",
-    "trend_definition",
     "wide_history",
 ]
 
@@ -67,34 +50,6 @@ ESCALATION_WINDOW = 12
 #: Escalation in month m: ``y[m] > ESCALATION_FACTOR * reference + ESCALATION_OFFSET``.
 ESCALATION_FACTOR = 1.5
 ESCALATION_OFFSET = 1.0
-
-
-class ScoringError(DataError):
-    """An input that cannot be scored as given (missing columns, unknown models, bad levels)."""
-
-
-# --- input helpers ---------------------------------------------------------------------------
-
-def require_columns(frame: pd.DataFrame, columns: Iterable[str], what: str, hint: str = "") -> None:
-    """Raise :class:`ScoringError` naming the columns of ``columns`` that ``frame`` lacks (``what``: whose)."""
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ScoringError(
-            f"{what}: missing column(s) {', '.join(missing)}; it has {', '.join(map(str, frame.columns))}"
-            + (f". {hint}" if hint else "")
-        )
-
-
-# --- the predictive CDF from quantiles, and the escalation event ----------------------------
-
-def check_levels(levels, k: int) -> np.ndarray:
-    """``levels`` as an array, checked: ``k`` of them, strictly increasing inside (0, 1)."""
-    tau = np.asarray(levels, dtype=float).reshape(-1)
-    if len(tau) != k:
-        raise ScoringError(f"{len(tau)} quantile level(s) for {k} quantile column(s); give one level per column")
-    if not (np.all((tau > 0) & (tau < 1)) and np.all(np.diff(tau) > 0)):
-        raise ScoringError(f"quantile levels must increase strictly inside (0, 1); got {tau.tolist()}")
-    return tau
 
 
 def predictive_cdf(quantiles, x, levels=QUANTILES) -> np.ndarray:
@@ -248,82 +203,6 @@ def escalation_threshold(history: pd.DataFrame, origin, *, target: str = "incide
     return at_origin(threshold, origin, "threshold")
 
 
-# --- threat tiers and trend: how the analyst's report classes a unit's outlook ---------------
-#
-# Defined here, beside escalation, so that the report, its legend and its tests read one
-# definition. The words shown to readers are generated from the same constants.
-
-#: Threat tiers, lowest first; a unit's tier is an index into this tuple.
-TIER_NAMES = ("Minimal", "Low", "Moderate", "High", "Severe")
-#: Expected count per month at which tiers 1..4 start (tier 0 is below the first bound).
-#: Fixed counts, not ranks among units: a calm month must be able to show a calm map.
-TIER_BOUNDS = (0.5, 2.0, 5.0, 15.0)
-#: A unit whose escalation probability reaches this in any forecast month moves up one tier.
-TIER_ESCALATION_STEP = 0.5
-#: Months of recent history the trend compares the forecast with.
-TREND_WINDOW = 3
-#: The forecast must differ from the recent level by at least this share of it ...
-TREND_RELATIVE = 0.25
-#: ... and by at least this count per month, so that 0 -> 1 incident is not called a surge.
-TREND_ABSOLUTE = 1.0
-
-
-def _finite(values, what: str) -> np.ndarray:
-    out = np.asarray(values, dtype=float)
-    if np.isnan(out).any():
-        raise ScoringError(f"{what}: NaN at position {int(np.flatnonzero(np.isnan(out).ravel())[0])}")
-    return out
-
-
-def threat_tier(expected, escalation_probability) -> np.ndarray:
-    """Threat tier (index into :data:`TIER_NAMES`) from a unit's forecast.
-
-    Parameters
-    ----------
-    expected : array_like, shape (n,)
-        Expected count per month: the predictive means averaged over the forecast months.
-    escalation_probability : array_like, shape (n,)
-        The highest monthly probability of escalation over the forecast months.
-
-    Returns
-    -------
-    numpy.ndarray of int, shape (n,)
-        The base tier from :data:`TIER_BOUNDS` (a bound belongs to the tier it starts),
-        one tier higher when the escalation probability reaches
-        :data:`TIER_ESCALATION_STEP`, never above the top tier.
-    """
-    level = _finite(expected, "threat_tier expected")
-    p = _finite(escalation_probability, "threat_tier escalation_probability")
-    base = np.searchsorted(np.asarray(TIER_BOUNDS), level, side="right")
-    return np.minimum(base + (p >= TIER_ESCALATION_STEP), len(TIER_NAMES) - 1).astype(int)
-
-
-def _count(value: float) -> str:
-    return f"{value:g}"
-
-
-def tier_ranges(target: str = "incidents") -> list[tuple[str, str]]:
-    """(tier name, the expected counts it covers) for a legend, lowest tier first."""
-    bounds = TIER_BOUNDS
-    out = [(TIER_NAMES[0], f"fewer than {_count(bounds[0])} {target} a month expected")]
-    for name, lo, hi in zip(TIER_NAMES[1:-1], bounds[:-1], bounds[1:]):
-        out.append((name, f"{_count(lo)} to under {_count(hi)} {target} a month expected"))
-    out.append((TIER_NAMES[-1], f"{_count(bounds[-1])} or more {target} a month expected"))
-    return out
-
-
-def tier_definition(target: str = "incidents", unit_word: str = "unit") -> str:
-    """The tier rule of :func:`threat_tier` in plain words."""
-    ranges = "; ".join(f"{name}: {text.replace(' expected', '')}" for name, text in tier_ranges(target))
-    return (
-        f"A {unit_word}'s threat tier comes from its forecast. The number of {target} it is expected "
-        f"to have per month (the forecast means averaged over the forecast months) sets the base tier "
-        f"({ranges}). A {unit_word} whose probability of escalation reaches "
-        f"{TIER_ESCALATION_STEP:.0%} in any forecast month moves up one tier ({TIER_NAMES[-1]} stays "
-        f"{TIER_NAMES[-1]})."
-    )
-
-
 def escalation_definition(target: str = "incidents", unit_word: str = "unit") -> str:
     """The escalation event of :func:`escalated` / :func:`escalation_threshold` in plain words."""
     quiet = int(np.floor(ESCALATION_OFFSET)) + 1
@@ -338,34 +217,3 @@ def escalation_definition(target: str = "incidents", unit_word: str = "unit") ->
     )
 
 
-def trend(recent, projected) -> np.ndarray:
-    """``'rising'``, ``'stable'`` or ``'falling'``: the forecast against the recent level.
-
-    Parameters
-    ----------
-    recent : array_like, shape (n,)
-        Mean count per month over the last :data:`TREND_WINDOW` months up to the origin.
-    projected : array_like, shape (n,)
-        The forecast medians averaged over the forecast months.
-
-    Returns
-    -------
-    numpy.ndarray of str, shape (n,)
-        Rising (falling) when ``projected`` is above (below) ``recent`` by at least
-        ``max(TREND_ABSOLUTE, TREND_RELATIVE * recent)``; stable otherwise.
-    """
-    recent = _finite(recent, "trend recent")
-    projected = _finite(projected, "trend projected")
-    band = np.maximum(TREND_ABSOLUTE, TREND_RELATIVE * recent)
-    diff = projected - recent
-    return np.where(diff >= band, "rising", np.where(diff <= -band, "falling", "stable"))
-
-
-def trend_definition(target: str = "incidents") -> str:
-    """The rule of :func:`trend` in plain words."""
-    return (
-        f"The trend compares the median forecast, averaged over the forecast months, with the average "
-        f"of the last {TREND_WINDOW} months of recorded {target}: rising when the forecast is higher by at "
-        f"least {TREND_ABSOLUTE:g} a month and by at least {TREND_RELATIVE:.0%} of the recent average, "
-        f"falling when it is lower by as much, stable otherwise."
-    )

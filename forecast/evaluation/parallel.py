@@ -19,14 +19,10 @@ from collections.abc import Callable, Iterator, Sequence
 import pandas as pd
 from joblib import Parallel, delayed
 
-from forecast.models.base import ModelError
+from forecast.errors import BackendError
 
 #: Seconds to wait for a Dask scheduler to answer before giving up.
 CONNECT_TIMEOUT = 10
-
-
-class BackendError(ModelError):
-    """A parallel backend cannot be used (unknown, not installed, scheduler unreachable)."""
 
 
 def run_tasks(func: Callable, tasks: Sequence, args: tuple, *, backend: str = "joblib", n_jobs: int = 1,

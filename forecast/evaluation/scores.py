@@ -68,17 +68,15 @@ import pandas as pd
 import scoringrules as sr
 
 from forecast.evaluation.escalation import (
-    ScoringError,
     at_origin,
-    check_levels,
     escalated,
     exceedance_probability,
     history_until,
-    require_columns,
     threshold_table,
     wide_history,
 )
-from forecast.schema import FORECAST_COLUMNS, QUANTILE_COLUMNS, QUANTILES, validate_forecast
+from forecast.schema import FORECAST_COLUMNS, QUANTILE_COLUMNS, QUANTILES, check_levels, require_columns, validate_forecast
+from forecast.errors import ScoringError
 
 __all__ = [
     "LOSSES",

@@ -46,7 +46,6 @@ from __future__ import annotations
 from forecast.experiment.run import ModelOutcome, combined_scores, fit_final, load_data, model_factories, run_model
 from forecast.experiment.spec import (
     BacktestConfig,
-    ConfigError,
     DataConfig,
     ExperimentConfig,
     FeaturesConfig,
@@ -55,6 +54,7 @@ from forecast.experiment.spec import (
     TargetConfig,
     load_experiment,
 )
+from forecast.errors import ConfigError
 
 __all__ = [
     "BacktestConfig",

@@ -13,10 +13,11 @@ import pandas as pd
 from features.gazetteer import load_gazetteer
 from features.panel import EventFile, PanelSpec, build_panel
 from features.panel_files import read_panel
-from forecast.config import ConfigError, parse_coverage_end, parse_month
+from forecast.config import parse_coverage_end, parse_month
 from forecast.evaluation.backtest import default_covariates, history_at, run_backtest
 from forecast.evaluation.scores import add_skill, score_table
 from forecast.experiment.spec import ExperimentConfig
+from forecast.errors import ConfigError
 
 __all__ = ["ModelOutcome", "combined_scores", "fit_final", "load_data", "model_factories", "run_model"]
 

@@ -17,11 +17,12 @@ from features.covariates import FILL_POLICIES
 from features.gazetteer import load_gazetteer
 from features.sources import FORMATS
 from forecast.catalog import BENCHMARKS, MODELS, make_model
-from forecast.config import ConfigError, Reader, explicit, field_names, kind, parse_coverage_end, read_toml
+from forecast.config import Reader, explicit, field_names, kind, parse_coverage_end, read_toml
 from forecast.evaluation.backtest import BacktestDesign
 from forecast.evaluation.scores import METRICS
 from forecast.models.base import ModelError
 from forecast.schema import MAX_HORIZON, TARGETS
+from forecast.errors import ConfigError
 
 __all__ = ["BacktestConfig", "ConfigError", "DataConfig", "ExperimentConfig", "FeaturesConfig", "ModelSpec",
            "ScoresConfig", "TargetConfig", "load_experiment"]

@@ -12,7 +12,7 @@ from features.gazetteer import load_gazetteer
 from features.panel_files import read_panel
 from forecast.errors import USER_ERRORS, JobError
 
-__all__ = ["USER_ERRORS", "Echo", "JobError", "load_panel", "month_strings", "origin_in_panel", "quiet"]
+__all__ = ["USER_ERRORS", "Echo", "JobError", "load_panel", "origin_in_panel", "quiet"]
 
 #: A callback taking one line of progress text (``click.echo``, ``print``, or :func:`quiet`).
 Echo = Callable[[str], None]
@@ -45,8 +45,3 @@ def origin_in_panel(panel: pd.DataFrame, meta: dict, origin: pd.Period | str | N
         raise DataError(f"origin {origin_p} is the panel's first month ({first} .. {last}): a forecast needs "
                         "at least 2 months of history up to its origin")
     return origin_p
-
-
-def month_strings(frame: pd.DataFrame, columns=("origin", "month")) -> pd.DataFrame:
-    """A copy with the month columns as ``YYYY-MM`` text, as the CSV and Parquet outputs hold them."""
-    return frame.assign(**{c: frame[c].astype(str) for c in columns if c in frame})

@@ -6,9 +6,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from features.atomic import refuse_overwriting_inputs, write_atomically, write_bytes_atomically
-from features.errors import DataError
+from features.errors import DataError, NoUsableEvents
 from features.gazetteer import load_gazetteer
-from features.panel import NoUsableEvents, PanelSpec, build_panel, quarantine_digest
+from features.panel import PanelSpec, build_panel, quarantine_digest
 from features.panel_files import PanelBuild, metadata_path, quarantine_path, write_panel
 from features.synthetic import (
     SyntheticConfig,

@@ -11,8 +11,10 @@ from tqdm import tqdm
 from features.atomic import write_atomically
 from features.errors import DataError
 from features.gazetteer import load_gazetteer
+from forecast.evaluation.leaderboard import leaderboard
 from forecast.experiment import ExperimentConfig, combined_scores, fit_final, load_data, load_experiment, run_model
-from forecast.jobs.common import Echo, JobError, month_strings, quiet
+from forecast.jobs.common import Echo, JobError, quiet
+from forecast.schema import month_strings
 from forecast.limits import mlflow_http_bounded
 from forecast.models.base import ModelError
 from forecast.tracking import (
@@ -22,41 +24,14 @@ from forecast.tracking import (
     TrackingError,
     check_reachable,
     compare,
-    decimals,
     list_models,
     list_versions,
     panel_params,
     resolve_tracking_uri,
 )
 
-__all__ = ["ExperimentResult", "exact_table", "leaderboard_runs", "panel_country", "registered_models",
+__all__ = ["ExperimentResult", "leaderboard_runs", "panel_country", "registered_models",
            "run_experiment", "runs_page"]
-
-_LEADERBOARD = ("crps", "mae", "rmse", "rmsle", "mase", "coverage50", "coverage90", "mis90", "brier", "crps_skill")
-
-
-def exact_table(frame: pd.DataFrame) -> str:
-    """``frame`` as text, each number column with as many decimals as it takes to tell its
-    values apart (at least 3): a champion at CRPS 0.13130 and a runner-up at 0.13145 print
-    as 0.1313 and 0.1315, not both as 0.131."""
-    formatters = {}
-    for col in frame.columns:
-        if pd.api.types.is_float_dtype(frame[col]):
-            n = decimals(frame[col].dropna())
-            formatters[col] = lambda v, n=n: "" if pd.isna(v) else f"{v:.{n}f}"
-    return frame.to_string(index=False, formatters=formatters)
-
-
-def leaderboard(scores: pd.DataFrame) -> str:
-    """Models ranked by CRPS over all horizons, with enough decimals to tell them apart."""
-    metrics = [c for c in _LEADERBOARD if c in scores]
-    overall = scores[scores["horizon"].astype(str) == "all"]
-    if metrics:
-        overall = overall.sort_values(metrics[0], kind="stable")
-    table = overall[["model", *metrics]].rename(columns={"crps_skill": "crps skill vs best benchmark"})
-    return ("leaderboard (all horizons, lower is better; coverage should be near 0.50 / 0.90):\n"
-            + exact_table(table.astype({c: float for c in table.columns if c != "model"})))
-
 
 @dataclass(frozen=True)
 class ExperimentResult:

@@ -22,12 +22,14 @@ from forecast.evaluation.backtest import (
     model_notes,
     run_backtest,
 )
+from forecast.evaluation.leaderboard import leaderboard
 from forecast.evaluation.scores import add_skill, score_table
-from forecast.jobs.common import load_panel, month_strings, origin_in_panel
+from forecast.jobs.common import load_panel, origin_in_panel
+from forecast.schema import month_strings
 from forecast.models.base import ModelError
 from forecast.tracking import RegisteredForecaster, load_registered, resolve_tracking_uri
 
-__all__ = ["BacktestRun", "Prediction", "backtest", "leaderboard", "model_names", "predict", "registered_at"]
+__all__ = ["BacktestRun", "Prediction", "backtest", "model_names", "predict", "registered_at"]
 
 
 def model_names(models: str | Sequence[str]) -> list[str]:
@@ -198,15 +200,3 @@ def backtest(panel_path: str | Path, *, models: str | Sequence[str], design: Bac
         out_dir / "fit_notes.csv": lambda tmp: notes.to_csv(tmp, index=False),
     })
     return BacktestRun(forecasts, scores, by_unit, notes, design, names, int(panel["unit"].nunique()), out_dir)
-
-
-def leaderboard(scores: pd.DataFrame) -> str:
-    """Models ranked by mean CRPS over all horizons (by the first scored metric when CRPS is not scored)."""
-    metrics = [c for c in ("crps", "mae", "rmse", "coverage50", "coverage90", "mis90", "brier", "crps_skill")
-               if c in scores]
-    overall = scores[scores["horizon"].astype(str) == "all"]
-    if metrics:
-        overall = overall.sort_values(metrics[0], kind="stable")
-    table = overall[["model", *metrics]].rename(columns={"crps_skill": "crps skill vs best benchmark"})
-    return "leaderboard (all horizons, lower is better; coverage should be near 0.50 / 0.90):\n" + table.to_string(
-        index=False, float_format=lambda v: f"{v:.3f}")

@@ -21,10 +21,16 @@ from forecast.catalog import DEFAULT_MODEL, make_model
 from forecast.evaluation.backtest import default_covariates, forecast_at, history_at
 from forecast.jobs.forecasting import registered_at
 from forecast.report import (
-    DEFAULT_TIER_YEARS, ReportError, ReportInputs, dataset_identity, find_previous_report, match_features,
-    read_report_data, write_report,
+    DEFAULT_TIER_YEARS,
+    ReportInputs,
+    dataset_identity,
+    find_previous_report,
+    match_features,
+    read_report_data,
+    write_report,
 )
 from forecast.scenario import load_scenario, run_scenarios_fitted
+from forecast.errors import ReportError
 
 __all__ = ["check_overwrite", "focus_units", "make_report"]
 

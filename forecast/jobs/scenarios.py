@@ -12,7 +12,8 @@ import pandas as pd
 from features.atomic import write_atomically
 from features.panel_files import panel_gazetteer
 from forecast.catalog import make_model
-from forecast.jobs.common import Echo, JobError, load_panel, month_strings, origin_in_panel, quiet
+from forecast.jobs.common import Echo, JobError, load_panel, origin_in_panel, quiet
+from forecast.schema import month_strings
 from forecast.scenario import (
     TRACKING_EXPERIMENT,
     ScenarioResult,

@@ -35,15 +35,11 @@ import pandas as pd
 from scipy import stats
 
 from features.graph import unit_graph, with_graph
-from forecast.errors import ModelError
+from forecast.errors import ModelError, NotFittedError
 from forecast.models import MODELS, make_model  # the registry; make_model is re-exported for the models
 from forecast.models.missing import covered_window, unforecast_units
 from forecast.models.params import check_declared_types
 from forecast.schema import PREDICTION_COLUMNS, QUANTILE_COLUMNS, QUANTILES, validate_forecast
-
-
-class NotFittedError(ValueError, AttributeError):
-    """``predict`` or ``update`` called before ``fit``."""
 
 
 def register(cls: type["Forecaster"]) -> type["Forecaster"]:

@@ -66,9 +66,10 @@ store that cannot be read); 7 ledger unreachable or refusing the write.
 from __future__ import annotations
 
 from forecast.refresh.config import LOCK_NAME, RefreshConfig, load_config
-from forecast.refresh.errors import ExitCode, RefreshError, configure_logging, log
+from forecast.refresh.errors import configure_logging, log
 from forecast.refresh.guard import PAUSE_ENV, PAUSE_SECONDS_ENV, STEPS
 from forecast.refresh.job import RefreshResult, run_refresh
+from forecast.errors import ExitCode, RefreshError
 
 __all__ = ["LOCK_NAME", "PAUSE_ENV", "PAUSE_SECONDS_ENV", "STEPS", "ExitCode", "RefreshConfig", "RefreshError",
            "RefreshResult", "configure_logging", "load_config", "log", "run_refresh"]

@@ -9,14 +9,16 @@ from pathlib import Path
 from typing import Any
 
 from features.covariates import FILL_POLICIES
-from features.download import DownloadError, check_sha256, check_url
+from features.download import check_sha256, check_url
 from features.gazetteer import load_gazetteer
 from features.sources import FORMATS
 from forecast.catalog import MODELS, make_model
-from forecast.config import ConfigError, Reader, explicit, field_names, kind, parse_coverage_end, parse_month, read_toml
+from forecast.config import Reader, explicit, field_names, kind, parse_coverage_end, parse_month, read_toml
 from forecast.models.base import ModelError
 from forecast.schema import MAX_HORIZON, TARGETS
 from forecast.tracking import resolve_tracking_uri
+from features.errors import DownloadError
+from forecast.errors import ConfigError
 
 #: The lock file in the outputs folder (see :func:`forecast.refresh.guard.hold_lock`).
 LOCK_NAME = "refresh.lock"

@@ -1,36 +1,16 @@
-"""Exit codes of the refresh job, its error, and its log (timestamped lines on stderr)."""
+"""The refresh job's log: timestamped lines on stderr. Its exit codes and error (:class:`~forecast.errors.ExitCode`,
+:class:`~forecast.errors.RefreshError`) are in :mod:`forecast.errors` with every other error type."""
 
 from __future__ import annotations
 
 import logging
 import sys
 import time
-from enum import IntEnum
+from forecast.errors import ExitCode, RefreshError
 
 __all__ = ["ExitCode", "RefreshError", "configure_logging", "log"]
 
 log = logging.getLogger("forecast.refresh")
-
-
-class ExitCode(IntEnum):
-    """Exit status of ``forecast refresh`` (documented in the README)."""
-
-    OK = 0              #: refreshed, or nothing new to do
-    ERROR = 1           #: configuration mistake or unexpected error
-    USAGE = 2           #: bad command line (click)
-    BAD_DATA = 3        #: input data failed validation, download or checksum
-    NO_CHAMPION = 4     #: no champion in the registry and no fallback model configured
-    LOCKED = 5          #: another refresh is running (its lock is held)
-    TRACKING = 6        #: MLflow store failed: unreachable after the retries, silent, not MLflow, unreadable
-    LEDGER = 7          #: the ledger cannot be opened or written
-
-
-class RefreshError(Exception):
-    """A refresh that stopped; ``code`` is the exit code, the message says what to do."""
-
-    def __init__(self, code: ExitCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class _UTCFormatter(logging.Formatter):

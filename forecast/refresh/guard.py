@@ -17,8 +17,9 @@ from mlflow.exceptions import MlflowException
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from forecast.refresh.config import TrackingSection
-from forecast.refresh.errors import ExitCode, RefreshError, log
-from forecast.tracking import NoSuchModel, NotMlflowServer, ServerTimeout, TrackingError, check_reachable
+from forecast.refresh.errors import log
+from forecast.tracking import TrackingError, check_reachable
+from forecast.errors import ExitCode, NoSuchModel, NotMlflowServer, RefreshError, ServerTimeout
 
 PAUSE_ENV = "FORECAST_REFRESH_PAUSE_AT"
 PAUSE_SECONDS_ENV = "FORECAST_REFRESH_PAUSE_SECONDS"

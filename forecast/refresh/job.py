@@ -12,10 +12,9 @@ from features.atomic import write_atomically
 from features.errors import DataError
 from features.panel import build_panel
 from features.panel_files import write_panel
-from forecast.config import ConfigError
 from forecast.ledger import Issue, LedgerError
 from forecast.refresh.config import RefreshConfig, load_config
-from forecast.refresh.errors import ExitCode, RefreshError, log
+from forecast.refresh.errors import log
 from forecast.limits import mlflow_http_bounded
 from forecast.refresh.guard import checkpoint, hold_lock, with_retries
 from forecast.refresh.steps import (
@@ -33,6 +32,7 @@ from forecast.refresh.steps import (
 from forecast.benchmarking import backtest_against_benchmarks, backtest_design, fresh_copy, provenance, used_covariates
 from forecast.report import ReportInputs, write_report
 from forecast.tracking import panel_digest
+from forecast.errors import ConfigError, ExitCode, RefreshError
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,12 @@ from forecast.ledger import Ledger, LedgerError, score_rows, sqlite_path
 from forecast.ledger.integrity import backup_sqlite, rotate_backups
 from forecast.models.base import ModelError
 from forecast.refresh.config import RefreshConfig, Source
-from forecast.refresh.errors import ExitCode, RefreshError, log
+from forecast.refresh.errors import log
 from forecast.refresh.guard import with_retries
-from forecast.schema import FORECAST_COLUMNS, validate_forecast
+from forecast.schema import FORECAST_COLUMNS, month_strings, validate_forecast
 from forecast.tracking import (
     OWNER_TAG,
     ForecasterModel,
-    NoSuchModel,
     connect,
     default_artifact_location,
     flatten_params,
@@ -34,8 +33,8 @@ from forecast.tracking import (
     owner_is_gone,
     server_errors,
     to_periods,
-    to_strings,
 )
+from forecast.errors import ExitCode, NoSuchModel, RefreshError
 
 
 def fetch_sources(config: RefreshConfig) -> tuple[list[Path], Path | None]:
@@ -106,7 +105,7 @@ def forecast_with(forecaster, reg, panel: pd.DataFrame, origin: pd.Period, confi
             # The registered, fitted model: served exactly as `models:/...` serves it (fitted
             # state kept; a longer history only conditions a copy with `update`).
             history = history_at(panel, origin, target, forecaster.covariates_)
-            served = ForecasterModel(forecaster).predict(None, to_strings(history, ("month",)), {"horizon": horizon})
+            served = ForecasterModel(forecaster).predict(None, month_strings(history, ("month",)), {"horizon": horizon})
             frame = to_periods(served)
             frame["model"] = forecaster.name
         else:

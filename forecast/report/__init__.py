@@ -8,10 +8,15 @@ that does that and then calls :func:`write_report` is :func:`forecast.jobs.repor
 
 from forecast.report.maps import match_features
 from forecast.report.inputs import (
-    ReportError, ReportInputs, ReportWarning, dataset_identity, find_previous_report, read_report_data,
+    ReportInputs,
+    ReportWarning,
+    dataset_identity,
+    find_previous_report,
+    read_report_data,
 )
 from forecast.report.render import find_chromium, print_pdf, render_report, write_report
 from forecast.report.tiers import DEFAULT_TIER_YEARS
+from forecast.errors import ReportError
 
 __all__ = ["DEFAULT_TIER_YEARS", "ReportError", "ReportInputs", "ReportWarning", "dataset_identity",
            "find_chromium", "find_previous_report", "match_features", "print_pdf", "read_report_data",

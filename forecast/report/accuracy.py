@@ -8,7 +8,7 @@ import pandas as pd
 from forecast.evaluation import scores
 from forecast.report.aggregate import national_total
 from forecast.report.fmt import as_periods, fmt_count, fmt_interval, fmt_mean, fmt_month
-from forecast.report.inputs import ReportError
+from forecast.errors import ReportError
 
 __all__ = ["backtest_summary", "ledger_summary"]
 

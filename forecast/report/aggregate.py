@@ -29,7 +29,7 @@ import pandas as pd
 from scipy import special, stats
 
 from forecast.evaluation import escalation
-from forecast.schema import QUANTILE_COLUMNS, QUANTILES
+from forecast.schema import QUANTILE_COLUMNS, QUANTILES, check_levels
 
 __all__ = ["DRAWS", "FULL_COPULA_UNITS", "LARGE_DRAWS", "NationalTotal", "SEED", "average_correlation",
            "copula_correlation",
@@ -92,7 +92,7 @@ def quantile_function(quantiles, u, levels=QUANTILES) -> np.ndarray:
     numpy.ndarray, shape (S, n)
     """
     q = np.atleast_2d(np.asarray(quantiles, dtype=float))
-    tau = escalation.check_levels(levels, q.shape[1])
+    tau = check_levels(levels, q.shape[1])
     u = np.asarray(u, dtype=float)
     return _by_unit(q, np.ascontiguousarray(u.T), tau).T
 
@@ -181,7 +181,7 @@ def draw_totals(quantiles, corr: np.ndarray | float | None, *, draws: int = DRAW
     numpy.ndarray, shape (draws,)
     """
     q = np.atleast_2d(np.asarray(quantiles, dtype=float))
-    tau = escalation.check_levels(levels, q.shape[1])
+    tau = check_levels(levels, q.shape[1])
     n = q.shape[0]
     rng = np.random.default_rng(seed)
     if corr is not None and np.ndim(corr) == 2:

@@ -16,9 +16,9 @@ import pandas as pd
 from forecast.evaluation import escalation
 from forecast.report.aggregate import NationalTotal, escalation_probability, national_total
 from forecast.report.fmt import as_periods, fmt_count, fmt_month, fmt_signed, round_count
-from forecast.report.inputs import ReportError
-from forecast.report.tiers import DEFAULT_TIER_YEARS, TierScale, tier_scale
+from forecast.report.tiers import DEFAULT_TIER_YEARS, TIER_NAMES, TREND_WINDOW, TierScale, tier_scale, trend
 from forecast.schema import FORECAST_COLUMNS, QUANTILE_COLUMNS, validate_forecast
+from forecast.errors import ReportError
 
 __all__ = ["COVARIATE_LABELS", "HISTORY_MONTHS", "Outlook", "RECENT_MONTHS", "WATCH_P", "WATCH_RISE",
            "change_since_previous", "check_forecast", "covariate_label", "filled_stretches", "outlook", "watch_rule"]
@@ -34,7 +34,7 @@ COVARIATE_LABELS = {
     "sigacts_ied": ("SIGACT reports of IEDs", "IED reports per month"),
 }
 #: The recent level every "increase" is measured against: the average of the last RECENT_MONTHS months.
-RECENT_MONTHS = escalation.TREND_WINDOW
+RECENT_MONTHS = TREND_WINDOW
 #: The watch list: units whose probability of more than their recent level next month is at least WATCH_P ...
 WATCH_P = 0.5
 #: ... and whose expected count next month is at least WATCH_RISE above that level.
@@ -185,8 +185,8 @@ def outlook(forecast: pd.DataFrame, panel: pd.DataFrame, target: str = "incident
                                                  units["recent"].to_numpy(float))
     scale = tier_scale(panel, origin, target, years=tier_years)
     units["tier"] = scale.tier(units["expected"])
-    units["tier_name"] = [escalation.TIER_NAMES[t] for t in units["tier"]]
-    units["trend"] = escalation.trend(units["recent"], units["projected"])
+    units["tier_name"] = [TIER_NAMES[t] for t in units["tier"]]
+    units["trend"] = trend(units["recent"], units["projected"])
     units["rise"] = units["expected"] - units["recent"]
     units["watch"] = (units["p_increase"] >= WATCH_P) & (units["next_mean"] - units["recent"] >= WATCH_RISE)
     units["focus"] = units.index.isin(focus) if focus is not None else True

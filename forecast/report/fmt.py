@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from forecast.errors import ReportError
 
-from forecast.report.inputs import ReportError
 
 __all__ = ["JOINED_DASH", "as_periods", "counted", "fmt_count", "fmt_interval", "fmt_mean", "fmt_month", "fmt_prob",
            "fmt_range", "fmt_signed", "round_count", "round_mean"]

@@ -16,10 +16,10 @@ from typing import Any
 
 import pandas as pd
 
-from features.errors import DataError
 from features.gazetteer import Gazetteer
 from forecast.report.tiers import DEFAULT_TIER_YEARS
 from forecast.schema import FORECAST_COLUMNS
+from forecast.errors import ReportError
 
 __all__ = ["REPORT_DATA_ID", "PreviousReport", "ReportError", "ReportInputs", "ReportWarning",
            "dataset_identity", "find_previous_report", "read_report_data"]
@@ -30,10 +30,6 @@ REPORT_DATA_ID = "report-data"
 REPORT_DATA_VERSION = 1
 _DATA_BLOCK = re.compile(
     r'<script type="application/json" id="' + REPORT_DATA_ID + r'">(.*?)</script>', re.DOTALL)
-
-
-class ReportError(DataError):
-    """Inputs a report cannot be made from (the message says which input and what is wrong)."""
 
 
 class ReportWarning(UserWarning):

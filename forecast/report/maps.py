@@ -14,7 +14,7 @@ import pandas as pd
 
 from features.gazetteer import Gazetteer
 from forecast.report.charts import OUT_OF_FOCUS, TIER_COLOURS, TIER_TEXT, Chart, num
-from forecast.report.inputs import ReportError
+from forecast.errors import ReportError
 
 __all__ = ["geo_map", "match_features", "tile_map"]
 

@@ -21,8 +21,9 @@ import numpy as np
 
 from features.atomic import write_bytes_atomically
 from forecast.report.fmt import fmt_count, fmt_interval, fmt_mean, fmt_month, fmt_prob, fmt_signed
-from forecast.report.inputs import ReportError, ReportInputs
+from forecast.report.inputs import ReportInputs
 from forecast.report.view import report_context
+from forecast.errors import ReportError
 
 __all__ = ["CHROMIUM_ENV", "find_chromium", "print_pdf", "render_report", "write_report"]
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
+from features.atomic import file_sha256
 from forecast.report.licences import LICENCES, SYNTHETIC
 
 __all__ = ["is_synthetic", "source_notes"]
@@ -13,7 +13,7 @@ def _sample_digests() -> set[str]:
     sample = Path(__file__).resolve().parents[2] / "data" / "sample"
     out = set()
     for path in sample.glob("*.csv") if sample.is_dir() else []:
-        out.add(hashlib.sha256(path.read_bytes()).hexdigest())
+        out.add(file_sha256(path))
     return out
 
 

@@ -23,9 +23,20 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from forecast.evaluation.escalation import TIER_NAMES
+from forecast.errors import ReportError
 
-__all__ = ["DEFAULT_TIER_YEARS", "MIN_BOUND", "TIER_MEANINGS", "TIER_PERCENTILES", "TierScale", "tier_scale"]
+
+__all__ = ["DEFAULT_TIER_YEARS", "MIN_BOUND", "TIER_MEANINGS", "TIER_NAMES", "TIER_PERCENTILES", "TREND_WINDOW",
+           "TierScale", "tier_scale", "trend", "trend_definition"]
+
+#: Threat tiers, lowest first; a unit's tier is an index into this tuple.
+TIER_NAMES = ("Minimal", "Low", "Moderate", "High", "Severe")
+#: Months of recent history the trend compares the forecast with.
+TREND_WINDOW = 3
+#: The forecast must differ from the recent level by at least this share of it ...
+TREND_RELATIVE = 0.25
+#: ... and by at least this count per month, so that 0 -> 1 incident is not called a surge.
+TREND_ABSOLUTE = 1.0
 
 #: Percentiles of the panel's unit-month counts at which tiers 1..4 start.
 TIER_PERCENTILES = (50.0, 75.0, 90.0, 97.5)
@@ -66,7 +77,7 @@ class TierScale:
         return f"{self.first.strftime('%b %Y')}\u2060–\u2060{self.last.strftime('%b %Y')}"
 
     def tier(self, expected) -> np.ndarray:
-        """Tier index (into :data:`~forecast.evaluation.escalation.TIER_NAMES`) of expected counts per month."""
+        """Tier index (into :data:`TIER_NAMES`) of expected counts per month."""
         values = np.asarray(expected, dtype=float)
         if np.isnan(values).any():
             raise ValueError("tier: expected count is NaN")
@@ -115,3 +126,43 @@ def tier_scale(panel: pd.DataFrame, origin: pd.Period, target: str = "incidents"
     return TierScale(bounds=tuple(bounds), percentiles=TIER_PERCENTILES, raw=tuple(float(v) for v in raw),
                      first=months.min(), last=months.max(), unit_months=int(len(values)), target=target,
                      years=int(years))
+
+
+def _finite(values, what: str) -> np.ndarray:
+    out = np.asarray(values, dtype=float)
+    if np.isnan(out).any():
+        raise ReportError(f"{what}: NaN at position {int(np.flatnonzero(np.isnan(out).ravel())[0])}")
+    return out
+
+
+def trend(recent, projected) -> np.ndarray:
+    """``'rising'``, ``'stable'`` or ``'falling'``: the forecast against the recent level.
+
+    Parameters
+    ----------
+    recent : array_like, shape (n,)
+        Mean count per month over the last :data:`TREND_WINDOW` months up to the origin.
+    projected : array_like, shape (n,)
+        The forecast medians averaged over the forecast months.
+
+    Returns
+    -------
+    numpy.ndarray of str, shape (n,)
+        Rising (falling) when ``projected`` is above (below) ``recent`` by at least
+        ``max(TREND_ABSOLUTE, TREND_RELATIVE * recent)``; stable otherwise.
+    """
+    recent = _finite(recent, "trend recent")
+    projected = _finite(projected, "trend projected")
+    band = np.maximum(TREND_ABSOLUTE, TREND_RELATIVE * recent)
+    diff = projected - recent
+    return np.where(diff >= band, "rising", np.where(diff <= -band, "falling", "stable"))
+
+
+def trend_definition(target: str = "incidents") -> str:
+    """The rule of :func:`trend` in plain words."""
+    return (
+        f"The trend compares the median forecast, averaged over the forecast months, with the average "
+        f"of the last {TREND_WINDOW} months of recorded {target}: rising when the forecast is higher by at "
+        f"least {TREND_ABSOLUTE:g} a month and by at least {TREND_RELATIVE:.0%} of the recent average, "
+        f"falling when it is lower by as much, stable otherwise."
+    )

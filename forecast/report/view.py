@@ -20,6 +20,7 @@ from forecast.report.numbers import NATIONAL, report_numbers
 from forecast.report.scenario_view import scenario_view
 from forecast.report.sources import source_notes
 from forecast.report.split import type_split
+from forecast.report.tiers import trend_definition
 from forecast.report.track import accuracy_over_time, escalation_skill, last_forecast
 from forecast.schema import FORECAST_COLUMNS, QUANTILE_COLUMNS, TARGETS
 
@@ -230,7 +231,7 @@ def report_context(inputs: ReportInputs, *, version: str, csv_name: str | None =
         "tiers": tiers, "tier_colours": charts.TIER_COLOURS, "tier_text": charts.TIER_TEXT,
         "tier_definition": out.tiers.definition(unit_word),
         "escalation_definition": escalation.escalation_definition(target, unit_word),
-        "trend_definition": escalation.trend_definition(target), "watch_rule": watch_rule(unit_word, target),
+        "trend_definition": trend_definition(target), "watch_rule": watch_rule(unit_word, target),
         "national_definition": out.national.describe(unit_word), "national": out.national.table,
         "next_rows": next_rows, "next_national": next_national, "ranked": ranked.to_dict("records"),
         "numbers": numbers, "csv_name": csv_name, "summary": summary, "n_shown": len(out.shown),

@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 
 from forecast.catalog import MODELS, make_model
-from forecast.config import ConfigError
 from forecast.evaluation.backtest import default_covariates, forecast_at, history_at
 from forecast.models.base import ModelError, check_history, covariate_columns, hold_last_value
 from forecast.scenario.spec import BASELINE, Change, Scenario, month_at, parse_when
 from forecast.schema import FORECAST_COLUMNS, QUANTILE_COLUMNS, QUANTILES
+from forecast.errors import ConfigError
 
 __all__ = ["DIFFERENCE_COLUMNS", "NATIONAL_COLUMNS", "ScenarioResult", "blind_models", "run_scenarios",
            "run_scenarios_fitted", "summary_text"]

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 from forecast.tracking.board import compare
 from forecast.tracking.metrics import TABLE, curve_key, horizon_key, rounded, score_metrics
-from forecast.tracking.model import ForecasterModel, ModelRef, log_forecaster, to_periods, to_strings
+from forecast.tracking.model import ForecasterModel, ModelRef, log_forecaster, to_periods
 from forecast.tracking.provenance import OWNER_TAG, dataset_name, owner, owner_is_gone, panel_params, source_names
 from forecast.tracking.registry import (
     CHALLENGER,
     CHAMPION,
     Decision,
-    NoSuchModel,
     RegisteredForecaster,
     list_models,
     list_versions,
@@ -31,12 +30,9 @@ from forecast.tracking.runs import ChildRun, ExperimentTracker, eval_window
 from forecast.tracking.store import (
     EXPERIMENT_KIND_TAG,
     MODEL_TRAINING,
-    NotMlflowServer,
-    ServerTimeout,
     TrackingError,
     check_reachable,
     connect,
-    decimals,
     default_artifact_location,
     flatten_params,
     log_batch,
@@ -48,14 +44,15 @@ from forecast.tracking.store import (
     sqlite_path,
 )
 from forecast.tracking.winners import VIEW_KEY, winners_by_horizon
+from forecast.errors import NoSuchModel, NotMlflowServer, ServerTimeout
 
 __all__ = [
     "CHALLENGER", "CHAMPION", "ChildRun", "Decision", "EXPERIMENT_KIND_TAG", "ExperimentTracker",
     "ForecasterModel", "MODEL_TRAINING", "ModelRef", "NoSuchModel", "NotMlflowServer", "OWNER_TAG", "RegisteredForecaster",
     "ServerTimeout", "TABLE", "TrackingError", "VIEW_KEY", "check_reachable", "compare", "connect", "curve_key", "dataset_name",
-    "decimals", "default_artifact_location", "eval_window", "flatten_params", "horizon_key", "list_models",
+    "default_artifact_location", "eval_window", "flatten_params", "horizon_key", "list_models",
     "list_versions", "load_registered", "log_batch", "log_forecaster", "owner", "owner_is_gone", "panel_digest",
     "panel_params",
     "parse_model_ref", "promote", "require_store", "require_writable", "resolve_tracking_uri", "rounded",
-    "score_metrics", "server_errors", "source_names", "sqlite_path", "to_periods", "to_strings", "winners_by_horizon",
+    "score_metrics", "server_errors", "source_names", "sqlite_path", "to_periods", "winners_by_horizon",
 ]

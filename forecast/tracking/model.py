@@ -35,11 +35,12 @@ from mlflow.models.model import ModelInfo
 
 from forecast.evaluation.backtest import forecast_at
 from forecast.models.base import Forecaster, ModelError, check_history
+from forecast.schema import month_strings
 from forecast.tracking.signature import forecaster_signature
 from forecast.tracking.store import mlflow_deprecations_silenced
 
 __all__ = ["DEFAULT_HORIZON", "ForecasterModel", "ModelRef", "log_forecaster", "register_version", "to_periods",
-           "to_strings", "version_description"]
+           "version_description"]
 
 DEFAULT_HORIZON = 6
 #: Pinned in the logged model's requirements instead of letting MLflow infer them (which
@@ -54,15 +55,6 @@ def to_periods(frame: pd.DataFrame, columns=("month", "origin")) -> pd.DataFrame
     for col in columns:
         if col in out and not isinstance(out[col].dtype, pd.PeriodDtype):
             out[col] = pd.PeriodIndex(out[col].astype(str), freq="M")
-    return out
-
-
-def to_strings(frame: pd.DataFrame, columns=("month", "origin")) -> pd.DataFrame:
-    """A copy with ``columns`` as ``YYYY-MM`` strings (what a served model takes and returns)."""
-    out = frame.copy()
-    for col in columns:
-        if col in out:
-            out[col] = out[col].astype(str)
     return out
 
 
@@ -108,7 +100,7 @@ class ForecasterModel(mlflow.pyfunc.PythonModel):
         model = self.forecaster
         if not _same_history(history, model.history_[self.columns()]):
             model = copy.deepcopy(model).update(history)
-        return to_strings(forecast_at(model, history, horizon))
+        return month_strings(forecast_at(model, history, horizon), ("month", "origin"))
 
 
 class _DropPickleNotice(logging.Filter):
@@ -164,7 +156,7 @@ def log_forecaster(forecaster: Forecaster, history: pd.DataFrame, *, horizon: in
     gazetteer). A registered model is loaded where the project is installed.
     """
     wrapper = ForecasterModel(forecaster)
-    example = to_strings(history[wrapper.columns()], ("month",)).reset_index(drop=True)
+    example = month_strings(history[wrapper.columns()], ("month",)).reset_index(drop=True)
     output = wrapper.predict(None, example, {"horizon": horizon})
     signature = forecaster_signature(example, output, horizon)
     with _quiet_mlflow():

@@ -16,7 +16,7 @@ from mlflow.data.code_dataset_source import CodeDatasetSource
 from mlflow.data.dataset_source_registry import get_dataset_source_from_json
 from mlflow.data.http_dataset_source import HTTPDatasetSource
 
-from forecast.tracking.store import month_strings
+from forecast.schema import month_strings
 
 __all__ = ["DIGEST", "OWNER_TAG", "dataset_name", "dataset_source", "owner", "owner_is_gone", "panel_dataset",
            "panel_months", "panel_params", "source_names"]

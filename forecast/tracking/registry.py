@@ -24,18 +24,19 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from forecast.evaluation.leaderboard import decimals
 from forecast.models.base import Forecaster
 from forecast.tracking.model import ForecasterModel
 from forecast.tracking.store import (
     SERVER_ERRORS,
     TrackingError,
     connect,
-    decimals,
     describe,
     not_mlflow,
     server_errors,
     sqlite_path,
 )
+from forecast.errors import NoSuchModel
 
 __all__ = ["CHALLENGER", "CHAMPION", "Decision", "ForecasterModel", "NoSuchModel", "RegisteredForecaster",
            "list_models", "list_versions", "load_registered", "parse_model_ref", "promote"]
@@ -159,10 +160,6 @@ def list_models(tracking_uri: str) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------------------
 # Loading
-
-
-class NoSuchModel(TrackingError):
-    """The registry has no such model, version or alias (e.g. no ``champion`` yet)."""
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,6 @@ from forecast.tracking.store import (
     KIND_FINAL,
     MODEL_TRAINING,
     SERVER_ERRORS,
-    ServerTimeout,
     TrackingError,
     brief_requests,
     check_reachable,
@@ -86,6 +85,7 @@ from forecast.tracking.store import (
     timed_out,
 )
 from forecast.tracking.winners import log_winners
+from forecast.errors import ServerTimeout
 
 __all__ = ["ChildRun", "ExperimentTracker", "eval_window"]
 

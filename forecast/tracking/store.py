@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.metadata
-import math
 import os
 import subprocess
 import time
@@ -28,7 +27,8 @@ from sqlalchemy.exc import SADeprecationWarning
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException, RestException
 
-from forecast.errors import TrackingError
+from forecast.errors import NotMlflowServer, ServerTimeout, TrackingError, first_line
+from forecast.schema import month_strings
 
 KIND_EXPERIMENT = "experiment"
 
@@ -51,14 +51,6 @@ _BATCH = {"metrics": 1000, "params": 100, "tags": 100}
 #: The checkout (or installed tree) holding the packages `forecast` and `features`.
 ROOT = Path(__file__).resolve().parent.parent.parent
 
-
-
-class NotMlflowServer(TrackingError):
-    """The tracking URI answers HTTP, but not as an MLflow tracking server (a web page, a proxy)."""
-
-
-class ServerTimeout(TrackingError):
-    """The tracking server took a request and gave no answer within the request deadline."""
 
 
 def request_deadline() -> tuple[float, int]:
@@ -237,11 +229,6 @@ SERVER_ERRORS: tuple[type[BaseException], ...] = (MlflowException, requests.Requ
                                                   sqlalchemy.exc.SQLAlchemyError)
 
 
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
-
-
 def timed_out(exc: BaseException) -> bool:
     """True when ``exc`` is a request that got no answer in time (after MLflow's retries)."""
     text = str(exc)
@@ -287,19 +274,6 @@ def server_errors(uri: str, doing: str) -> Iterator[None]:
         raise describe(exc, uri, doing) from None
 
 
-def decimals(values: Iterable[float], start: int = 3, limit: int = 8) -> int:
-    """Fewest decimals (at least ``start``) that print distinct ``values`` distinctly.
-
-    ``[0.13130, 0.13145]`` needs 4 (``0.1313``, ``0.1315``) where 3 prints both as ``0.131``;
-    values equal to ``limit`` decimals are taken as equal.
-    """
-    finite = sorted({round(float(v), limit) for v in values if v is not None and math.isfinite(float(v))})
-    for n in range(start, limit + 1):
-        if len({f"{v:.{n}f}" for v in finite}) == len(finite):
-            return n
-    return limit
-
-
 def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     """``{"backtest": {"start": "2017-01"}} -> {"backtest.start": "2017-01"}``; values as strings."""
     out: dict[str, str] = {}
@@ -311,18 +285,13 @@ def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str
             out[name] = str(value)
     return out
 
-def month_strings(frame: pd.DataFrame) -> pd.DataFrame:
-    """Period columns as ``YYYY-MM`` strings (portable in CSV, Parquet, JSON and MLflow datasets)."""
-    out = frame.copy()
-    for col in out.columns:
-        if isinstance(out[col].dtype, pd.PeriodDtype):
-            out[col] = out[col].astype(str)
-    return out
+
 
 def panel_digest(panel: pd.DataFrame) -> str:
     """SHA-256 of the panel's CSV bytes (months as ``YYYY-MM``, no index): its content hash."""
     data = month_strings(panel).to_csv(index=False).encode("utf-8")
     return hashlib.sha256(data).hexdigest()
+
 
 def git(*args: str, root: Path = ROOT) -> str | None:
     """The output of ``git ARGS`` in the checkout, or None outside a git checkout."""

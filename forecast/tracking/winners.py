@@ -31,7 +31,8 @@ from mlflow import MlflowClient
 
 from forecast.tracking.metrics import horizon_key, rounded
 from forecast.tracking.plots import plot_models_by_horizon
-from forecast.tracking.store import decimals, log_batch
+from forecast.evaluation.leaderboard import decimals
+from forecast.tracking.store import log_batch
 
 __all__ = ["PLOT", "SCORES_TABLE", "VIEW_KEY", "WINNERS_TABLE", "leaderboard_view", "log_winners",
            "winners_by_horizon", "winners_text"]
