@@ -26,14 +26,21 @@ from forecast.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
+DATA_DOC = ROOT / "docs" / "data.md"
 BLOCK = re.compile(r"<!-- quickstart: (?P<name>[\w-]+) -->\s*```sh\n(?P<body>.*?)```", re.S)
 GOVERNORATES = ("Anbar", "Baghdad", "Basra", "Ninewa", "Salah ad Din", "Sulaymaniyah")
 
 
+def _pages() -> str:
+    """The README and the page its routes continue on (docs/data.md: ACLED, another country)."""
+    return "\n".join(page.read_text(encoding="utf-8") for page in (README, DATA_DOC))
+
+
 def quickstart(name: str) -> list[str]:
-    """The commands of the README's quick-start block ``name``, continuation lines joined."""
-    blocks = {m["name"]: m["body"] for m in BLOCK.finditer(README.read_text(encoding="utf-8"))}
-    assert name in blocks, f"README.md has no ```sh block after <!-- quickstart: {name} --> (found: {sorted(blocks)})"
+    """The commands of the quick-start block ``name`` (README.md or docs/data.md), continuation lines joined."""
+    blocks = {m["name"]: m["body"] for m in BLOCK.finditer(_pages())}
+    assert name in blocks, (f"README.md and docs/data.md have no ```sh block after <!-- quickstart: {name} --> "
+                            f"(found: {sorted(blocks)})")
     text = blocks[name].replace("\\\n", " ")
     return [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
 
@@ -119,9 +126,9 @@ PRINTED = re.compile(r"<!-- printed: (?P<name>[\w-]+) -->\s*```text\n(?P<body>.*
 
 
 def printed(name: str) -> str:
-    """The README's ```text block after ``<!-- printed: NAME -->``."""
-    blocks = {m["name"]: m["body"] for m in PRINTED.finditer(README.read_text(encoding="utf-8"))}
-    assert name in blocks, f"README.md has no ```text block after <!-- printed: {name} -->"
+    """The ```text block after ``<!-- printed: NAME -->`` (README.md or docs/data.md)."""
+    blocks = {m["name"]: m["body"] for m in PRINTED.finditer(_pages())}
+    assert name in blocks, f"README.md and docs/data.md have no ```text block after <!-- printed: {name} -->"
     return blocks[name]
 
 
