@@ -24,8 +24,6 @@ import io
 import zipfile
 from pathlib import Path
 
-from openpyxl import load_workbook
-from openpyxl.utils import get_column_letter
 
 from features.errors import DataError, shorten
 
@@ -65,6 +63,9 @@ def workbook_csv(path: Path, raw: bytes, sheet: str | None = None) -> tuple[byte
         A damaged workbook, no sheets, an unknown ``sheet``, an empty sheet, a formula cell
         without a saved value, or a title row above the header (each naming the sheet).
     """
+    # openpyxl is imported when a workbook is read: every CSV-only command would pay for it.
+    from openpyxl import load_workbook
+
     try:
         book = load_workbook(io.BytesIO(raw), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many types for a damaged workbook
@@ -118,6 +119,9 @@ def _has_formulas(raw: bytes) -> bool:
 
 def _refuse_unsaved_formulas(path: Path, raw: bytes, title: str) -> None:
     """Refuse formula cells whose saved value is missing: they would read as empty cells."""
+    from openpyxl import load_workbook
+    from openpyxl.utils import get_column_letter
+
     formulas = load_workbook(io.BytesIO(raw), read_only=True, data_only=False)
     values = load_workbook(io.BytesIO(raw), read_only=True, data_only=True)
     try:

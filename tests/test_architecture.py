@@ -44,7 +44,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("command line", ("forecast.cli", "forecast.__main__")),
 )
 #: Third-party modules that may be imported inside a function (heavy and optional).
-LAZY = ("mlflow", "dask", "distributed", "playwright", "matplotlib")
+LAZY = ("mlflow", "dask", "distributed", "playwright", "matplotlib", "openpyxl")
 #: What a command of the command line may import inside its function: the job it runs and pandas,
 #: so that ``forecast COMMAND --help`` loads click and the light modules only. These imports
 #: still count for the layers and loops above.

@@ -27,7 +27,8 @@ from forecast.catalog import make_model
 from forecast.evaluation.backtest import BacktestDesign, history_at
 from forecast.jobs.data import make_panel, make_synthetic
 from forecast.jobs.experiments import run_experiment
-from forecast.jobs.forecasting import backtest, predict
+from forecast.jobs.backtesting import backtest
+from forecast.jobs.forecasting import predict
 from forecast.jobs.report import make_report
 from forecast.jobs.scenarios import run_scenario_files
 from forecast.refresh import run_refresh

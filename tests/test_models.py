@@ -7,6 +7,7 @@ import pkgutil
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -132,3 +133,19 @@ def test_values_after_the_origin_change_nothing(cls):
     updated = cls().fit(until(history, "2014-06")).update(until(history, "2015-06"))
     updated_altered = cls().fit(until(history, "2014-06")).update(until(altered, "2015-06"))
     pd.testing.assert_frame_equal(updated.predict(3), updated_altered.predict(3))
+
+
+def test_the_quantile_helpers_give_scipy_stats_own_numbers():
+    from scipy import stats
+
+    from forecast.models.base import negbin_quantiles, poisson_quantiles
+    from forecast.schema import QUANTILES
+
+    rng = np.random.default_rng(0)
+    mu = np.concatenate([rng.gamma(0.5, 20, 5000), [0.0, 1e-6, 0.01, 0.5, 1, 2, 3, 10, 100, 1e4, 1e6]])
+    alpha = rng.gamma(1, 0.5, len(mu))
+    levels = np.asarray(QUANTILES)[None, :]
+    safe = np.maximum(mu, 1e-12)
+    np.testing.assert_array_equal(poisson_quantiles(mu), stats.poisson.ppf(levels, safe[:, None]))
+    n = 1.0 / np.maximum(alpha, 1e-8)
+    np.testing.assert_array_equal(negbin_quantiles(mu, alpha), stats.nbinom.ppf(levels, n[:, None], (n / (n + safe))[:, None]))

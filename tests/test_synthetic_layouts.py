@@ -97,7 +97,8 @@ def test_predict_and_backtest_give_the_models_the_panels_own_neighbours(tmp_path
     from features.graph import unit_graph, with_graph
     from forecast.catalog import make_model
     from forecast.evaluation.backtest import BacktestDesign, history_at
-    from forecast.jobs.forecasting import backtest, predict
+    from forecast.jobs.backtesting import backtest
+    from forecast.jobs.forecasting import predict
 
     out, files = _panel_file(tmp_path, 12, "2020-01", "2023-12")
     got = predict(out, out=tmp_path / "f.csv", model="nb_glm", horizon=3).forecasts

@@ -67,15 +67,27 @@ def list_models(names: tuple[str, ...]) -> None:
 def predict_command(panel_path, model_name, registry_model, tracking_uri, horizon, origin, target, covariate_names,
                     params, gazetteer, out) -> None:
     """Forecast every unit for the months after the origin."""
-    from forecast.jobs.forecasting import predict
-
     if model_name is not None and registry_model is not None:
         raise click.UsageError("give --model or --registry-model, not both")
+    if registry_model is not None:
+        if params or covariate_names is not None:
+            raise click.UsageError("--param and --covariates apply to a model fitted here, not to a registered "
+                                   "model (it keeps those it was trained with)")
+        from forecast.jobs.registered import predict_registered
+
+        with user_errors():
+            prediction = predict_registered(panel_path, out=out, registry_model=registry_model,
+                                            tracking_uri=tracking_uri, horizon=horizon,
+                                            origin=month_option(origin, "--origin"), target=target, gazetteer=gazetteer)
+        click.echo(prediction.summary())
+        return
+    from forecast.jobs.forecasting import predict
+
     with user_errors():
         prediction = predict(panel_path, out=out, model=model_name or "default", horizon=horizon,
-                                 origin=month_option(origin, "--origin"), target=target,
-                                 covariates=covariate_list(covariate_names), params=parse_params(params, qualified=False),
-                                 gazetteer=gazetteer, registry_model=registry_model, tracking_uri=tracking_uri)
+                             origin=month_option(origin, "--origin"), target=target,
+                             covariates=covariate_list(covariate_names), params=parse_params(params, qualified=False),
+                             gazetteer=gazetteer)
     click.echo(prediction.summary())
 
 
@@ -111,7 +123,7 @@ def backtest_command(panel_path, model_list, start, end, horizon, step, refit_ev
                      params, gazetteer, out_dir, backend, scheduler) -> None:
     """Rolling-origin backtest of several models, with a score table and a leaderboard."""
     from forecast.evaluation.backtest import BacktestDesign
-    from forecast.jobs.forecasting import backtest
+    from forecast.jobs.backtesting import backtest
 
     per_model = parse_params(params, qualified=True)
     if scheduler is not None and backend != "dask":

@@ -19,7 +19,7 @@ from features.panel_files import panel_gazetteer, read_panel
 from forecast.benchmarking import backtest_against_benchmarks, backtest_design, fresh_copy, provenance, used_covariates
 from forecast.catalog import DEFAULT_MODEL, make_model
 from forecast.evaluation.backtest import default_covariates, forecast_at, history_at
-from forecast.jobs.forecasting import registered_at
+from forecast.jobs.registered import registered_at
 from forecast.report import (
     DEFAULT_TIER_YEARS,
     ReportInputs,

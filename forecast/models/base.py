@@ -32,7 +32,8 @@ from typing import ClassVar, Self
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
+from scipy.special._ufuncs import _nbinom_ppf  # what scipy.stats.nbinom.ppf computes
 
 from features.graph import unit_graph, with_graph
 from forecast.errors import ModelError, NotFittedError
@@ -439,18 +440,27 @@ def prediction_frame(units, months, horizons, mean, quantiles) -> pd.DataFrame:
 
 
 def poisson_quantiles(mu: np.ndarray) -> np.ndarray:
-    """Quantiles of Poisson(mu), shape (len(mu), len(QUANTILES))."""
-    mu = np.maximum(np.asarray(mu, dtype=float), 1e-12)
-    return stats.poisson.ppf(np.asarray(QUANTILES)[None, :], mu[:, None])
+    """Quantiles of Poisson(mu), shape (len(mu), len(QUANTILES)).
+
+    The computation of ``scipy.stats.poisson.ppf`` (the same numbers), from :mod:`scipy.special`:
+    importing ``scipy.stats`` took a third of ``forecast predict``'s time.
+    """
+    mu = np.maximum(np.asarray(mu, dtype=float), 1e-12)[:, None]
+    levels = np.asarray(QUANTILES)[None, :]
+    above = np.ceil(special.pdtrik(levels, mu))
+    below = np.maximum(above - 1, 0)
+    return np.where(special.pdtr(below, mu) >= levels, below, above)
 
 
 def negbin_quantiles(mu: np.ndarray, alpha: float | np.ndarray) -> np.ndarray:
-    """Quantiles of a negative binomial with mean ``mu`` and variance ``mu + alpha * mu**2``."""
+    """Quantiles of a negative binomial with mean ``mu`` and variance ``mu + alpha * mu**2``
+    (``scipy.stats.nbinom.ppf``'s own function, without importing ``scipy.stats``)."""
     mu = np.maximum(np.asarray(mu, dtype=float), 1e-12)
     alpha = np.broadcast_to(np.maximum(np.asarray(alpha, dtype=float), 1e-8), mu.shape)
     n = 1.0 / alpha
     p = n / (n + mu)
-    return stats.nbinom.ppf(np.asarray(QUANTILES)[None, :], n[:, None], p[:, None])
+    with np.errstate(over="ignore"):
+        return _nbinom_ppf(np.asarray(QUANTILES)[None, :], n[:, None], p[:, None])
 
 
 def sample_quantiles(samples: np.ndarray) -> np.ndarray:

@@ -39,8 +39,8 @@ from forecast.schema import month_strings
 from forecast.tracking.signature import forecaster_signature
 from forecast.tracking.store import mlflow_deprecations_silenced
 
-__all__ = ["DEFAULT_HORIZON", "ForecasterModel", "ModelRef", "log_forecaster", "register_version", "to_periods",
-           "version_description"]
+__all__ = ["DEFAULT_HORIZON", "ForecasterModel", "ModelRef", "log_forecaster", "register_version", "same_history",
+           "to_periods", "version_description"]
 
 DEFAULT_HORIZON = 6
 #: Pinned in the logged model's requirements instead of letting MLflow infer them (which
@@ -58,7 +58,7 @@ def to_periods(frame: pd.DataFrame, columns=("month", "origin")) -> pd.DataFrame
     return out
 
 
-def _same_history(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+def same_history(a: pd.DataFrame, b: pd.DataFrame) -> bool:
     """Same rows and values (dtypes may differ: MLflow's schema enforcement casts columns)."""
     if list(a.columns) != list(b.columns) or len(a) != len(b):
         return False
@@ -98,7 +98,7 @@ class ForecasterModel(mlflow.pyfunc.PythonModel):
         horizon = int((params or {}).get("horizon", DEFAULT_HORIZON))
         history = self.history(pd.DataFrame(model_input))
         model = self.forecaster
-        if not _same_history(history, model.history_[self.columns()]):
+        if not same_history(history, model.history_[self.columns()]):
             model = copy.deepcopy(model).update(history)
         return month_strings(forecast_at(model, history, horizon), ("month", "origin"))
 
