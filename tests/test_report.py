@@ -609,3 +609,12 @@ def test_a_panel_with_counts_by_type_gets_the_split_table(inputs):
     assert '<td class="text">state based</td>' in part and '<td class="text">one sided</td>' in part
     assert "no type recorded" not in part  # the two types cover every incident
     assert 'id="type-split"' not in render_report(inputs)
+
+
+def test_a_context_series_is_labelled_by_what_it_counts_not_as_the_demo_index():
+    from forecast.report.content import covariate_label
+
+    meta = {"context": {"ops_tempo": {"counts": "events (operations by state or coalition forces)"}}}
+    assert covariate_label("ops_tempo", meta) == ("Ops tempo: events (operations by state or coalition forces)",
+                                                  "events per month")
+    assert covariate_label("ops_tempo") == ("Operations tempo (coalition and government operations)", "index, 0-100")

@@ -43,8 +43,14 @@ WATCH_RISE = 1.0
 HISTORY_MONTHS = 24
 
 
-def covariate_label(column: str) -> tuple[str, str]:
-    """(title, unit of measurement) of a covariate column."""
+def covariate_label(column: str, meta: dict | None = None) -> tuple[str, str]:
+    """(title, unit of measurement) of a covariate column: a context series counted from events says
+    what it counts (the panel metadata's ``context``), a known covariate its readable name."""
+    context = ((meta or {}).get("context") or {}).get(column)
+    if isinstance(context, dict) and context.get("counts"):
+        what = str(context["counts"])
+        kind = what.split(" (")[0]
+        return f"{column.replace('_', ' ').capitalize()}: {what}", f"{kind} per month"
     return COVARIATE_LABELS.get(column, (column.replace("_", " "), "value"))
 
 

@@ -52,7 +52,7 @@ def _path_figures(result, names: list[str], meta: dict) -> list[dict]:
     hist = _periods(result.history, "month")
     figures = []
     for cov in pd.unique(paths["covariate"]) if len(paths) else []:
-        title, unit_label = covariate_label(str(cov))
+        title, unit_label = covariate_label(str(cov), meta)
         h = hist[hist["covariate"] == cov]
         p = paths[paths["covariate"] == cov]
         wide = p.pivot_table(index=["unit", "month"], columns="scenario", values="value", aggfunc="first")

@@ -81,7 +81,7 @@ def _staleness(meta: dict, origin: pd.Period) -> list[dict]:
     for column, s in info.items():
         last = s.get("last_observed")
         age = (origin - pd.Period(last, freq="M")).n if last else None
-        title, _ = covariate_label(column)
+        title, _ = covariate_label(column, meta)
         out.append({"column": column, "title": title, "last": last, "age": age,
                     "filled_months": s.get("filled_months", 0), "fill": s.get("fill"),
                     "stale": age is None or age > int(meta["covariates"].get("fill_warn_months", 3))})
@@ -156,7 +156,7 @@ def _covariate_charts(out, inputs: ReportInputs, fans: list[dict], held: bool) -
     national_cov, unit_cov = [], {}
     fan_units = [f["unit"] for f in fans if not f["national"]]
     for col in columns:
-        title, unit_label = covariate_label(col)
+        title, unit_label = covariate_label(col, inputs.meta)
         filled = filled_stretches(inputs.meta, col)
         if _is_national(inputs.panel, col):
             series = panel_upto.groupby("month")[col].first().tail(HISTORY_MONTHS)
