@@ -27,7 +27,9 @@ import pandas as pd
 
 from features.errors import DataError, shorten
 from features.gazetteer import Gazetteer, visible
-from features.sources.compact import compact_text, concat_compact, per_value, sorted_categories, spread
+from features.sources.compact import (
+    compact_text, concat_compact, first_occurrence, per_value, sorted_categories, spread,
+)
 from features.sources.dates import parse_dates
 from features.sources.table import RawTable, read_table
 
@@ -251,19 +253,27 @@ def stage_chunks(chunks, fmt: SourceFormat, carry: Sequence[str] = ()) -> pd.Dat
 
     Returns one row per data row of the file, indexed by file row number: the
     :data:`STAGE_COLUMNS`, ``broken`` (the parser's reason, '' for most rows) and the raw
-    columns named in ``carry`` that the file has; categorical except ``event_id``.
+    columns named in ``carry`` that the file has; categorical except ``event_id`` (stripped).
     """
     parts = []
     for table in chunks:
         raw = lower_columns(table.frame.set_axis(table.rownum))
-        staged = fmt.stage(raw)
-        staged = staged.reindex(columns=list(STAGE_COLUMNS), fill_value="").astype(object).fillna("").astype(str)
+        staged = fmt.stage(raw).reindex(columns=list(STAGE_COLUMNS), fill_value="")
+        staged = staged.assign(**{c: _text(staged[c]) for c in STAGE_COLUMNS})
+        staged["event_id"] = staged["event_id"].str.strip()
         staged["broken"] = table.broken.set_axis(table.rownum).astype(str)
         for c in carry:
             if c in raw:
                 staged[c] = raw[c]
         parts.append(compact_text(staged, keep=("event_id",)))
     return concat_compact(parts)
+
+
+def _text(values: pd.Series) -> pd.Series:
+    """A staged column as text, missing values empty."""
+    if values.dtype == "str" and not values.isna().any():
+        return values
+    return values.astype(object).fillna("").astype(str)
 
 
 def normalise_events(
@@ -391,13 +401,12 @@ def normalise_staged(
 
     # Event ids: a repeated id is a second report of one event or an export error; either
     # way counting it twice would inflate the panel.
-    ids = staged["event_id"].str.strip()
+    ids = staged["event_id"]
     flag(ids == "", "event_id", "event id is empty")
-    id_codes, _ = pd.factorize(ids)
-    dup = pd.Series(id_codes).duplicated(keep="first").to_numpy() & (ids != "").to_numpy()
-    if dup.any():
-        _, first = np.unique(id_codes, return_index=True)
-        first_row = pd.Series(rownum[first[id_codes]], index=staged.index)
+    first = first_occurrence(ids)
+    if first is not None:
+        dup = (first != np.arange(len(ids))) & (ids != "").to_numpy()
+        first_row = pd.Series(rownum[first], index=staged.index)
         flag(dup, "event_id", lambda rows: "duplicate event id " + _quoted(ids[rows]) + " (first at row "
              + first_row[rows].astype(str).astype(object) + ")")
 
@@ -408,7 +417,8 @@ def normalise_staged(
     quarantine.insert(0, "row", quarantine.index)
     quarantine.insert(0, "file", str(path))
 
-    good = ok
+    # Boolean indexing copies every column: a file without bad rows keeps them as they are.
+    good = slice(None) if ok.all() else ok
     operation = per_value(staged["operation"], lambda s: s.str.strip().map({"1": 1.0, "0": 0.0}))
     part = strip(staged["part"])
     events = pd.DataFrame(
@@ -420,7 +430,7 @@ def normalise_staged(
             "deaths": deaths[good].fillna(0).astype("int64"),
             "event_type": strip(staged["event_type"])[good],
             "actors": strip(staged["actors"])[good],
-            "source": pd.Categorical.from_codes(np.zeros(int(good.sum()), dtype=np.int8), categories=[fmt.name]),
+            "source": pd.Categorical.from_codes(np.zeros(int(ok.sum()), dtype=np.int8), categories=[fmt.name]),
             "sub_event_type": strip(staged["sub_event_type"])[good],
             "side_a": strip(staged["side_a"])[good],
             "side_b": strip(staged["side_b"])[good],
@@ -432,6 +442,8 @@ def normalise_staged(
     )
     kept = sorted_categories(_apply_filters(events, filters, fmt))
     in_time = dates.notna().to_numpy() & (dates >= EARLIEST_DATE).to_numpy() & (dates <= latest).to_numpy()
+    # Collections by their codes: the spans are the same, without a column of text.
+    collections = pd.DataFrame({"part": part.cat.codes.to_numpy()[in_time], "date": dates[in_time]})
     return ReadResult(
         path=str(path),
         format=fmt.name,
@@ -446,9 +458,9 @@ def normalise_staged(
         dataset=fmt.label,
         # A collection's period shows in every dated row, usable or not (a row without a unit
         # was still collected that day).
-        spans=collection_spans(pd.DataFrame({"part": part[in_time].astype(str), "date": dates[in_time]})),
+        spans=collection_spans(collections),
         parts=bool((part != "").any()),
-        has_deaths=bool((~no_deaths & good).any()),
+        has_deaths=bool((~no_deaths & ok).any()),
     )
 
 
@@ -474,4 +486,4 @@ def _apply_filters(events: pd.DataFrame, filters: EventFilters, fmt: SourceForma
         # "Civilians"; case does not matter.
         pattern = r"(?<!\w)" + re.escape(filters.actor.strip()) + r"(?!\w)"
         keep &= per_value(events["actors"], lambda s: s.str.contains(pattern, case=False, regex=True))
-    return events[keep]
+    return events if keep.all() else events[keep]

@@ -13,9 +13,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pandas.api.types import union_categoricals
 
-__all__ = ["compact_text", "concat_compact", "per_value", "sorted_categories", "spread"]
+__all__ = ["compact_text", "concat_compact", "first_occurrence", "per_value", "sorted_categories", "spread"]
 
 
 def per_value(values: pd.Series, fn: Callable[[pd.Series], pd.Series]) -> pd.Series:
@@ -38,7 +40,30 @@ def spread(per_category: pd.Series, values: pd.Series) -> pd.Series:
         rows = np.where(codes >= 0, new[np.maximum(codes, 0)], -1) if len(new) else np.full(len(codes), -1)
         return pd.Series(pd.Categorical.from_codes(rows, categories=pd.Index(uniques, dtype=per_category.dtype)),
                          index=values.index)
-    return pd.Series(per_category.array.take(codes, allow_fill=True), index=values.index)
+    # A fill (for rows of no category) would turn booleans into objects: only asked for when needed.
+    return pd.Series(per_category.array.take(codes, allow_fill=bool(len(codes)) and codes.min() < 0),
+                     index=values.index)
+
+
+def first_occurrence(values: pd.Series) -> np.ndarray | None:
+    """For each row, the position of the first row with the same value; None when no value repeats.
+
+    By a stable sort (pyarrow's), not a hash table of millions of strings.
+    """
+    if len(values) < 2:
+        return None
+    array = pa.array(values.array)
+    order = pc.sort_indices(array)
+    ordered = array.take(order)
+    same = pc.equal(ordered[1:], ordered[:-1]).to_numpy(zero_copy_only=False)
+    if not same.any():
+        return None
+    starts = np.concatenate([[True], ~same])
+    order = order.to_numpy()
+    first = np.empty(len(values), dtype=np.int64)
+    # Within a run of equal values the stable sort keeps file order: its first is the first row.
+    first[order] = order[starts][np.cumsum(starts) - 1]
+    return first
 
 
 def compact_text(frame: pd.DataFrame, keep: Sequence[str] = ()) -> pd.DataFrame:

@@ -13,6 +13,7 @@ record number of a row nor keeps a row with the wrong number of fields for the q
 from __future__ import annotations
 
 import csv
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,53 +116,60 @@ class CsvTable:
             if order else pd.DataFrame(columns=self.header, index=pd.Index([], dtype=np.int64), dtype=str)
 
     def _parse(self, stream) -> Iterator[list[str]]:
+        records = csv.reader(stream)
+        while batch := self._read(records, CHUNK_ROWS):
+            yield from batch
+
+    def _read(self, records, n: int | None) -> list[list[str]]:
+        """The next ``n`` records (None: all)."""
         try:
-            yield from csv.reader(stream)
+            return list(itertools.islice(records, n))
         except csv.Error as exc:
             raise DataError(f"{self.where}: not a readable CSV ({exc})") from exc
 
     def _batches(self, size: int | None, at_least_one: bool = False
                  ) -> Iterator[tuple[list[int], list[list[str]], list[str]]]:
-        """(row numbers, records, reasons) of the data rows, ``size`` rows at a time."""
+        """(row numbers, records, reasons) of the data rows, at most ``size`` rows at a time."""
         width = len(self.header)
-        numbers: list[int] = []
-        records: list[list[str]] = []
-        broken: list[str] = []
         body = ragged = 0
         first_ragged: tuple[int, int] | None = None
         with self.source.open() as stream:
-            number = 0
-            for rec in self._parse(stream):
-                number += 1
-                if number == 1 or (number == 2 and _is_hxl_row(rec)):
-                    continue
-                # Blank lines carry no data: they are skipped rather than reported as bad rows.
-                if not (rec and (c := rec[0]) and not c.isspace()) and not any(c and not c.isspace() for c in rec):
-                    continue
-                body += 1
-                reason = ""
-                if len(rec) != width:
-                    ragged += 1
-                    first_ragged = first_ragged or (number, len(rec))
-                    reason = f"{len(rec)} fields where the header has {width}"
-                    # Keep what the row held, so the quarantine shows it: pad, or fold the surplus
-                    # into the last column.
-                    rec = (rec + [""] * width)[:width] if len(rec) < width else [*rec[: width - 1],
-                                                                                 ",".join(rec[width - 1:])]
-                numbers.append(number)
-                records.append(rec)
-                broken.append(reason)
-                if size is not None and len(records) >= size:
-                    yield numbers, records, broken
-                    numbers, records, broken = [], [], []
+            records = csv.reader(stream)
+            self._read(records, 1)  # the header
+            number = 1  # of the last record read
+            while batch := self._read(records, size):
+                numbers = list(range(number + 1, number + 1 + len(batch)))
+                broken = [""] * len(batch)
+                skip = {0} if number == 1 and _is_hxl_row(batch[0]) else set()
+                number += len(batch)
+                # Rows looked at one by one: a first cell that may be blank, or the wrong number of fields.
+                for i in [i for i, rec in enumerate(batch) if len(rec) != width or not (c := rec[0]) or c.isspace()]:
+                    rec = batch[i]
+                    if i in skip or not any(c and not c.isspace() for c in rec):
+                        # Blank lines carry no data: they are skipped rather than reported as bad rows.
+                        skip.add(i)
+                    elif len(rec) != width:
+                        ragged += 1
+                        first_ragged = first_ragged or (numbers[i], len(rec))
+                        broken[i] = f"{len(rec)} fields where the header has {width}"
+                        # Keep what the row held, so the quarantine shows it: pad, or fold the surplus
+                        # into the last column.
+                        batch[i] = (rec + [""] * width)[:width] if len(rec) < width else [
+                            *rec[: width - 1], ",".join(rec[width - 1:])]
+                if skip:
+                    keep = [i for i in range(len(batch)) if i not in skip]
+                    numbers, batch, broken = ([x[i] for i in keep] for x in (numbers, batch, broken))
+                body += len(batch)
+                if batch:
+                    yield numbers, batch, broken
         if first_ragged and ragged > body / 2:
             raise DataError(
                 f"{self.where}, row {first_ragged[0]}: {first_ragged[1]} fields where the header has {width}, "
                 f"and so do {ragged} of {body} rows: this is not a well-formed CSV "
                 "(wrong delimiter or unbalanced quotes?)"
             )
-        if records or (at_least_one and not body):
-            yield numbers, records, broken
+        if at_least_one and not body:
+            yield [], [], []
 
 
 def _header_problem(first: list[str] | None) -> str:
