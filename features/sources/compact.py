@@ -71,17 +71,24 @@ def compact_text(frame: pd.DataFrame, keep: Sequence[str] = ()) -> pd.DataFrame:
     return frame.assign(**{c: frame[c].astype("category") for c in frame.columns if c not in keep})
 
 
-def concat_compact(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
-    """Stack frames of :func:`compact_text` (the same columns); categoricals are united, not widened to text."""
+def concat_compact(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Stack frames of :func:`compact_text` (the same columns); categoricals are united, not widened to text.
+
+    Empties ``frames`` as it goes, a column at a time, so that the parts and the whole are not
+    all in memory at once.
+    """
     if len(frames) == 1:
-        return frames[0]
-    columns = {}
-    for c in frames[0].columns:
-        parts = [f[c] for f in frames]
-        columns[c] = (pd.Series(union_categoricals(parts)) if isinstance(parts[0].dtype, pd.CategoricalDtype)
-                      else pd.concat(parts, ignore_index=True))
+        return frames.pop()
     index = frames[0].index.append([f.index for f in frames[1:]])
-    return pd.DataFrame({c: s.set_axis(index) for c, s in columns.items()}, index=index)
+    names = list(frames[0].columns)
+    columns = {}
+    for c in names:
+        parts = [f.pop(c) for f in frames]
+        columns[c] = pd.Series(union_categoricals(parts) if isinstance(parts[0].dtype, pd.CategoricalDtype)
+                               else pd.concat(parts, ignore_index=True).array, index=index)
+        del parts
+    frames.clear()
+    return pd.DataFrame(columns, index=index, copy=False)
 
 
 def sorted_categories(frame: pd.DataFrame) -> pd.DataFrame:

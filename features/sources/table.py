@@ -70,12 +70,12 @@ class CsvTable:
         #: The file as messages name it: with the sheet for a workbook.
         self.where = f"{path} (sheet {self.sheet!r})" if self.sheet else str(path)
         with self.source.open() as stream:
-            records = self._parse(stream)
-            first = next(records, None)
+            records = csv.reader(stream)
+            first = next(iter(self._read(records, 1)), None)
             problem = _header_problem(first)
             if problem:
                 # A file the CSV parser cannot read is named as such first, as when it was read whole.
-                for _ in records:
+                while self._read(records, CHUNK_ROWS):
                     pass
                 raise DataError(f"{self.where}{problem}")
         #: Column names as in the file, stripped.
@@ -114,11 +114,6 @@ class CsvTable:
         order = sorted(found)
         return pd.DataFrame([found[n] for n in order], columns=self.header, index=pd.Index(order), dtype=str) \
             if order else pd.DataFrame(columns=self.header, index=pd.Index([], dtype=np.int64), dtype=str)
-
-    def _parse(self, stream) -> Iterator[list[str]]:
-        records = csv.reader(stream)
-        while batch := self._read(records, CHUNK_ROWS):
-            yield from batch
 
     def _read(self, records, n: int | None) -> list[list[str]]:
         """The next ``n`` records (None: all)."""
