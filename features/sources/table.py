@@ -105,15 +105,18 @@ class CsvTable:
     def rows(self, numbers: np.ndarray) -> pd.DataFrame:
         """The rows with these file row numbers, all columns, indexed by row number (read again from the file)."""
         wanted = set(np.asarray(numbers).tolist())
-        found: dict[int, list[str]] = {}
-        if wanted:
-            for batch_numbers, records, _ in self._batches(CHUNK_ROWS):
-                found.update((n, rec) for n, rec in zip(batch_numbers, records) if n in wanted)
-                if len(found) == len(wanted):
-                    break
-        order = sorted(found)
-        return pd.DataFrame([found[n] for n in order], columns=self.header, index=pd.Index(order), dtype=str) \
-            if order else pd.DataFrame(columns=self.header, index=pd.Index([], dtype=np.int64), dtype=str)
+        parts = [pd.DataFrame(columns=self.header, index=pd.Index([], dtype=np.int64), dtype=str)]
+        left = len(wanted)
+        for batch_numbers, records, _ in self._batches(CHUNK_ROWS) if wanted else ():
+            hits = [i for i, n in enumerate(batch_numbers) if n in wanted]
+            if hits:
+                # Kept as pyarrow strings a batch at a time: a quarantine of most of a big file stays compact.
+                parts.append(pd.DataFrame([records[i] for i in hits], columns=self.header,
+                                          index=pd.Index([batch_numbers[i] for i in hits], dtype=np.int64), dtype=str))
+                left -= len(hits)
+            if not left:
+                break
+        return pd.concat(parts) if len(parts) > 1 else parts[0]
 
     def _read(self, records, n: int | None) -> list[list[str]]:
         """The next ``n`` records (None: all)."""
