@@ -75,7 +75,11 @@ def read_text(path: Path, encoding: str | None = None) -> str:
 
 
 def read_sheet_text(path: Path, encoding: str | None = None, sheet: str | None = None) -> tuple[str, str | None]:
-    """:func:`read_text`, and the name of the workbook sheet read (None for a CSV)."""
+    """:func:`read_text`, and the name of the workbook sheet read (None for a CSV).
+
+    ``sheet`` names the sheet of an .xlsx workbook to read (default: the largest); it is an
+    error for a file that is not a workbook.
+    """
     source = open_text(path, encoding, sheet)
     with source.open() as stream:
         return stream.read(), source.sheet
@@ -83,11 +87,7 @@ def read_sheet_text(path: Path, encoding: str | None = None, sheet: str | None =
 
 def open_text(path: Path, encoding: str | None = None, sheet: str | None = None) -> TextSource:
     """Check a CSV file (or the single CSV of a .zip, or an .xlsx workbook's sheet) as :func:`read_text`
-    does, without holding it in memory, and return how to read it.
-
-    ``sheet`` names the sheet of an .xlsx workbook to read (default: the largest); it is an
-    error for a file that is not a workbook.
-    """
+    does, without holding it in memory, and return how to read it (``sheet`` as there)."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: file not found")

@@ -18,7 +18,7 @@ quarantine are read again from the file, whole, for it.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,9 +33,10 @@ from features.sources.compact import (
 from features.sources.dates import parse_dates
 from features.sources.table import RawTable, read_table
 
-__all__ = ["EVENT_COLUMNS", "STAGE_COLUMNS", "EventFilters", "RawTable", "ReadResult", "SourceFormat",
-           "check_required", "collection_spans", "detect_format", "lower_columns", "normalise_events",
-           "normalise_staged", "parse_whole_numbers", "read_table", "stage_chunks"]
+__all__ = ["DAYS_AHEAD", "EARLIEST_DATE", "EVENT_COLUMNS", "MAX_COUNT", "MISSING_NAMES", "STAGE_COLUMNS",
+           "EventFilters", "RawTable", "ReadResult", "SourceFormat", "check_required", "collection_spans",
+           "detect_format", "lower_columns", "normalise_events", "normalise_staged", "parse_whole_numbers",
+           "read_table", "stage_chunks"]
 
 #: The normalised event table every reader returns (one row per event). Besides the counts:
 #: ``event_type`` and ``sub_event_type`` (the source's own words), ``actors`` (``side_a | side_b``),
@@ -248,7 +249,7 @@ def parse_whole_numbers(text: pd.Series) -> tuple[pd.Series, pd.Series]:
     return values, reason
 
 
-def stage_chunks(chunks, fmt: SourceFormat, carry: Sequence[str] = ()) -> pd.DataFrame:
+def stage_chunks(chunks: Iterable[RawTable], fmt: SourceFormat, carry: Sequence[str] = ()) -> pd.DataFrame:
     """Stage each :class:`RawTable` chunk with the format and stack them compactly.
 
     Returns one row per data row of the file, indexed by file row number: the
