@@ -33,6 +33,12 @@ predict (``../shared/data``) at most 5 s. The load average at the start is print
 the machine is shared, and wall times on a loaded machine are longer than CPU times.
 
 Figures go to ``benchmarks/results/scale.json`` (``--out``).
+
+``--panel-build 1300,13000`` runs only the panel build instead: for each size, ``forecast data
+synthetic --units N`` (the default 252 months, 2004-01..2024-12, not timed) and then ``forecast
+data build`` of its UCDP GED events, covariates and gazetteer, timed as above; then the CPU
+ratio between sizes and the targets of the panel-build issue (at most 2 GB peak at 13,000
+units, at most 1.3 x linear). Figures go to ``benchmarks/results/scale_build.json`` (``--out``).
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -67,6 +74,9 @@ MAX_PREDICT_OVER_FLOOR = 1.6
 MAX_LIGHT_COMMAND_S = 0.5
 FLOOR = [sys.executable, "-c", "import pandas, numpy, scipy.special"]
 LIGHT_COMMANDS = {"forecast --help": ["--help"], "forecast models": ["models"], "forecast predict --help": ["predict", "--help"]}
+#: Target of the panel build: peak memory at 13,000 units.
+MAX_BUILD_PEAK_GB = 2.0
+BUILD_RESULTS = ROOT / "benchmarks" / "results" / "scale_build.json"
 
 
 def measure(cmd: list[str], cwd: Path) -> dict:
@@ -120,6 +130,39 @@ def build_synthetic(n_units: int, workdir: Path) -> tuple[Path, Path]:
                     "--keep-incomplete", "--out", str(panel)], check=True, cwd=ROOT, capture_output=True,
                    env={**os.environ, "PYTHONPATH": str(ROOT)})
     return panel, raw / "gazetteer.csv"
+
+
+def panel_build(sizes: list[int], workdir: Path) -> dict:
+    """``forecast data build`` of synthetic events at each size (the data written first, not timed)."""
+    out: dict = {"sizes": []}
+    for n_units in sizes:
+        raw = workdir / f"build_{n_units}"
+        print(f"{n_units:,} units: forecast data synthetic (not timed) ...", flush=True)
+        subprocess.run([*FORECAST, "data", "synthetic", "--out", str(raw), "--units", str(n_units)], check=True,
+                       cwd=ROOT, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        events = raw / "ucdp_ged_demo.csv"
+        step = measure([*FORECAST, "data", "build", "--events", str(events), "--covariates",
+                        str(raw / "covariates_demo.csv"), "--gazetteer", str(raw / "gazetteer.csv"),
+                        "--out", str(workdir / f"panel_{n_units}.parquet")], ROOT)
+        step.update(units=n_units, events_mb=round(events.stat().st_size / 2**20, 1))
+        out["sizes"].append(step)
+        _show(f"data build ({step['events_mb']:,.0f} MB of events)", step)
+        shutil.rmtree(raw)
+    rows = [{"from": a["units"], "to": b["units"], "units_ratio": round(b["units"] / a["units"], 2),
+             "cpu_ratio": round(b["cpu_seconds"] / max(a["cpu_seconds"], 1e-9), 2),
+             "within_target": b["cpu_seconds"] / max(a["cpu_seconds"], 1e-9)
+             <= MAX_RATIO_OVER_LINEAR * b["units"] / a["units"]}
+            for a, b in zip(out["sizes"], out["sizes"][1:])]
+    out["ratios"] = rows
+    for row in rows:
+        print(f"  data build {row['from']:>6,} -> {row['to']:>6,} units (x{row['units_ratio']:g}): "
+              f"CPU x{row['cpu_ratio']:g} {'ok' if row['within_target'] else 'OVER'}")
+    for size in out["sizes"]:
+        if size["units"] == 13000:
+            peak = size["peak_mb"] / 1024
+            out["checks"] = {"build_peak_gb_at_13000": {"value": round(peak, 2), "ok": peak <= MAX_BUILD_PEAK_GB}}
+            print(f"  build_peak_gb_at_13000: {peak:.2f} {'ok' if peak <= MAX_BUILD_PEAK_GB else 'OVER'}")
+    return out
 
 
 def origins(n: int, end: str = "2020-06") -> tuple[str, str]:
@@ -233,15 +276,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="runs of each start-up timing, the median is kept (default 5; 0 skips them)")
     parser.add_argument("--predict-model", default="default", help="model of the predict step (default: default)")
     parser.add_argument("--no-real", action="store_true", help="skip the 18-unit real-panel predict")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="JSON file to write")
+    parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
+    parser.add_argument("--panel-build", metavar="SIZES", default=None,
+                        help="only time `forecast data build` at these comma-separated numbers of units")
     args = parser.parse_args(argv)
-    try:
-        sizes = sorted(int(s) for s in args.sizes.split(",") if s.strip())
-    except ValueError:
-        parser.error(f"--sizes must be whole numbers separated by commas, got {args.sizes!r}")
-    load = os.getloadavg()
-    print(f"load average at the start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
-          f"({os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.1f} GB)", flush=True)
+    if args.panel_build is not None:
+        return _panel_build_main(parser, args)
+    args.out = args.out or RESULTS
+    sizes = _sizes(parser, "--sizes", args.sizes)
+    load = _load_average()
     models = [m for m in args.models.split(",") if m.strip() and m.strip() != "none"]
     payload: dict = {"load_average_at_start": [round(x, 2) for x in load], "cores": os.cpu_count(),
                      "origins": args.origins, "models": models, "sizes": []}
@@ -289,6 +332,35 @@ def main(argv: list[str] | None = None) -> int:
     tmp_out.write_text(json.dumps(payload, indent=1, default=str))
     tmp_out.replace(args.out)
     print(f"written: {args.out}")
+    return 0
+
+
+def _sizes(parser: argparse.ArgumentParser, option: str, text: str) -> list[int]:
+    try:
+        return sorted(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        parser.error(f"{option} must be whole numbers separated by commas, got {text!r}")
+
+
+def _load_average() -> tuple[float, float, float]:
+    """The load average, printed first: the machine is shared."""
+    load = os.getloadavg()
+    print(f"load average at the start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
+          f"({os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.1f} GB)", flush=True)
+    return load
+
+
+def _panel_build_main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    sizes = _sizes(parser, "--panel-build", args.panel_build)
+    load = _load_average()
+    with tempfile.TemporaryDirectory() as tmp:
+        payload = {"load_average_at_start": [round(x, 2) for x in load], "cores": os.cpu_count(),
+                   **panel_build(sizes, Path(tmp))}
+    out = args.out or BUILD_RESULTS
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json.tmp").write_text(json.dumps(payload, indent=1, default=str))
+    out.with_suffix(".json.tmp").replace(out)
+    print(f"written: {out}")
     return 0
 
 

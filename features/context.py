@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from features.errors import DataError
+from features.grid import grid_sums, month_positions, unit_positions
 from features.sources import FORMATS, ReadResult
 
 __all__ = ["MEASURES", "ContextSeries", "context_counts", "type_split_series"]
@@ -122,13 +123,13 @@ class ContextSeries:
 def context_counts(series: ContextSeries, results: Sequence[ReadResult], units: Sequence[str],
                    months: pd.PeriodIndex, covered: np.ndarray) -> np.ndarray:
     """(n_units, n_months) float: the series per unit and month, NaN where ``covered`` is False."""
-    chosen = pd.concat([series.select(r) for r in results], ignore_index=True)
     column = MEASURES[series.measure]
-    month = chosen["date"].dt.to_period("M")
-    sums = chosen.assign(month=month).groupby(["unit", "month"], observed=True)[column].sum(min_count=1)
-    grid = pd.MultiIndex.from_product([list(units), months], names=["unit", "month"])
-    values = sums.reindex(grid).to_numpy(dtype=float).reshape(len(units), len(months))
-    values = np.where(np.isnan(values), 0.0, values)
+    values = np.zeros((len(units), len(months)))
+    for result in results:
+        chosen = series.select(result)
+        # A unit-month whose events give no value (no civilian deaths stated) counts 0, as one without events.
+        values += grid_sums(unit_positions(chosen["unit"], units), month_positions(chosen["date"], months),
+                            np.nan_to_num(chosen[column].to_numpy(dtype=float)), values.shape)
     return np.where(covered, values, np.nan)
 
 

@@ -122,13 +122,11 @@ def country_coverage(results: Sequence[ReadResult], gazetteer: Gazetteer, *, sta
 def covered_mask(coverage: dict[str, CountryCoverage], units: Sequence[str], months: pd.PeriodIndex,
                  country_of: dict[str, str]) -> np.ndarray:
     """(n_units, n_months) bool: the unit-months some file covers."""
-    mask = np.zeros((len(units), len(months)), dtype=bool)
-    columns = {country: months.isin(c.months()) for country, c in coverage.items()}
-    for i, unit in enumerate(units):
-        found = columns.get(country_of.get(unit, ""))
-        if found is not None:
-            mask[i] = found
-    return mask
+    countries = list(coverage)
+    # One row of months per covered country, and a last row of none for units of no covered country.
+    by_country = np.vstack([*(months.isin(coverage[c].months()) for c in countries), np.zeros(len(months), bool)])
+    number = {c: i for i, c in enumerate(countries)}
+    return by_country[[number.get(country_of.get(unit, ""), len(countries)) for unit in units]]
 
 
 def _complete_months(spans, months: pd.PeriodIndex) -> np.ndarray:

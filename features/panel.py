@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from features.atomic import file_sha256
 from features.context import ContextSeries, context_counts, type_split_series
 from features.covariates import (
     FILL_WARN_MONTHS, OBSERVED_KEY, attach_covariates, covariate_staleness, describe_fill, observed_months,
@@ -38,7 +39,7 @@ from features.coverage import country_coverage, covered_mask, last_complete_mont
 from features.errors import DataError, NoUsableEvents
 from features.gazetteer import Gazetteer, load_gazetteer
 from features.graph import UnitGraph, with_graph
-from features.atomic import file_sha256
+from features.grid import grid_sums, month_positions, unit_positions
 from features.panel_files import COUNTS, KEYS, PanelBuild, month_range
 from features.sources import EventFilters, ReadResult, read_events
 from features.sources.dedup import drop_duplicate_events
@@ -164,17 +165,23 @@ def _package_version() -> str:
 
 def events_to_panel(events: pd.DataFrame, units: Sequence[str], months: pd.PeriodIndex) -> pd.DataFrame:
     """Aggregate normalised events into a complete, zero-filled unit x month grid."""
-    grid = pd.MultiIndex.from_product([list(units), months], names=list(KEYS))
-    month = events["date"].dt.to_period("M")
-    counts = (
-        events.assign(month=month)
-        .groupby(["unit", "month"], observed=True)[["count", "deaths"]]
-        .sum()
-        .rename(columns={"count": "incidents"})
-    )
-    panel = counts.reindex(grid, fill_value=0).reset_index()
-    panel[list(COUNTS)] = panel[list(COUNTS)].astype("int64")
-    return panel
+    return _grid_panel(unit_positions(events["unit"], units), month_positions(events["date"], months),
+                       events["count"].to_numpy(dtype=np.int64), events["deaths"].to_numpy(dtype=np.int64),
+                       units, months)
+
+
+def _grid_panel(rows: np.ndarray, cols: np.ndarray, counts: np.ndarray, deaths: np.ndarray,
+                units: Sequence[str], months: pd.PeriodIndex) -> pd.DataFrame:
+    """The panel frame of events at grid positions ``rows`` (units) and ``cols`` (months); -1: outside."""
+    shape = (len(units), len(months))
+    unit_of_row = np.repeat(np.arange(shape[0]), shape[1])
+    month_of_row = np.tile(np.arange(shape[1]), shape[0])
+    return pd.DataFrame({
+        KEYS[0]: pd.Index(list(units), dtype=str).take(unit_of_row),
+        KEYS[1]: months.take(month_of_row),
+        "incidents": grid_sums(rows, cols, counts, shape).reshape(-1),
+        "deaths": grid_sums(rows, cols, deaths, shape).reshape(-1),
+    })
 
 
 def quarantine_digest(quarantine: pd.DataFrame, top: int = 4) -> str:
@@ -234,11 +241,10 @@ def assemble_panel(
         target's date range only.
     """
     results, dropped = drop_duplicate_events(results)
-    events = pd.concat([r.events for r in results], ignore_index=True)
     quarantine = pd.concat([r.quarantine for r in results], ignore_index=True)
     # What the gazetteer leaves out (no neighbours, no tile positions ...) is said once here.
     notes = [*gazetteer.notes, *(n for r in results for n in r.notes), *dropped]
-    if events.empty:
+    if all(r.events.empty for r in results):
         where = ", ".join(r.path for r in results)
         raise NoUsableEvents(
             f"{where}: no usable events ({len(quarantine):,} quarantined, "
@@ -247,8 +253,14 @@ def assemble_panel(
         )
     coverage = country_coverage(results, gazetteer, start=start, end=end, coverage_end=coverage_end,
                                 keep_incomplete=keep_incomplete)
-    event_month = events["date"].dt.to_period("M")
+    units = gazetteer.names
+    # Every event's unit (its position in the gazetteer) and month (a period ordinal), one array for all files.
+    rows = np.concatenate([unit_positions(r.events["unit"], units) for r in results])
+    ordinals = np.concatenate([r.events["date"].dt.to_period("M").array.asi8 for r in results])
     country_of = unit_countries(gazetteer)
+    country_number = {c: i for i, c in enumerate(sorted(set(country_of.values())))}
+    # The country of each unit by number; the last entry (-1) is that of events of no unit.
+    country_code = np.array([country_number[country_of[u]] for u in units] + [-1])
     for country, c in coverage.items():
         if not c.incomplete:
             continue
@@ -257,21 +269,21 @@ def assemble_panel(
             notes.append(f"{who}month(s) {', '.join(c.incomplete)} only partly covered (sources end "
                          f"{c.coverage_end.date()}) but kept (--keep-incomplete)")
         else:
-            left_out = int(((event_month > c.last) & (events["unit"].map(country_of) == country)).sum())
+            in_country = country_code[rows] == country_number.get(country, -2)
+            left_out = int(((ordinals > c.last.ordinal) & in_country).sum())
             notes.append(f"{who}left out incomplete month(s) {', '.join(c.incomplete)} ({left_out} events): the "
                          f"sources end {c.coverage_end.date()}; pass --coverage-end or --keep-incomplete if the "
                          "month is in fact complete")
     first = min(c.first for c in coverage.values())
     last = max(c.last for c in coverage.values())
     months = month_range(first, last)
-    units = gazetteer.names
     covered = covered_mask(coverage, units, months, country_of)
-    index = {u: i for i, u in enumerate(units)}
-    row = events["unit"].map(index).to_numpy()
-    col = np.asarray(months.get_indexer(event_month), dtype=np.int64)
-    in_range = pd.Series(col >= 0, index=events.index)
-    in_range[in_range] = covered[row[in_range.to_numpy()], col[in_range.to_numpy()]]
-    panel = events_to_panel(events[in_range], units, months)
+    cols = pd.Index(months.asi8).get_indexer(ordinals).astype(np.int64)
+    in_range = (cols >= 0) & (rows >= 0)
+    in_range[in_range] = covered[rows[in_range], cols[in_range]]
+    cols[~in_range] = -1
+    panel = _grid_panel(rows, cols, np.concatenate([r.events["count"].to_numpy(dtype=np.int64) for r in results]),
+                        np.concatenate([r.events["deaths"].to_numpy(dtype=np.int64) for r in results]), units, months)
     missing = ~covered.reshape(-1)  # (unit, month) order, as the panel's rows
     # Deaths are known where every file covering the country gives them.
     deaths_known = {c: all(r.has_deaths for r in results if r.path in cov.sources) for c, cov in coverage.items()}

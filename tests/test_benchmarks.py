@@ -77,3 +77,16 @@ def test_the_scale_script_runs_on_tiny_sizes_and_reports_ratios(tmp_path):
     assert nb["cpu_ratio"] == round(large["steps"]["backtest_nb_glm"]["cpu_seconds"]
                                     / small["steps"]["backtest_nb_glm"]["cpu_seconds"], 2)
     assert "time ratios between sizes" in done.stdout and f"written: {out}" in done.stdout
+
+
+def test_the_scale_script_times_the_panel_build_alone(tmp_path):
+    out = tmp_path / "build.json"
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "scale.py"), "--panel-build", "24,12",
+                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    payload = json.loads(out.read_text())
+    assert [s["units"] for s in payload["sizes"]] == [12, 24]
+    for size in payload["sizes"]:
+        assert size["seconds"] > 0 and size["cpu_seconds"] > 0 and size["peak_mb"] > 50 and size["events_mb"] > 0
+    assert payload["ratios"][0]["units_ratio"] == 2.0 and "checks" not in payload
+    assert "data build" in done.stdout and f"written: {out}" in done.stdout

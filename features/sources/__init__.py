@@ -21,14 +21,15 @@ from features.sources.base import (
     SourceFormat,
     check_required,
     detect_format,
-    normalise_events,
-    read_table,
+    normalise_staged,
+    stage_chunks,
 )
 from features.sources.generic import GENERIC
 from features.sources.geocausal import GEOCAUSAL
 from features.sources.gtd import GTD
 from features.sources.ibc import IBC
-from features.sources.ucdp import UCDP_CANDIDATE, UCDP_GED, review_note, ucdp_variant
+from features.sources.table import CHUNK_ROWS, CsvTable
+from features.sources.ucdp import REVIEW_COLUMN, UCDP_CANDIDATE, UCDP_GED, review_note, ucdp_variant
 
 #: Formats by name, in detection order (the generic format, with the fewest columns, last).
 #: UCDP Candidate Events share GED's columns: a file detected as GED is then told apart by
@@ -49,6 +50,7 @@ def read_events(
     encoding: str | None = None,
     date_format: str | None = None,
     sheet: str | None = None,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> ReadResult:
     """Read one event file into the normalised event table and its quarantine.
 
@@ -71,6 +73,9 @@ def read_events(
         found among those the format's real exports use, and an ambiguous one is an error.
     sheet
         The sheet of an .xlsx workbook to read (default: its largest); the result names it.
+    chunk_rows
+        Data rows parsed at a time: the file is read as a stream, and only the columns the
+        format uses are kept, compactly (the result does not depend on it).
 
     Raises
     ------
@@ -81,19 +86,14 @@ def read_events(
     """
     path = Path(path)
     gazetteer = gazetteer or load_gazetteer()
-    table = read_table(path, encoding, sheet)
-    columns = list(table.frame.columns)
-    where = table.where(path)
-    if format is None:
-        fmt = detect_format(where, columns, list(FORMATS.values()))
-    else:
-        try:
-            fmt = FORMATS[format]
-        except KeyError:
-            raise DataError(
-                f"unknown format {format!r}; choose one of {', '.join(FORMATS)}"
-            ) from None
-    check_required(where, columns, fmt)
+    table = CsvTable(path, encoding, sheet)
+    columns = table.header
+    try:
+        fmt = _format_of(table.where, columns, format)
+    except DataError:
+        # A file the CSV parser cannot read is named as such first, as when files were read whole.
+        table.check_rest()
+        raise
     variant_notes: list[str] = []
     if table.sheet:
         variant_notes.append(f"{path.name}: read sheet {table.sheet!r} of the workbook "
@@ -103,12 +103,30 @@ def read_events(
             fmt, why = ucdp_variant(path, columns)
             if fmt is UCDP_CANDIDATE:
                 variant_notes.append(f"{path.name}: read as {fmt.label}, not GED: {why}")
-        flagged = review_note(table.frame.rename(columns=lambda c: c.strip().lower()))
+    carry = (REVIEW_COLUMN,) if fmt is UCDP_CANDIDATE or fmt is UCDP_GED else ()
+    staged = stage_chunks(table.chunks(fmt.reads(columns, carry), chunk_rows), fmt, carry)
+    if carry:
+        flagged = review_note(staged)
         if flagged:
             variant_notes.append(f"{path.name}: {flagged}")
-    result = normalise_events(path, table, fmt, gazetteer, filters or EventFilters(), date_format)
+    result = normalise_staged(path, staged, fmt, gazetteer, filters or EventFilters(), table.rows, date_format)
     result.notes[:0] = variant_notes
     result.sheet = table.sheet
     # The generic format numbers rows when the file has no event_id: such ids name no event.
     result.ids_from_file = fmt is not GENERIC or "event_id" in {c.strip().lower() for c in columns}
     return result
+
+
+def _format_of(where: str, columns: list[str], name: str | None) -> SourceFormat:
+    """The format named (``--format``), else the one the columns show; its required columns must be there."""
+    if name is None:
+        fmt = detect_format(where, columns, list(FORMATS.values()))
+    else:
+        try:
+            fmt = FORMATS[name]
+        except KeyError:
+            raise DataError(
+                f"unknown format {name!r}; choose one of {', '.join(FORMATS)}"
+            ) from None
+    check_required(where, columns, fmt)
+    return fmt

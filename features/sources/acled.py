@@ -62,6 +62,7 @@ ACLED = SourceFormat(
         "event_type": "event_type",
     },
     stage=_stage,
+    optional=("country", "actor1", "actor2", "inter1", "sub_event_type"),
     # Slashed forms appear when a spreadsheet re-saves the export; a day <= 12 makes them
     # ambiguous, which is an error asking for --date-format.
     date_forms=("%Y-%m-%d", "%d %B %Y", "%d-%b-%y", "%Y%m%d", "%d/%m/%Y", "%m/%d/%Y"),

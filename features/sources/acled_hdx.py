@@ -46,4 +46,5 @@ ACLED_HDX = SourceFormat(
         "deaths": "Fatalities",
     },
     stage=_stage,
+    optional=("country",),
 )

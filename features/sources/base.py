@@ -1,4 +1,4 @@
-"""Shared machinery of the event readers: reading a CSV safely, validating rows, quarantine.
+"""Shared machinery of the event readers: validating rows, quarantine.
 
 A reader for one export format only says how its columns map onto the *staging* columns
 (:data:`STAGE_COLUMNS`, all text); everything else (encodings, parse errors, dates, counts,
@@ -8,14 +8,17 @@ format gets the same checks and the same messages.
 Row numbers in messages and in the quarantine file are CSV record numbers with the header as
 row 1 (the first data row is row 2; a skipped HXL tag row still counts), which is what a
 spreadsheet shows.
+
+A file is staged chunk by chunk as :mod:`features.sources.table` reads it, into compact
+columns (:mod:`features.sources.compact`), and validated as a whole: the date form, two-digit
+years and duplicate ids are questions about the whole file. The rows that end up in the
+quarantine are read again from the file, whole, for it.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,8 +27,16 @@ import pandas as pd
 
 from features.errors import DataError, shorten
 from features.gazetteer import Gazetteer, visible
+from features.sources.compact import (
+    compact_text, concat_compact, first_occurrence, per_value, sorted_categories, spread,
+)
 from features.sources.dates import parse_dates
-from features.textfile import read_sheet_text
+from features.sources.table import RawTable, read_table
+
+__all__ = ["DAYS_AHEAD", "EARLIEST_DATE", "EVENT_COLUMNS", "MAX_COUNT", "MISSING_NAMES", "STAGE_COLUMNS",
+           "EventFilters", "RawTable", "ReadResult", "SourceFormat", "check_required", "collection_spans",
+           "detect_format", "lower_columns", "normalise_events", "normalise_staged", "parse_whole_numbers",
+           "read_table", "stage_chunks"]
 
 #: The normalised event table every reader returns (one row per event). Besides the counts:
 #: ``event_type`` and ``sub_event_type`` (the source's own words), ``actors`` (``side_a | side_b``),
@@ -97,6 +108,9 @@ class SourceFormat:
     date_forms
         ``strftime`` formats the format's real exports use; when given, the form that reads
         the file's dates is found (and reported), instead of ``date_format``.
+    optional
+        Other columns ``stage`` reads when the file has them: with ``required``, the only
+        columns read from an event file.
     """
 
     name: str
@@ -107,10 +121,16 @@ class SourceFormat:
     date_format: str | None = None
     event_type_aliases: dict[str, str] = field(default_factory=dict)
     date_forms: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
 
     def matches(self, columns: Sequence[str]) -> bool:
         present = {c.strip().lower() for c in columns}
         return all(c.lower() in present for c in self.required)
+
+    def reads(self, columns: Sequence[str], extra: Sequence[str] = ()) -> list[str]:
+        """The file's columns (as ``columns`` names them) that ``stage`` reads, and those named in ``extra``."""
+        used = {c.lower() for c in (*self.required, *self.optional, *extra)}
+        return [c for c in columns if c.strip().lower() in used]
 
 
 @dataclass(frozen=True)
@@ -176,88 +196,6 @@ class ReadResult:
 
 
 # ----------------------------------------------------------------------------------------
-# Reading the file
-
-
-@dataclass(frozen=True)
-class RawTable:
-    """A CSV as text: the data rows, their file row numbers, and rows the parser found broken."""
-
-    frame: pd.DataFrame
-    rownum: np.ndarray
-    broken: pd.Series  # reason per row, '' when the row parsed cleanly
-    #: The workbook sheet the rows come from (None for a CSV).
-    sheet: str | None = None
-
-    def where(self, path: Path) -> str:
-        """The file as messages name it: with the sheet for a workbook."""
-        return f"{path} (sheet {self.sheet!r})" if self.sheet else str(path)
-
-
-def read_table(path: Path, encoding: str | None = None, sheet: str | None = None) -> RawTable:
-    """Parse a CSV into an all-text frame and the file row number of every data row.
-
-    A HDX HXL hashtag row under the header (``#date+start,#adm1+name,...``) is skipped.
-    Rows with the wrong number of fields are kept for the quarantine, unless most rows are
-    like that, in which case the file is not the table it claims to be.
-    """
-    text, sheet_read = read_sheet_text(path, encoding, sheet)
-    if sheet_read:
-        path = f"{path} (sheet {sheet_read!r})"
-    try:
-        records = list(csv.reader(io.StringIO(text, newline="")))
-    except csv.Error as exc:
-        raise DataError(f"{path}: not a readable CSV ({exc})") from exc
-    if not records or not any(cell.strip() for cell in records[0]):
-        raise DataError(f"{path}: the first row is empty; expected a header row")
-    header = [cell.strip() for cell in records[0]]
-    if len(set(header)) != len(header):
-        dup = sorted({c for c in header if header.count(c) > 1})
-        named = [shorten(c, 40) for c in dup if c]
-        empty = header.count("")
-        raise DataError(f"{path}, row 1: duplicate column name(s) {', '.join(named)}" if named else
-                        f"{path}, row 1: {empty} of its {len(header)} columns have no name; is row 1 the header?")
-    body = records[1:]
-    rownum = np.arange(2, len(records) + 1)
-    if body and _is_hxl_row(body[0]):
-        body, rownum = body[1:], rownum[1:]
-    # Blank lines carry no data: they are skipped rather than reported as bad rows.
-    keep = [i for i, rec in enumerate(body) if any(cell.strip() for cell in rec)]
-    body = [body[i] for i in keep]
-    rownum = rownum[keep]
-    width = len(header)
-    ragged = [i for i, rec in enumerate(body) if len(rec) != width]
-    if ragged and len(ragged) > len(body) / 2:
-        n = rownum[ragged[0]]
-        raise DataError(
-            f"{path}, row {n}: {len(body[ragged[0]])} fields where the header has {width}, "
-            f"and so do {len(ragged)} of {len(body)} rows: this is not a well-formed CSV "
-            "(wrong delimiter or unbalanced quotes?)"
-        )
-    ragged_reason = {}
-    for i in ragged:
-        rec = body[i]
-        ragged_reason[i] = f"{len(rec)} fields where the header has {width}"
-        # Keep what the row held, so the quarantine shows it: pad, or fold the surplus into
-        # the last column.
-        body[i] = (rec + [""] * width)[:width] if len(rec) < width else rec[: width - 1] + [
-            ",".join(rec[width - 1 :])
-        ]
-    frame = pd.DataFrame(body, columns=header, dtype=str) if body else pd.DataFrame(
-        columns=header, dtype=str
-    )
-    broken = pd.Series(
-        [ragged_reason.get(i, "") for i in range(len(body))], index=frame.index, dtype=object
-    )
-    return RawTable(frame, rownum, broken, sheet_read)
-
-
-def _is_hxl_row(record: Sequence[str]) -> bool:
-    cells = [c.strip() for c in record if c.strip()]
-    return bool(cells) and all(c.startswith("#") for c in cells)
-
-
-# ----------------------------------------------------------------------------------------
 # Validation and normalisation
 
 
@@ -291,7 +229,13 @@ def lower_columns(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def parse_whole_numbers(text: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Parse non-negative whole numbers; return (values as float, reason or '' per row)."""
+    """Parse non-negative whole numbers; return (values as float, reason or '' per row).
+
+    A categorical column is parsed once per distinct value.
+    """
+    if isinstance(text.dtype, pd.CategoricalDtype):
+        values, reason = parse_whole_numbers(pd.Series(text.cat.categories))
+        return spread(values, text), spread(reason, text)
     stripped = text.str.strip()
     values = pd.to_numeric(stripped.str.replace(",", "", regex=False), errors="coerce")
     reason = pd.Series("", index=text.index, dtype=object)
@@ -305,6 +249,34 @@ def parse_whole_numbers(text: pd.Series) -> tuple[pd.Series, pd.Series]:
     return values, reason
 
 
+def stage_chunks(chunks: Iterable[RawTable], fmt: SourceFormat, carry: Sequence[str] = ()) -> pd.DataFrame:
+    """Stage each :class:`RawTable` chunk with the format and stack them compactly.
+
+    Returns one row per data row of the file, indexed by file row number: the
+    :data:`STAGE_COLUMNS`, ``broken`` (the parser's reason, '' for most rows) and the raw
+    columns named in ``carry`` that the file has; categorical except ``event_id`` (stripped).
+    """
+    parts = []
+    for table in chunks:
+        raw = lower_columns(table.frame.set_axis(table.rownum))
+        staged = fmt.stage(raw).reindex(columns=list(STAGE_COLUMNS), fill_value="")
+        staged = staged.assign(**{c: _text(staged[c]) for c in STAGE_COLUMNS})
+        staged["event_id"] = staged["event_id"].str.strip()
+        staged["broken"] = table.broken.set_axis(table.rownum).astype(str)
+        for c in carry:
+            if c in raw:
+                staged[c] = raw[c]
+        parts.append(compact_text(staged, keep=("event_id",)))
+    return concat_compact(parts)
+
+
+def _text(values: pd.Series) -> pd.Series:
+    """A staged column as text, missing values empty."""
+    if values.dtype == "str" and not values.isna().any():
+        return values
+    return values.astype(object).fillna("").astype(str)
+
+
 def normalise_events(
     path: Path,
     table: RawTable,
@@ -314,136 +286,169 @@ def normalise_events(
     date_format: str | None = None,
     today: pd.Timestamp | None = None,
 ) -> ReadResult:
+    """:func:`normalise_staged` for a table read whole (:func:`read_table`)."""
+    raw = table.frame.set_axis(table.rownum)
+    return normalise_staged(path, stage_chunks([table], fmt), fmt, gazetteer, filters, lambda rows: raw.loc[rows],
+                            date_format, today)
+
+
+def _quoted(values: pd.Series) -> pd.Series:
+    return values.astype(object).map(repr)
+
+
+def normalise_staged(
+    path: Path,
+    staged: pd.DataFrame,
+    fmt: SourceFormat,
+    gazetteer: Gazetteer,
+    filters: EventFilters,
+    rows_of: Callable[[np.ndarray], pd.DataFrame],
+    date_format: str | None = None,
+    today: pd.Timestamp | None = None,
+) -> ReadResult:
     """Validate staged rows, map names to units, split usable rows from the quarantine.
 
-    ``today`` is the build date (default: today, UTC): events dated more than
-    :data:`DAYS_AHEAD` days after it, or before :data:`EARLIEST_DATE`, are quarantined.
+    ``staged`` comes from :func:`stage_chunks`; ``rows_of`` gives the file's rows (all
+    columns, indexed by row number) for the row numbers of the quarantine. ``today`` is the
+    build date (default: today, UTC): events dated more than :data:`DAYS_AHEAD` days after it,
+    or before :data:`EARLIEST_DATE`, are quarantined.
     """
-    # Index every frame by file row number: messages, quarantine and generated ids use it.
-    rownum = table.rownum
-    raw = table.frame.set_axis(rownum)
-    staged = fmt.stage(lower_columns(raw))
-    staged = staged.reindex(columns=list(STAGE_COLUMNS), fill_value="").astype(object).fillna("").astype(str)
+    rownum = staged.index.to_numpy()
     notes: list[str] = []
+    date_column = fmt.column_of.get("date", "date")
 
     # Rows the CSV parser already found broken come first, then what the format knows.
-    ragged = table.broken.set_axis(rownum)
-    reason = ragged.where(ragged != "", staged["problem"]).astype(object)
-    column = pd.Series(
-        np.where(ragged != "", "(whole row)", np.where(reason != "", fmt.column_of.get("date", "date"), "")),
-        index=raw.index,
-        dtype=object,
-    )
+    broken = (staged["broken"] != "").to_numpy()
+    known = ~broken & (staged["problem"] != "").to_numpy()
+    reason = pd.Series("", index=staged.index, dtype=object)
+    column = pd.Series("", index=staged.index, dtype=object)
+    reason[broken] = staged["broken"][broken].to_numpy(dtype=object)
+    reason[known] = staged["problem"][known].to_numpy(dtype=object)
+    column[broken] = "(whole row)"
+    column[known] = date_column
+    ok = ~(broken | known)  # rows without a problem so far
 
-    def flag(mask: pd.Series, col: str, why: pd.Series | str) -> None:
-        # Only the first problem of a row is reported: it is the one to fix first.
-        new = mask & (reason == "")
-        if isinstance(why, pd.Series):
-            reason[new] = why[new]
-        else:
-            reason[new] = why
-        column[new] = fmt.column_of.get(col, col)
+    def flag(mask, col: str, why: Callable[[np.ndarray], pd.Series] | str) -> None:
+        # Only the first problem of a row is reported: it is the one to fix first. The message
+        # is made for those rows only.
+        new = np.asarray(mask, dtype=bool) & ok
+        if new.any():
+            reason[new] = why if isinstance(why, str) else why(new).to_numpy(dtype=object)
+            column[new] = fmt.column_of.get(col, col)
+            ok[new] = False
+
+    def strip(values: pd.Series) -> pd.Series:
+        return per_value(values, lambda s: s.str.strip())
 
     # Dates
-    date_text = staged["date"].str.strip()
+    date_text = strip(staged["date"])
     forms = fmt.date_forms or ((fmt.date_format,) if fmt.date_format else ())
-    dates, date_form, doubtful = parse_dates(path, date_text, fmt.column_of.get("date", "date"), forms, date_format)
+    dates, date_form, doubtful = parse_dates(path, date_text, date_column, forms, date_format)
     flag(date_text == "", "date", "date is empty")
-    flag(doubtful != "", "date", "date " + date_text.map(repr) + ": " + doubtful)
-    flag(dates.isna(), "date", "unparseable date " + date_text.map(repr))
+    flag(doubtful != "", "date", lambda rows: "date " + _quoted(date_text[rows]) + ": " + doubtful[rows])
+    flag(dates.isna(), "date", lambda rows: "unparseable date " + _quoted(date_text[rows]))
     latest = (today or pd.Timestamp.now(tz="UTC")).tz_localize(None).normalize() + pd.Timedelta(days=DAYS_AHEAD)
     flag(dates < EARLIEST_DATE, "date",
-         "date " + date_text.map(repr) + f" is before {EARLIEST_DATE.date()}: a placeholder or a typo")
-    flag(dates > latest, "date", "date " + date_text.map(repr) + f" is more than {DAYS_AHEAD} days after the build "
-         f"date ({(latest - pd.Timedelta(days=DAYS_AHEAD)).date()}): a placeholder or a typo")
+         lambda rows: "date " + _quoted(date_text[rows]) + f" is before {EARLIEST_DATE.date()}: a placeholder or a typo")
+    flag(dates > latest, "date", lambda rows: "date " + _quoted(date_text[rows]) + f" is more than {DAYS_AHEAD} days "
+         f"after the build date ({(latest - pd.Timedelta(days=DAYS_AHEAD)).date()}): a placeholder or a typo")
 
     # Counts and deaths
-    count_text = staged["count"].where(staged["count"].str.strip() != "", "1")
+    count_text = per_value(staged["count"], lambda s: s.where(s.str.strip() != "", "1"))
     counts, count_reason = parse_whole_numbers(count_text)
-    flag(count_reason != "", "count", "count " + count_text.map(repr) + " " + count_reason)
+    flag(count_reason != "", "count",
+         lambda rows: "count " + _quoted(count_text[rows]) + " " + count_reason[rows].astype(object))
     deaths, death_reason = parse_whole_numbers(staged["deaths"])
-    flag(death_reason != "", "deaths", "deaths " + staged["deaths"].map(repr) + " " + death_reason)
+    flag(death_reason != "", "deaths",
+         lambda rows: "deaths " + _quoted(staged["deaths"][rows]) + " " + death_reason[rows].astype(object))
     civilians, civilian_reason = parse_whole_numbers(staged["deaths_civilians"])
-    flag(civilian_reason != "", "deaths_civilians",
-         "civilian deaths " + staged["deaths_civilians"].map(repr) + " " + civilian_reason)
-    unknown_deaths = int(((staged["deaths"].str.strip() == "") & (reason == "")).sum())
-    if unknown_deaths and unknown_deaths == int((reason == "").sum()):
+    flag(civilian_reason != "", "deaths_civilians", lambda rows: "civilian deaths "
+         + _quoted(staged["deaths_civilians"][rows]) + " " + civilian_reason[rows].astype(object))
+    no_deaths = (strip(staged["deaths"]) == "").to_numpy()
+    unknown_deaths = int((no_deaths & ok).sum())
+    if unknown_deaths and unknown_deaths == int(ok.sum()):
         notes.append(f"{path.name}: no event has a death count: deaths are missing (not 0) where only this "
                      "file covers a unit and month, and cannot be a forecast target there")
     elif unknown_deaths:
         notes.append(f"{unknown_deaths} event(s) with no death count were counted as 0 deaths")
 
     # Country: a multi-country export is cut to the gazetteer's countries, loudly.
-    country = staged["country"].str.strip()
+    country = strip(staged["country"])
     known_countries = {c.casefold() for c in gazetteer.countries}
     # A gazetteer without a country column cannot cut anything: every country passes.
-    flag(
-        (country != "") & bool(known_countries) & ~country.str.casefold().isin(known_countries),
-        "country",
-        "country " + country.map(repr) + " is not covered by the gazetteer "
-        f"({', '.join(sorted(gazetteer.countries))})",
-    )
+    if known_countries:
+        flag((country != "").to_numpy() & ~per_value(country, lambda s: s.str.casefold().isin(known_countries)),
+             "country", lambda rows: "country " + _quoted(country[rows]) + " is not covered by the gazetteer "
+             f"({', '.join(sorted(gazetteer.countries))})")
 
     # Names. R and spreadsheet exports write a missing name as a placeholder word.
-    admin1 = staged["admin1"].str.strip()
-    admin1 = admin1.where(~admin1.str.casefold().isin(MISSING_NAMES), "")
-    distinct = admin1[admin1 != ""].unique()
+    given = strip(staged["admin1"])
+    admin1 = per_value(given, lambda s: s.where(~s.str.casefold().isin(MISSING_NAMES), ""))
+    distinct = [name for name in admin1.cat.categories if name != ""]
     resolved = {name: gazetteer.match(name) for name in distinct}
-    units = admin1.map(resolved)
-    flag(
-        admin1 == "",
-        "admin1",
-        f"no {gazetteer.unit_word} given (value " + staged["admin1"].str.strip().map(repr) + ")",
-    )
-    unknown = (admin1 != "") & units.isna()
+    names = gazetteer.names
+    position = {name: i for i, name in enumerate(names)}
+    unit_of = np.array([position[resolved[name]] if resolved.get(name) is not None else -1
+                        for name in admin1.cat.categories], dtype=np.int64)
+    unit_codes = unit_of[admin1.cat.codes.to_numpy()] if len(unit_of) else np.full(len(admin1), -1)
+    flag(admin1 == "", "admin1",
+         lambda rows: f"no {gazetteer.unit_word} given (value " + _quoted(given[rows]) + ")")
+    unknown = (admin1 != "").to_numpy() & (unit_codes < 0)
     if unknown.any():
         suggestion = {n: gazetteer.suggest(n) for n in distinct if resolved[n] is None}
-        flag(
-            unknown,
-            "admin1",
-            f"unknown {gazetteer.unit_word} " + admin1.map(lambda name: repr(visible(name))) + "; "
-            + admin1.map(suggestion).fillna(""),
-        )
+        flag(unknown, "admin1", lambda rows: f"unknown {gazetteer.unit_word} "
+             + admin1[rows].astype(object).map(lambda name: repr(visible(name))) + "; "
+             + admin1[rows].astype(object).map(suggestion).fillna(""))
 
     # Event ids: a repeated id is a second report of one event or an export error; either
     # way counting it twice would inflate the panel.
-    ids = staged["event_id"].str.strip()
+    ids = staged["event_id"]
     flag(ids == "", "event_id", "event id is empty")
-    first_row = pd.Series(rownum, index=raw.index).groupby(ids).transform("min")
-    dup = ids.duplicated(keep="first") & (ids != "")
-    flag(dup, "event_id", "duplicate event id " + ids.map(repr) + " (first at row " + first_row.astype(str) + ")")
+    first = first_occurrence(ids)
+    if first is not None:
+        dup = (first != np.arange(len(ids))) & (ids != "").to_numpy()
+        first_row = pd.Series(rownum[first], index=staged.index)
+        flag(dup, "event_id", lambda rows: "duplicate event id " + _quoted(ids[rows]) + " (first at row "
+             + first_row[rows].astype(str).astype(object) + ")")
 
-    bad = reason != ""
-    quarantine = raw[bad].copy()
-    quarantine.insert(0, "reason", reason[bad])
-    quarantine.insert(0, "column", column[bad])
+    bad = ~ok
+    quarantine = rows_of(rownum[bad]).copy()
+    quarantine.insert(0, "reason", pd.Series(reason[bad].to_numpy(), index=quarantine.index, dtype=object))
+    quarantine.insert(0, "column", pd.Series(column[bad].to_numpy(), index=quarantine.index, dtype=object))
     quarantine.insert(0, "row", quarantine.index)
     quarantine.insert(0, "file", str(path))
 
-    good = ~bad
+    # Boolean indexing copies every column: a file without bad rows keeps them as they are.
+    good = slice(None) if ok.all() else ok
+    operation = per_value(staged["operation"], lambda s: s.str.strip().map({"1": 1.0, "0": 0.0}))
+    part = strip(staged["part"])
     events = pd.DataFrame(
         {
             "event_id": ids[good],
             "date": dates[good],
-            "unit": units[good],
+            "unit": pd.Categorical.from_codes(unit_codes[good], categories=names),
             "count": counts[good].astype("int64"),
             "deaths": deaths[good].fillna(0).astype("int64"),
-            "event_type": staged["event_type"][good].str.strip(),
-            "actors": staged["actors"][good].str.strip(),
-            "source": fmt.name,
-            "sub_event_type": staged["sub_event_type"][good].str.strip(),
-            "side_a": staged["side_a"][good].str.strip(),
-            "side_b": staged["side_b"][good].str.strip(),
+            "event_type": strip(staged["event_type"])[good],
+            "actors": strip(staged["actors"])[good],
+            "source": pd.Categorical.from_codes(np.zeros(int(ok.sum()), dtype=np.int8), categories=[fmt.name]),
+            "sub_event_type": strip(staged["sub_event_type"])[good],
+            "side_a": strip(staged["side_a"])[good],
+            "side_b": strip(staged["side_b"])[good],
             "deaths_civilians": civilians[good].astype(float),
-            "operation": staged["operation"][good].str.strip().map({"1": True, "0": False}).astype("boolean"),
-            "part": staged["part"][good].str.strip(),
-        }
+            "operation": pd.array(operation[good].to_numpy(dtype=float), dtype="Float64").astype("boolean"),
+            "part": part[good],
+        },
+        index=staged.index[good],
     )
-    kept = _apply_filters(events, filters, fmt)
+    kept = sorted_categories(_apply_filters(events, filters, fmt))
+    in_time = dates.notna().to_numpy() & (dates >= EARLIEST_DATE).to_numpy() & (dates <= latest).to_numpy()
+    # Collections by their codes: the spans are the same, without a column of text.
+    collections = pd.DataFrame({"part": part.cat.codes.to_numpy()[in_time], "date": dates[in_time]})
     return ReadResult(
         path=str(path),
         format=fmt.name,
-        rows=len(raw),
+        rows=len(staged),
         events=kept.reset_index(drop=True),
         quarantine=quarantine.reset_index(drop=True),
         filtered_out=len(events) - len(kept),
@@ -454,10 +459,9 @@ def normalise_events(
         dataset=fmt.label,
         # A collection's period shows in every dated row, usable or not (a row without a unit
         # was still collected that day).
-        spans=collection_spans(pd.DataFrame({"part": staged["part"].str.strip(), "date": dates})
-                               .loc[dates.notna() & (dates >= EARLIEST_DATE) & (dates <= latest)]),
-        parts=bool((staged["part"].str.strip() != "").any()),
-        has_deaths=bool((staged["deaths"][good].str.strip() != "").any()),
+        spans=collection_spans(collections),
+        parts=bool((part != "").any()),
+        has_deaths=bool((~no_deaths & ok).any()),
     )
 
 
@@ -477,10 +481,10 @@ def _apply_filters(events: pd.DataFrame, filters: EventFilters, fmt: SourceForma
         keep &= events["date"] <= filters.end
     if filters.event_types:
         wanted = {fmt.event_type_aliases.get(t.strip().lower(), t).strip().casefold() for t in filters.event_types}
-        keep &= events["event_type"].str.casefold().isin(wanted)
+        keep &= per_value(events["event_type"], lambda s: s.str.casefold().isin(wanted))
     if filters.actor:
         # Whole words, so that "IS" selects the Islamic State and not "Islamic Army" or
         # "Civilians"; case does not matter.
         pattern = r"(?<!\w)" + re.escape(filters.actor.strip()) + r"(?!\w)"
-        keep &= events["actors"].str.contains(pattern, case=False, regex=True)
-    return events[keep]
+        keep &= per_value(events["actors"], lambda s: s.str.contains(pattern, case=False, regex=True))
+    return events if keep.all() else events[keep]

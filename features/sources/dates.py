@@ -15,10 +15,16 @@ import numpy as np
 import pandas as pd
 
 from features.errors import DataError
+from features.sources.compact import per_value
 
 
 def _to_dates(text: pd.Series, form: str) -> pd.Series:
-    """``pd.to_datetime`` with ``errors="coerce"``, also for dates outside its range."""
+    """``pd.to_datetime`` with ``errors="coerce"``, also for dates outside its range (once per
+    distinct value of a categorical column)."""
+    return per_value(text, lambda values: _parse_as(values, form))
+
+
+def _parse_as(text: pd.Series, form: str) -> pd.Series:
     try:
         return pd.to_datetime(text, format=form, errors="coerce")
     except (pd.errors.OutOfBoundsDatetime, ValueError, OverflowError):
@@ -109,7 +115,7 @@ def parse_dates(
         # ISO dates with a time part ("2014-01-24 00:00:00.000") are common in exports.
         dates = parsed["%Y-%m-%d"]
         retry = dates.isna() & (text != "")
-        dates[retry] = pd.to_datetime(text[retry].str[:10], format="%Y-%m-%d", errors="coerce")
+        dates[retry] = pd.to_datetime(text[retry].astype(str).str[:10], format="%Y-%m-%d", errors="coerce")
         return dates, "%Y-%m-%d", pd.Series("", index=text.index, dtype=object)
     # A file is written in one form of each conflicting pair: when rows such as 13/04/2020 read
     # in only one of them, the file settles the question and the other form is dropped. Only a

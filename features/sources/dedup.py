@@ -18,6 +18,7 @@ import dataclasses
 import os
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
 from features.sources.base import ReadResult
@@ -52,27 +53,25 @@ def drop_duplicate_events(results: Sequence[ReadResult]) -> tuple[list[ReadResul
         file that lost events: how many, and to which file.
     """
     order = sorted(range(len(results)), key=lambda i: (_PRIORITY.get(results[i].format, 2), i))
-    #: (family, event id) -> index of the file that holds it
-    owner: dict[tuple[str, str], int] = {}
+    #: (family, index of the file, the event ids it keeps), for each file read so far that has ids
+    held: list[tuple[str, int, pd.Series]] = []
     kept: dict[int, ReadResult] = {}
     notes: list[str] = []
     for i in order:
         result = results[i]
         family = _FAMILY.get(result.format, result.format)
         twin = next((j for j in kept if _same_file(results[j].path, result.path)), None)
-        if twin is not None:
-            drop = pd.Series(True, index=result.events.index)
-            by = pd.Series(twin, index=result.events.index)
-        elif result.ids_from_file:
+        by = np.full(len(result.events), -1 if twin is None else twin)
+        if twin is None and result.ids_from_file:
             ids = result.events["event_id"].astype(str)
-            by = ids.map(lambda e: owner.get((family, e), -1))
-            drop = by >= 0
-            owner.update({(family, e): i for e in ids[~drop]})
-        else:
-            drop = pd.Series(False, index=result.events.index)
-            by = pd.Series(-1, index=result.events.index)
+            # An id has one holder: the file that kept it first.
+            for other_family, j, other_ids in held:
+                if other_family == family:
+                    by[ids.isin(other_ids).to_numpy()] = j
+            held.append((family, i, ids[by < 0]))
+        drop = by >= 0
         kept[i] = dataclasses.replace(result, events=result.events[~drop].reset_index(drop=True)) if drop.any() else result
-        for j, n in by[drop].value_counts(sort=False).sort_index().items():
+        for j, n in pd.Series(by[drop]).value_counts(sort=False).sort_index().items():
             other = results[int(j)]
             why = (" (the same file given twice)" if twin is not None else
                    " (UCDP GED is kept over Candidate Events)" if other.format == "ucdp" and result.format == "ucdp-candidate"

@@ -38,4 +38,5 @@ GENERIC = SourceFormat(
     required=("date", "admin1"),
     column_of={"date": "date", "admin1": "admin1"},
     stage=_stage,
+    optional=("event_id", "count", "deaths", "event_type", "actor", "country"),
 )

@@ -48,5 +48,6 @@ GEOCAUSAL = SourceFormat(
     required=("event_id", "date", "category", "type", "governorate"),
     column_of={"event_id": "event_id", "date": "date", "admin1": "governorate", "event_type": "type"},
     stage=_stage,
+    optional=("source_object",),
     event_type_aliases={"show of force": "sof", "small arms fire": "saf", "small-arms fire": "saf"},
 )

@@ -49,4 +49,5 @@ GTD = SourceFormat(
         "event_type": "attacktype1_txt",
     },
     stage=_stage,
+    optional=("country_txt", "attacktype1_txt", "gname"),
 )

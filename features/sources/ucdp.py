@@ -27,6 +27,8 @@ from features.sources.base import SourceFormat
 
 #: type_of_violence codes of the GED codebook.
 VIOLENCE_TYPES = {"1": "state-based", "2": "non-state", "3": "one-sided"}
+#: Candidate Events' review flag, read besides the columns of the GED layout (:func:`review_note`).
+REVIEW_COLUMN = "code_status"
 #: ``side_a`` of an event by a state's forces: GED names governments "Government of <country>"
 #: (side A of every state-based dyad, and the perpetrator of a government's one-sided violence).
 GOVERNMENT = r"^Government of\b"
@@ -68,6 +70,7 @@ UCDP_GED = SourceFormat(
         "event_type": "type_of_violence",
     },
     stage=_stage,
+    optional=("country", "side_a", "side_b", "deaths_civilians"),
     event_type_aliases={**VIOLENCE_TYPES, "state based": "state-based", "non state": "non-state", "one sided": "one-sided"},
 )
 
@@ -91,9 +94,9 @@ def ucdp_variant(path: Path, columns: Sequence[str]) -> tuple[SourceFormat, str]
 
 def review_note(raw: pd.DataFrame) -> str | None:
     """How many Candidate events UCDP still flags for review (``code_status`` other than Clear)."""
-    if "code_status" not in raw:
+    if REVIEW_COLUMN not in raw:
         return None
-    status = raw["code_status"].astype(str).str.strip()
+    status = raw[REVIEW_COLUMN].astype(str).str.strip()
     flagged = status[(status != "") & (status.str.lower() != "clear")]
     if flagged.empty:
         return None
