@@ -41,9 +41,9 @@ from scipy import sparse
 from scipy.optimize import linprog
 
 import forecast.models  # noqa: F401  (registers the member models)
-from forecast.evaluation.backtest import BacktestDesign, run_backtest
+from forecast.evaluation.backtest import BacktestDesign
 from forecast.evaluation.escalation import predictive_cdf
-from forecast.evaluation.scores import crps
+from forecast.evaluation.scores import crps_from_quantiles
 from forecast.models.base import (
     FitCache,
     Forecaster,
@@ -55,6 +55,8 @@ from forecast.models.base import (
     prediction_frame,
     register,
 )
+from forecast.models.baselines import count_matrix
+from forecast.models.rolling import rolling_forecasts
 from forecast.schema import QUANTILE_COLUMNS, QUANTILES
 
 DEFAULT_MEMBERS = ("ses_negbin", "locf_negbin", "moving_average", "hist_bootstrap", "croston")
@@ -194,33 +196,56 @@ class Ensemble(Forecaster):
     def _in_history_scores(self, history: pd.DataFrame, factories: dict, design: BacktestDesign) -> pd.DataFrame:
         """Every member's CRPS at every in-history origin and horizon (rows with a known target).
 
-        Each member is fitted afresh at every in-history origin on the history cut there
-        (what it would have forecast had it been fitted then; inside a backtest the fit cache
-        shares those fits between the ensemble's consecutive origins), and only the scores
-        are kept (and, for ``"crps"`` weighting, the quantiles). The loop calls the members
-        directly rather than through :func:`run_backtest`, whose frames and checks cost more
-        than these cheap members' fits.
+        Each member is scored as if fitted afresh at every in-history origin on the history
+        cut there (what it would have forecast then). The cheap members' forecasts at all
+        origins come from one pass over the count matrix
+        (:func:`forecast.models.rolling.rolling_forecasts`, equal to their fits); any other
+        member is fitted and asked at each origin (inside a backtest the fit cache shares those
+        fits between the ensemble's consecutive origins). Only the scores are kept (and, for
+        ``"crps"`` weighting, the quantiles).
         """
-        wide_y = history.pivot(index="month", columns="unit", values="y")  # (months, units)
-        first = wide_y.index[0].ordinal
+        counts, units, months = count_matrix(history)
+        origins = design.origins()
+        ends = [o.ordinal - months[0].ordinal for o in origins]
+        horizon = int(design.horizon)
+        parts = []
+        for name, factory in factories.items():
+            model = factory()
+            fast = None if model.uses_covariates else rolling_forecasts(model, counts, ends, horizon)
+            rows: dict[str, list] = {"origin": [], "horizon": [], "unit": [], "y": [], "q": []}
+            for k, (o, e) in enumerate(zip(origins, ends)):
+                known = min(horizon, len(counts) - 1 - e)  # horizons whose target month is in the history
+                if known < 1:
+                    continue
+                if fast is None:
+                    cut = history[history["month"] <= o].reset_index(drop=True)
+                    fitted = factory().fit(cut)
+                    future = (hold_last_value(cut, horizon) if fitted.uses_future_covariates and fitted.covariates_
+                              else None)
+                    pred = fitted.predict(horizon, future)
+                    q = pred[list(QUANTILE_COLUMNS)].to_numpy().reshape(len(units), horizon, len(QUANTILES))
+                else:
+                    q = fast[1][k]
+                rows["origin"].append(np.full(len(units) * known, o.ordinal))
+                rows["horizon"].append(np.tile(np.arange(1, known + 1), len(units)))
+                rows["unit"].append(np.repeat(np.arange(len(units)), known))
+                rows["y"].append(counts[e + 1:e + 1 + known].T.reshape(-1))  # (units, known), unit-major
+                rows["q"].append(q[:, :known].reshape(-1, len(QUANTILES)))
+            if not rows["y"]:
+                continue
+            y, quantiles = np.concatenate(rows["y"]), np.concatenate(rows["q"])
+            frame = pd.DataFrame({"unit": np.asarray(units, dtype=object)[np.concatenate(rows["unit"])],
+                                  "origin": pd.PeriodIndex.from_ordinals(np.concatenate(rows["origin"]), freq="M"),
+                                  "horizon": np.concatenate(rows["horizon"]), "model": name, "y": y,
+                                  "crps": crps_from_quantiles(y, quantiles)})
+            if self.weighting == "crps":
+                frame[list(QUANTILE_COLUMNS)] = quantiles
+            parts.append(frame)
+        scored = pd.concat(parts, ignore_index=True)
         keep = ["origin", "horizon", "model", "crps"]
         if self.weighting == "crps":
             keep = ["unit", "origin", "horizon", "model", "y", *QUANTILE_COLUMNS, "crps"]
-        horizon = int(design.horizon)
-        parts = []
-        for o in design.origins():
-            cut = history[history["month"] <= o].reset_index(drop=True)
-            for name, factory in factories.items():
-                model = factory().fit(cut)
-                future = hold_last_value(cut, horizon) if model.uses_future_covariates and model.covariates_ else None
-                pred = model.predict(horizon, future)
-                rows = pred["month"].array.asi8 - first
-                known = rows < len(wide_y)
-                pred = pred.loc[known]
-                y = wide_y.to_numpy(dtype=float)[rows[known], wide_y.columns.get_indexer(pred["unit"])]
-                pred = pred.assign(origin=o, model=name, y=y)
-                parts.append(pred.assign(crps=crps(pred))[keep])
-        return pd.concat(parts, ignore_index=True)
+        return scored[keep]
 
     def _update(self, history: pd.DataFrame) -> None:
         for model in self.models_.values():

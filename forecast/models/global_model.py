@@ -22,7 +22,9 @@ challenge, which beat per-unit models by learning the dynamics every unit shares
   and three months back, and the mean of the neighbours across a national border.
 * **Distribution.** Negative binomial around the mean, with a dispersion per unit and
   horizon: the maximum-likelihood value of the unit's training targets given the regressor's
-  means (:func:`~forecast.models.smoothing.negbin_ml_alpha`), never below ``min_alpha``.
+  means (:func:`~forecast.models.smoothing.negbin_ml_alpha`), never below ``min_alpha``. As
+  for the pooled count models, the mean is capped at
+  :data:`~forecast.models.common.CAP_FACTOR` times the unit's largest count so far.
 
 Cost, and when it refits. Training pairs use target months up to an *anchor*: the last month
 of the history whose position from the history's first month is a multiple of
@@ -56,7 +58,7 @@ from forecast.models.base import (
     register,
 )
 from forecast.models.baselines import grid_frame
-from forecast.models.common import check_int, is_real
+from forecast.models.common import CAP_FACTOR, check_int, is_real
 from forecast.models.memory import check_memory
 from forecast.models.ml import TREE_ADVICE
 from forecast.models.smoothing import negbin_ml_alpha
@@ -242,6 +244,8 @@ class GlobalBoost(Forecaster):
     def _set_origin(self, y: np.ndarray, scale: np.ndarray, X: np.ndarray) -> None:
         self.origin_scale_ = scale[-1]
         self.origin_X_ = X[-1]  # (units, features)
+        # As the other direct count models: never a mean above CAP_FACTOR x the unit's largest count.
+        self.cap_ = CAP_FACTOR * np.maximum(y.max(axis=0), 1.0)
 
     def _fit_horizon(self, h: int) -> None:
         cache = active_fit_cache()
@@ -288,7 +292,7 @@ class GlobalBoost(Forecaster):
             if regressor is None:
                 continue
             with thread_limit(self.n_jobs):
-                mean[:, h - 1] = np.maximum(regressor.predict(X), 0.0) * self.origin_scale_
+                mean[:, h - 1] = np.clip(regressor.predict(X) * self.origin_scale_, 0.0, self.cap_)
             quantiles[:, h - 1] = negbin_quantiles(mean[:, h - 1], self.dispersion_[h])
         quantiles[mean <= 0] = 0.0
         return grid_frame(self.units_, self.origin_, mean, quantiles)

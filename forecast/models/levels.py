@@ -126,7 +126,8 @@ class SesTrend(Forecaster):
         if not is_real(self.floor, 0.0) or not float(self.floor) > 0:
             raise ModelError(f"{self.name}: floor must be a number > 0, got {self.floor!r}")
 
-    def _exponent(self, h: int) -> float:
+    def trend_exponent(self, h: int) -> float:
+        """``phi + phi**2 + ... + phi**h``: the power of the monthly growth at horizon ``h``."""
         return float(sum(float(self.damping) ** i for i in range(1, h + 1)))
 
     def _fit(self, history: pd.DataFrame) -> None:
@@ -146,12 +147,12 @@ class SesTrend(Forecaster):
         h_used = max(1, min(h, n - self.base_.first_))
         if h_used not in self.dispersion_:
             start = self.base_.first_ - 1
-            mu = self.levels_[start:n - h_used] * (self.growth_[start:n - h_used] ** self._exponent(h_used))[:, None]
+            mu = self.levels_[start:n - h_used] * (self.growth_[start:n - h_used] ** self.trend_exponent(h_used))[:, None]
             self.dispersion_[h_used] = negbin_ml_alpha(counts[start + h_used:], mu, self.base_.min_alpha)
         return self.dispersion_[h_used]
 
     def _predict(self, horizon: int, future: pd.DataFrame | None) -> pd.DataFrame:
-        factors = np.array([self.growth_[-1] ** self._exponent(h) for h in range(1, horizon + 1)])
+        factors = np.array([self.growth_[-1] ** self.trend_exponent(h) for h in range(1, horizon + 1)])
         mean = self.mean_[:, None] * factors[None, :]  # (n_units, horizon)
         quantiles = np.stack([negbin_quantiles(mean[:, h - 1], self.horizon_dispersion(h))
                               for h in range(1, horizon + 1)], axis=1)
