@@ -54,13 +54,17 @@ bss
     escalation rate at that horizon from months before the origin (:func:`climatology`).
 
 Then, per candidate, the worst window and the mean over windows (every panel and target),
-and a leave-one-source-out summary: for each panel, the candidate with the best worst window
+its CRPS over the 12-month bootstrap's per source and target (all windows together: a
+default that falls behind the bootstrap on a source is a regression), and a
+leave-one-source-out summary: for each panel, the candidate with the best worst window
 on the other three panels (ties: the lower mean) and its figures on the one left out. The
 choice is by the worst window, not the mean.
 
 ``--candidate LABEL=MODEL`` (or ``LABEL=MODEL:{"json": "params"}``, repeatable) names the
 settings to judge; without one, the default model (:data:`forecast.catalog.DEFAULT_MODEL`).
-``--cache DIR`` keeps each backtest in DIR, keyed by panel, target, model, parameters and
+``--other-target`` gives the judged models the other target as a covariate column (the
+benchmarks and the level models ignore it; ``global_boost`` uses its lags). ``--cache DIR``
+keeps each backtest in DIR, keyed by panel, target, model, parameters and
 origins, and reads it back on the next run: delete DIR when a model's code changes.
 """
 
@@ -222,6 +226,7 @@ def summarise(scored: dict[str, pd.DataFrame], label: str, panel: pd.DataFrame, 
         "mean_over_actual": float(national["mean"].sum() / max(national["y"].sum(), 1e-9)),
         "bss": float(1 - d["brier"].mean() / max(((p_clim - event) ** 2).mean(), 1e-12)),
         "origins": int(d["origin"].nunique()), "n": int(len(d)), "by_horizon": {},
+        "crps_sum": float(per_origin[label].sum()), "benchmark_sums": {b: float(v) for b, v in totals.items()},
     }
     for h in range(1, HORIZON + 1):
         at = {m: s.xs(h, level="horizon")["sum"].sum() for m, s in sums.items()}
@@ -232,7 +237,8 @@ def summarise(scored: dict[str, pd.DataFrame], label: str, panel: pd.DataFrame, 
     return out
 
 
-def backtest(panel, target, model, params, start, end, step, jobs, cache: Path | None) -> tuple[pd.DataFrame, float]:
+def backtest(panel, target, model, params, start, end, step, jobs, cache: Path | None,
+             covariates: tuple[str, ...] = ()) -> tuple[pd.DataFrame, float]:
     """One model's rolling-origin backtest (origins start..end every ``step``), and its seconds.
 
     Every model is fitted afresh at every origin (``refit_every=1``), as ``forecast predict``
@@ -244,15 +250,15 @@ def backtest(panel, target, model, params, start, end, step, jobs, cache: Path |
                             refit_every=1)
     path = None
     if cache is not None:
-        key = json.dumps([panel.attrs.get("skill_source"), target, model, params, start, end, step, "refit1"],
-                         sort_keys=True)
+        key = json.dumps([panel.attrs.get("skill_source"), target, model, params, start, end, step, "refit1",
+                          *covariates], sort_keys=True)
         path = cache / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.pkl"
         if path.exists():
             frame = pd.read_pickle(path)
             return frame, float(frame.attrs.get("seconds", 0.0))
     began = time.perf_counter()
-    frame = run_backtest(panel, {model: lambda: make_model(model, **params)}, design, target=target, covariates=[],
-                         n_jobs=jobs, progress=False)
+    frame = run_backtest(panel, {model: lambda: make_model(model, **params)}, design, target=target,
+                         covariates=list(covariates), n_jobs=jobs, progress=False)
     frame.attrs = {"seconds": time.perf_counter() - began}
     if path is not None:
         cache.mkdir(parents=True, exist_ok=True)
@@ -301,6 +307,15 @@ def overview(rows: list[dict], labels: list[str], sources: list[str]) -> dict:
         print(f"{label:14} worst {worst['ratio']:.3f} [{worst['lo']:.3f}, {worst['hi']:.3f}] ({summary[label]['worst_window']}), "
               f"mean {summary[label]['mean']:.3f} over {len(mine)} windows, {summary[label]['above_095']} above 0.95, "
               f"backtests {summary[label]['seconds']:.0f} s")
+    print("\nagainst the 12-month bootstrap (hist_bootstrap), CRPS summed over each source's windows:")
+    against = {}
+    for label in labels:
+        mine = [r for r in rows if r["candidate"] == label and "hist_bootstrap" in r["benchmark_sums"]]
+        keys = sorted({(r["source"], r["target"]) for r in mine})
+        against[label] = {f"{s} {t}": sum(r["crps_sum"] for r in mine if (r["source"], r["target"]) == (s, t))
+                          / sum(r["benchmark_sums"]["hist_bootstrap"] for r in mine if (r["source"], r["target"]) == (s, t))
+                          for s, t in keys}
+        print(f"{label:14} " + "  ".join(f"{k} {v:.3f}" for k, v in against[label].items()))
     loso = []
     if len(sources) > 1 and len(labels) > 1:
         print("\nleave one source out (chosen by the worst window on the other sources):")
@@ -311,7 +326,7 @@ def overview(rows: list[dict], labels: list[str], sources: list[str]) -> dict:
                      "mean": float(np.mean([r["ratio"] for r in mine])), "windows": len(mine)}
             loso.append(entry)
             print(f"  {held:10} chosen on the others: {picked:14} on {held}: worst {entry['worst']:.3f}, mean {entry['mean']:.3f}")
-    return {"candidates": summary, "leave_one_source_out": loso,
+    return {"candidates": summary, "against_bootstrap": against, "leave_one_source_out": loso,
             "chosen_by_worst_window": choose(rows, labels, sources) if labels else None}
 
 
@@ -325,6 +340,8 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="the last window of each panel, every third origin")
     parser.add_argument("--cache", type=Path, default=None, help="keep and reuse backtests in this folder")
+    parser.add_argument("--other-target", action="store_true",
+                        help="give the judged models the other target (deaths for incidents and back) as a covariate")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "skill.json")
     args = parser.parse_args(argv)
     if not SHARED.is_dir():
@@ -347,9 +364,10 @@ def main(argv=None) -> int:
             print(f"\n{source} {target}: {panel['unit'].nunique()} units, origins {windows[0][1]}..{windows[-1][2]} every {step}")
             runs = benchmark_runs(panel, target, windows, step, args.jobs, args.cache)
             judged = {}
+            other = tuple(t for t in ("incidents", "deaths") if t != target and t in SOURCES[source].targets)
             for label, model, params in candidates:
                 judged[label] = backtest(panel, target, model, params, windows[0][1], windows[-1][2], step, args.jobs,
-                                         args.cache)
+                                         args.cache, other if args.other_target else ())
             print(f"{'candidate':14} {'window':16} {'ratio':>6} {'90% interval':>15} {'best':15} {'cov50':>5} {'cov90':>5} "
                   f"{'pit50':>5} {'pit90':>5} {'pit':>5} {'m/act':>5} {'bss':>6}")
             for name, start, end in windows:

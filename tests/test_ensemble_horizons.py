@@ -1,4 +1,4 @@
-"""The default model (``ses_negbin``) and the ensemble's weights per horizon."""
+"""``ses_negbin``, the default model (``combination``) and the ensemble's weights per horizon."""
 
 from __future__ import annotations
 
@@ -118,10 +118,11 @@ def test_ses_ml_dispersion_keeps_the_distribution_where_the_months_are():
         make_model("ses_negbin", dispersion="mle")
 
 
-def test_the_default_model_is_ses_and_the_ensemble_combines_cheap_members():
-    # Chosen on the tune windows of benchmarks/skill.py (docs/models.md): ses_negbin alone
-    # scored better there than the ensemble it is a member of.
-    assert DEFAULT_MODEL == "ses_negbin"
+def test_the_default_model_is_the_combination_and_the_ensemble_combines_cheap_members():
+    # Chosen by the worst window of benchmarks/skill.py (docs/models.md); the issue asks for the
+    # 12-month bootstrap and the long-run mean among its members.
+    assert DEFAULT_MODEL == "combination"
+    assert {"hist_bootstrap", "long_run_mean", "ses_negbin"} <= set(make_model(DEFAULT_MODEL).member_names())
     assert make_model("ensemble").member_names() == DEFAULT_MEMBERS
     assert "random_forest" not in DEFAULT_MEMBERS and "ses_negbin" in DEFAULT_MEMBERS
 
