@@ -62,8 +62,8 @@ choice is by the worst window, not the mean.
 
 ``--candidate LABEL=MODEL`` (or ``LABEL=MODEL:{"json": "params"}``, repeatable) names the
 settings to judge; without one, the default model (:data:`forecast.catalog.DEFAULT_MODEL`).
-``--other-target`` gives the judged models the other target as a covariate column (the
-benchmarks and the level models ignore it; ``global_boost`` uses its lags). ``--cache DIR``
+``--other-target LABEL`` gives that candidate the other target as a covariate column (the
+level models ignore it; ``global_boost`` uses its lags). ``--cache DIR``
 keeps each backtest in DIR, keyed by panel, target, model, parameters and
 origins, and reads it back on the next run: delete DIR when a model's code changes.
 """
@@ -340,8 +340,9 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="the last window of each panel, every third origin")
     parser.add_argument("--cache", type=Path, default=None, help="keep and reuse backtests in this folder")
-    parser.add_argument("--other-target", action="store_true",
-                        help="give the judged models the other target (deaths for incidents and back) as a covariate")
+    parser.add_argument("--other-target", action="append", default=[], metavar="LABEL",
+                        help="give candidate LABEL the other target (deaths for incidents and back) as a covariate "
+                             "(repeatable)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "skill.json")
     args = parser.parse_args(argv)
     if not SHARED.is_dir():
@@ -367,7 +368,7 @@ def main(argv=None) -> int:
             other = tuple(t for t in ("incidents", "deaths") if t != target and t in SOURCES[source].targets)
             for label, model, params in candidates:
                 judged[label] = backtest(panel, target, model, params, windows[0][1], windows[-1][2], step, args.jobs,
-                                         args.cache, other if args.other_target else ())
+                                         args.cache, other if label in args.other_target else ())
             print(f"{'candidate':14} {'window':16} {'ratio':>6} {'90% interval':>15} {'best':15} {'cov50':>5} {'cov90':>5} "
                   f"{'pit50':>5} {'pit90':>5} {'pit':>5} {'m/act':>5} {'bss':>6}")
             for name, start, end in windows:
