@@ -119,8 +119,9 @@ def synthetic_case(n_units: int, quick: bool, workdir: Path):
     end = "2018-03" if quick else "2019-12"
     design = BacktestDesign(start=pd.Period("2018-01", freq="M"), end=pd.Period(end, freq="M"), horizon=6)
     models = {name: (lambda name=name: make_model(name)) for name in BENCHMARKS}
-    models["nb_glm"] = lambda: make_model("nb_glm", unit_effects=False, gazetteer=str(path))
-    models["hgb"] = lambda: make_model("hgb", gazetteer=str(path))
+    # The panel carries the lattice's neighbours (validate_panel with its gazetteer).
+    models["nb_glm"] = lambda: make_model("nb_glm", unit_effects=False)
+    models["hgb"] = lambda: make_model("hgb")
     return panel, models, design, ["us_troops", "ops_tempo"]
 
 

@@ -14,6 +14,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from features.errors import DataError
+
 
 def _temporary_beside(target: Path) -> Path:
     # os.open with mode 0o666 lets the umask set the permissions, as a plain open() would
@@ -87,3 +89,28 @@ def write_atomically(targets: dict[Path, Callable[[Path], None]]) -> None:
 def write_bytes_atomically(files: dict[Path, bytes]) -> None:
     """:func:`write_atomically` for contents already in memory."""
     write_atomically({Path(p): (lambda tmp, data=data: tmp.write_bytes(data)) for p, data in files.items()})
+
+
+def refuse_overwriting_inputs(outputs: dict[Path, str], inputs: dict[str, object]) -> None:
+    """Refuse to write any of ``outputs`` (path -> what it is) over one of ``inputs`` (option -> path or paths).
+
+    A command never writes over a file it reads: the message names both, and nothing is written.
+
+    Raises
+    ------
+    DataError
+        When an output is an input (the same file, by path or by inode).
+    """
+    for option, given in inputs.items():
+        for source in ([] if given is None else given if isinstance(given, (list, tuple)) else [given]):
+            for target, what in outputs.items():
+                if _same_path(Path(target), Path(source)):
+                    raise DataError(f"{target}: {what} would be written over the {option} input {source}; "
+                                    "nothing was written. Choose another --out")
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and a.samefile(b) or a.resolve() == b.resolve()
+    except OSError:
+        return a.absolute() == b.absolute()

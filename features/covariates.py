@@ -12,6 +12,7 @@ observations would hand a forecast at origin T a value that is only known after 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -26,8 +27,46 @@ FILL_POLICIES = {
     "ffill": "carry the last known value forward; months before the first value are an error",
     "ffill-zero": "carry the last known value forward; months before the first value are 0",
     "zero": "missing months are 0",
-    "keep": "leave missing months empty (NaN) in the panel",
+    "keep": "leave missing months empty (NaN) in the panel: the covariate as recorded",
+    "linear": ("a straight line between two recorded values, the last value carried after the last one, "
+               "empty before the first; a forecast at origin T never sees the line towards a value recorded "
+               "after T (it is carried from the last value up to T instead)"),
 }
+#: Key of a per-covariate fill mapping that applies to the covariates it does not name.
+EVERY_COVARIATE = "*"
+#: Key of a panel's ``attrs``: covariate -> months with a recorded value, for ``linear`` fills.
+OBSERVED_KEY = "covariate_observed"
+
+
+def fill_policy(fill: str | Mapping[str, str], name: str) -> str:
+    """The fill policy of covariate ``name``: ``fill`` itself, or its entry (else ``*``, else ``error``)."""
+    if isinstance(fill, str):
+        return fill
+    return fill.get(name, fill.get(EVERY_COVARIATE, "error"))
+
+
+def describe_fill(fill: str | Mapping[str, str]) -> str:
+    """``keep`` or ``keep; us_troops: linear``: the fill as the panel metadata records it."""
+    if isinstance(fill, str):
+        return fill
+    default = fill.get(EVERY_COVARIATE, "error")
+    return "; ".join([default, *(f"{k}: {v}" for k, v in fill.items() if k != EVERY_COVARIATE)])
+
+
+def parse_fill(values: Sequence[str], where: str = "--fill") -> str | dict[str, str]:
+    """``--fill`` values: ``POLICY`` (every covariate) and ``NAME=POLICY`` (one covariate), in any mix."""
+    out: dict[str, str] = {}
+    for value in values:
+        name, _, policy = value.rpartition("=")
+        name = name.strip() or EVERY_COVARIATE
+        policy = policy.strip()
+        if policy not in FILL_POLICIES:
+            raise DataError(f"{where} {value!r}: unknown fill policy {policy!r}; choose one of {', '.join(FILL_POLICIES)}"
+                            " (as POLICY for every covariate, or NAME=POLICY for one)")
+        out[name] = policy
+    if not out:
+        return "error"
+    return out[EVERY_COVARIATE] if list(out) == [EVERY_COVARIATE] else out
 
 _RESERVED = {"unit", "month", "incidents", "deaths"}
 #: Largest absolute covariate value accepted: far above any troop level or count, far below overflow.
@@ -131,9 +170,11 @@ def read_covariates(path: str | Path, gazetteer: Gazetteer, encoding: str | None
 
 
 def attach_covariates(
-    panel: pd.DataFrame, covariates: pd.DataFrame, *, fill: str = "error", source: str = "covariates"
+    panel: pd.DataFrame, covariates: pd.DataFrame, *, fill: str | Mapping[str, str] = "error",
+    source: str = "covariates",
 ) -> pd.DataFrame:
-    """Join covariates onto a panel (``unit, month, ...``), applying the fill policy.
+    """Join covariates onto a panel (``unit, month, ...``), applying the fill policy (one for all,
+    or per covariate: :func:`fill_policy`).
 
     Raises
     ------
@@ -141,9 +182,10 @@ def attach_covariates(
         When a covariate has missing months under the ``error`` policy (or before its first
         value under ``ffill``), naming the covariate and the first missing months.
     """
-    if fill not in FILL_POLICIES:
-        raise DataError(f"unknown fill policy {fill!r}; choose one of {', '.join(FILL_POLICIES)}")
     names = [c for c in covariates.columns if c not in ("month", "unit")]
+    for policy in {fill_policy(fill, n) for n in names}:
+        if policy not in FILL_POLICIES:
+            raise DataError(f"unknown fill policy {policy!r}; choose one of {', '.join(FILL_POLICIES)}")
     clash = [c for c in names if c in panel.columns]
     if clash:
         raise DataError(f"{source}: covariate(s) {', '.join(clash)} already in the panel")
@@ -152,18 +194,21 @@ def attach_covariates(
     merged = merged.sort_values(["unit", "month"]).reset_index(drop=True)
     for name in names:
         series = merged[name]
-        if fill in ("ffill", "ffill-zero"):
+        policy = fill_policy(fill, name)
+        if policy == "linear":
+            series = series.groupby(merged["unit"]).transform(lambda s: s.interpolate(limit_area="inside"))
+        if policy in ("ffill", "ffill-zero", "linear"):
             series = series.groupby(merged["unit"]).ffill()
-        if fill in ("zero", "ffill-zero"):
+        if policy in ("zero", "ffill-zero"):
             series = series.fillna(0.0)
         merged[name] = series
         missing = merged.loc[series.isna(), "month"].drop_duplicates().sort_values()
-        if len(missing) and fill != "keep":
+        if len(missing) and policy not in ("keep", "linear"):
             shown = ", ".join(str(m) for m in missing[:6]) + (" ..." if len(missing) > 6 else "")
             hint = (
                 "months before its first value cannot be forward-filled; "
                 "use --fill ffill-zero or --fill keep"
-                if fill == "ffill"
+                if policy == "ffill"
                 else "choose a fill policy with --fill (" + ", ".join(FILL_POLICIES) + ")"
             )
             raise DataError(
@@ -188,7 +233,8 @@ def _runs(months: list[pd.Period]) -> list[tuple[pd.Period, pd.Period]]:
     return [(a, b) for a, b in runs]
 
 
-def covariate_staleness(covariates: pd.DataFrame, months: pd.PeriodIndex, *, fill: str) -> dict[str, dict]:
+def covariate_staleness(covariates: pd.DataFrame, months: pd.PeriodIndex, *,
+                        fill: str | Mapping[str, str]) -> dict[str, dict]:
     """Per covariate: its last observed month and the panel months that have no observation.
 
     ``covariates`` is :func:`read_covariates` output; ``months`` the panel's months. A month
@@ -217,8 +263,21 @@ def covariate_staleness(covariates: pd.DataFrame, months: pd.PeriodIndex, *, fil
             "filled": [[str(a), str(b)] for a, b in runs],
             "filled_months": len(missing),
             "longest_fill": max((len(pd.period_range(a, b, freq="M")) for a, b in runs), default=0),
-            "fill": "left empty" if fill == "keep" else fill,
+            "fill": "left empty" if fill_policy(fill, name) == "keep" else fill_policy(fill, name),
         }
+    return out
+
+
+def observed_months(staleness: dict[str, dict], months: pd.PeriodIndex) -> dict[str, list[str]]:
+    """Covariate -> its months with a recorded value, for the covariates filled ``linear`` (a forecast
+    at origin T must not see the line towards a value recorded after T: see
+    ``forecast.evaluation.backtest.history_at``)."""
+    out = {}
+    for name, info in staleness.items():
+        if info.get("fill") != "linear":
+            continue
+        filled = {m for a, b in info["filled"] for m in pd.period_range(a, b, freq="M")}
+        out[name] = [str(m) for m in months if m not in filled]
     return out
 
 

@@ -88,6 +88,17 @@ _ARABIC_ADMIN = "محافظة"
 _ARABIC_FOLD = str.maketrans({"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ة": "ه", "ى": "ي", "ـ": ""})
 
 
+def _is_symbol(token: str) -> bool:
+    return len(token) == 1 and unicodedata.category(token) == "So"
+
+
+def visible(text: str) -> str:
+    """``text`` with its invisible characters shown as ``<U+200B>``, so two names that look alike can be told apart."""
+    return "".join(f"<U+{ord(ch):04X}>" if unicodedata.category(ch) in ("Cf", "Cc", "Zl", "Zp")
+                   or (unicodedata.category(ch) == "Zs" and ch != " ") or "\ufe00" <= ch <= "\ufe0f" else ch
+                   for ch in str(text))
+
+
 def normalise_name(text: str) -> str:
     """Reduce a place name to its matching key.
 
@@ -102,12 +113,17 @@ def normalise_name(text: str) -> str:
     'salah din'
     """
     s = unicodedata.normalize("NFKD", str(text))
-    s = "".join(ch for ch in s if not unicodedata.combining(ch))
+    # Invisible format characters (a zero-width space or joiner, a direction mark, a soft
+    # hyphen) and emoji variation selectors are dropped: "Zero\u200bWidth" == "ZeroWidth".
+    s = "".join(ch for ch in s if not unicodedata.combining(ch) and unicodedata.category(ch) != "Cf"
+                and not "\ufe00" <= ch <= "\ufe0f")
+    # Symbols (emoji) are words of their own, not punctuation: "🔥" and "💧" stay two names.
+    s = "".join(f" {ch} " if unicodedata.category(ch) == "So" else ch for ch in s)
     s = s.translate(_ARABIC_FOLD).casefold()
     s = s.replace(_ARABIC_ADMIN, " ")
     # Apostrophes and ayn/hamza marks vanish ("Karbalā’" == "Karbala"); other punctuation splits.
     s = re.sub(r"['’‘`ʿʾ]", "", s)
-    s = re.sub(r"[^\w]+", " ", s)
+    s = " ".join(t if _is_symbol(t) else re.sub(r"[^\w]+", " ", t) for t in s.split())
     words = s.split()
     while words and words[-1] in _ADMIN_WORDS:
         words.pop()
@@ -158,7 +174,7 @@ class Gazetteer:
         """Canonical name for a spelling; raise :class:`DataError` naming close spellings."""
         found = self.match(raw)
         if found is None:
-            raise DataError(f"{where}unknown {self.unit_word} {raw!r}; {self.suggest(raw)}")
+            raise DataError(f"{where}unknown {self.unit_word} {visible(raw)!r}; {self.suggest(raw)}")
         return found
 
     def suggest(self, raw: str, n: int = 3) -> str:
@@ -293,8 +309,8 @@ def load_gazetteer(path: str | Path | None = None) -> Gazetteer:
             other = lookup.get(key)
             if other is not None and other != row["name"]:
                 raise DataError(
-                    f"{path}, row {i + 2}: spelling {spelling!r} matches both "
-                    f"{other!r} and {row['name']!r}"
+                    f"{path}, row {i + 2}: spelling {visible(spelling)!r} matches both "
+                    f"{visible(other)!r} and {visible(row['name'])!r}"
                 )
             lookup[key] = row["name"]
     ids = {uid.strip().upper(): name for uid, name in zip(units["unit_id"], units["name"])}

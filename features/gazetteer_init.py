@@ -19,8 +19,9 @@ import pandas as pd
 import shapely
 from shapely.geometry import mapping, shape
 
-from features.errors import DataError
-from features.gazetteer import GAZETTEER_COLUMNS, normalise_name
+from features.errors import DataError, shorten
+from features.atomic import write_atomically
+from features.gazetteer import GAZETTEER_COLUMNS, load_gazetteer, normalise_name, visible
 from features.sources import FORMATS
 from features.sources.base import MISSING_NAMES, check_required, detect_format, read_table
 
@@ -43,18 +44,19 @@ class GazetteerDraft:
     to_check: list[str] = field(default_factory=list)
 
 
-def event_names(path: str | Path, format: str | None = None) -> pd.DataFrame:
+def event_names(path: str | Path, format: str | None = None, sheet: str | None = None) -> pd.DataFrame:
     """Distinct admin-1 spellings of an event file: ``spelling, country, events`` (most first)."""
     path = Path(path)
-    table = read_table(path)
+    table = read_table(path, sheet=sheet)
     columns = list(table.frame.columns)
+    where = table.where(path)
     if format is None:
-        fmt = detect_format(path, columns, list(FORMATS.values()))
+        fmt = detect_format(where, columns, list(FORMATS.values()))
     elif format in FORMATS:
         fmt = FORMATS[format]
     else:
         raise DataError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
-    check_required(path, columns, fmt)
+    check_required(where, columns, fmt)
     staged = fmt.stage(table.frame)
     names = staged["admin1"].fillna("").str.strip()
     country = staged["country"].fillna("").str.strip()
@@ -86,6 +88,14 @@ def _boundaries(path: Path) -> tuple[list[dict], str]:
     features = geo.get("features") if isinstance(geo, dict) else None
     if not features:
         raise DataError(f"{path}: no features; expected a FeatureCollection of admin-1 polygons")
+    if not isinstance(features, list):
+        raise DataError(f"{path}: 'features' is {_kind(features)}; expected a list of Feature objects")
+    for i, feat in enumerate(features):
+        if not isinstance(feat, dict):
+            raise DataError(f"{path}, feature {i}: {_kind(feat)} ({shorten(json.dumps(feat), 40)}), not a Feature "
+                            "object with 'geometry' and 'properties'")
+        if not isinstance(feat.get("properties") or {}, dict):
+            raise DataError(f"{path}, feature {i}: 'properties' is {_kind(feat['properties'])}; expected an object")
     props = [f.get("properties") or {} for f in features]
     prop = next((p for p in NAME_PROPERTIES if all(str(x.get(p) or "").strip() for x in props)), None)
     if prop is None:
@@ -96,21 +106,36 @@ def _boundaries(path: Path) -> tuple[list[dict], str]:
     return features, prop
 
 
+def _kind(value: object) -> str:
+    """What a JSON value is, in words: 'a number', 'a list' ..."""
+    kinds = {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list", dict: "an object"}
+    return "null" if value is None else kinds.get(type(value), type(value).__name__)
+
+
 def _boundary_units(path: Path) -> tuple[pd.DataFrame, dict, str]:
     features, prop = _boundaries(path)
     rows, shapes = [], []
     for i, feat in enumerate(features):
         props = feat.get("properties") or {}
+        if not isinstance(feat.get("geometry"), dict):
+            raise DataError(f"{path}, feature {i} ({props.get(prop)!r}): 'geometry' is {_kind(feat.get('geometry'))}; "
+                            "expected a Polygon or MultiPolygon object")
         try:
             geom = shape(feat.get("geometry"))
-        except (AttributeError, TypeError, ValueError, shapely.errors.GEOSException) as exc:
-            raise DataError(f"{path}, feature {i} ({props.get(prop)!r}): bad geometry ({exc})") from exc
-        if geom.geom_type not in ("Polygon", "MultiPolygon"):
-            raise DataError(
-                f"{path}, feature {i} ({props.get(prop)!r}): geometry type {geom.geom_type}; "
-                "expected Polygon or MultiPolygon"
-            )
-        geom = shapely.make_valid(geom)
+            if geom.geom_type not in ("Polygon", "MultiPolygon"):
+                raise DataError(
+                    f"{path}, feature {i} ({props.get(prop)!r}): geometry type {geom.geom_type}; "
+                    "expected Polygon or MultiPolygon"
+                )
+            geom = shapely.make_valid(geom)
+        except (AttributeError, TypeError, ValueError, IndexError, shapely.errors.GEOSException) as exc:
+            if isinstance(exc, DataError):
+                raise
+            raise DataError(f"{path}, feature {i} ({props.get(prop)!r}): bad geometry ({shorten(str(exc))})") from None
+        # An empty ring list, or a ring of zero area: no centroid, no neighbours, nothing to draw.
+        if geom.is_empty or geom.area == 0:
+            raise DataError(f"{path}, feature {i} ({props.get(prop)!r}): the {feat['geometry'].get('type')} is "
+                            "empty (no ring with an area); give the unit its outline, or remove the feature")
         centroid = geom.centroid
         codes = [str(props[c]).strip() for c in CODE_PROPERTIES if str(props.get(c) or "").strip()]
         rows.append({
@@ -144,8 +169,34 @@ def _boundary_units(path: Path) -> tuple[pd.DataFrame, dict, str]:
     return pd.DataFrame(rows), outline, prop
 
 
+def _boundary_lookup(path: Path, units: pd.DataFrame, prop: str) -> dict[str, int]:
+    """Matching key -> feature number of every name, local name and code of the boundaries.
+
+    Two features whose spellings match alike ("Unit 0001" and "unit 0001 Province") would
+    make a gazetteer that cannot tell them apart: refused here, naming the boundary file.
+    """
+    lookup: dict[str, int] = {}
+    spelt: dict[str, str] = {}
+    for i, r in units.iterrows():
+        for spelling in dict.fromkeys([r["name"], r["name_ar"], *r["aliases"]]):
+            if not str(spelling).strip():
+                continue
+            key = normalise_name(spelling)
+            if lookup.get(key, i) != i:
+                j = lookup[key]
+                raise DataError(
+                    f"{path}: features {j} ({visible(units.at[j, 'name'])!r}) and {i} ({visible(r['name'])!r}) are "
+                    f"spelt alike ({visible(spelt[key])!r} and {visible(spelling)!r} match as {key!r}, property "
+                    f"{prop!r} or a code): a gazetteer could not tell them apart. Rename one in the boundary "
+                    "file, or merge the two features"
+                )
+            lookup[key], spelt[key] = i, str(spelling)
+    return lookup
+
+
 def draft_gazetteer(
-    events: str | Path, *, format: str | None = None, boundaries: str | Path | None = None
+    events: str | Path, *, format: str | None = None, boundaries: str | Path | None = None,
+    sheet: str | None = None,
 ) -> GazetteerDraft:
     """Draft a gazetteer from the admin-1 names of ``events`` (and ``boundaries`` when given).
 
@@ -155,7 +206,7 @@ def draft_gazetteer(
         When the event file or the boundary file cannot be read (naming the file, and the
         row, feature or property at fault).
     """
-    names = event_names(events, format)
+    names = event_names(events, format, sheet)
     if names.empty:
         raise DataError(f"{events}: no admin-1 names found; nothing to build a gazetteer from")
     draft = GazetteerDraft(units=pd.DataFrame())
@@ -184,11 +235,7 @@ def draft_gazetteer(
     else:
         units, draft.outline, prop = _boundary_units(Path(boundaries))
         draft.found.append(f"{boundaries}: {len(units)} admin-1 polygon(s), names from {prop!r}")
-        lookup = {}
-        for i, r in units.iterrows():
-            for s in [r["name"], r["name_ar"], *r["aliases"]]:
-                if str(s).strip():
-                    lookup[normalise_name(s)] = i
+        lookup = _boundary_lookup(Path(boundaries), units, prop)
         units["country"] = ""
         units["events"] = 0
         unmatched = []
@@ -241,16 +288,34 @@ def _to_columns(units: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def write_draft(draft: GazetteerDraft, out: str | Path) -> list[Path]:
-    """Write the gazetteer CSV (and ``<out>.geojson`` outline when boundaries were given)."""
+def draft_paths(out: str | Path, draft: GazetteerDraft) -> list[Path]:
+    """The files :func:`write_draft` writes: the CSV, and ``<out>.geojson`` when boundaries were given."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    return [out] if draft.outline is None else [out, out.with_suffix(".geojson")]
+
+
+def write_draft(draft: GazetteerDraft, out: str | Path) -> list[Path]:
+    """Write the gazetteer CSV (and ``<out>.geojson`` outline when boundaries were given).
+
+    All or nothing (:func:`features.atomic.write_atomically`): the CSV is read back with
+    :func:`~features.gazetteer.load_gazetteer` before anything is moved into place, so a
+    draft that would not load leaves an earlier draft as it was.
+    """
+    paths = draft_paths(out, draft)
     # Columns the draft could not fill are left out, so the gazetteer notes say so.
     filled = [c for c in draft.units.columns if c == "name" or (draft.units[c].astype(str) != "").any()]
-    draft.units[filled].to_csv(out, index=False, encoding="utf-8")
-    written = [out]
+
+    def write_csv(tmp: Path) -> None:
+        draft.units[filled].to_csv(tmp, index=False, encoding="utf-8")
+        try:
+            load_gazetteer(tmp)
+        except DataError as exc:
+            raise DataError(str(exc).replace(str(tmp), str(paths[0])) + " (in the drafted gazetteer; nothing "
+                            "was written)") from None
+
+    writers = {paths[0]: write_csv}
     if draft.outline is not None:
-        outline = out.with_suffix(".geojson")
-        outline.write_text(json.dumps(draft.outline, ensure_ascii=False), encoding="utf-8")
-        written.append(outline)
-    return written
+        text = json.dumps(draft.outline, ensure_ascii=False)
+        writers[paths[1]] = lambda tmp: tmp.write_text(text, encoding="utf-8")
+    write_atomically(writers)
+    return paths

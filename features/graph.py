@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
 
@@ -31,56 +30,68 @@ __all__ = ["GRAPH_KEY", "UnitGraph", "graph_from_metadata", "unit_graph", "with_
 GRAPH_KEY = "unit_graph"
 
 
-@dataclass(frozen=True, eq=False)
-class UnitGraph:
+class UnitGraph(dict):
     """Neighbours of each unit, and the country of each unit (``""`` when not known).
 
-    Immutable: pandas copies a frame's ``attrs`` at nearly every operation, so the graph
-    returns itself from ``copy.deepcopy`` instead of being copied each time.
+    A ``dict`` of plain JSON (``{"neighbours": {unit: [...]}, "country": {unit: ...}}``), so
+    that pandas can write a frame that carries it (``to_parquet`` stores ``attrs`` as JSON);
+    read it through the properties. Never changed after it is made: pandas copies a frame's
+    ``attrs`` at nearly every operation, so the graph returns itself from ``copy.deepcopy``.
     """
 
-    neighbours: Mapping[str, tuple[str, ...]]
-    country: Mapping[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        units = {str(u) for u in self.neighbours}
-        cleaned = {}
-        for unit, found in self.neighbours.items():
+    def __init__(self, neighbours: Mapping[str, Iterable[str]], country: Mapping[str, str] | None = None) -> None:
+        units = [str(u) for u in neighbours]
+        known = set(units)
+        cleaned: dict[str, list[str]] = {}
+        for unit, found in neighbours.items():
             # Only units of the graph, never a unit as its own neighbour, each once, in order.
-            cleaned[str(unit)] = tuple(dict.fromkeys(str(n) for n in found if str(n) in units and str(n) != unit))
+            unit = str(unit)
+            cleaned[unit] = list(dict.fromkeys(str(n) for n in found if str(n) in known and str(n) != unit))
         for unit, found in cleaned.items():
             lonely = [n for n in found if unit not in cleaned[n]]
             if lonely:
                 raise DataError(f"unit graph: {unit!r} lists {lonely[0]!r} as a neighbour but not the other way "
                                 "round; neighbours share a border, so each must list the other")
-        object.__setattr__(self, "neighbours", MappingProxyType(cleaned))
-        object.__setattr__(self, "country", MappingProxyType({u: str(self.country.get(u, "") or "") for u in cleaned}))
+        country = country or {}
+        super().__init__(neighbours=cleaned, country={u: str(country.get(u, "") or "") for u in cleaned})
 
     @classmethod
     def from_gazetteer(cls, gazetteer) -> "UnitGraph":
         """The graph of a :class:`features.gazetteer.Gazetteer` (its ``neighbours`` and ``country`` columns)."""
         return cls(gazetteer.neighbours(), dict(zip(gazetteer.units["name"], gazetteer.units["country"])))
 
-    @property
-    def units(self) -> list[str]:
-        return list(self.neighbours)
+    @cached_property
+    def neighbours(self) -> Mapping[str, tuple[str, ...]]:
+        """Unit -> its neighbouring units (across national borders too)."""
+        return MappingProxyType({u: tuple(ns) for u, ns in self["neighbours"].items()})
 
     @property
+    def country(self) -> Mapping[str, str]:
+        return self["country"]
+
+    @property
+    def units(self) -> list[str]:
+        return list(self["neighbours"])
+
+    @cached_property
     def cross_border(self) -> Mapping[str, tuple[str, ...]]:
         """Each unit's neighbours in another country (empty where countries are not known)."""
-        return {u: tuple(n for n in ns if self.country[u] and self.country[n] and self.country[n] != self.country[u])
-                for u, ns in self.neighbours.items()}
+        c = self.country
+        return MappingProxyType({u: tuple(n for n in ns if c[u] and c[n] and c[n] != c[u])
+                                 for u, ns in self.neighbours.items()})
 
     def restrict(self, units: Iterable[str]) -> "UnitGraph":
         """The graph on ``units`` only (a panel of some of the gazetteer's units)."""
-        keep = [u for u in dict.fromkeys(str(u) for u in units) if u in self.neighbours]
+        keep = [u for u in dict.fromkeys(str(u) for u in units) if u in self["neighbours"]]
+        if len(keep) == len(self["neighbours"]):
+            return self
         keep_set = set(keep)
-        return UnitGraph({u: tuple(n for n in self.neighbours[u] if n in keep_set) for u in keep},
+        return UnitGraph({u: [n for n in self["neighbours"][u] if n in keep_set] for u in keep},
                          {u: self.country[u] for u in keep})
 
     def to_json(self) -> dict:
         """The graph as panel metadata: ``{"neighbours": {unit: [...]}, "country": {unit: ...}}``."""
-        return {"neighbours": {u: list(ns) for u, ns in self.neighbours.items()}, "country": dict(self.country)}
+        return {"neighbours": {u: list(ns) for u, ns in self["neighbours"].items()}, "country": dict(self.country)}
 
     @cached_property
     def _digest(self) -> str:
@@ -98,10 +109,14 @@ class UnitGraph:
         return text + (f", {isolated} unit(s) with no neighbour" if isolated else "")
 
     def __eq__(self, other: object) -> bool:
-        return self is other or (isinstance(other, UnitGraph) and self.digest() == other.digest())
+        return self is other or (isinstance(other, dict) and self.to_json() == UnitGraph._plain(other))
 
-    def __hash__(self) -> int:
-        return hash(self.digest())
+    __hash__ = None  # a dict
+
+    @staticmethod
+    def _plain(other: dict) -> dict:
+        return {"neighbours": {u: list(ns) for u, ns in (other.get("neighbours") or {}).items()},
+                "country": dict(other.get("country") or {})}
 
     def __deepcopy__(self, memo) -> "UnitGraph":
         return self
@@ -111,6 +126,11 @@ class UnitGraph:
 
     def __reduce__(self):
         return (_from_json, (self.to_json(),))
+
+    def _refuse(self, *args, **kwargs):
+        raise TypeError("a UnitGraph is not changed after it is made; build a new one")
+
+    __setitem__ = __delitem__ = update = pop = popitem = clear = setdefault = _refuse
 
 
 def _from_json(data: dict) -> UnitGraph:
@@ -131,9 +151,18 @@ def graph_from_metadata(metadata: dict, source: str = "panel metadata") -> UnitG
 
 
 def unit_graph(frame: pd.DataFrame) -> UnitGraph | None:
-    """The unit graph a panel or history carries, or None."""
+    """The unit graph a panel or history carries, or None.
+
+    A frame read back by pandas itself (``pd.read_parquet`` of a frame that carried a graph)
+    holds the plain JSON: it is turned into a graph, once.
+    """
     graph = frame.attrs.get(GRAPH_KEY)
-    return graph if isinstance(graph, UnitGraph) else None
+    if isinstance(graph, UnitGraph) or graph is None:
+        return graph
+    if isinstance(graph, dict) and isinstance(graph.get("neighbours"), dict):
+        frame.attrs[GRAPH_KEY] = graph = _from_json(graph)
+        return graph
+    return None
 
 
 def with_graph(frame: pd.DataFrame, graph: UnitGraph | None) -> pd.DataFrame:

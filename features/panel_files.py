@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.atomic import write_atomically
-from features.covariates import COVARIATE_BOUND, parse_months
+from features.covariates import COVARIATE_BOUND, OBSERVED_KEY, observed_months, parse_months
 from features.errors import DataError, shorten
 from features.gazetteer import Gazetteer, load_gazetteer
 from features.graph import UnitGraph, graph_from_metadata, unit_graph, with_graph
@@ -35,6 +35,9 @@ COUNTS = ("incidents", "deaths")
 #: Column names other tools use for the unit column; read as ``unit``.
 UNIT_ALIASES = ("governorate", "admin1", "province")
 _META_KEY = b"forecast.panel"
+#: Cells read as missing in a panel CSV's covariate columns (pandas' own list).
+_NA_TEXT = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A",
+            "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
 
 
 @dataclass
@@ -138,8 +141,12 @@ def read_panel(path: str | Path, gazetteer: Gazetteer | None = None) -> tuple[pd
         elif path.suffix.lower() == ".csv":
             # Decoded like every input CSV: UTF-16, stray NUL bytes and binary files are named as such.
             text = read_text(path)
-            check_header(path, next(csv.reader(io.StringIO(text, newline="")), []))
-            frame = pd.read_csv(io.StringIO(text), dtype={"month": str})
+            header = next(csv.reader(io.StringIO(text, newline="")), [])
+            check_header(path, header)
+            # Only an empty count cell is a missing month; text such as "nan" in a count is an error.
+            counts = [c.strip() for c in header if c.strip() in COUNTS or c.strip().startswith(("incidents_", "deaths_"))]
+            frame = pd.read_csv(io.StringIO(text), dtype={"month": str}, keep_default_na=False,
+                                na_values={c: ([""] if c.strip() in counts else _NA_TEXT) for c in header})
         else:
             raise DataError(f"{path}: a panel is a .parquet or .csv file")
     except (pa.ArrowInvalid, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError,
@@ -160,6 +167,10 @@ def read_panel(path: str | Path, gazetteer: Gazetteer | None = None) -> tuple[pd
     recorded = None if given else graph_from_metadata(metadata, f"{path}: metadata")
     if recorded is not None:
         with_graph(panel, recorded)
+    covariates = metadata.get("covariates") if isinstance(metadata.get("covariates"), dict) else {}
+    if isinstance(covariates.get("staleness"), dict):
+        panel.attrs[OBSERVED_KEY] = observed_months(covariates["staleness"],
+                                                    month_range(panel["month"].min(), panel["month"].max()))
     return panel, metadata
 
 
@@ -221,11 +232,14 @@ def validate_panel(frame: pd.DataFrame, *, source: str = "panel", gazetteer: Gaz
     """Check the panel contract and return the panel with canonical units, sorted, carrying its
     unit graph (the one ``frame`` carries, else the gazetteer's neighbours).
 
+    Counts may be empty where no source covers the unit and month (missing, not zero: they
+    come back as NaN in a float column).
+
     Raises
     ------
     DataError
         Missing ``unit``/``month`` column, unknown unit, unparseable month, duplicate or
-        missing unit-months, negative, fractional or missing counts. Nothing is repaired.
+        missing unit-months, negative or fractional counts. Nothing is repaired.
     """
     frame = frame.copy()
     frame.columns = [str(c).strip() for c in frame.columns]
@@ -279,13 +293,15 @@ def validate_panel(frame: pd.DataFrame, *, source: str = "panel", gazetteer: Gaz
     counts = [c for c in frame.columns if c in COUNTS or c.startswith(("incidents_", "deaths_"))]
     for col in counts:
         values = pd.to_numeric(frame[col], errors="coerce")
+        # An empty cell is a unit-month no source covers (missing); anything else must be a count.
+        empty = frame[col].isna() | (frame[col].astype(str).str.strip() == "")
         finite = np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
-        bad = values.isna() | ~finite | (values < 0) | (values % 1 != 0) | (values > MAX_COUNT)
+        bad = ~empty & (values.isna() | ~finite | (values < 0) | (values % 1 != 0) | (values > MAX_COUNT))
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
             raise DataError(f"{source}, row {i + 2}, column {col!r}: {_shown(frame[col].iloc[i])} is not a "
                             f"non-negative whole number of at most {MAX_COUNT:.0e}{_nul_hint(frame[col].iloc[i])}")
-        frame[col] = values.astype("int64")
+        frame[col] = values.astype("float64") if empty.any() else values.astype("int64")
     for col in [c for c in frame.columns if c not in (*KEYS, *counts)]:
         _check_covariate(frame[col], col, source)
     panel = frame.sort_values(list(KEYS)).reset_index(drop=True)

@@ -51,9 +51,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 
 from features.errors import DataError
+from features.matrix_ops import lag, months_since_spike, neighbour_mean, rolling_mean_max
 
 __all__ = [
     "DEFAULT_COVARIATE_LAGS",
@@ -138,12 +138,14 @@ def build_features(
 
     cols: dict[str, np.ndarray] = {}
     for k in sorted({0, *lags}):
-        cols[f"y_lag{k}"] = _lag(y, k)
+        cols[f"y_lag{k}"] = lag(y, k)
     for w in windows:
-        cols[f"y_rollmean{w}"], cols[f"y_rollmax{w}"] = _rolling_mean_max(y, w)
-    cols["y_months_since_spike"] = _months_since_spike(y, spike_quantile)
-    total = y.sum(axis=1, keepdims=True)  # (n_months, 1)
-    cols["y_neighbour_mean"] = _neighbour_mean(y, total, grid.units, neighbours)
+        cols[f"y_rollmean{w}"], cols[f"y_rollmax{w}"] = rolling_mean_max(y, w)
+    cols["y_months_since_spike"] = months_since_spike(y, spike_quantile)
+    # Over the units with data that month (NaN when none has any).
+    observed = ~np.isnan(y)
+    total = np.where(observed.any(axis=1, keepdims=True), np.nansum(y, axis=1, keepdims=True), np.nan)  # (n_months, 1)
+    cols["y_neighbour_mean"] = neighbour_mean(y, total, grid.units, neighbours)
     cols["national_total"] = np.broadcast_to(total, y.shape)
     if log1p:
         for name in ["y_lag0", *(f"y_rollmean{w}" for w in windows), "y_neighbour_mean", "national_total"]:
@@ -153,7 +155,7 @@ def build_features(
     cols["month_cos"] = np.broadcast_to(np.cos(angle), y.shape)
     for name, values in grid.covariates.items():
         for k in sorted({0, *covariate_lags}):
-            cols[f"{name}_lag{k}"] = _lag(values, k)
+            cols[f"{name}_lag{k}"] = lag(values, k)
 
     # (n_months, n_units) matrices -> one column in unit-major order, like the sorted history.
     out = pd.DataFrame(
@@ -361,7 +363,9 @@ class _Grid:
         if history["month"].dtype != pd.PeriodDtype("M"):
             raise DataError(f"history 'month' must hold monthly periods (Period[M]), got dtype {history['month'].dtype}")
         y = pd.to_numeric(history["y"], errors="coerce").to_numpy(dtype=float)
-        bad = np.flatnonzero(~np.isfinite(y) | (y < 0))
+        # NaN is a month no source covers (missing, see features.coverage): it stays NaN, and so
+        # does every feature whose window holds it.
+        bad = np.flatnonzero(np.isinf(y) | (y < 0) | (np.isnan(y) & history["y"].notna().to_numpy()))
         if len(bad):
             row = history.iloc[bad[0]]
             raise DataError(
@@ -436,64 +440,3 @@ def _whole_numbers(name: str, values: Sequence[int], *, minimum: int) -> list[in
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
             raise ValueError(f"{name} must be whole numbers >= {minimum}, got {v!r} in {values!r}")
     return list(dict.fromkeys(int(v) for v in values))
-
-
-# ----------------------------------------------------------------------------------------
-# Matrix transforms; each takes and returns (n_months, n_units) arrays and looks only back.
-
-
-def _lag(x: np.ndarray, k: int) -> np.ndarray:
-    out = np.full(x.shape, np.nan)
-    if k == 0:
-        out[:] = x
-    elif k < x.shape[0]:
-        out[k:] = x[:-k]
-    return out
-
-
-def _rolling_mean_max(y: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray]:
-    mean = np.full(y.shape, np.nan)
-    high = np.full(y.shape, np.nan)
-    if w <= y.shape[0]:
-        # (n_months - w + 1, n_units, w): each window summed on its own, never from a running
-        # sum, so a window's value does not depend on how long the history is.
-        view = np.lib.stride_tricks.sliding_window_view(y, w, axis=0)
-        mean[w - 1 :] = view.mean(axis=-1)
-        high[w - 1 :] = view.max(axis=-1)
-    return mean, high
-
-
-def _months_since_spike(y: np.ndarray, q: float) -> np.ndarray:
-    n_months = y.shape[0]
-    # Quantile of months 0..t, moved down one row: the threshold for month t uses months < t.
-    threshold = pd.DataFrame(y).expanding(min_periods=1).quantile(q, interpolation="linear").to_numpy()
-    before = np.full(y.shape, np.nan)
-    before[1:] = threshold[:-1]
-    spike = y > before  # NaN threshold (first month) compares False
-    t = np.arange(n_months)[:, None]
-    last = np.maximum.accumulate(np.where(spike, t, -1), axis=0)
-    return np.where(last >= 0, t - last, np.nan).astype(float)
-
-
-def _neighbour_mean(y: np.ndarray, total: np.ndarray, units: np.ndarray,
-                    neighbours: Mapping[str, Iterable[str]] | None) -> np.ndarray:
-    n_units = len(units)
-    index = {u: i for i, u in enumerate(units)}
-    rows, cols, vals = [], [], []
-    fallback = np.ones(n_units, dtype=bool)
-    for i, unit in enumerate(units):
-        found = (neighbours or {}).get(unit) or ()
-        js = sorted({index[n] for n in found if n in index and index[n] != i})
-        if js:
-            fallback[i] = False
-            rows += [i] * len(js)
-            cols += js
-            vals += [1.0 / len(js)] * len(js)
-    weights = sparse.csr_matrix((vals, (rows, cols)), shape=(n_units, n_units))
-    out = np.asarray((weights @ y.T).T, dtype=float)  # (n_months, n_units)
-    if fallback.any():
-        if n_units > 1:
-            out[:, fallback] = (total - y[:, fallback]) / (n_units - 1)
-        else:
-            out[:, fallback] = np.nan
-    return out

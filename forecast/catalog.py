@@ -1,16 +1,29 @@
 """Every model, found by name: the single models and the ensemble built on them.
 
-Importing this module registers every model. Adding a model is one class with ``@register`` in
-one module of :mod:`forecast.models`; ``tests/test_models.py`` then checks it against the
-contract. Code that looks models up by name (experiments, jobs, the CLI) imports from here.
+:data:`MODELS` is the registry of :mod:`forecast.models` with the ensemble's line added here; a
+model's module is imported when the model is made, so naming and listing models costs no
+import. Adding a model is one class with ``@register`` and one line in :data:`MODELS`;
+``tests/test_models.py`` then checks it against the contract. Code that looks models up by
+name (experiments, jobs, the CLI) imports from here.
 """
 
 from __future__ import annotations
 
-import forecast.ensemble  # noqa: F401  (registration)
-import forecast.models  # noqa: F401  (registration)
-from forecast.models import base
-from forecast.models.base import MODELS, Forecaster, ModelError, NotFittedError
+from typing import TYPE_CHECKING
+
+from forecast import models
+from forecast.errors import ModelError
+from forecast.models import MODELS
+from forecast.models.workers import check_jobs_env
+
+if TYPE_CHECKING:
+    from forecast.models.base import Forecaster
+
+MODELS.add("ensemble", "forecast.ensemble",
+           "weighted quantile average of members, weights per horizon from their recent backtest CRPS")
+MODELS.add("combination", "forecast.ensemble",
+           "mixture of the smoothed level, its trend, the benchmarks and the long-run mean, "
+           "weights per horizon from the last 36 months' in-history CRPS")
 
 #: The field's standard benchmarks: skill is measured against the best of them.
 BENCHMARKS = ("zero", "locf_poisson", "locf_negbin", "seasonal_naive", "moving_average", "hist_bootstrap")
@@ -23,13 +36,14 @@ DEFAULT_MODEL = "combination"
 
 
 def make_model(name: str, **params) -> Forecaster:
-    """A new, unfitted model by registry name (see :func:`forecast.models.base.make_model`).
+    """A new, unfitted model by registry name (see :func:`forecast.models.make_model`).
 
     Defined here, not re-exported, so that a factory pickled into a worker process
-    (``lambda: make_model("ensemble")``) refers to this module, and loading it there registers
-    every model, the ensemble included.
+    (``lambda: make_model("ensemble")``) refers to this module, and loading it there adds the
+    ensemble's line to the registry.
     """
-    return base.make_model(name, **params)
+    check_jobs_env()
+    return models.make_model(name, **params)
 
 
-__all__ = ["BENCHMARKS", "DEFAULT_MODEL", "MODELS", "Forecaster", "ModelError", "NotFittedError", "make_model"]
+__all__ = ["BENCHMARKS", "DEFAULT_MODEL", "MODELS", "ModelError", "make_model"]

@@ -40,7 +40,7 @@ import pandas as pd
 from scipy import sparse
 from scipy.optimize import linprog
 
-import forecast.models  # noqa: F401  (registers the member models)
+import forecast.models  # noqa: F401  (the registry the members are made from)
 from forecast.evaluation.backtest import BacktestDesign
 from forecast.evaluation.escalation import predictive_cdf
 from forecast.evaluation.scores import crps_from_quantiles
@@ -289,6 +289,14 @@ class Combination(Ensemble):
     name = "combination"
     summary = ("mixture of the smoothed level, its trend, the benchmarks and the long-run mean, "
                "weights per horizon from the last 36 months' in-history CRPS")
+
+    @property
+    def uses_covariates(self) -> bool:  # type: ignore[override]
+        """Whether a member uses covariates (none of the default members does)."""
+        try:
+            return any(make_model(m).uses_covariates for m in self.member_names())
+        except (ModelError, TypeError):
+            return True  # an unknown member: fit names it
 
     def __init__(self, members: tuple[str, ...] = COMBINATION_MEMBERS, weighting: str = "inverse",
                  power: float = 10.0, eval_months: int = 36, eval_step: int = 1, eval_horizon: int = 6,

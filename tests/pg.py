@@ -119,11 +119,12 @@ def start() -> Server:
     return server
 
 
-# -- fixtures the ledger tests share (imported into their modules) ----------------------------
+# -- fixtures: ``postgres`` is session-wide (conftest.py), ``url`` is imported by the ledger tests --
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def postgres():
-    """A running server for the module, or a skip that says why none can start here."""
+    """A running server for the test session (one per xdist worker), or a skip that says why none
+    can start here. Each test makes a database of its own on it."""
     try:
         server = start()
     except Unavailable as exc:

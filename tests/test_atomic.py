@@ -11,7 +11,10 @@ import textwrap
 import time
 from pathlib import Path
 
+from click.testing import CliRunner
+
 from features.atomic import remove_stale_temporaries, write_bytes_atomically
+from forecast.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,3 +64,18 @@ def test_only_temporaries_of_the_same_target_and_of_dead_writers_are_removed(tmp
     finally:
         live.kill()
         live.wait()
+
+
+def test_data_build_never_writes_over_a_file_it_reads(tmp_path):
+    demo = Path(__file__).resolve().parent.parent / "data" / "sample" / "ucdp_ged_demo.csv"
+    events = tmp_path / "events.csv"
+    events.write_bytes(demo.read_bytes())
+    named_like_the_quarantine = tmp_path / "panel.csv.quarantine.csv"
+    named_like_the_quarantine.write_bytes(demo.read_bytes())
+    for out, source, what in ((events, events, "the panel"), (tmp_path / "panel.csv", named_like_the_quarantine,
+                                                               "the quarantine")):
+        result = CliRunner().invoke(main, ["data", "build", "--events", str(source), "--out", str(out)])
+        assert result.exit_code == 1, result.output
+        assert f"{what} would be written over the --events input" in result.output
+        assert source.read_bytes() == demo.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events.csv", "panel.csv.quarantine.csv"]

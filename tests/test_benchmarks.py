@@ -50,12 +50,20 @@ def test_the_scale_script_runs_on_tiny_sizes_and_reports_ratios(tmp_path):
     out = tmp_path / "scale.json"
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "scale.py"), "--sizes", "12,24", "--origins", "2",
-         "--models", "zero,nb_glm", "--predict-model", "moving_average", "--no-real", "--out", str(out)],
+         "--models", "zero,nb_glm", "--predict-model", "moving_average", "--no-real", "--startup-runs", "1",
+         "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     payload = json.loads(out.read_text())
     assert "load average at the start" in done.stdout and len(payload["load_average_at_start"]) == 3
+    # The start-up timings: the import floor and the light commands (no real panel with --no-real).
+    assert set(payload["startup"]) == {"import pandas, numpy, scipy.special", "forecast --help", "forecast models",
+                                       "forecast predict --help"}
+    floor = payload["startup"]["import pandas, numpy, scipy.special"]
+    assert floor["over_floor"] == floor["cpu_over_floor"] == 1.0
+    assert all(row["seconds"] > 0 and row["runs"] == 1 for row in payload["startup"].values())
+    assert {"forecast models seconds", "forecast predict --help seconds"} <= set(payload["checks"])
     assert [s["units"] for s in payload["sizes"]] == [12, 24]
     for size in payload["sizes"]:
         assert set(size["steps"]) == {"predict_default", "backtest_zero", "backtest_nb_glm"}

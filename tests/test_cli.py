@@ -100,7 +100,8 @@ def test_console_script_and_module_entry_point_run_for_real(fixtures, tmp_path):
 
 def _all_options(group: click.Group, prefix=()) -> list[tuple[str, str]]:
     found = []
-    for name, command in group.commands.items():
+    for name in group.list_commands(None):  # the lazy top-level group imports each command here
+        command = group.get_command(None, name)
         if isinstance(command, click.Group):
             found += _all_options(command, prefix + (name,))
             continue
@@ -220,9 +221,9 @@ def test_experiment_failing_halfway_marks_the_run_failed_and_keeps_earlier_runs(
 
     text = (ROOT / "experiments" / "benchmarks.toml").read_text(encoding="utf-8")
     text = text.replace("../data/sample/", str(ROOT / "data" / "sample") + "/")
-    # Parameter values are checked before any model runs; a gazetteer file that is not there is
-    # found only when the model is fitted, after others ran.
-    text += '\n[[models]]\nname = "hgb"\nlabel = "broken"\nparams = { gazetteer = "/no/such/gazetteer.csv" }\n'
+    # Parameter values are checked before any model runs; a horizon longer than the history
+    # allows is found only when the model is fitted, after others ran.
+    text += '\n[[models]]\nname = "nb_glm"\nlabel = "broken"\nparams = { max_horizon = 400 }\n'
     exp = tmp_path / "halfway.toml"
     exp.write_text(text, encoding="utf-8")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -245,3 +246,64 @@ def test_leaderboard_shows_only_the_metrics_an_experiment_scored():
     text = leaderboard(scores)
     rows = text.splitlines()[2:]
     assert [r.split()[0] for r in rows] == ["b", "a"] and "crps" not in text.splitlines()[1]
+
+
+def test_the_cli_restates_the_constants_of_the_modules_it_does_not_import():
+    from forecast.cli import forecasting
+    from forecast.evaluation.backtest import BACKENDS, BacktestDesign
+    from forecast.schema import MAX_HORIZON
+
+    assert forecasting.MAX_HORIZON == MAX_HORIZON
+    assert forecasting.BACKENDS == BACKENDS
+    assert forecasting.DESIGN_DEFAULTS == {k: getattr(BacktestDesign, k) for k in forecasting.DESIGN_DEFAULTS}
+    assert set(forecasting.DESIGN_DEFAULTS) == {"horizon", "step", "refit_every"}
+
+
+def test_models_lists_names_and_summaries_and_details_the_ones_named():
+    from forecast.catalog import DEFAULT_MODEL, MODELS
+
+    listing = _run("models")
+    assert listing.exit_code == 0
+    assert listing.output.splitlines() == [
+        f"{n}{' (default)' if n == DEFAULT_MODEL else ''}: {MODELS.summary(n)}" for n in sorted(MODELS)]
+    detail = _run("models", "default", "nb_glmx", "ensemble")
+    assert detail.exit_code == 0, detail.output
+    lines = detail.output.splitlines()
+    assert lines[0].startswith(f"{DEFAULT_MODEL}: {MODELS.summary(DEFAULT_MODEL)} [no covariates; parameters: ")
+    assert "[covariates at target months; parameters: lags=(0, 1, 2)" in lines[1]
+    assert "[covariates known at the origin; parameters: members=(" in lines[2]
+    unknown = CliRunner().invoke(main, ["models", "prophet"])
+    assert unknown.exit_code == 1 and "unknown model 'prophet'" in unknown.output
+
+
+def _modules_after(args: list[str], cwd: Path) -> set[str]:
+    """The top-level modules (and forecast's own) a ``forecast`` command leaves imported, in a new process."""
+    code = ("import sys; from forecast.cli import main\n"
+            f"try:\n    main({args!r}, prog_name='forecast')\nexcept SystemExit as exc:\n    assert not exc.code, exc\n"
+            "print(' '.join(sorted(m for m in sys.modules)), file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return set(out.stderr.strip().splitlines()[-1].split())
+
+
+def test_models_and_predict_help_import_no_pandas_and_no_model(tmp_path):
+    from forecast.catalog import MODELS
+
+    models = {MODELS.module(name) for name in MODELS} | {"forecast.models.base"}
+    for args in (["models"], ["predict", "--help"]):
+        loaded = _modules_after(args, tmp_path)
+        heavy = sorted(m for m in loaded if m.split(".")[0] in ("pandas", "numpy", "scipy")
+                       or m in models or m.startswith("forecast.jobs"))
+        assert not heavy, f"forecast {' '.join(args)} imported {heavy[:10]}"
+
+
+def test_predict_with_the_default_model_imports_no_statsmodels_sklearn_or_mlflow(tmp_path, synthetic_panel):
+    from features.panel_files import panel_to_text
+
+    panel = tmp_path / "p.csv"
+    panel_to_text(synthetic_panel).to_csv(panel, index=False)
+    loaded = _modules_after(["predict", "--panel", str(panel), "--model", "default", "--out", str(tmp_path / "f.csv")],
+                            tmp_path)
+    assert "forecast.models.smoothing" in loaded and (tmp_path / "f.csv").exists()
+    heavy = sorted({m.split(".")[0] for m in loaded} & {"statsmodels", "sklearn", "mlflow"})
+    assert not heavy, f"forecast predict --model default imported {heavy}"

@@ -61,11 +61,11 @@ def test_an_output_path_under_a_file_is_a_message_naming_the_path(tmp_path):
 
 
 def test_an_unexpected_error_prints_one_line_and_logs_the_traceback(tmp_path, monkeypatch):
-    def broken(**kwargs):
+    def broken(*args, **kwargs):
         raise RuntimeError("a bug in the build")
 
-    monkeypatch.setattr("forecast.cli.data.build_panel", broken)
-    assert forecast.jobs.data.build_panel is not broken
+    monkeypatch.setattr("forecast.cli.data.make_panel", broken)
+    assert forecast.jobs.data.make_panel is not broken
     result = CliRunner().invoke(main, ["data", "build", "--events", str(EVENTS), "--out", str(tmp_path / "p.parquet")])
     assert result.exit_code == 1
     line = result.output.strip().splitlines()[-1]

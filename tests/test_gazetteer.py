@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from features.errors import DataError
-from features.gazetteer import GAZETTEER_COLUMNS, load_gazetteer, normalise_name
+from features.gazetteer import GAZETTEER_COLUMNS, load_gazetteer, normalise_name, visible
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -173,6 +173,31 @@ def test_bundled_tile_positions_are_used_as_given(gazetteer):
     pos = gazetteer.tile_positions()
     assert pos.loc["Duhok"].tolist() == [0, 2]
     assert pos.loc["Basra"].tolist() == [5, 4]
+
+
+def test_invisible_characters_are_normalised_away_and_shown_in_messages(tmp_path):
+    path = tmp_path / "gaz.csv"
+    path.write_text("name\nZeroWidth\nOther\n", encoding="utf-8")
+    gaz = load_gazetteer(path)
+    assert gaz.match("Zero\u200bWidth") == "ZeroWidth"
+    assert gaz.match("Zero\u2060Width\u200e") == "ZeroWidth"
+    with pytest.raises(DataError, match=r"unknown admin-1 unit 'Zero<U\+200B>Widht'"):
+        gaz.resolve("Zero\u200bWidht")
+    assert visible("Zero\u200bWidth\u00a0x") == "Zero<U+200B>Width<U+00A0>x"
+
+
+def test_names_that_differ_only_in_emoji_are_two_units(tmp_path):
+    path = tmp_path / "gaz.csv"
+    path.write_text("name\n🔥\n💧\nUnit 🔥\nUnit 💧\n", encoding="utf-8")
+    gaz = load_gazetteer(path)
+    assert [gaz.match(n) for n in ("🔥", "💧", "unit🔥", "UNIT 💧")] == ["🔥", "💧", "Unit 🔥", "Unit 💧"]
+
+
+def test_two_rows_spelt_alike_are_shown_with_their_invisible_characters(tmp_path):
+    path = tmp_path / "gaz.csv"
+    path.write_text("name,aliases\nZeroWidth,\nOther,Zero\u200bWidth\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"spelling 'Zero<U\+200B>Width' matches both 'ZeroWidth' and 'Other'"):
+        load_gazetteer(path)
 
 
 SYRIA = ROOT / "data" / "reference" / "syria_governorates.csv"

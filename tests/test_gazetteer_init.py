@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from features.errors import DataError
 from features.gazetteer import load_gazetteer
 from features.gazetteer_init import draft_gazetteer, write_draft
+from forecast.cli import main
 
 FIXTURES = Path(__file__).parent / "fixtures"
 EVENTS = FIXTURES / "squares_events.csv"
@@ -78,10 +80,6 @@ def test_the_real_iraq_boundaries_give_18_units_with_symmetric_neighbours(shared
 
 
 def test_cli_gazetteer_init_writes_the_draft_and_says_what_to_check(tmp_path):
-    from click.testing import CliRunner
-
-    from forecast.cli import main
-
     out = tmp_path / "gaz.csv"
     result = CliRunner().invoke(main, ["gazetteer", "init", "--events", str(EVENTS), "--format", "generic",
                                        "--geojson", str(SQUARES), "--out", str(out)])
@@ -92,10 +90,6 @@ def test_cli_gazetteer_init_writes_the_draft_and_says_what_to_check(tmp_path):
 
 
 def test_cli_gazetteer_init_reports_bad_input_without_a_traceback(tmp_path):
-    from click.testing import CliRunner
-
-    from forecast.cli import main
-
     bad = tmp_path / "e.csv"
     bad.write_text("date,place\n2020-01-01,x\n", encoding="utf-8")
     result = CliRunner().invoke(main, ["gazetteer", "init", "--events", str(bad), "--format", "generic",
@@ -104,3 +98,67 @@ def test_cli_gazetteer_init_reports_bad_input_without_a_traceback(tmp_path):
     assert "e.csv: missing required column(s) admin1" in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "g.csv").exists()
+
+
+def _init(*args: str):
+    return CliRunner().invoke(main, ["gazetteer", "init", *args])
+
+
+def _squares(tmp_path: Path, features) -> Path:
+    path = tmp_path / "boundaries.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}), encoding="utf-8")
+    return path
+
+
+def test_out_onto_the_boundaries_is_refused_and_the_input_left_as_it_was(tmp_path):
+    geo = tmp_path / "boundaries.geojson"
+    geo.write_bytes(SQUARES.read_bytes())
+    result = _init("--events", str(EVENTS), "--format", "generic", "--geojson", str(geo),
+                   "--out", str(tmp_path / "boundaries.csv"))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "the outline (written beside --out as .geojson) would be written over the --geojson input" in result.output
+    assert geo.read_bytes() == SQUARES.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["boundaries.geojson"]
+
+
+def test_out_onto_the_events_file_is_refused(tmp_path):
+    events = tmp_path / "events.csv"
+    events.write_bytes(EVENTS.read_bytes())
+    result = _init("--events", str(events), "--format", "generic", "--out", str(events))
+    assert result.exit_code == 1 and "the gazetteer would be written over the --events input" in result.output
+    assert events.read_bytes() == EVENTS.read_bytes()
+
+
+def test_names_spelt_alike_fail_before_an_earlier_draft_is_touched_and_blame_the_boundaries(tmp_path):
+    out = tmp_path / "draft.csv"
+    assert _init("--events", str(EVENTS), "--format", "generic", "--geojson", str(SQUARES), "--out", str(out)).exit_code == 0
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    geo = json.loads(SQUARES.read_text(encoding="utf-8"))
+    geo["features"][0]["properties"]["ADM1_EN"] = "Unit 0001"
+    geo["features"][1]["properties"]["ADM1_EN"] = "unit 0001 Province"
+    (tmp_path / "in").mkdir()
+    bad = _squares(tmp_path / "in", geo["features"])
+    result = _init("--events", str(EVENTS), "--format", "generic", "--geojson", str(bad), "--out", str(out))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"{bad}: features 0 ('Unit 0001') and 1 ('unit 0001 Province') are spelt alike" in result.output
+    assert str(out) not in result.output
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+
+
+@pytest.mark.parametrize("feature, said", [
+    (5, "feature 1: a number (5), not a Feature object"),
+    ("x", "feature 1: a string (\"x\"), not a Feature object"),
+    ({"type": "Feature", "properties": {"ADM1_EN": "Empty"}, "geometry": {"type": "Polygon", "coordinates": []}},
+     "feature 1 ('Empty'): the Polygon is empty"),
+    ({"type": "Feature", "properties": {"ADM1_EN": "Flat"},
+      "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [0, 0], [0, 0]]]}},
+     "feature 1 ('Flat'): the Polygon is empty"),
+    ({"type": "Feature", "properties": [1], "geometry": None}, "feature 1: 'properties' is a list"),
+])
+def test_a_bad_feature_is_one_line_naming_the_file_and_the_feature(tmp_path, feature, said):
+    good = json.loads(SQUARES.read_text(encoding="utf-8"))["features"][0]
+    path = _squares(tmp_path, [good, feature])
+    result = _init("--events", str(EVENTS), "--format", "generic", "--geojson", str(path),
+                   "--out", str(tmp_path / "draft.csv"))
+    assert result.exit_code == 1 and "unexpected error" not in result.output, result.output
+    assert f"{path}, {said}" in result.output and result.output.count("\n") == 1, result.output

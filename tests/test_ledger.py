@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 import pg
-from pg import ledger_location, postgres  # noqa: F401  (fixtures: url, postgres)
+from pg import ledger_location  # noqa: F401  (the url fixture; postgres comes from conftest.py)
 from forecast.ledger import PAST_FORECAST_COLUMNS, Issue, Ledger, LedgerError, ledger_url
 from forecast.evaluation.scores import crps as crps_metric
 from forecast.schema import QUANTILE_COLUMNS

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from pg import ledger_location, postgres  # noqa: F401  (fixtures: url, postgres)
+from pg import ledger_location  # noqa: F401  (the url fixture; postgres comes from conftest.py)
 from forecast.ledger import Issue, Ledger, LedgerError
 from forecast.ledger.seal import verify_seals
 from forecast.schema import QUANTILE_COLUMNS
@@ -90,7 +90,10 @@ def test_an_untouched_ledger_verifies_every_refresh(url):
 
 
 def test_a_ledger_made_before_the_checksums_is_sealed_on_its_first_writable_open(url):
-    superuser(filled(url), "DROP TABLE seals")
+    with Ledger.open(filled(url), create=False, read_only=True) as ledger:
+        ledger.anchor.path.unlink()
+    # Made before the seals and their anchor: no seals, no anchor, and ledger_info does not say it had them.
+    superuser(url, "DROP TABLE seals", "DELETE FROM ledger_info WHERE key IN ('anchored', 'ledger_id')")
     with Ledger.open(url, create=False, read_only=True) as ledger:  # read-only: nothing to verify, nothing written
         assert "seals" not in sa.inspect(ledger.engine).get_table_names()
     with Ledger.open(url) as ledger:

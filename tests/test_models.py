@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+import subprocess
+import sys
+
 import pandas as pd
 import pytest
 
+import forecast.models
+from synthetic_data import synthetic_history, until
 from forecast.evaluation.backtest import BacktestDesign, history_at, run_backtest
 from forecast.catalog import MODELS, make_model
 from forecast.models.base import ModelError, NotFittedError
+from forecast.models.counts import Hurdle, NegBinGLM
+from forecast.models.ets import ETS
+from forecast.models.intermittent import Croston
+from forecast.models.sarimax import Sarimax
 from forecast.schema import QUANTILE_COLUMNS
 
 ORIGIN = pd.Period("2014-06", freq="M")
@@ -68,3 +79,61 @@ def test_unknown_model_and_parameter_get_suggestions():
         make_model("locf_poison")
     with pytest.raises(ModelError, match=r"model 'moving_average' has no parameter 'windw' \(did you mean 'window'\?\)"):
         make_model("moving_average", windw=3)
+
+
+def _defined_models() -> dict[str, type]:
+    """Every class with ``@register``: each module of forecast.models, and the ensemble, imported."""
+    for info in pkgutil.iter_modules(forecast.models.__path__, "forecast.models."):
+        importlib.import_module(info.name)
+    importlib.import_module("forecast.ensemble")
+    return MODELS.registered()
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_the_registry_line_of_each_model_says_what_its_class_says(name):
+    cls = MODELS[name]
+    assert cls.name == name
+    assert cls.__module__ == MODELS.module(name), f"{name}: its registry line points at the wrong module"
+    assert MODELS.summary(name) == cls.summary, (
+        f"{name}: the summary in forecast.models.MODELS differs from {cls.__qualname__}.summary; make them the same")
+
+
+def test_every_registered_class_has_a_registry_line():
+    missing = sorted(set(_defined_models()) - set(MODELS))
+    assert not missing, f"models with @register but no line in forecast.models.MODELS: {missing}"
+
+
+def test_an_unknown_name_is_a_key_error_and_a_line_without_a_class_says_so():
+    from forecast.models import Registry
+
+    registry = Registry({"ghost": ("forecast.models.baselines", "not defined there")})
+    with pytest.raises(KeyError):
+        registry["zero"]
+    assert "zero" not in registry and "ghost" in registry and registry.summary("ghost") == "not defined there"
+    with pytest.raises(TypeError, match=r"forecast.models.baselines registers no model 'ghost'"):
+        registry["ghost"]
+
+
+def test_listing_and_naming_models_imports_no_model_module():
+    code = ("import sys; from forecast.catalog import MODELS, DEFAULT_MODEL\n"
+            "names = sorted(MODELS); [MODELS.summary(n) for n in names]; assert DEFAULT_MODEL in MODELS\n"
+            "heavy = {MODELS.module(n) for n in names} | {'forecast.models.base'}\n"
+            "print(sorted(m for m in sys.modules if m in heavy or m.split('.')[0] in ('pandas', 'numpy', 'scipy')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+@pytest.mark.parametrize("cls", [ETS, Sarimax, NegBinGLM, Hurdle, Croston], ids=lambda c: c.name)
+def test_values_after_the_origin_change_nothing(cls):
+    # The statistical models fitted and updated directly, not through the backtest.
+    history = synthetic_history()
+    altered = history.copy()
+    altered.loc[altered["month"] > pd.Period("2015-06", "M"), ["y", "us_troops"]] *= 3
+
+    fitted = cls().fit(until(history, "2014-06"))
+    fitted_altered = cls().fit(until(altered, "2014-06"))
+    pd.testing.assert_frame_equal(fitted.predict(3), fitted_altered.predict(3))
+
+    updated = cls().fit(until(history, "2014-06")).update(until(history, "2015-06"))
+    updated_altered = cls().fit(until(history, "2014-06")).update(until(altered, "2015-06"))
+    pd.testing.assert_frame_equal(updated.predict(3), updated_altered.predict(3))

@@ -137,7 +137,7 @@ def test_a_panel_from_another_tool_with_aliases_is_normalised(tmp_path):
         ("unit,month,incidents\nAnbar,2018-01,1\nAl Anbar,2018-01,2\n", r"rows 2 and 3: Anbar 2018-01 appears twice"),
         ("unit,month,incidents\nAnbar,2018-01,1\nAnbar,2018-03,2\n", r"grid is incomplete: 1 unit-month\(s\) missing \(Anbar 2018-02\)"),
         ("unit,month,incidents\nAnbar,2018-01,-1\n", r"row 2, column 'incidents': '-1' is not a non-negative whole number"),
-        ("unit,month,incidents\nAnbar,2018-01,\n", r"row 2, column 'incidents': 'nan' is not a non-negative whole number"),
+        ("unit,month,incidents\nAnbar,2018-01,x\n", r"row 2, column 'incidents': 'x' is not a non-negative whole number"),
         ("place,month,incidents\nAnbar,2018-01,1\n", r"no 'unit' column"),
     ],
 )
@@ -231,3 +231,11 @@ def test_two_panels_in_one_folder_keep_their_own_quarantine_and_metadata(three_m
     assert v2["quarantine"] == tmp_path / "ucdp.v2.parquet.quarantine.csv"
     assert v1["metadata"] != v2["metadata"]
     assert v1["quarantine"].read_bytes() == first  # the second build did not overwrite the first's rows
+
+
+def test_an_empty_count_is_a_missing_month_not_zero_and_comes_back_as_nan(tmp_path):
+    path = tmp_path / "panel.csv"
+    path.write_text("unit,month,incidents,deaths\nAnbar,2018-01,3,1\nAnbar,2018-02,,\nAnbar,2018-03,0,0\n", encoding="utf-8")
+    panel, _ = read_panel(path)
+    assert panel["incidents"].dtype == float and panel["incidents"].isna().tolist() == [False, True, False]
+    assert panel["incidents"].iloc[[0, 2]].tolist() == [3.0, 0.0]

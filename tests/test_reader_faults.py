@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -156,3 +157,25 @@ def test_a_damaged_panel_metadata_file_is_named(tmp_path, gazetteer, damage):
     result = CliRunner().invoke(main, ["predict", "--panel", str(path), "--origin", "2020-03", "--model", "zero",
                                        "--out", str(tmp_path / "f.csv")])
     assert result.exit_code == 1 and "panel.csv.meta.json" in result.output and "Traceback" not in result.output
+
+
+def test_random_bytes_with_few_nuls_are_named_binary_in_every_reader(tmp_path, gazetteer):
+    rng = np.random.default_rng(78)
+    raw = rng.integers(1, 256, size=20_000, dtype=np.uint8)
+    raw[rng.choice(raw.size, size=78, replace=False)] = 0  # 0.39% NULs: under the 1% of a "damaged cell"
+    raw = raw.tobytes()
+    path = tmp_path / "random.csv"
+    path.write_bytes(raw)
+    binary = r"random.csv: this is a binary file, not a CSV text file"
+    with pytest.raises(DataError, match=binary):
+        read_events(path, gazetteer=gazetteer)
+    with pytest.raises(DataError, match=binary):
+        read_panel(path, gazetteer)
+    with pytest.raises(DataError, match=binary):
+        load_gazetteer(path)
+    without_nuls = tmp_path / "random2.csv"
+    without_nuls.write_bytes(raw.replace(b"\x00", b"\x01"))
+    with pytest.raises(DataError, match=r"random2.csv: this is a binary file"):
+        read_events(without_nuls, gazetteer=gazetteer)
+    result = CliRunner().invoke(main, ["data", "build", "--events", str(path), "--out", str(tmp_path / "p.parquet")])
+    assert result.exit_code == 1 and "binary file" in result.output and len(result.output) < 300, result.output

@@ -1,30 +1,31 @@
 """The README's quick start runs as written, and writes what the README says it writes.
 
 The shell blocks that follow an HTML comment ``<!-- quickstart: NAME -->`` in README.md are
-read, split into commands, and run one by one as subprocesses from a scratch working folder
-that holds copies of ``data/sample/`` and ``experiments/`` (and ``../shared/data`` as a
-symlink for the real-data route, never a copy). ``forecast`` is the console script beside
-``sys.executable``; ``PYTHONPATH`` is the checkout under test, so a worktree's code is what
-runs; MLflow writes to a SQLite file in the test's temporary folder.
+read, split into commands, and run one by one from a scratch working folder that holds copies
+of ``data/sample/`` and ``experiments/`` (and ``../shared/data`` as a symlink for the real-data
+route, never a copy). Each command runs in this process through click's test runner, with the
+arguments the shell would give ``forecast`` (the console script itself, and what it does with
+exit codes, is tested as a real subprocess in ``tests/test_cli.py``); MLflow writes to a SQLite
+file in the test's temporary folder.
 """
 
 from __future__ import annotations
 
-import os
+import contextlib
 import re
 import shlex
 import shutil
-import subprocess
-import sys
+import traceback
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 
 from features.panel_files import read_panel
+from forecast.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
-FORECAST = Path(sys.executable).parent / "forecast"
 BLOCK = re.compile(r"<!-- quickstart: (?P<name>[\w-]+) -->\s*```sh\n(?P<body>.*?)```", re.S)
 GOVERNORATES = ("Anbar", "Baghdad", "Basra", "Ninewa", "Salah ad Din", "Sulaymaniyah")
 
@@ -37,19 +38,18 @@ def quickstart(name: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
 
 
-def run_as_written(commands: list[str], work: Path, tmp_path: Path) -> list[subprocess.CompletedProcess]:
-    """Run each command from ``work`` with the checkout's ``forecast``; each must exit 0."""
-    assert FORECAST.exists(), f"no forecast console script beside {sys.executable}: install the package (make install)"
-    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}",
-               PYTHONPATH=os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
+def run_as_written(commands: list[str], work: Path, tmp_path: Path) -> list[Result]:
+    """Run each command from ``work`` as ``forecast`` would run it; each must exit 0."""
+    runner = CliRunner(env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"})
     done = []
-    for command in commands:
-        argv = shlex.split(command)
-        assert argv[0] == "forecast", f"quick-start command does not start with forecast: {command}"
-        result = subprocess.run([str(FORECAST), *argv[1:]], cwd=work, env=env, capture_output=True, text=True,
-                                timeout=300, check=False)
-        assert result.returncode == 0, f"{command}\nexit {result.returncode}\n{result.stdout}\n{result.stderr[-3000:]}"
-        done.append(result)
+    with contextlib.chdir(work):
+        for command in commands:
+            argv = shlex.split(command)
+            assert argv[0] == "forecast", f"quick-start command does not start with forecast: {command}"
+            result = runner.invoke(main, argv[1:], prog_name="forecast")
+            failure = "".join(traceback.format_exception(*result.exc_info)) if result.exc_info else ""
+            assert result.exit_code == 0, f"{command}\nexit {result.exit_code}\n{result.output[-3000:]}\n{failure}"
+            done.append(result)
     return done
 
 

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -25,7 +26,6 @@ from click.testing import CliRunner
 from filelock import FileLock
 from mlflow import MlflowClient
 
-import pg
 from mlflow_server import free_port
 from mlflow_server import start as start_server
 from mlflow_server import stop as stop_server
@@ -407,40 +407,33 @@ def test_refresh_downloads_its_source_and_stops_on_a_checksum_mismatch(http_fold
     assert sorted(p.name for p in out.rglob("*") if p.is_file()) == ["refresh.lock"]
 
 
-def test_refresh_with_a_postgresql_ledger(champion, tmp_path):
-    try:
-        server = pg.start()
-    except pg.Unavailable as exc:
-        pytest.skip(f"PostgreSQL server unavailable: {exc}")
-    try:
-        url = server.create_database("refresh_ledger")
-        config = write_config(tmp_path, champion, ledger=url)
-        first = run_refresh(config)
-        assert first.forecasts_issued == UNITS * HORIZON and first.ledger.startswith("postgresql+psycopg://")
-        assert run_refresh(config).status == "nothing-new"
-        config = write_config(tmp_path, champion, end="2024-11", ledger=url)
-        second = run_refresh(config)
-        assert (second.forecasts_issued, second.outcomes_recorded) == (UNITS * HORIZON, UNITS)
-        assert not (tmp_path / "out" / "ledger.sqlite").exists()
-        shown = CliRunner().invoke(main, ["ledger", "score", "--ledger", url, "--by", "origin"])
-        assert shown.exit_code == 0 and re.search(r"2024-10\s+108\s+18\s", shown.output), shown.output
+def test_refresh_with_a_postgresql_ledger(champion, tmp_path, postgres):
+    url = postgres.create_database(f"refresh_ledger_{uuid.uuid4().hex[:12]}")
+    config = write_config(tmp_path, champion, ledger=url)
+    first = run_refresh(config)
+    assert first.forecasts_issued == UNITS * HORIZON and first.ledger.startswith("postgresql+psycopg://")
+    assert run_refresh(config).status == "nothing-new"
+    config = write_config(tmp_path, champion, end="2024-11", ledger=url)
+    second = run_refresh(config)
+    assert (second.forecasts_issued, second.outcomes_recorded) == (UNITS * HORIZON, UNITS)
+    assert not (tmp_path / "out" / "ledger.sqlite").exists()
+    shown = CliRunner().invoke(main, ["ledger", "score", "--ledger", url, "--by", "origin"])
+    assert shown.exit_code == 0 and re.search(r"2024-10\s+108\s+18\s", shown.output), shown.output
 
-        # A superuser changes an issued forecast with the triggers off: the next refresh refuses the ledger.
-        engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
-        with engine.begin() as conn:
-            conn.execute(sa.text("SET LOCAL session_replication_role = replica"))
-            conn.execute(sa.text("UPDATE forecasts SET mean = 0 WHERE id = 1"))
-        with engine.connect() as conn:
-            before = conn.execute(sa.text("SELECT count(*) FROM refreshes")).scalar_one()
-        config = write_config(tmp_path, champion, end="2024-12", ledger=url)
-        result = CliRunner().invoke(main, ["refresh", "--config", str(config)])
-        assert result.exit_code == int(ExitCode.LEDGER), result.output
-        assert "rows of refresh 1" in result.output and "Traceback" not in result.output
-        with engine.connect() as conn:
-            assert conn.execute(sa.text("SELECT count(*) FROM refreshes")).scalar_one() == before
-        engine.dispose()
-    finally:
-        server.stop()
+    # A superuser changes an issued forecast with the triggers off: the next refresh refuses the ledger.
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as conn:
+        conn.execute(sa.text("SET LOCAL session_replication_role = replica"))
+        conn.execute(sa.text("UPDATE forecasts SET mean = 0 WHERE id = 1"))
+    with engine.connect() as conn:
+        before = conn.execute(sa.text("SELECT count(*) FROM refreshes")).scalar_one()
+    config = write_config(tmp_path, champion, end="2024-12", ledger=url)
+    result = CliRunner().invoke(main, ["refresh", "--config", str(config)])
+    assert result.exit_code == int(ExitCode.LEDGER), result.output
+    assert "rows of refresh 1" in result.output and "Traceback" not in result.output
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM refreshes")).scalar_one() == before
+    engine.dispose()
 
 
 # ----------------------------------------------------------------------------------------

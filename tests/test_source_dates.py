@@ -199,3 +199,36 @@ def test_impossible_dates_leave_the_panel_months_and_vintage_as_they_were(tmp_pa
     assert built.metadata["sources"][0]["quarantined"] == 1
     written = pd.read_csv(quarantine_path(tmp_path / "dated.parquet"), dtype=str)
     assert written["date_start"].tolist() == [text] and written["column"].tolist() == ["date_start"]
+
+
+ACLED_TWO_DIGIT = (
+    "event_id_cnty,event_date,event_type,admin1,fatalities,country,actor1,actor2\n"
+    "IRQ1,01-Jan-19,Battles,Baghdad,1,Iraq,A,B\n"
+    "IRQ2,15-Mar-20,Battles,Basrah,1,Iraq,A,B\n"
+    "IRQ3,31-Dec-22,Battles,Basrah,1,Iraq,A,B\n"
+    "IRQ4,01-Jan-69,Battles,Basrah,1,Iraq,A,B\n"
+    "IRQ5,31-Dec-68,Battles,Basrah,1,Iraq,A,B\n"
+)
+
+
+def test_a_two_digit_year_far_from_the_files_own_dates_is_quarantined_with_its_reason(tmp_path, gazetteer):
+    path = tmp_path / "acled.csv"
+    path.write_text(ACLED_TWO_DIGIT, encoding="utf-8")
+    result = read_events(path, gazetteer=gazetteer)
+    assert sorted(result.events["event_id"]) == ["IRQ1", "IRQ2", "IRQ3"]
+    assert result.events["date"].min() == pd.Timestamp("2019-01-01")
+    reasons = dict(zip(result.quarantine["row"], result.quarantine["reason"]))
+    assert reasons[5] == ("date '01-Jan-69': two-digit year '69' lies more than 40 years from this file's other "
+                          "dates (median year 2020) as 1969 and as 2069: write the year in four digits")
+    assert "'68'" in reasons[6] and "as 1968 and as 2068" in reasons[6]
+
+
+def test_two_digit_years_across_a_century_turn_are_read_around_the_files_dates(tmp_path, gazetteer):
+    path = tmp_path / "acled.csv"
+    path.write_text(ACLED_TWO_DIGIT.split("IRQ1")[0] + "".join(
+        f"IRQ{i},15-Jun-{yy},Battles,Basrah,1,Iraq,A,B\n" for i, yy in enumerate(["95", "99", "00", "04", "67"])),
+        encoding="utf-8")
+    result = read_events(path, gazetteer=gazetteer)
+    # Python's own window reads '67' as 2067 (after the build date); around this file's dates it is 1967.
+    assert sorted(result.events["date"].dt.year) == [1967, 1995, 1999, 2000, 2004]
+    assert result.quarantine.empty

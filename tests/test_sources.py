@@ -230,7 +230,7 @@ def test_binary_files_are_not_csv(tmp_path):
 
 
 def test_a_damaged_workbook_is_named_not_taken_for_a_zip_of_csvs(tmp_path):
-    # A workbook (tests/test_workbooks.py reads real ones) whose parts are missing.
+    # A workbook (tests/test_workbook.py reads real ones) whose parts are missing.
     xlsx = tmp_path / "events.xlsx"
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:

@@ -11,9 +11,7 @@ import mlflow
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
-from mlflow_server import free_port, wait_healthy
-from mlflow_server import start as start_server
-from mlflow_server import stop as stop_server
+from mlflow_server import free_port
 from synthetic_data import synthetic_panel
 
 from features.synthetic import SyntheticConfig
@@ -66,21 +64,6 @@ def fitted(panel):
 
 # ----------------------------------------------------------------------------------------
 # Stores
-
-
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory):
-    """A real ``mlflow server`` on a free port; stopped (its process group) afterwards."""
-    root = tmp_path_factory.mktemp("mlflow_server")
-    port = free_port()
-    proc = start_server(f"sqlite:///{root / 'mlflow.db'}", port, log=root / "server.log", artifacts=root / "artifacts")
-    try:
-        if not wait_healthy(proc, port, poll=0.5):
-            tail = (root / "server.log").read_text(errors="replace")[-2000:]
-            pytest.skip(f"mlflow server did not start within 60 s on port {port}:\n{tail}")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop_server(proc)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "server"])

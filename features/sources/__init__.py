@@ -48,6 +48,7 @@ def read_events(
     filters: EventFilters | None = None,
     encoding: str | None = None,
     date_format: str | None = None,
+    sheet: str | None = None,
 ) -> ReadResult:
     """Read one event file into the normalised event table and its quarantine.
 
@@ -68,6 +69,8 @@ def read_events(
     date_format
         ``strftime`` form of the file's dates (e.g. ``%d/%m/%Y``); by default the form is
         found among those the format's real exports use, and an ambiguous one is an error.
+    sheet
+        The sheet of an .xlsx workbook to read (default: its largest); the result names it.
 
     Raises
     ------
@@ -78,10 +81,11 @@ def read_events(
     """
     path = Path(path)
     gazetteer = gazetteer or load_gazetteer()
-    table = read_table(path, encoding)
+    table = read_table(path, encoding, sheet)
     columns = list(table.frame.columns)
+    where = table.where(path)
     if format is None:
-        fmt = detect_format(path, columns, list(FORMATS.values()))
+        fmt = detect_format(where, columns, list(FORMATS.values()))
     else:
         try:
             fmt = FORMATS[format]
@@ -89,8 +93,11 @@ def read_events(
             raise DataError(
                 f"unknown format {format!r}; choose one of {', '.join(FORMATS)}"
             ) from None
-    check_required(path, columns, fmt)
+    check_required(where, columns, fmt)
     variant_notes: list[str] = []
+    if table.sheet:
+        variant_notes.append(f"{path.name}: read sheet {table.sheet!r} of the workbook "
+                             f"({'as asked' if sheet else 'its largest; choose another with --sheet'})")
     if fmt is UCDP_GED or fmt is UCDP_CANDIDATE:
         if fmt is UCDP_GED:
             fmt, why = ucdp_variant(path, columns)
@@ -101,4 +108,7 @@ def read_events(
             variant_notes.append(f"{path.name}: {flagged}")
     result = normalise_events(path, table, fmt, gazetteer, filters or EventFilters(), date_format)
     result.notes[:0] = variant_notes
+    result.sheet = table.sheet
+    # The generic format numbers rows when the file has no event_id: such ids name no event.
+    result.ids_from_file = fmt is not GENERIC or "event_id" in {c.strip().lower() for c in columns}
     return result

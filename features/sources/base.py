@@ -23,16 +23,23 @@ import numpy as np
 import pandas as pd
 
 from features.errors import DataError, shorten
-from features.gazetteer import Gazetteer
+from features.gazetteer import Gazetteer, visible
 from features.sources.dates import parse_dates
-from features.textfile import read_text
+from features.textfile import read_sheet_text
 
-#: The normalised event table every reader returns (one row per event).
-EVENT_COLUMNS = ("event_id", "date", "unit", "count", "deaths", "event_type", "actors", "source")
+#: The normalised event table every reader returns (one row per event). Besides the counts:
+#: ``event_type`` and ``sub_event_type`` (the source's own words), ``actors`` (``side_a | side_b``),
+#: ``side_a`` / ``side_b`` (who acted, and against whom, where the source says), ``deaths_civilians``
+#: (NaN where the source does not say), ``operation`` (True for an action by state or coalition
+#: forces, False for one by others, NA where the source cannot tell: see each format) and
+#: ``part`` (the collection a row belongs to, for sources gathered in separate periods).
+EVENT_COLUMNS = ("event_id", "date", "unit", "count", "deaths", "event_type", "actors", "source",
+                 "sub_event_type", "side_a", "side_b", "deaths_civilians", "operation", "part")
 
 #: Text columns a format's ``stage`` function must return, one row per CSV data row.
 #: ``problem`` holds a reason when the format itself already knows the row is unusable
-#: (e.g. GTD's imonth = 0).
+#: (e.g. GTD's imonth = 0); ``operation`` is ``1``, ``0`` or empty (unknown); ``actors`` is
+#: ``side_a | side_b`` when a format gives only the sides.
 STAGE_COLUMNS = (
     "event_id",
     "date",
@@ -43,6 +50,12 @@ STAGE_COLUMNS = (
     "event_type",
     "actors",
     "problem",
+    "sub_event_type",
+    "side_a",
+    "side_b",
+    "deaths_civilians",
+    "operation",
+    "part",
 )
 
 #: Largest count or death toll accepted for one row.
@@ -145,6 +158,21 @@ class ReadResult:
     date_form: str = "%Y-%m-%d"
     #: The dataset the format names ("UCDP GED", "UCDP Candidate Events", ...).
     dataset: str = ""
+    #: The periods the file was collected over, ``(first date, last date)`` of the usable events
+    #: before filtering: one for most files, one per collection (``part``) where a source was
+    #: gathered in separate periods (the geocausal data: 2006, then 2007-08).
+    spans: tuple[tuple[pd.Timestamp, pd.Timestamp], ...] = ()
+    #: Whether the spans are collections with known bounds (``part``): then only months they
+    #: cover completely are covered; otherwise the first event's month counts from its start.
+    parts: bool = False
+    #: Whether the file gives death tolls at all (some usable event has one); a file with none
+    #: leaves deaths missing, not zero, where it is the only source.
+    has_deaths: bool = True
+    #: Whether ``event_id`` comes from the file (False: made from row numbers, so it
+    #: identifies nothing across files).
+    ids_from_file: bool = True
+    #: The workbook sheet read, for an .xlsx file.
+    sheet: str | None = None
 
 
 # ----------------------------------------------------------------------------------------
@@ -158,16 +186,24 @@ class RawTable:
     frame: pd.DataFrame
     rownum: np.ndarray
     broken: pd.Series  # reason per row, '' when the row parsed cleanly
+    #: The workbook sheet the rows come from (None for a CSV).
+    sheet: str | None = None
+
+    def where(self, path: Path) -> str:
+        """The file as messages name it: with the sheet for a workbook."""
+        return f"{path} (sheet {self.sheet!r})" if self.sheet else str(path)
 
 
-def read_table(path: Path, encoding: str | None = None) -> RawTable:
+def read_table(path: Path, encoding: str | None = None, sheet: str | None = None) -> RawTable:
     """Parse a CSV into an all-text frame and the file row number of every data row.
 
     A HDX HXL hashtag row under the header (``#date+start,#adm1+name,...``) is skipped.
     Rows with the wrong number of fields are kept for the quarantine, unless most rows are
     like that, in which case the file is not the table it claims to be.
     """
-    text = read_text(path, encoding)
+    text, sheet_read = read_sheet_text(path, encoding, sheet)
+    if sheet_read:
+        path = f"{path} (sheet {sheet_read!r})"
     try:
         records = list(csv.reader(io.StringIO(text, newline="")))
     except csv.Error as exc:
@@ -177,7 +213,10 @@ def read_table(path: Path, encoding: str | None = None) -> RawTable:
     header = [cell.strip() for cell in records[0]]
     if len(set(header)) != len(header):
         dup = sorted({c for c in header if header.count(c) > 1})
-        raise DataError(f"{path}, row 1: duplicate column name(s) {', '.join(dup)}")
+        named = [shorten(c, 40) for c in dup if c]
+        empty = header.count("")
+        raise DataError(f"{path}, row 1: duplicate column name(s) {', '.join(named)}" if named else
+                        f"{path}, row 1: {empty} of its {len(header)} columns have no name; is row 1 the header?")
     body = records[1:]
     rownum = np.arange(2, len(records) + 1)
     if body and _is_hxl_row(body[0]):
@@ -210,7 +249,7 @@ def read_table(path: Path, encoding: str | None = None) -> RawTable:
     broken = pd.Series(
         [ragged_reason.get(i, "") for i in range(len(body))], index=frame.index, dtype=object
     )
-    return RawTable(frame, rownum, broken)
+    return RawTable(frame, rownum, broken, sheet_read)
 
 
 def _is_hxl_row(record: Sequence[str]) -> bool:
@@ -222,7 +261,7 @@ def _is_hxl_row(record: Sequence[str]) -> bool:
 # Validation and normalisation
 
 
-def detect_format(path: Path, columns: Sequence[str], formats: Sequence[SourceFormat]) -> SourceFormat:
+def detect_format(path: Path | str, columns: Sequence[str], formats: Sequence[SourceFormat]) -> SourceFormat:
     """The first format whose required columns are all present."""
     for fmt in formats:
         if fmt.matches(columns):
@@ -235,7 +274,7 @@ def detect_format(path: Path, columns: Sequence[str], formats: Sequence[SourceFo
     )
 
 
-def check_required(path: Path, columns: Sequence[str], fmt: SourceFormat) -> None:
+def check_required(path: Path | str, columns: Sequence[str], fmt: SourceFormat) -> None:
     present = {c.strip().lower() for c in columns}
     missing = [c for c in fmt.required if c.lower() not in present]
     if missing:
@@ -308,8 +347,9 @@ def normalise_events(
     # Dates
     date_text = staged["date"].str.strip()
     forms = fmt.date_forms or ((fmt.date_format,) if fmt.date_format else ())
-    dates, date_form = parse_dates(path, date_text, fmt.column_of.get("date", "date"), forms, date_format)
+    dates, date_form, doubtful = parse_dates(path, date_text, fmt.column_of.get("date", "date"), forms, date_format)
     flag(date_text == "", "date", "date is empty")
+    flag(doubtful != "", "date", "date " + date_text.map(repr) + ": " + doubtful)
     flag(dates.isna(), "date", "unparseable date " + date_text.map(repr))
     latest = (today or pd.Timestamp.now(tz="UTC")).tz_localize(None).normalize() + pd.Timedelta(days=DAYS_AHEAD)
     flag(dates < EARLIEST_DATE, "date",
@@ -323,8 +363,14 @@ def normalise_events(
     flag(count_reason != "", "count", "count " + count_text.map(repr) + " " + count_reason)
     deaths, death_reason = parse_whole_numbers(staged["deaths"])
     flag(death_reason != "", "deaths", "deaths " + staged["deaths"].map(repr) + " " + death_reason)
+    civilians, civilian_reason = parse_whole_numbers(staged["deaths_civilians"])
+    flag(civilian_reason != "", "deaths_civilians",
+         "civilian deaths " + staged["deaths_civilians"].map(repr) + " " + civilian_reason)
     unknown_deaths = int(((staged["deaths"].str.strip() == "") & (reason == "")).sum())
-    if unknown_deaths:
+    if unknown_deaths and unknown_deaths == int((reason == "").sum()):
+        notes.append(f"{path.name}: no event has a death count: deaths are missing (not 0) where only this "
+                     "file covers a unit and month, and cannot be a forecast target there")
+    elif unknown_deaths:
         notes.append(f"{unknown_deaths} event(s) with no death count were counted as 0 deaths")
 
     # Country: a multi-country export is cut to the gazetteer's countries, loudly.
@@ -355,7 +401,8 @@ def normalise_events(
         flag(
             unknown,
             "admin1",
-            f"unknown {gazetteer.unit_word} " + admin1.map(repr) + "; " + admin1.map(suggestion).fillna(""),
+            f"unknown {gazetteer.unit_word} " + admin1.map(lambda name: repr(visible(name))) + "; "
+            + admin1.map(suggestion).fillna(""),
         )
 
     # Event ids: a repeated id is a second report of one event or an export error; either
@@ -384,6 +431,12 @@ def normalise_events(
             "event_type": staged["event_type"][good].str.strip(),
             "actors": staged["actors"][good].str.strip(),
             "source": fmt.name,
+            "sub_event_type": staged["sub_event_type"][good].str.strip(),
+            "side_a": staged["side_a"][good].str.strip(),
+            "side_b": staged["side_b"][good].str.strip(),
+            "deaths_civilians": civilians[good].astype(float),
+            "operation": staged["operation"][good].str.strip().map({"1": True, "0": False}).astype("boolean"),
+            "part": staged["part"][good].str.strip(),
         }
     )
     kept = _apply_filters(events, filters, fmt)
@@ -399,7 +452,21 @@ def normalise_events(
         filters=filters.describe(),
         date_form=date_form,
         dataset=fmt.label,
+        # A collection's period shows in every dated row, usable or not (a row without a unit
+        # was still collected that day).
+        spans=collection_spans(pd.DataFrame({"part": staged["part"].str.strip(), "date": dates})
+                               .loc[dates.notna() & (dates >= EARLIEST_DATE) & (dates <= latest)]),
+        parts=bool((staged["part"].str.strip() != "").any()),
+        has_deaths=bool((staged["deaths"][good].str.strip() != "").any()),
     )
+
+
+def collection_spans(events: pd.DataFrame) -> tuple[tuple[pd.Timestamp, pd.Timestamp], ...]:
+    """``(first, last)`` event date of each collection (``part``) of a file, in date order."""
+    if events.empty:
+        return ()
+    spans = events.groupby("part", sort=False)["date"].agg(["min", "max"]).sort_values("min")
+    return tuple((first, last) for first, last in zip(spans["min"], spans["max"]))
 
 
 def _apply_filters(events: pd.DataFrame, filters: EventFilters, fmt: SourceFormat) -> pd.DataFrame:

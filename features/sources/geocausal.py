@@ -6,7 +6,10 @@ one row per event with ``event_id, date, category, type, latitude, longitude, go
 ``airstrike_or_sof`` (coalition airstrikes and shows of force) or ``insurgent_attack``; ``type``
 is ``Airstrike``, ``SOF`` (show of force), ``IED``, ``SAF`` (small-arms fire) or ``other``.
 The events carry no death toll. ``actors`` is ``coalition`` for airstrikes and shows of force
-and ``insurgents`` for attacks, so ``--actor coalition`` keeps the coalition's operations.
+and ``insurgents`` for attacks, so ``--actor coalition`` keeps the coalition's operations; an
+airstrike or show of force is an *operation* (the operations tempo). Each package object
+(``source_object``) is a collection with its own period (2006-01-01..2006-09-24, then
+2007-02-23..2008-07-05): only months a collection covers completely are covered.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ ACTORS = {"airstrike_or_sof": "coalition", "insurgent_attack": "insurgents"}
 
 def _stage(raw: pd.DataFrame) -> pd.DataFrame:
     category = raw["category"].str.strip()
+    part = raw["source_object"].str.strip() if "source_object" in raw else pd.Series("", index=raw.index)
     return pd.DataFrame(
         {
             "event_id": raw["event_id"],
@@ -29,6 +33,11 @@ def _stage(raw: pd.DataFrame) -> pd.DataFrame:
             "deaths": "",
             "event_type": raw["type"],
             "actors": category.map(ACTORS).fillna(category),
+            "sub_event_type": category,
+            "side_a": category.map(ACTORS).fillna(category),
+            "operation": (category == "airstrike_or_sof").map({True: "1", False: "0"}),
+            # The 2006 objects and the 2007-08 ones were collected separately.
+            "part": part,
         }
     )
 

@@ -27,11 +27,15 @@ from features.sources.base import SourceFormat
 
 #: type_of_violence codes of the GED codebook.
 VIOLENCE_TYPES = {"1": "state-based", "2": "non-state", "3": "one-sided"}
+#: ``side_a`` of an event by a state's forces: GED names governments "Government of <country>"
+#: (side A of every state-based dyad, and the perpetrator of a government's one-sided violence).
+GOVERNMENT = r"^Government of\b"
 
 
 def _stage(raw: pd.DataFrame) -> pd.DataFrame:
     col = lambda name: raw[name] if name in raw else pd.Series("", index=raw.index)  # noqa: E731
     violence = col("type_of_violence").str.strip()
+    side_a, side_b = col("side_a").str.strip(), col("side_b").str.strip()
     return pd.DataFrame(
         {
             "event_id": raw["id"],
@@ -41,7 +45,12 @@ def _stage(raw: pd.DataFrame) -> pd.DataFrame:
             "country": col("country"),
             "deaths": raw["best"],
             "event_type": violence.map(VIOLENCE_TYPES).fillna(violence),
-            "actors": col("side_a").str.strip() + " | " + col("side_b").str.strip(),
+            "actors": side_a + " | " + side_b,
+            "side_a": side_a,
+            "side_b": side_b,
+            "deaths_civilians": col("deaths_civilians"),
+            # An operation: side A is a government's forces (empty side A: unknown).
+            "operation": side_a.str.contains(GOVERNMENT, regex=True).map({True: "1", False: "0"}).where(side_a != "", ""),
         }
     )
 

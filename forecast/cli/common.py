@@ -1,16 +1,23 @@
-"""What the command modules share: option parsers, and the one place API errors become messages."""
+"""What the command modules share: option parsers, and the one place API errors become messages.
+
+Imports nothing heavy at the top (pandas is imported by the parsers that make pandas values),
+so that a command module importing it keeps ``forecast COMMAND --help`` fast.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import click
-import pandas as pd
 
 from features.errors import shorten
 from forecast.errors import USER_ERRORS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["MESSAGE_LENGTH", "TRACKING_HELP", "covariate_list", "date_option", "month_option", "parse_params", "user_errors"]
 
@@ -33,6 +40,8 @@ def date_option(text: str | None, *, end: bool = False) -> pd.Timestamp | None:
     """Parse YYYY-MM or YYYY-MM-DD; a month as an end bound means its last day."""
     if text is None:
         return None
+    import pandas as pd
+
     try:
         if len(text.strip()) == 7:
             period = pd.Period(text.strip(), freq="M")
@@ -46,6 +55,8 @@ def month_option(text: str | None, option: str) -> pd.Period | None:
     """Parse a ``YYYY-MM`` option value; a usage error naming ``option`` otherwise."""
     if text is None:
         return None
+    import pandas as pd
+
     try:
         if len(text.strip()) != 7:
             raise ValueError

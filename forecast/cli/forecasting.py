@@ -1,4 +1,8 @@
-"""``forecast models``, ``forecast predict`` and ``forecast backtest``."""
+"""``forecast models``, ``forecast predict`` and ``forecast backtest``.
+
+Only click and the model registry are imported at the top: each command imports its job when it
+runs, so ``forecast models`` and ``forecast predict --help`` load neither pandas nor any model.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +10,37 @@ from pathlib import Path
 
 import click
 
-from forecast.catalog import DEFAULT_MODEL, MODELS
+from forecast.catalog import DEFAULT_MODEL, MODELS, make_model
 from forecast.cli.common import covariate_list, month_option, parse_params, user_errors
-from forecast.evaluation.backtest import BACKENDS, BacktestDesign
-from forecast.jobs.forecasting import backtest, predict
-from forecast.schema import MAX_HORIZON
+
+#: ``forecast.schema.MAX_HORIZON``, ``forecast.evaluation.backtest.BACKENDS`` and the defaults of
+#: ``forecast.evaluation.backtest.BacktestDesign``, restated here because those modules import
+#: pandas; ``tests/test_cli.py`` checks that they are the same.
+MAX_HORIZON = 36
+BACKENDS = ("joblib", "dask")
+DESIGN_DEFAULTS = {"horizon": 6, "step": 1, "refit_every": 12}
 
 
 @click.command("models")
-def list_models() -> None:
-    """List the registered models and what they use."""
-    for name, cls in sorted(MODELS.items()):
-        uses = "covariates at target months" if cls.uses_future_covariates else (
-            "covariates known at the origin" if cls.uses_covariates else "no covariates")
-        mark = " (default)" if name == DEFAULT_MODEL else ""
-        click.echo(f"{name}{mark}: {cls.summary} [{uses}; parameters: {', '.join(cls.param_names()) or 'none'}]")
+@click.argument("names", nargs=-1, metavar="[NAME]...")
+def list_models(names: tuple[str, ...]) -> None:
+    """List the registered models and what they use.
+
+    Without NAME: every model's name and summary. With names: also what each model uses and its
+    parameters with their defaults.
+    """
+    if not names:
+        for name in sorted(MODELS):
+            mark = " (default)" if name == DEFAULT_MODEL else ""
+            click.echo(f"{name}{mark}: {MODELS.summary(name)}")
+        return
+    with user_errors():
+        for name in names:
+            model = make_model(DEFAULT_MODEL if name == "default" else name)
+            uses = "covariates at target months" if model.uses_future_covariates else (
+                "covariates known at the origin" if model.uses_covariates else "no covariates")
+            params = ", ".join(f"{k}={v!r}" for k, v in model.get_params().items()) or "none"
+            click.echo(f"{model.name}: {MODELS.summary(model.name)} [{uses}; parameters: {params}]")
 
 
 @click.command("predict")
@@ -42,6 +62,8 @@ def list_models() -> None:
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Forecast CSV to write.")
 def predict_command(panel_path, model_name, horizon, origin, target, covariate_names, params, gazetteer, out) -> None:
     """Forecast every unit for the months after the origin."""
+    from forecast.jobs.forecasting import predict
+
     with user_errors():
         prediction = predict(panel_path, out=out, model=model_name, horizon=horizon,
                                  origin=month_option(origin, "--origin"), target=target,
@@ -57,11 +79,11 @@ def predict_command(panel_path, model_name, horizon, origin, target, covariate_n
               help="Comma-separated model names, e.g. zero,locf_poisson,nb_glm ('all' for every model).")
 @click.option("--start", required=True, help="First forecast origin (YYYY-MM).")
 @click.option("--end", required=True, help="Last forecast origin (YYYY-MM).")
-@click.option("--horizon", type=click.IntRange(1, MAX_HORIZON), default=BacktestDesign.horizon, show_default=True,
+@click.option("--horizon", type=click.IntRange(1, MAX_HORIZON), default=DESIGN_DEFAULTS["horizon"], show_default=True,
               help="Months ahead: 1..H.")
-@click.option("--step", type=click.IntRange(1, None), default=BacktestDesign.step, show_default=True,
+@click.option("--step", type=click.IntRange(1, None), default=DESIGN_DEFAULTS["step"], show_default=True,
               help="Months between origins.")
-@click.option("--refit-every", type=click.IntRange(1, None), default=BacktestDesign.refit_every, show_default=True,
+@click.option("--refit-every", type=click.IntRange(1, None), default=DESIGN_DEFAULTS["refit_every"], show_default=True,
               help="Refit every K origins; in between, models are updated with the new data only.")
 @click.option("--target", type=click.Choice(["incidents", "deaths"]), default="incidents", show_default=True,
               help="Panel column to forecast.")
@@ -81,6 +103,9 @@ def predict_command(panel_path, model_name, horizon, origin, target, covariate_n
 def backtest_command(panel_path, model_list, start, end, horizon, step, refit_every, target, jobs, covariate_names,
                      params, gazetteer, out_dir, backend, scheduler) -> None:
     """Rolling-origin backtest of several models, with a score table and a leaderboard."""
+    from forecast.evaluation.backtest import BacktestDesign
+    from forecast.jobs.forecasting import backtest
+
     per_model = parse_params(params, qualified=True)
     if scheduler is not None and backend != "dask":
         raise click.BadParameter("needs --backend dask", param_hint="--scheduler")

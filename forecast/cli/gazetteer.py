@@ -24,10 +24,12 @@ def gazetteer() -> None:
 @click.option("--geojson", type=click.Path(path_type=Path), default=None,
               help="Admin-1 boundaries (OCHA COD-AB or geoBoundaries GeoJSON): adds centroids, "
                    "neighbours by shared border and a map outline.")
+@click.option("--sheet", default=None,
+              help="Sheet of an .xlsx event workbook to read (default: its largest).")
 @click.option("--out", required=True, type=click.Path(path_type=Path),
               help="Gazetteer CSV to write (the outline goes beside it as .geojson).")
-def gazetteer_init(events, fmt, geojson, out) -> None:
+def gazetteer_init(events, fmt, geojson, sheet, out) -> None:
     """Write a gazetteer drafted from the event file's admin-1 names, for you to review."""
     with user_errors():
-        done = init_gazetteer(events=events, fmt=fmt, geojson=geojson, out=out)
+        done = init_gazetteer(events=events, fmt=fmt, geojson=geojson, out=out, sheet=sheet)
     click.echo(done.summary())

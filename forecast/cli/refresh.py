@@ -136,11 +136,27 @@ def ledger_score(config_path, ledger, by) -> None:
 @ledger_group.command("verify")
 @_ledger_options
 def ledger_verify(config_path, ledger) -> None:
-    """Check the ledger read-only (file, integrity, tables, the checksums of its rows) and count what it holds."""
-    with _open(config_path, ledger) as store:
+    """Check the ledger read-only (file, integrity, tables, the checksums of its rows and their anchor) and count
+    what it holds; exit 7 when a check fails."""
+    try:
+        store = open_ledger(config_path, ledger) if (ledger or config_path) else None
+    except LedgerError as exc:
+        if str(exc).startswith("no ledger at"):  # nothing to verify: a usage matter, not a failed check
+            raise click.ClickException(str(exc)) from None
+        # A ledger that fails its checks (damaged, changed behind the triggers, its seals or
+        # anchor gone) exits as the refresh would on it: 7.
+        click.echo(f"Error: {exc}", err=True)
+        raise SystemExit(int(ExitCode.LEDGER)) from None
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    if store is None:
+        raise click.UsageError("give --ledger (a SQLite file or database URL) or --config (a refresh configuration)")
+    with store:
         counts = store.counts()
         click.echo(f"ledger: {store.url}: ok ({counts['refreshes']} refreshes, {counts['forecasts']} forecasts, "
                    f"{counts['outcomes']} scored actuals)")
+        click.echo(f"anchor: {store.anchor.path}: {store.anchored} of {counts['refreshes']} refreshes anchored, "
+                   f"signed with {store.anchor.key_path}")
 
 
 @ledger_group.command("backup")

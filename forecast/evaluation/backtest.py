@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from features.covariates import OBSERVED_KEY
 from features.transforms import PrefixFeatures, active_prefix_features, use_prefix_features
 from forecast.evaluation.parallel import run_tasks
 from forecast.models.base import FitCache, Forecaster, ModelError, active_fit_cache, fit_cache, hold_last_value
@@ -92,7 +93,23 @@ def history_at(panel: pd.DataFrame, origin: pd.Period, target: str = "incidents"
     cut = panel.loc[panel["month"] <= origin, ["unit", "month", target, *covs]]
     if cut.empty:
         raise ModelError(f"no panel rows up to origin {origin}; the panel starts {panel['month'].min()}")
-    return cut.rename(columns={target: "y"}).reset_index(drop=True)
+    return as_known_at(cut.rename(columns={target: "y"}).reset_index(drop=True), origin)
+
+
+def as_known_at(history: pd.DataFrame, origin: pd.Period) -> pd.DataFrame:
+    """``history`` with every covariate filled ``linear`` as it was known at ``origin``: after its last
+    recorded month up to the origin, that value carried, not the line towards a later record."""
+    observed = history.attrs.get(OBSERVED_KEY) or {}
+    columns = [c for c in observed if c in history]
+    if not columns:
+        return history
+    history = history.copy()
+    for column in columns:
+        recorded = [pd.Period(m, freq="M") for m in observed[column]]
+        last = max((m for m in recorded if m <= origin), default=None)
+        after = history["month"] > last if last is not None else pd.Series(True, index=history.index)
+        history[column] = history[column].mask(after).groupby(history["unit"]).ffill()
+    return history
 
 
 def default_covariates(panel: pd.DataFrame) -> list[str]:
@@ -125,9 +142,10 @@ def forecast_at(model: Forecaster, history: pd.DataFrame, horizon: int, *, name:
 
 def model_notes(model) -> dict[str, str]:
     """What a fitted model fell back to, by subject (unit, horizon or ``member: subject``)."""
-    notes = dict(getattr(model, "fallbacks_", None) or {})
+    notes = {**(getattr(model, "history_notes_", None) or {}), **(getattr(model, "fallbacks_", None) or {})}
     for member, fitted in (getattr(model, "models_", None) or {}).items():
-        for subject, note in (getattr(fitted, "fallbacks_", None) or {}).items():
+        for subject, note in {**(getattr(fitted, "history_notes_", None) or {}),
+                              **(getattr(fitted, "fallbacks_", None) or {})}.items():
             notes[f"{member}: {subject}"] = note
     return notes
 

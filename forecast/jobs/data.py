@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from features.atomic import write_atomically, write_bytes_atomically
+from features.atomic import refuse_overwriting_inputs, write_atomically, write_bytes_atomically
 from features.errors import DataError
 from features.gazetteer import load_gazetteer
 from features.panel import NoUsableEvents, PanelSpec, build_panel, quarantine_digest
-from features.panel_files import PanelBuild, quarantine_path, write_panel
+from features.panel_files import PanelBuild, metadata_path, quarantine_path, write_panel
 from features.synthetic import (
     SyntheticConfig,
     geojson_bytes,
@@ -46,6 +46,10 @@ def make_panel(spec: PanelSpec, out: str | Path) -> BuiltPanel:
     """
     if Path(out).suffix.lower() not in (".parquet", ".csv"):
         raise DataError(f"{out}: the panel must be written as .parquet or .csv")
+    refuse_overwriting_inputs(
+        {Path(out): "the panel", quarantine_path(out): "the quarantine", metadata_path(out): "the panel's metadata"},
+        {"--events": [f.path for f in spec.event_files()], "--covariates": spec.covariates,
+         "--gazetteer": spec.gazetteer})
     try:
         build = build_panel(spec, progress=True)
     except NoUsableEvents as exc:
@@ -70,6 +74,17 @@ def format_summary(build: PanelBuild, paths: dict[str, Path]) -> str:
         f"({meta['first_month']} .. {meta['last_month']})  data vintage: {meta['vintage']}",
         f"  totals: incidents {meta['totals']['incidents']:,}  deaths {meta['totals']['deaths']:,}",
     ]
+    coverage = meta.get("coverage") or {}
+    if len(coverage) > 1 or any(c["gaps"] for c in coverage.values()):
+        lines.append("  coverage: " + "; ".join(
+            f"{country} {c['first_month']} .. {c['last_month']}"
+            + (f" without {', '.join(a if a == b else f'{a}..{b}' for a, b in c['gaps'])}" if c["gaps"] else "")
+            for country, c in coverage.items()) + " (other unit-months are missing, not zero)")
+    for name, c in (meta.get("context") or {}).items():
+        spans = "; ".join((f"{country} " if len(c["coverage"]) > 1 else "") + f"{cov['first_month']} .. {cov['last_month']}"
+                          + (f" without {', '.join(a if a == b else f'{a}..{b}' for a, b in cov['gaps'])}"
+                             if cov["gaps"] else "") for country, cov in c["coverage"].items())
+        lines.append(f"  context: {name} = {c['counts']}, {spans}")
     if meta["covariates"]:
         lines.append(
             f"  covariates: {', '.join(meta['covariates']['columns'])} "

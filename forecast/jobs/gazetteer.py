@@ -7,6 +7,7 @@ from pathlib import Path
 
 from features.errors import DataError
 from features.gazetteer import load_gazetteer
+from features.atomic import refuse_overwriting_inputs
 from features.gazetteer_init import GazetteerDraft, draft_gazetteer, write_draft
 
 __all__ = ["GazetteerInit", "init_gazetteer"]
@@ -29,7 +30,7 @@ class GazetteerInit:
 
 
 def init_gazetteer(*, events: str | Path, out: str | Path, fmt: str | None = None,
-                   geojson: str | Path | None = None) -> GazetteerInit:
+                   geojson: str | Path | None = None, sheet: str | None = None) -> GazetteerInit:
     """Draft a gazetteer from the admin-1 names of ``events`` (and ``geojson`` boundaries).
 
     The written CSV is read back with :func:`~features.gazetteer.load_gazetteer`, so the
@@ -39,10 +40,14 @@ def init_gazetteer(*, events: str | Path, out: str | Path, fmt: str | None = Non
     ------
     features.errors.DataError
         Naming the file, row or feature and the column or property of bad input; nothing is
-        written then.
+        written then, and no input is ever written over.
     """
     if Path(out).suffix.lower() != ".csv":
         raise DataError(f"{out}: the gazetteer must be written as .csv")
-    draft = draft_gazetteer(events, format=fmt, boundaries=geojson)
+    outputs = {Path(out): "the gazetteer"}
+    if geojson is not None:
+        outputs[Path(out).with_suffix(".geojson")] = "the outline (written beside --out as .geojson)"
+    refuse_overwriting_inputs(outputs, {"--events": events, "--geojson": geojson})
+    draft = draft_gazetteer(events, format=fmt, boundaries=geojson, sheet=sheet)
     paths = write_draft(draft, out)
     return GazetteerInit(draft=draft, paths=paths, notes=load_gazetteer(paths[0]).notes)

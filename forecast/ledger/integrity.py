@@ -10,19 +10,22 @@ copies a consistent snapshot even while another connection reads the file.
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 
 from forecast.errors import LedgerError
 
-__all__ = ["BACKUP_SUFFIX", "SQLITE_HEADER", "backup_sqlite", "backups_of", "check_sqlite_file", "read_only_uri",
+__all__ = ["ANCHOR_SUFFIX", "BACKUP_SUFFIX", "SQLITE_HEADER", "backup_sqlite", "backups_of", "check_sqlite_file", "read_only_uri",
            "rotate_backups"]
 
 #: The first 16 bytes of every SQLite 3 database file.
 SQLITE_HEADER = b"SQLite format 3\x00"
 #: Backups are ``<ledger>.<UTC timestamp>.backup`` beside the ledger.
 BACKUP_SUFFIX = ".backup"
+#: The anchor of a SQLite ledger (:mod:`forecast.ledger.anchor`) is ``<ledger>.anchor``; a backup gets its own copy.
+ANCHOR_SUFFIX = ".anchor"
 
 _RESTORE = ("Nothing was written. Restore it from a backup (`forecast ledger backup` and every refresh keep "
             "them beside it as {name}.<time>.backup), or move it away and run the refresh with --new-ledger "
@@ -76,7 +79,8 @@ def backup_sqlite(path: str | os.PathLike, dest: str | os.PathLike | None = None
     """Copy the ledger at ``path`` with SQLite's online backup API; returns the backup's path.
 
     ``dest`` defaults to ``<ledger>.<UTC time>.backup`` beside it. The copy is written to a
-    temporary name and renamed into place, so a backup is either whole or absent.
+    temporary name and renamed into place, so a backup is either whole or absent. The ledger's
+    anchor is copied beside it as ``<backup>.anchor``: restore both together.
     """
     path = Path(path)
     check_sqlite_file(path)
@@ -85,7 +89,11 @@ def backup_sqlite(path: str | os.PathLike, dest: str | os.PathLike | None = None
         dest = path.with_name(f"{path.name}.{stamp}{BACKUP_SUFFIX}")
     dest = Path(dest)
     tmp = dest.with_name(f".{dest.name}.tmp")
+    anchor, dest_anchor = path.with_name(path.name + ANCHOR_SUFFIX), dest.with_name(dest.name + ANCHOR_SUFFIX)
     try:
+        # The anchor first: copied before the rows, it anchors no refresh the copy lacks.
+        if anchor.exists():
+            shutil.copyfile(anchor, dest_anchor)
         source = sqlite3.connect(read_only_uri(path), uri=True, timeout=30)
         try:
             target = sqlite3.connect(tmp)
@@ -98,6 +106,7 @@ def backup_sqlite(path: str | os.PathLike, dest: str | os.PathLike | None = None
         os.replace(tmp, dest)
     except (OSError, sqlite3.Error) as exc:
         tmp.unlink(missing_ok=True)
+        dest_anchor.unlink(missing_ok=True)
         raise LedgerError(f"ledger {path}: the backup to {dest} failed ({exc}); the ledger is unchanged") from None
     return dest
 
@@ -108,4 +117,5 @@ def rotate_backups(path: str | os.PathLike, keep: int) -> list[Path]:
     old = existing[: max(len(existing) - keep, 0)]
     for backup in old:
         backup.unlink(missing_ok=True)
+        backup.with_name(backup.name + ANCHOR_SUFFIX).unlink(missing_ok=True)
     return old

@@ -8,9 +8,11 @@ holds, per refresh, the SHA-256 of the previous seal and of this refresh's rows 
 ledger recomputes the chain; a row changed, added or removed outside the ledger breaks it, and
 the ledger is refused with a message naming the first refresh that no longer matches.
 
-What a seal cannot see: the newest refreshes removed together with their seals (the chain
-ends earlier but is whole). The backups beside a SQLite ledger and the database's own
-dumps cover that.
+A chain kept in the ledger is only a check against accidents and against someone who cannot
+run this code: whoever can write the ledger can recompute it (:func:`seal_refresh`), drop the
+newest refreshes with their seals, or drop ``seals``. The head of the chain is therefore also
+anchored outside the ledger, signed with a key the ledger does not hold
+(:mod:`forecast.ledger.anchor`), and checked on every open with :func:`chain_digests`.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from sqlalchemy.engine import Connection
 from forecast.errors import LedgerError
 from forecast.ledger.tables import append_only_ddl, forecasts, outcomes, refreshes, seals
 
-__all__ = ["GENESIS", "add_seals_table", "lock_for_seal", "seal_refresh", "verify_seals"]
+__all__ = ["GENESIS", "add_seals_table", "chain_digests", "lock_for_seal", "seal_refresh", "verify_seals"]
 
 #: The "previous digest" of the first refresh.
 GENESIS = "0" * 64
@@ -91,7 +93,12 @@ def add_seals_table(conn: Connection) -> int:
 
 
 def verify_seals(conn: Connection, shown: str) -> int:
-    """Recompute the chain of seals; returns the number of refreshes verified.
+    """Recompute the chain of seals; returns the number of refreshes verified (see :func:`chain_digests`)."""
+    return len(chain_digests(conn, shown))
+
+
+def chain_digests(conn: Connection, shown: str) -> dict[int, str]:
+    """Recompute the chain of seals; returns refresh id -> its verified digest.
 
     Raises
     ------
@@ -113,6 +120,7 @@ def verify_seals(conn: Connection, shown: str) -> int:
     if gone:
         raise LedgerError(f"ledger {shown}: refresh {gone[0]} was removed (its checksum is still there). {fix}")
     previous = GENESIS
+    chain: dict[int, str] = {}
     for refresh_id in ids:
         if refresh_id not in stored:
             raise LedgerError(f"ledger {shown}: refresh {refresh_id} has no checksum: it was added outside the "
@@ -125,5 +133,5 @@ def verify_seals(conn: Connection, shown: str) -> int:
             raise LedgerError(f"ledger {shown}: the rows of refresh {refresh_id} (issued {when}, origin {origin}) "
                               f"do not match the checksum written with them: a forecast, an actual or the "
                               f"refresh row was changed, added or removed. {fix}")
-        previous = digest
-    return len(ids)
+        previous = chain[refresh_id] = digest
+    return chain

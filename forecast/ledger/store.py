@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -15,8 +16,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from forecast.evaluation.scores import absolute_error, coverage_50, coverage_90, crps
+from forecast.ledger.anchor import Anchor
 from forecast.ledger.integrity import check_sqlite_file, read_only_uri
-from forecast.ledger.seal import add_seals_table, lock_for_seal, seal_refresh, verify_seals
+from forecast.ledger.seal import add_seals_table, chain_digests, lock_for_seal, seal_refresh
 from forecast.ledger.tables import (
     CORE_TABLES,
     PAST_FORECAST_COLUMNS,
@@ -97,16 +99,24 @@ class Ledger:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.read_only = False
+        #: Where the head of the seal chain is anchored (:mod:`forecast.ledger.anchor`), once open.
+        self.anchor: Anchor | None = None
+        #: Refreshes whose digests the anchor holds, checked when the ledger was opened.
+        self.anchored = 0
+        self._sqlite_file: Path | None = None
 
     # -- opening ---------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, target: str | Path, *, create: bool = True, read_only: bool = False) -> "Ledger":
+    def open(cls, target: str | Path, *, create: bool = True, read_only: bool = False,
+             anchor: Anchor | None = None) -> "Ledger":
         """Open (and, with ``create``, on first use create) the ledger at a URL or SQLite file path.
 
         An existing SQLite file is verified first (:func:`forecast.ledger.integrity.check_sqlite_file`):
         an empty, foreign or damaged file is refused, never written into or replaced. With
         ``read_only`` a SQLite ledger is opened ``mode=ro``: nothing, not even a trigger, is written.
+        The chain of seals is checked against its anchor outside the ledger (``anchor``, by
+        default the one :meth:`forecast.ledger.anchor.Anchor.for_ledger` names).
 
         Raises
         ------
@@ -148,6 +158,8 @@ class Ledger:
         ledger = cls(engine)
         ledger.url = shown
         ledger.read_only = read_only
+        ledger.anchor = anchor
+        ledger._sqlite_file = Path(parsed.database) if parsed.get_backend_name() == "sqlite" else None
         new_file = Path(parsed.database) if parsed.get_backend_name() == "sqlite" and not exists else None
         try:
             ledger._prepare(create and not read_only)
@@ -175,14 +187,7 @@ class Ledger:
             raise LedgerError(f"{self.url} is not a forecast ledger: it holds other tables ({shown}); "
                               "nothing was written. Name the ledger file ([outputs] ledger or --ledger)")
         if set(CORE_TABLES) <= present:
-            with self.engine.connect() as conn:
-                if "seals" not in present and not self.read_only:
-                    with conn.begin():
-                        add_seals_table(conn)
-                    present.add("seals")
-                if "seals" in present:
-                    # Every open, read-only or not: a ledger changed behind the triggers is refused.
-                    verify_seals(conn, self.url)
+            self._check_seals(present)
             return
         if not create:
             raise LedgerError(f"{self.url} is an incomplete forecast ledger (tables "
@@ -195,7 +200,50 @@ class Ledger:
             if "schema_version" not in have:
                 conn.execute(info.insert(), [
                     {"key": "schema_version", "value": SCHEMA_VERSION},
-                    {"key": "created", "value": datetime.now(timezone.utc).isoformat(timespec="seconds")}])
+                    {"key": "created", "value": datetime.now(timezone.utc).isoformat(timespec="seconds")},
+                    # Made anchored: from now on a missing anchor or seals table is tampering.
+                    {"key": "ledger_id", "value": uuid.uuid4().hex},
+                    {"key": "anchored", "value": "1"}])
+            facts = dict(conn.execute(sa.select(info.c.key, info.c.value)).all())
+        self.anchor = self.anchor or Anchor.for_ledger(self._sqlite_file, facts.get("ledger_id"))
+
+    def _check_seals(self, present: set[str]) -> None:
+        """Verify the chain of seals and its anchor outside the ledger; anchor what is not yet (when writable)."""
+        writable = not self.read_only
+        with self.engine.connect() as conn:
+            facts = dict(conn.execute(sa.select(info.c.key, info.c.value)).all())
+            conn.rollback()  # end the read's implicit transaction before writing in one of our own
+            if "ledger_id" not in facts and writable:
+                # A ledger made before the anchor: give it the id a server ledger's anchor is named by.
+                facts["ledger_id"] = uuid.uuid4().hex
+                with conn.begin():
+                    conn.execute(info.insert().values(key="ledger_id", value=facts["ledger_id"]))
+            anchor = self.anchor = self.anchor or Anchor.for_ledger(self._sqlite_file, facts.get("ledger_id"))
+            sealed = facts.get("anchored") == "1"
+            if "seals" not in present:
+                if sealed or anchor.entries(self.url):
+                    raise LedgerError(
+                        f"ledger {self.url}: its seals table is gone, although the ledger was made with one "
+                        f"(its anchor: {anchor.path}): the checksums of its rows were removed outside the forecast "
+                        "job, which is tampering. Nothing was written: restore the ledger and its .anchor from a "
+                        "backup, or the database's dump.")
+                if not writable:
+                    return
+                # A ledger made before the seals: seal (and then anchor) what it holds.
+                with conn.begin():
+                    add_seals_table(conn)
+            # Every open, read-only or not: a ledger changed behind the triggers is refused.
+            chain = chain_digests(conn, self.url)
+            conn.rollback()
+            unanchored = anchor.check(chain, self.url, sealed=sealed)
+            if not writable:
+                self.anchored = len(chain) - len(unanchored)
+                return
+            anchor.append(chain, unanchored)
+            self.anchored = len(chain)
+            if not sealed:
+                with conn.begin():
+                    conn.execute(info.insert().values(key="anchored", value="1"))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -380,9 +428,13 @@ class Ledger:
                 if n_outcomes:
                     payload = found.assign(refresh_id=refresh_id).to_dict("records")
                     conn.execute(outcomes.insert(), [_plain(r) for r in payload])
-                seal_refresh(conn, refresh_id)
+                digest = seal_refresh(conn, refresh_id)
                 if before_commit is not None:
                     before_commit()
+        # After the commit: a kill before this line leaves the refresh unanchored, and the next
+        # open anchors it; an anchor ahead of the ledger would read as refreshes removed.
+        self.anchor.append({refresh_id: digest}, [refresh_id])
+        self.anchored += 1
         return Recorded(len(rows), n_outcomes, refresh_id)
 
     def _forecast_rows(self, issue: Issue, frame: pd.DataFrame) -> list[dict]:

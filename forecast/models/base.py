@@ -1,4 +1,4 @@
-"""The model interface, the registry, and the helpers every model shares.
+"""The model interface, its ``@register`` decorator, and the helpers every model shares.
 
 A model is fitted on the panel up to a forecast origin T (the last month it may see) and
 predicts months T+1..T+H for every unit as a predictive distribution summarised by its mean
@@ -15,15 +15,14 @@ type, ``window: int = 12``, which :func:`make_model` checks every value against)
 * optionally ``_update(history)``: condition on a longer history while keeping the fitted
   parameters (cheap re-use between backtest origins; the default refits);
 
-and decorate the class with :func:`register`. The contract test in ``tests/test_models.py``
-picks it up.
+and decorate the class with :func:`register`; then give it its line (module and ``summary``) in
+:data:`forecast.models.MODELS`. The contract test in ``tests/test_models.py`` picks it up.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
-import difflib
 import hashlib
 import inspect
 import pickle
@@ -37,11 +36,10 @@ from scipy import stats
 
 from features.graph import unit_graph, with_graph
 from forecast.errors import ModelError
+from forecast.models import MODELS, make_model  # the registry; make_model is re-exported for the models
+from forecast.models.missing import covered_window, unforecast_units
 from forecast.models.params import check_declared_types
 from forecast.schema import PREDICTION_COLUMNS, QUANTILE_COLUMNS, QUANTILES, validate_forecast
-
-#: name -> model class; filled by :func:`register`.
-MODELS: dict[str, type["Forecaster"]] = {}
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -49,36 +47,12 @@ class NotFittedError(ValueError, AttributeError):
 
 
 def register(cls: type["Forecaster"]) -> type["Forecaster"]:
-    """Class decorator: make the model findable by its ``name``."""
+    """Class decorator: make the model findable by its ``name`` (its module's line in
+    :data:`forecast.models.MODELS` says where to find it)."""
     if not getattr(cls, "name", None):
         raise TypeError(f"{cls.__qualname__} needs a class attribute 'name'")
-    if cls.name in MODELS and MODELS[cls.name] is not cls:
-        raise TypeError(f"model name {cls.name!r} is registered twice")
-    MODELS[cls.name] = cls
+    MODELS.record(cls)
     return cls
-
-
-def make_model(name: str, **params) -> "Forecaster":
-    """Instantiate a registered model, with clear errors for unknown names and parameters."""
-    try:
-        cls = MODELS[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, list(MODELS), n=3)
-        hint = f"did you mean {', '.join(close)}? " if close else ""
-        raise ModelError(f"unknown model {name!r}; {hint}known models: {', '.join(sorted(MODELS))}") from None
-    valid = cls.param_names()
-    unknown = [p for p in params if p not in valid]
-    if unknown:
-        close = difflib.get_close_matches(unknown[0], valid, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ModelError(
-            f"model {name!r} has no parameter {unknown[0]!r}{hint}; its parameters are "
-            f"{', '.join(valid) or 'none'}"
-        )
-    model = cls(**params)
-    # Every command makes its models before it runs any: a bad value stops it here.
-    model.check_params()
-    return model
 
 
 class Forecaster:
@@ -92,6 +66,10 @@ class Forecaster:
     #: Needs covariate values at the target months (``future``): only these models respond
     #: to scenarios.
     uses_future_covariates: ClassVar[bool] = False
+    #: Takes histories with missing values (NaN counts where no source covers a unit-month, NaN
+    #: covariates outside their coverage) as they are. The others get the part without them
+    #: (:func:`forecast.models.missing.covered_window`), and a fit note says what was left out.
+    supports_missing: ClassVar[bool] = False
     #: Rough relative cost of a backtest block, for scheduling only: the heaviest work is
     #: started first so that the last task to finish is a short one. The registered models'
     #: values are about three times the seconds their backtest of ``benchmarks/run.py``'s
@@ -117,7 +95,7 @@ class Forecaster:
 
         The values must be of the types ``__init__`` declares
         (:func:`forecast.models.params.check_declared_types`), then pass the model's own range
-        checks (its ``_check`` / ``_check_params``, which ``fit`` runs again).
+        checks (its ``_check``, which ``fit`` runs again).
 
         Raises
         ------
@@ -125,10 +103,8 @@ class Forecaster:
             Naming the model, the parameter, what it must be and the value given.
         """
         check_declared_types(type(self), self.get_params(), self.name)
-        for attribute in ("_check", "_check_params"):
-            check = getattr(self, attribute, None)
-            if not callable(check):
-                continue
+        check = getattr(self, "_check", None)
+        if callable(check):
             try:
                 check()
             except ModelError:
@@ -151,7 +127,7 @@ class Forecaster:
         from the cache (models are deterministic given their hyperparameters, which the
         contract test checks).
         """
-        history = check_history(history, self.name)
+        history = self._usable(check_history(history, self.name))
         cache = active_fit_cache()
         key = None
         if cache is not None and cache.enabled and cache.models:
@@ -179,6 +155,7 @@ class Forecaster:
         history = check_history(history, self.name)
         if unit_graph(history) is None and getattr(self, "unit_graph_", None) is not None:
             history = with_graph(history, self.unit_graph_)
+        history = self._usable(history)
         if history["month"].max() < self.origin_:
             raise ModelError(f"{self.name}: update needs history up to at least {self.origin_}")
         self._update(history)
@@ -246,6 +223,14 @@ class Forecaster:
         raise NotImplementedError
 
     # -- internals ----------------------------------------------------------------------------
+
+    def _usable(self, history: pd.DataFrame) -> pd.DataFrame:
+        """The history this model can fit on: as given when it supports missing values."""
+        if self.supports_missing:
+            self.history_notes_ = unforecast_units(history, self.name)
+            return history
+        history, self.history_notes_ = covered_window(history, self.name, covariates=self.uses_covariates)
+        return history
 
     def _remember(self, history: pd.DataFrame) -> None:
         self.history_ = history
@@ -395,8 +380,8 @@ def check_history(history: pd.DataFrame, model: str = "model") -> pd.DataFrame:
         raise ModelError(f"{model}: history is empty")
     if not isinstance(history["month"].dtype, pd.PeriodDtype):
         raise ModelError(f"{model}: history 'month' must be monthly periods")
-    if history["y"].isna().any() or (history["y"] < 0).any():
-        raise ModelError(f"{model}: history 'y' has missing or negative values")
+    if (history["y"] < 0).any():
+        raise ModelError(f"{model}: history 'y' has negative values")
     if _sorted_by_unit_and_month(history):
         return history.reset_index(drop=True)  # a lazy copy (copy-on-write)
     return history.sort_values(["unit", "month"]).reset_index(drop=True)

@@ -31,6 +31,7 @@ from forecast.models.base import (
     register,
     wide,
 )
+from forecast.models.params import check_int
 from forecast.schema import QUANTILES
 
 #: Distributions a count baseline can put around its point forecast.
@@ -41,8 +42,12 @@ DISTRIBUTIONS = ("poisson", "negbin")
 # Shared helpers
 
 
-def count_matrix(history: pd.DataFrame, column: str = "y") -> tuple[np.ndarray, list[str], pd.PeriodIndex]:
+def count_matrix(history: pd.DataFrame, column: str = "y", *,
+                 missing: bool = False) -> tuple[np.ndarray, list[str], pd.PeriodIndex]:
     """The history as a float array of shape (n_months, n_units), with its units and months.
+
+    ``missing=True`` (models that support missing months) keeps NaN values, which are months no
+    source covers; a unit-month without a row is an error either way.
 
     Raises
     ------
@@ -50,7 +55,7 @@ def count_matrix(history: pd.DataFrame, column: str = "y") -> tuple[np.ndarray, 
         When the history is not a complete unit x month grid (a unit lacks a month, or a
         month is missing for every unit): the models index months by position.
     """
-    fast = _sorted_grid(history, column)
+    fast = _sorted_grid(history, column, missing)
     if fast is not None:
         return fast
     table = wide(history, column)
@@ -62,6 +67,10 @@ def count_matrix(history: pd.DataFrame, column: str = "y") -> tuple[np.ndarray, 
             "from the first to the last (explicit zeros)"
         )
     holes = table.isna()
+    if missing:
+        # Only a unit-month without a row is a hole: NaN values are missing months, kept.
+        rows = history.groupby(["month", "unit"], observed=True).size().unstack(fill_value=0)
+        holes = rows.reindex(index=months, columns=table.columns, fill_value=0) == 0
     if holes.to_numpy().any():
         unit = holes.any().idxmax()
         month = holes[unit].idxmax()
@@ -72,7 +81,8 @@ def count_matrix(history: pd.DataFrame, column: str = "y") -> tuple[np.ndarray, 
     return table.to_numpy(dtype=float), [str(u) for u in table.columns], months
 
 
-def _sorted_grid(history: pd.DataFrame, column: str) -> tuple[np.ndarray, list[str], pd.PeriodIndex] | None:
+def _sorted_grid(history: pd.DataFrame, column: str,
+                 missing: bool = False) -> tuple[np.ndarray, list[str], pd.PeriodIndex] | None:
     """:func:`count_matrix` by reshaping, when the rows are a complete grid sorted by unit then
     month (as models keep their histories) with no missing value; None otherwise."""
     n = len(history)
@@ -92,7 +102,7 @@ def _sorted_grid(history: pd.DataFrame, column: str) -> tuple[np.ndarray, list[s
     if not (np.all(ordinals == ordinals[0]) and np.all(np.diff(ordinals[0]) == 1)):
         return None
     values = history[column].to_numpy(dtype=float, na_value=np.nan).reshape(n_units, -1).T
-    if np.isnan(values).any():
+    if not missing and np.isnan(values).any():
         return None
     months = pd.PeriodIndex.from_ordinals(ordinals[0], freq="M")
     return np.ascontiguousarray(values), [str(u) for u in units[starts]], months
@@ -155,12 +165,6 @@ def cameron_trivedi_alpha(y: np.ndarray, mu: np.ndarray, min_alpha: float) -> np
     den = np.nansum(mu**2, axis=0)
     alpha = np.divide(num, den, out=np.full(num.shape, float(min_alpha)), where=den > 0)
     return np.maximum(alpha, min_alpha)
-
-
-def _check_positive_int(model: str, name: str, value) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ModelError(f"{model}: {name} must be a whole number >= 1, got {value!r}")
-    return int(value)
 
 
 def _check_distribution(model: str, value: str) -> str:
@@ -261,11 +265,11 @@ class LocfNegbin(_LastValue):
         self.min_alpha = min_alpha
 
     def _check(self) -> None:
-        _check_positive_int(self.name, "window", self.window)
+        check_int(self.name, "window", self.window, 1)
         _check_min_alpha(self.name, self.min_alpha)
 
     def _fit(self, history: pd.DataFrame) -> None:
-        window = _check_positive_int(self.name, "window", self.window)
+        window = check_int(self.name, "window", self.window, 1)
         min_alpha = _check_min_alpha(self.name, self.min_alpha)
         counts, _, _ = count_matrix(history)
         self.last_ = counts[-1]
@@ -315,14 +319,14 @@ class SeasonalNaive(Forecaster):
         self.min_alpha = min_alpha
 
     def _check(self) -> None:
-        _check_positive_int(self.name, "season", self.season)
-        _check_positive_int(self.name, "window", self.window)
+        check_int(self.name, "season", self.season, 1)
+        check_int(self.name, "window", self.window, 1)
         _check_distribution(self.name, self.distribution)
         _check_min_alpha(self.name, self.min_alpha)
 
     def _fit(self, history: pd.DataFrame) -> None:
-        season = _check_positive_int(self.name, "season", self.season)
-        window = _check_positive_int(self.name, "window", self.window)
+        season = check_int(self.name, "season", self.season, 1)
+        window = check_int(self.name, "window", self.window, 1)
         distribution = _check_distribution(self.name, self.distribution)
         min_alpha = _check_min_alpha(self.name, self.min_alpha)
         counts, _, months = count_matrix(history)
@@ -376,11 +380,11 @@ class MovingAverage(Forecaster):
         self.min_alpha = min_alpha
 
     def _check(self) -> None:
-        _check_positive_int(self.name, "window", self.window)
+        check_int(self.name, "window", self.window, 1)
         _check_min_alpha(self.name, self.min_alpha)
 
     def _fit(self, history: pd.DataFrame) -> None:
-        window = _check_positive_int(self.name, "window", self.window)
+        window = check_int(self.name, "window", self.window, 1)
         min_alpha = _check_min_alpha(self.name, self.min_alpha)
         counts, _, _ = count_matrix(history)
         recent = counts[-window:]
@@ -417,10 +421,10 @@ class HistBootstrap(Forecaster):
         self.window = window
 
     def _check(self) -> None:
-        _check_positive_int(self.name, "window", self.window)
+        check_int(self.name, "window", self.window, 1)
 
     def _fit(self, history: pd.DataFrame) -> None:
-        window = _check_positive_int(self.name, "window", self.window)
+        window = check_int(self.name, "window", self.window, 1)
         counts, _, _ = count_matrix(history)
         recent = counts[-window:]
         self.mean_ = recent.mean(axis=0)

@@ -1,5 +1,5 @@
 """Shared pieces of the statistical models: guarded statsmodels fits (:class:`EstimationFailed`,
-:func:`guarded`), one BLAS thread per fit, per-unit seeds, parameter checks, covariate
+:func:`guarded`), one BLAS thread per fit, per-unit seeds, covariate
 standardisation and the Gaussian log-scale summary.
 
 Every model states in its docstring how its predictive distribution (mean and quantiles) is
@@ -28,6 +28,9 @@ from forecast.models.base import (
     ModelError,
     future_months,
 )
+# The parameter checks live with the declared types (``ses_negbin`` needs them without the
+# statsmodels this module imports); the models import them from here too.
+from forecast.models.params import check_choice, check_int, is_real  # noqa: F401
 from forecast.schema import QUANTILES
 
 _Z = stats.norm.ppf(QUANTILES)  # standard normal quantiles at the reported levels
@@ -110,18 +113,6 @@ def unit_rng(random_state: int, unit: str) -> np.random.Generator:
     return np.random.default_rng([int(random_state), zlib.crc32(str(unit).encode("utf-8"))])
 
 
-def check_int(model: str, name: str, value, minimum: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ModelError(f"{model}: {name} must be a whole number >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def is_real(value, low: float = -np.inf, high: float = np.inf) -> bool:
-    """A real number (not a bool) in [low, high]."""
-    return (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
-            and low <= value <= high)
-
-
 def check_same_units(model: str, fitted: list[str], units: list[str]) -> None:
     if units != list(fitted):
         extra = sorted(set(units) - set(fitted))
@@ -129,11 +120,6 @@ def check_same_units(model: str, fitted: list[str], units: list[str]) -> None:
         detail = "; ".join(part for part in (f"new: {', '.join(extra)}" if extra else "",
                                              f"missing: {', '.join(lacking)}" if lacking else "") if part)
         raise ModelError(f"{model}: update needs the units the model was fitted on ({detail}); refit instead")
-
-
-def check_choice(model: str, name: str, value, choices: tuple) -> None:
-    if value not in choices:
-        raise ModelError(f"{model}: {name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
 
 
 def covariate_scaling(history: pd.DataFrame, columns: list[str],

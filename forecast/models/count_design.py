@@ -65,10 +65,24 @@ class NeighbourWeights:
         return self.matrix.shape
 
     def mean_of(self, counts: np.ndarray) -> np.ndarray:
-        """Neighbours' mean ``(W @ counts.T).T`` of (n_months, n_units) counts."""
-        out = np.asarray((self.matrix @ counts.T).T, dtype=float)
-        if self.national.any():
-            out[:, self.national] = counts.mean(axis=1, keepdims=True)
+        """Neighbours' mean ``(W @ counts.T).T`` of (n_months, n_units) counts.
+
+        Counts may hold NaN (months no source covers): the mean is then over the neighbours
+        with data that month (NaN when none has any), never counting a missing month as 0.
+        """
+        observed = ~np.isnan(counts)
+        if observed.all():
+            out = np.asarray((self.matrix @ counts.T).T, dtype=float)
+            if self.national.any():
+                out[:, self.national] = counts.mean(axis=1, keepdims=True)
+            return out
+        adjacency = (self.matrix > 0).astype(float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = (np.asarray((adjacency @ np.nan_to_num(counts).T).T, dtype=float)
+                   / np.asarray((adjacency @ observed.T.astype(float)).T, dtype=float))
+            if self.national.any():
+                out[:, self.national] = np.nanmean(np.where(observed.any(axis=1, keepdims=True), counts, 0.0),
+                                                   axis=1, keepdims=True)
         return out
 
     def toarray(self) -> np.ndarray:
@@ -124,14 +138,24 @@ def neighbour_weights(units: list[str], neighbours: Mapping[str, Iterable[str]] 
 
 
 def _trailing_mean(counts: np.ndarray, window: int) -> np.ndarray:
-    """Mean of months t-window+1..t for every t (fewer months at the start), shape as counts."""
-    cum = np.vstack([np.zeros((1, counts.shape[1])), np.cumsum(counts, axis=0)])
+    """Mean of months t-window+1..t for every t (fewer months at the start), shape as counts.
+
+    Over the months with data when counts hold NaN (NaN when the window has none).
+    """
     t = np.arange(len(counts))
     lo = np.maximum(t - window + 1, 0)
-    return (cum[t + 1] - cum[lo]) / (t + 1 - lo)[:, None]
+    observed = ~np.isnan(counts)
+    if observed.all():
+        cum = np.vstack([np.zeros((1, counts.shape[1])), np.cumsum(counts, axis=0)])
+        return (cum[t + 1] - cum[lo]) / (t + 1 - lo)[:, None]
+    cum = np.vstack([np.zeros((1, counts.shape[1])), np.cumsum(np.nan_to_num(counts), axis=0)])
+    seen = np.vstack([np.zeros((1, counts.shape[1])), np.cumsum(observed, axis=0)])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (cum[t + 1] - cum[lo]) / (seen[t + 1] - seen[lo])
 
 
-def direct_features(counts: np.ndarray, weights: np.ndarray, covariates: np.ndarray) -> np.ndarray:
+def direct_features(counts: np.ndarray, weights: np.ndarray, covariates: np.ndarray,
+                    countries: np.ndarray | None = None) -> np.ndarray:
     """Features known at the end of month t, for every month and unit.
 
     Parameters
@@ -143,6 +167,9 @@ def direct_features(counts: np.ndarray, weights: np.ndarray, covariates: np.ndar
         :class:`NeighbourWeights`).
     covariates
         (n_months, n_units, n_covariates) standardised covariates at t.
+    countries
+        (n_units,) country code of each unit: the national total is then each unit's own
+        country's (a panel of Iraq and Syria); None: one country.
 
     Returns
     -------
@@ -150,16 +177,39 @@ def direct_features(counts: np.ndarray, weights: np.ndarray, covariates: np.ndar
         Shape (n_months, n_units, 5 + n_covariates): :data:`DIRECT_FEATURES` (``log1p`` of
         y[t], of the mean of y[t-2..t], of the mean of y[t-11..t], of the neighbours' mean
         y[t], and of the national total y[t]), then the covariates. Each row uses months
-        <= t only, so the features are prefix-invariant.
+        <= t only, so the features are prefix-invariant. Months without data (NaN counts) give
+        NaN where they enter, and means over the months and neighbours with data.
     """
     n_months, n_units = counts.shape
-    national = np.broadcast_to(counts.sum(axis=1, keepdims=True), counts.shape)
+    national = _national_total(counts, countries)
     neighbour_mean = (weights.mean_of(counts) if isinstance(weights, NeighbourWeights)
                       else np.asarray((weights @ counts.T).T) if sparse.issparse(weights)
                       else counts @ weights.T)
     parts = [counts, _trailing_mean(counts, 3), _trailing_mean(counts, 12), neighbour_mean, national]
     logged = np.log1p(np.stack(parts, axis=-1))
     return np.concatenate([logged, covariates.reshape(n_months, n_units, -1)], axis=-1)
+
+
+def _national_total(counts: np.ndarray, countries: np.ndarray | None) -> np.ndarray:
+    """Each unit's country total per month, (n_months, n_units); NaN where no unit of the country has data."""
+    observed = ~np.isnan(counts)
+    if countries is None and observed.all():
+        return np.broadcast_to(counts.sum(axis=1, keepdims=True), counts.shape)
+    codes = np.zeros(counts.shape[1], dtype=np.int64) if countries is None else np.asarray(countries)
+    out = np.empty(counts.shape)
+    for code in np.unique(codes):
+        members = codes == code
+        seen = observed[:, members].any(axis=1, keepdims=True)
+        out[:, members] = np.where(seen, np.nansum(counts[:, members], axis=1, keepdims=True), np.nan)
+    return out
+
+
+def unit_countries(graph, units: list[str]) -> np.ndarray | None:
+    """Country codes of ``units`` from the unit graph, when it spans more than one country."""
+    if graph is None:
+        return None
+    names = [graph.country.get(u, "") for u in units]
+    return pd.factorize(pd.Series(names))[0] if len(set(names)) > 1 else None
 
 
 def harmonics(months) -> np.ndarray:
@@ -193,6 +243,10 @@ class DirectCountModel(Forecaster):
 
     uses_covariates = True
     uses_future_covariates = False
+    # Months without data (a panel of two countries whose sources cover different years) are
+    # rows left out of the training, never zeros; units without data at the origin are not
+    # forecast; a covariate's missing value is its history mean (0 after standardising).
+    supports_missing = True
     cost = 9
     first_row = 11  # 0-based index of the first training month: the 12-month mean is full
     min_rows = 12  # months of training rows required per horizon
@@ -204,11 +258,11 @@ class DirectCountModel(Forecaster):
     @one_blas_thread
     def _fit(self, history: pd.DataFrame) -> None:
         self._check()
-        counts, units, months = count_matrix(history)
+        counts, units, months = count_matrix(history, missing=True)
         # Guard against explosive extrapolation of the log-linear fit (seen on the IBC panel,
         # where lagged log counts beyond the training range pushed means above 10^4): no mean
         # may exceed CAP_FACTOR times the largest monthly count of the history.
-        self.max_eta_ = float(np.log(CAP_FACTOR * (counts.max() + 1.0)))
+        self.max_eta_ = float(np.log(CAP_FACTOR * (np.nanmax(counts) + 1.0)))
         need = self.first_row + int(self.max_horizon) + self.min_rows
         if len(counts) < need:
             raise ModelError(
@@ -226,9 +280,13 @@ class DirectCountModel(Forecaster):
         graph = unit_graph(history)
         self.weights_, self.neighbour_source_ = neighbour_weights(units, graph.neighbours if graph else None,
                                                                  sparse_matrix=True)
-        self.feature_names_ = [*DIRECT_FEATURES, *self.covariate_columns_]
-        covs = covariate_array(history, *scaling, units, months)
-        self._train_ = (direct_features(counts, self.weights_, covs), counts, months, units)
+        self.countries_ = unit_countries(graph, units)
+        # A covariate missing in some months (outside its source's coverage) gets an indicator
+        # column beside its value (the mean there): its effect is learned where it was recorded.
+        self.covariate_gaps_ = [c for c in self.covariate_columns_ if history[c].isna().any()]
+        self.feature_names_ = [*DIRECT_FEATURES, *self.covariate_columns_, *(f"{c}_missing" for c in self.covariate_gaps_)]
+        covs = self._covariates(history, units, months)
+        self._train_ = (direct_features(counts, self.weights_, covs, self.countries_), counts, months, units)
         self.coefs_: dict[int, dict] = {}
         self.fallbacks_: dict[str, str] = {}
         self._notes_: dict[str, dict[str, list[int]]] = {}
@@ -277,6 +335,10 @@ class DirectCountModel(Forecaster):
         y = counts[t + h].reshape(-1)
         target_months = months[t + h].repeat(n_units)  # a PeriodIndex, rows ordered (t, unit)
         unit_index = np.tile(np.arange(n_units), len(t))
+        usable = np.isfinite(y) & np.isfinite(x).all(axis=1)
+        if not usable.all():
+            # Rows with a month no source covers (in the target or a feature) are left out.
+            x, y, target_months, unit_index = x[usable], y[usable], target_months[usable], unit_index[usable]
         self.coefs_[h] = self._estimate(h, x, y, target_months, unit_index, units)
 
     def _note(self, key: str, reason: str, h: int) -> None:
@@ -288,8 +350,19 @@ class DirectCountModel(Forecaster):
             for why, hs in self._notes_[key].items()
         )
 
+    def _covariates(self, frame: pd.DataFrame, units: list[str], months: pd.PeriodIndex) -> np.ndarray:
+        """(n_months, n_units, n_covariates + n_gaps): standardised covariates (0 where missing), then
+        1/0 indicators of the missing months of the covariates that have any."""
+        covs = covariate_array(frame, self.covariate_columns_, self.covariate_mean_, self.covariate_sd_, units, months)
+        gaps = getattr(self, "covariate_gaps_", [])
+        if not gaps:
+            return covs
+        missing = [frame.pivot(index="month", columns="unit", values=c).reindex(index=months, columns=units).isna()
+                   for c in gaps]
+        return np.concatenate([covs, np.stack([m.to_numpy(dtype=float) for m in missing], axis=-1)], axis=-1)
+
     def _update(self, history: pd.DataFrame) -> None:
-        _, units, _ = count_matrix(history)
+        _, units, _ = count_matrix(history, missing=True)
         check_same_units(self.name, self._train_[3], units)
         missing = [c for c in self.covariate_columns_ if c not in history]
         if missing:
@@ -299,15 +372,17 @@ class DirectCountModel(Forecaster):
     def _predict(self, horizon: int, future: pd.DataFrame | None) -> pd.DataFrame:
         # Features at the origin come from the current history (longer after update); the
         # coefficients and the standardisation stay those of the fit.
-        counts, units, months = count_matrix(self.history_)
+        counts, units, months = count_matrix(self.history_, missing=True)
         # Covariates of the origin month only: pivoting the whole history at every origin of a
         # backtest was a fifth of nb_glm's backtest at 3,500 units (the same numbers).
         at_last = self.history_[self.history_["month"] == months[-1]]
-        covs = covariate_array(at_last, self.covariate_columns_, self.covariate_mean_, self.covariate_sd_,
-                               units, months[-1:])
+        covs = self._covariates(at_last, units, months[-1:])
         no_covariates = np.zeros((len(months), len(units), 0))
-        at_origin = np.concatenate([direct_features(counts, self.weights_, no_covariates)[-1], covs[0]],
-                                   axis=-1)  # (n_units, n_features)
+        at_origin = np.concatenate([direct_features(counts, self.weights_, no_covariates, self.countries_)[-1],
+                                    covs[0]], axis=-1)  # (n_units, n_features)
+        # A unit without data at the origin (its sources end earlier) is not forecast.
+        live = np.isfinite(counts[-1])
+        at_origin = np.nan_to_num(at_origin)
         mean = np.zeros((len(units), horizon))
         quantiles = np.zeros((len(units), horizon, len(QUANTILES)))
         targets = future_months(self.origin_, horizon)
@@ -315,4 +390,6 @@ class DirectCountModel(Forecaster):
             if h not in self.coefs_:
                 self._fit_horizon(h)
             mean[:, h - 1], quantiles[:, h - 1] = self._distribution(h, at_origin, targets[h - 1], units)
-        return grid_frame(units, self.origin_, mean, quantiles)
+        if live.all():
+            return grid_frame(units, self.origin_, mean, quantiles)
+        return grid_frame([u for u, keep in zip(units, live) if keep], self.origin_, mean[live], quantiles[live])

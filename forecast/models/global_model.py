@@ -58,9 +58,10 @@ from forecast.models.base import (
     register,
 )
 from forecast.models.baselines import grid_frame
-from forecast.models.common import CAP_FACTOR, check_int, is_real
+from forecast.models.common import CAP_FACTOR
 from forecast.models.memory import check_memory
 from forecast.models.ml import TREE_ADVICE
+from forecast.models.params import check_int, is_real
 from forecast.models.smoothing import negbin_ml_alpha
 
 LAGS = (1, 2, 3, 6, 12)

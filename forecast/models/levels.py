@@ -22,7 +22,7 @@ import pandas as pd
 
 from forecast.models.base import Forecaster, ModelError, negbin_quantiles, register
 from forecast.models.baselines import count_matrix, grid_frame
-from forecast.models.common import check_int, is_real
+from forecast.models.params import check_int, is_real
 from forecast.models.smoothing import SesNegbin, negbin_ml_alpha
 
 

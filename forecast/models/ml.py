@@ -94,6 +94,10 @@ class DirectTreeForecaster(Forecaster):
 
     uses_covariates: ClassVar[bool] = True
     uses_future_covariates: ClassVar[bool] = False
+    # The trees route missing values (a month no source covers, a covariate outside its
+    # coverage); training pairs whose target month is missing are left out, and a unit without
+    # data at the origin is not forecast.
+    supports_missing: ClassVar[bool] = True
     cost: ClassVar[int] = 35
 
     lags: tuple
@@ -118,7 +122,7 @@ class DirectTreeForecaster(Forecaster):
     # -- Forecaster hooks -------------------------------------------------------------------
 
     def _fit(self, history: pd.DataFrame) -> None:
-        self._check_params()
+        self._check()
         self.covariates_fitted_ = covariate_columns(history)
         features = self._features(history)
         self.feature_names_ = [c for c in features.columns if c not in ("unit", "month")]
@@ -171,7 +175,7 @@ class DirectTreeForecaster(Forecaster):
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _check_params(self) -> None:
+    def _check(self) -> None:
         for name, minimum in (("lags", 0), ("windows", 1), ("covariate_lags", 0)):
             values = getattr(self, name)
             ok = isinstance(values, (tuple, list, np.ndarray)) and all(
@@ -209,7 +213,7 @@ class DirectTreeForecaster(Forecaster):
         )
 
     def _set_origin_features(self, features: pd.DataFrame) -> None:
-        last = (features["month"] == features["month"].max()).to_numpy()
+        last = (features["month"] == features["month"].max()).to_numpy() & features["y_lag0"].notna().to_numpy()
         self.origin_units_ = features.loc[last, "unit"].to_numpy()
         self.origin_X_ = features.loc[last, self.feature_names_].to_numpy(dtype=float)  # (units, features)
 
@@ -434,8 +438,8 @@ class RandomForest(DirectTreeForecaster):
         out /= len(regressor.estimators_)
         return out
 
-    def _check_params(self) -> None:
-        super()._check_params()
+    def _check(self) -> None:
+        super()._check()
         if self.max_tree_rows is not None:
             check_int(self.name, "max_tree_rows", self.max_tree_rows, 1)
 

@@ -4,7 +4,8 @@ A model's ``__init__`` annotations are its parameter declaration (``n_jobs: int 
 :func:`check_declared_types` checks every value against them, so ``--param n_jobs="x"`` is an
 error naming the model, the parameter, what it must be and what it got, when the model is
 made, not minutes into a backtest. The ranges a type cannot say (``window >= 1``) are each
-model's own checks, run at the same time (:meth:`forecast.models.base.Forecaster.check_params`).
+model's own checks, run at the same time (:meth:`forecast.models.base.Forecaster.check_params`),
+with the helpers here (:func:`check_int`, :func:`is_real`, :func:`check_choice`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 
 from forecast.errors import ModelError
 
-__all__ = ["check_declared_types", "describe_type"]
+__all__ = ["check_choice", "check_declared_types", "check_int", "describe_type", "is_real"]
 
 
 def _matches(value, annotation) -> bool:
@@ -76,3 +77,22 @@ def check_declared_types(cls: type, params: dict, model: str) -> None:
             shown = repr(value)
             shown = shown if len(shown) <= 60 else shown[:60] + "..."
             raise ModelError(f"model {model!r}: parameter {name!r} must be {describe_type(annotation)}, got {shown}")
+
+
+def check_int(model: str, name: str, value, minimum: int) -> int:
+    """``value`` as an int, or :class:`ModelError` unless it is a whole number >= ``minimum``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ModelError(f"{model}: {name} must be a whole number >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def is_real(value, low: float = -np.inf, high: float = np.inf) -> bool:
+    """A real number (not a bool) in [low, high]."""
+    return (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+            and low <= value <= high)
+
+
+def check_choice(model: str, name: str, value, choices: tuple) -> None:
+    """:class:`ModelError` unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ModelError(f"{model}: {name} must be one of {', '.join(map(repr, choices))}, got {value!r}")

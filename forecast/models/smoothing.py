@@ -32,7 +32,7 @@ from scipy.special import gammaln
 
 from forecast.models.base import Forecaster, ModelError, negbin_quantiles, register
 from forecast.models.baselines import cameron_trivedi_alpha, count_matrix, grid_frame
-from forecast.models.common import check_int, is_real
+from forecast.models.params import check_int, is_real
 
 #: Smoothing constants tried (1.0 is the last value carried forward).
 SMOOTHING_GRID = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)

@@ -10,6 +10,11 @@ units over processes without changing a number. How many:
 
 A serial backtest (``--jobs 1``) and ``forecast predict`` therefore use every core for
 the per-unit fits, and a parallel backtest uses its workers instead.
+
+A ``FORECAST_JOBS`` that is not a whole number >= 1 (``abc``, ``0``) is refused with a message
+whenever a model is made (:func:`check_jobs_env`, called by :func:`forecast.catalog.make_model`),
+whether or not that model would spread its fits: a setting that is silently ignored on one
+panel and fatal on a larger one is worse than one refused at once.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import contextvars
 import os
 from collections.abc import Iterator
 
-from forecast.models.base import ModelError
+from forecast.errors import ModelError
 
 #: Environment variable setting the processes of per-unit fits (default: the cores).
 JOBS_ENV = "FORECAST_JOBS"
@@ -35,21 +40,34 @@ def cores() -> int:
         return max(os.cpu_count() or 1, 1)
 
 
-def unit_jobs() -> int:
-    """Processes a per-unit fit may use now (see the module docstring)."""
-    forced = _PER_UNIT_JOBS.get()
-    if forced is not None:
-        return forced
+def check_jobs_env() -> int | None:
+    """The processes ``FORECAST_JOBS`` asks for (None when unset or empty).
+
+    Raises
+    ------
+    ModelError
+        When it is set to anything but a whole number >= 1.
+    """
     text = os.environ.get(JOBS_ENV, "").strip()
     if not text:
-        return cores()
+        return None
     try:
         value = int(text)
     except ValueError:
         value = 0
     if value < 1:
-        raise ModelError(f"{JOBS_ENV}={text!r} must be a whole number >= 1 (processes for per-unit fits)")
+        raise ModelError(f"{JOBS_ENV}={text[:40]!r} must be a whole number >= 1 (processes for per-unit fits); "
+                         f"set it to e.g. 2, or unset it to use the cores ({cores()})")
     return value
+
+
+def unit_jobs() -> int:
+    """Processes a per-unit fit may use now (see the module docstring)."""
+    forced = _PER_UNIT_JOBS.get()
+    if forced is not None:
+        return forced
+    from_env = check_jobs_env()
+    return cores() if from_env is None else from_env
 
 
 @contextlib.contextmanager

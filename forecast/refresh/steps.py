@@ -56,9 +56,13 @@ def panel_spec(config: RefreshConfig, events: list[Path], covariates: Path | Non
     filters = EventFilters(start=start.start_time if start else None,
                            end=end.end_time.normalize() if end else None, event_types=d.event_types, actor=d.actor)
     formats = {s.path: s.format for s in d.events}
+    coverage_end = parse_coverage_end(d.coverage_end) if d.coverage_end else None
+    if end is not None:
+        # Up to `end` the sources are taken as complete: the run sees the data as it stood then.
+        cap = end.end_time.normalize()
+        coverage_end = cap if coverage_end is None else min(coverage_end, cap)
     return PanelSpec(events=tuple(EventFile(p, formats.get(p) or d.format) for p in events), gazetteer=d.gazetteer,
-                     covariates=covariates, fill=d.fill, filters=filters,
-                     coverage_end=parse_coverage_end(d.coverage_end) if d.coverage_end else None)
+                     covariates=covariates, fill=d.fill, filters=filters, coverage_end=coverage_end)
 
 
 def load_model(config: RefreshConfig, uri: str, panel: pd.DataFrame, origin: pd.Period):

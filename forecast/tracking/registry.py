@@ -39,7 +39,7 @@ from mlflow.models.model import ModelInfo
 from forecast.evaluation.backtest import forecast_at
 from forecast.models.base import Forecaster, ModelError, check_history
 from forecast.tracking.signature import forecaster_signature
-from forecast.tracking.store import TrackingError, connect, decimals, server_errors
+from forecast.tracking.store import TrackingError, connect, decimals, mlflow_deprecations_silenced, server_errors
 
 __all__ = ["CHALLENGER", "CHAMPION", "Decision", "ForecasterModel", "ModelRef", "NoSuchModel",
            "RegisteredForecaster", "list_models", "list_versions", "load_registered", "log_forecaster", "promote",
@@ -131,7 +131,8 @@ def _quiet_mlflow():
     logger, notice = logging.getLogger("mlflow.pyfunc"), _DropPickleNotice()
     logger.addFilter(notice)
     try:
-        yield
+        with mlflow_deprecations_silenced():
+            yield
     finally:
         logger.removeFilter(notice)
 

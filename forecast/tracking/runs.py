@@ -59,6 +59,7 @@ from forecast.tracking.store import (
     flatten_params,
     log_batch,
     month_strings,
+    new_client,
     package_versions,
     panel_digest,
     server_errors,
@@ -247,7 +248,7 @@ class ExperimentTracker:
         check_reachable(tracking_uri, timeout=timeout)
         self.experiment_name = experiment_name
         self.tracking_uri = tracking_uri
-        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        self.client = new_client(tracking_uri)
         self.parent_run_id: str | None = None
         self.unclosed_: list[str] = []
         self.closed_stale_: list[str] = []

@@ -14,6 +14,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from typing import Any
 import pandas as pd
 import requests
 from mlflow import MlflowClient
+from pandas.errors import Pandas4Warning
+from sqlalchemy.exc import SADeprecationWarning
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
@@ -142,11 +145,30 @@ def require_store(uri: str) -> None:
     check_reachable(uri)
 
 
+@contextlib.contextmanager
+def mlflow_deprecations_silenced() -> Iterator[None]:
+    """Inside: the deprecation warnings MLflow's own code raises under pandas 3 and SQLAlchemy 2.1
+    (``Pandas4Warning`` from ``mlflow.models.utils`` on an input example, ``SADeprecationWarning``
+    when its SQLite store configures its mappers) are not shown. Only warnings raised from
+    MLflow's modules, of those two kinds: ours and everyone else's still show."""
+    with warnings.catch_warnings():
+        for category in (Pandas4Warning, SADeprecationWarning):
+            warnings.filterwarnings("ignore", category=category, module=r"mlflow\.")
+        yield
+
+
 def connect(tracking_uri: str, *, existing: bool = False) -> MlflowClient:
     """A client for tracking and registry at ``tracking_uri``, after :func:`check_reachable`
     (after :func:`require_store` when ``existing``: a command that only reads)."""
     (require_store if existing else check_reachable)(tracking_uri)
-    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    return new_client(tracking_uri)
+
+
+def new_client(tracking_uri: str) -> MlflowClient:
+    """``MlflowClient`` for tracking and registry at ``tracking_uri``; making the first one of a process
+    imports MLflow's SQL store, whose mappers raise a deprecation warning (silenced here)."""
+    with mlflow_deprecations_silenced():
+        return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
 #: What the MLflow client raises when the server fails: its own exception (which wraps
