@@ -90,3 +90,16 @@ def test_a_history_without_any_count_forecasts_zero_and_says_why():
 def test_bad_settings_are_named_before_any_fit(params, message):
     with pytest.raises(ModelError, match=message):
         make_model("global_boost", **params)
+
+
+def test_months_no_source_covers_are_taken_as_missing_and_a_unit_without_data_at_the_origin_is_not_forecast():
+    panel = _spillover_panel().astype({"incidents": float})
+    early = panel["month"] < MONTHS[20]
+    panel.loc[early & panel["unit"].isin(["L3", "F3"]), "incidents"] = np.nan  # a source that starts later
+    panel.loc[(panel["unit"] == "F5") & (panel["month"] == MONTHS[-1]), "incidents"] = np.nan  # one that ended
+    model = make_model("global_boost", **FAST)
+    assert model.supports_missing
+    out = model.fit(history_at(panel, MONTHS[-1])).predict(2)
+    assert "F5" not in set(out["unit"]) and {"L3", "F3", "F4"} <= set(out["unit"])
+    assert np.isfinite(out[["mean", "q05", "q95"]].to_numpy()).all()
+    assert "F5" in model.history_notes_["units"]

@@ -26,6 +26,11 @@ challenge, which beat per-unit models by learning the dynamics every unit shares
   for the pooled count models, the mean is capped at
   :data:`~forecast.models.common.CAP_FACTOR` times the unit's largest count so far.
 
+Missing months (``supports_missing``): a count or context value no source covers is NaN and
+stays NaN. The trees route it, the scale and the cross-border mean use the months with data,
+training pairs whose target month has no data are left out, and a unit without data at the
+origin is not forecast (:mod:`forecast.models.missing` says so in the fit notes).
+
 Cost, and when it refits. Training pairs use target months up to an *anchor*: the last month
 of the history whose position from the history's first month is a multiple of
 ``refit_months`` (every month while the history is shorter than 4 x ``refit_months``). The
@@ -83,11 +88,16 @@ def thread_limit(n_jobs: int | None):
 
 
 def _trailing_mean(y: np.ndarray, months: int) -> np.ndarray:
-    """Mean of each column over the last ``months`` rows up to each row (fewer at the start)."""
-    sums = np.cumsum(np.vstack([np.zeros((1, y.shape[1])), y]), axis=0)
+    """Mean of each column over its observed values in the last ``months`` rows up to each row
+    (fewer at the start); NaN where none of them is observed."""
+    seen = ~np.isnan(y)
+    sums = np.cumsum(np.vstack([np.zeros((1, y.shape[1])), np.where(seen, y, 0.0)]), axis=0)
+    counts = np.cumsum(np.vstack([np.zeros((1, y.shape[1])), seen]), axis=0)
     rows = np.arange(1, len(y) + 1)
     first = np.maximum(rows - months, 0)
-    return (sums[rows] - sums[first]) / (rows - first)[:, None]
+    n = counts[rows] - counts[first]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, (sums[rows] - sums[first]) / n, np.nan)
 
 
 def _lag(x: np.ndarray, k: int) -> np.ndarray:
@@ -113,7 +123,10 @@ def _cross_border_mean(y: np.ndarray, units: list[str], history: pd.DataFrame) -
     for unit, found in graph.cross_border.items():
         cols = [index[n] for n in found if n in index]
         if unit in index and cols:
-            out[:, index[unit]] = y[:, cols].mean(axis=1)
+            seen = ~np.isnan(y[:, cols])
+            total = np.where(seen, y[:, cols], 0.0).sum(axis=1)
+            n = seen.sum(axis=1)
+            out[:, index[unit]] = np.where(n > 0, total / np.maximum(n, 1), np.nan)  # mean of those with data
     return out
 
 
@@ -142,6 +155,10 @@ class GlobalBoost(Forecaster):
     name = "global_boost"
     summary = "Gradient-boosted trees for all units at once, counts relative to each unit's 12-month mean; NB."
     uses_covariates = True
+    #: Months no source covers (NaN counts, NaN context) are taken as they are: the trees route
+    #: them, the scale and ratios use the months with data, and a unit without data at the
+    #: origin is not forecast.
+    supports_missing = True
     cost = 20
     min_months = 3
 
@@ -193,7 +210,8 @@ class GlobalBoost(Forecaster):
             return np.asarray(column, dtype=float).reshape(n_units, -1).T
 
         y = matrix(built["y_lag0"])
-        scale = np.maximum(_trailing_mean(y, SCALE_MONTHS), float(self.floor))
+        # fmax: a unit with no month of data in the last 12 gets the floor, not NaN.
+        scale = np.fmax(_trailing_mean(y, SCALE_MONTHS), float(self.floor))
         names = [c for c in built.columns if c not in ("unit", "month")]
         columns = [matrix(built[c]) for c in names]
         neighbour = matrix(built["y_neighbour_mean"])
@@ -204,6 +222,7 @@ class GlobalBoost(Forecaster):
             extra[f"{c}_ratio"] = matrix(built[c]) / scale
         names += list(extra)
         columns += list(extra.values())
+        self.design_units_ = np.asarray(units, dtype=object)
         return y, scale, np.stack(columns, axis=-1), names
 
     def _anchor(self, n_months: int) -> int:
@@ -243,10 +262,13 @@ class GlobalBoost(Forecaster):
         self._set_origin(y, scale, X)
 
     def _set_origin(self, y: np.ndarray, scale: np.ndarray, X: np.ndarray) -> None:
-        self.origin_scale_ = scale[-1]
-        self.origin_X_ = X[-1]  # (units, features)
+        live = ~np.isnan(y[-1])  # units with data at the origin: the others are not forecast
+        self.origin_live_ = live
+        self.origin_units_ = self.design_units_[live]
+        self.origin_scale_ = scale[-1, live]
+        self.origin_X_ = X[-1, live]  # (units, features)
         # As the other direct count models: never a mean above CAP_FACTOR x the unit's largest count.
-        self.cap_ = CAP_FACTOR * np.maximum(y.max(axis=0), 1.0)
+        self.cap_ = CAP_FACTOR * np.maximum(np.where(np.isnan(y), 0.0, y).max(axis=0), 1.0)[live]
 
     def _fit_horizon(self, h: int) -> None:
         cache = active_fit_cache()
@@ -264,13 +286,14 @@ class GlobalBoost(Forecaster):
             weight = scale[pairs].reshape(-1)
             design = X[pairs].reshape(-1, X.shape[-1])
             design = np.where(np.isnan(design).all(axis=0), 0.0, design)  # a column with no value: constant
+            keep = ~np.isnan(target)  # pairs whose target month some source covers
             note = None
-            if len(target) == 0 or np.all(target == 0):
+            if not keep.any() or np.all(target[keep] == 0):
                 regressor, fitted = None, np.zeros(len(target))
                 note = f"horizon {h}: no count in the training months; forecasts 0"
             else:
                 with thread_limit(self.n_jobs):
-                    regressor = self._regressor().fit(design, target, sample_weight=weight)
+                    regressor = self._regressor().fit(design[keep], target[keep], sample_weight=weight[keep])
                     fitted = regressor.predict(design) * weight
             mu = fitted.reshape(len(pairs), -1)
             alpha = negbin_ml_alpha(y[pairs + h_used], mu, float(self.min_alpha)) if len(pairs) else \
@@ -294,6 +317,6 @@ class GlobalBoost(Forecaster):
                 continue
             with thread_limit(self.n_jobs):
                 mean[:, h - 1] = np.clip(regressor.predict(X) * self.origin_scale_, 0.0, self.cap_)
-            quantiles[:, h - 1] = negbin_quantiles(mean[:, h - 1], self.dispersion_[h])
+            quantiles[:, h - 1] = negbin_quantiles(mean[:, h - 1], self.dispersion_[h][self.origin_live_])
         quantiles[mean <= 0] = 0.0
-        return grid_frame(self.units_, self.origin_, mean, quantiles)
+        return grid_frame(list(self.origin_units_), self.origin_, mean, quantiles)
