@@ -103,3 +103,14 @@ def test_months_no_source_covers_are_taken_as_missing_and_a_unit_without_data_at
     assert "F5" not in set(out["unit"]) and {"L3", "F3", "F4"} <= set(out["unit"])
     assert np.isfinite(out[["mean", "q05", "q95"]].to_numpy()).all()
     assert "F5" in model.history_notes_["units"]
+
+
+def test_it_is_a_member_of_the_combination_when_named():
+    panel = _spillover_panel()
+    model = make_model("combination", members=("ses_negbin", "global_boost", "hist_bootstrap"), eval_months=6)
+    assert model.uses_covariates  # because global_boost does
+    model.fit(history_at(panel, MONTHS[40], "incidents", ["deaths"]))
+    assert set(model.horizon_weights_.columns) == {"ses_negbin", "global_boost", "hist_bootstrap"}
+    assert model.horizon_weights_["global_boost"].gt(0).all()
+    out = model.predict(3)
+    assert np.isfinite(out["mean"]).all() and len(out) == 12 * 3
