@@ -41,8 +41,9 @@ from scipy import sparse
 from scipy.optimize import linprog
 
 import forecast.models  # noqa: F401  (the registry the members are made from)
-from forecast.evaluation.backtest import BacktestDesign, run_backtest
-from forecast.evaluation.scores import crps
+from forecast.evaluation.backtest import BacktestDesign
+from forecast.evaluation.escalation import predictive_cdf
+from forecast.evaluation.scores import crps_from_quantiles
 from forecast.models.base import (
     FitCache,
     Forecaster,
@@ -54,12 +55,14 @@ from forecast.models.base import (
     prediction_frame,
     register,
 )
+from forecast.models.baselines import count_matrix
+from forecast.models.rolling import rolling_forecasts
 from forecast.schema import QUANTILE_COLUMNS, QUANTILES
 
 DEFAULT_MEMBERS = ("ses_negbin", "locf_negbin", "moving_average", "hist_bootstrap", "croston")
 WEIGHTINGS = ("inverse", "crps", "best", "equal")
-#: Forecast rows of the in-history backtest held at once (origins are run in chunks of this).
-SCORED_ROWS_PER_CHUNK = 1_000_000
+#: How the weighted members become one distribution.
+POOLINGS = ("vincent", "linear")
 
 
 @register
@@ -73,7 +76,8 @@ class Ensemble(Forecaster):
 
     def __init__(self, members: tuple[str, ...] = DEFAULT_MEMBERS, weighting: str = "inverse",
                  power: float = 10.0, eval_months: int = 36, eval_step: int = 1, eval_horizon: int = 6,
-                 min_eval_history: int = 6):
+                 min_eval_history: int = 6, prior: str | None = None, prior_origins: float = 6.0,
+                 pooling: str = "vincent", half_life: float | None = None):
         self.members = members
         self.weighting = weighting
         self.power = power
@@ -81,6 +85,10 @@ class Ensemble(Forecaster):
         self.eval_step = eval_step
         self.eval_horizon = eval_horizon
         self.min_eval_history = min_eval_history
+        self.prior = prior
+        self.prior_origins = prior_origins
+        self.pooling = pooling
+        self.half_life = half_life
 
     @property
     def uses_future_covariates(self) -> bool:  # type: ignore[override]
@@ -111,6 +119,19 @@ class Ensemble(Forecaster):
                 make_model(member)  # an unknown member is named here, before any fit
             except ModelError as exc:
                 raise ModelError(f"ensemble: member {member!r}: {exc}") from None
+        if self.pooling not in POOLINGS:
+            raise ModelError(f"ensemble: pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
+        if self.prior is not None and self.prior not in self.member_names():
+            raise ModelError(f"ensemble: prior {self.prior!r} must be one of the members "
+                             f"({', '.join(self.member_names())})")
+        half = self.half_life
+        if half is not None and (isinstance(half, bool) or not isinstance(half, (int, float, np.integer, np.floating))
+                                 or not 0 < half <= 1e6):
+            raise ModelError(f"ensemble: half_life must be a number of months > 0 or none, got {half!r}")
+        origins = self.prior_origins
+        if isinstance(origins, bool) or not isinstance(origins, (int, float, np.integer, np.floating)) or not (
+                0 <= origins <= 1e6):
+            raise ModelError(f"ensemble: prior_origins must be a number >= 0, got {origins!r}")
         power = self.power
         if isinstance(power, bool) or not isinstance(power, (int, float, np.integer, np.floating)) or not (
                 0 <= power <= 100):
@@ -142,8 +163,8 @@ class Ensemble(Forecaster):
         scored = None
         if self.weighting != "equal" and len(members) > 1 and start <= end:
             design = BacktestDesign(start=start, end=end, step=self.eval_step, horizon=self.eval_horizon)
-            scored = self._in_history_scores(history.rename(columns={"y": "incidents"}), factories, design)
-            by_h = scored.groupby(["horizon", "model"])["crps"].mean().unstack("model")
+            scored = self._in_history_scores(history, factories, design)
+            by_h = recent_scores(scored, origin, self.half_life)
             # A horizon no in-history month reaches yet (a short history) takes the scores of
             # the longest one that has them.
             scores = by_h.reindex(index=horizons, columns=members).ffill().fillna(1.0)
@@ -157,9 +178,11 @@ class Ensemble(Forecaster):
         elif self.weighting != "equal" and len(members) > 1:
             self.fallbacks_["weights"] = (
                 f"{len(history['month'].unique())} months of history (< {int(self.min_eval_history) + 1}): "
-                "no in-history backtest, equal weights")
+                f"no in-history backtest, {'equal weights' if self.prior is None else 'all weight on ' + self.prior}")
         self.horizon_scores_ = scores
         self.horizon_weights_ = horizon_weights(scores, self.weighting, float(self.power), scored)
+        if self.prior is not None and self.weighting != "equal":
+            self.horizon_weights_ = toward_prior(self.horizon_weights_, scored, self.prior, float(self.prior_origins))
         overall = self.horizon_weights_.mean(axis=0)
         self.weights_ = overall / overall.sum()
         self.models_ = {m: factories[m]().fit(history) for m in self.member_names()}
@@ -170,48 +193,118 @@ class Ensemble(Forecaster):
             model.predict(self.eval_horizon, None if not model.uses_future_covariates else
                           hold_last_value(history, self.eval_horizon))
 
-    def _in_history_scores(self, panel: pd.DataFrame, factories: dict, design: BacktestDesign) -> pd.DataFrame:
+    def _in_history_scores(self, history: pd.DataFrame, factories: dict, design: BacktestDesign) -> pd.DataFrame:
         """Every member's CRPS at every in-history origin and horizon (rows with a known target).
 
-        Each member is fitted afresh at every in-history origin (what it would forecast had it
-        been fitted there), and the origins are backtested a few at a time, keeping only the
-        scores (and, for ``"crps"`` weighting, the quantiles), so memory stays at a few
-        origins' forecasts however many units there are.
+        Each member is scored as if fitted afresh at every in-history origin on the history
+        cut there (what it would have forecast then). The cheap members' forecasts at all
+        origins come from one pass over the count matrix
+        (:func:`forecast.models.rolling.rolling_forecasts`, equal to their fits); any other
+        member is fitted and asked at each origin (inside a backtest the fit cache shares those
+        fits between the ensemble's consecutive origins). Only the scores are kept (and, for
+        ``"crps"`` weighting, the quantiles).
         """
+        counts, units, months = count_matrix(history)
         origins = design.origins()
-        n_units = max(int(panel["unit"].nunique()), 1)
-        per_chunk = max(1, SCORED_ROWS_PER_CHUNK // (n_units * int(self.eval_horizon) * len(factories)))
-        keep = ["horizon", "model", "crps"]
+        ends = [o.ordinal - months[0].ordinal for o in origins]
+        horizon = int(design.horizon)
+        parts = []
+        for name, factory in factories.items():
+            model = factory()
+            fast = None if model.uses_covariates else rolling_forecasts(model, counts, ends, horizon)
+            rows: dict[str, list] = {"origin": [], "horizon": [], "unit": [], "y": [], "q": []}
+            for k, (o, e) in enumerate(zip(origins, ends)):
+                known = min(horizon, len(counts) - 1 - e)  # horizons whose target month is in the history
+                if known < 1:
+                    continue
+                if fast is None:
+                    cut = history[history["month"] <= o].reset_index(drop=True)
+                    fitted = factory().fit(cut)
+                    future = (hold_last_value(cut, horizon) if fitted.uses_future_covariates and fitted.covariates_
+                              else None)
+                    pred = fitted.predict(horizon, future)
+                    q = pred[list(QUANTILE_COLUMNS)].to_numpy().reshape(len(units), horizon, len(QUANTILES))
+                else:
+                    q = fast[1][k]
+                rows["origin"].append(np.full(len(units) * known, o.ordinal))
+                rows["horizon"].append(np.tile(np.arange(1, known + 1), len(units)))
+                rows["unit"].append(np.repeat(np.arange(len(units)), known))
+                rows["y"].append(counts[e + 1:e + 1 + known].T.reshape(-1))  # (units, known), unit-major
+                rows["q"].append(q[:, :known].reshape(-1, len(QUANTILES)))
+            if not rows["y"]:
+                continue
+            y, quantiles = np.concatenate(rows["y"]), np.concatenate(rows["q"])
+            frame = pd.DataFrame({"unit": np.asarray(units, dtype=object)[np.concatenate(rows["unit"])],
+                                  "origin": pd.PeriodIndex.from_ordinals(np.concatenate(rows["origin"]), freq="M"),
+                                  "horizon": np.concatenate(rows["horizon"]), "model": name, "y": y,
+                                  "crps": crps_from_quantiles(y, quantiles)})
+            if self.weighting == "crps":
+                frame[list(QUANTILE_COLUMNS)] = quantiles
+            parts.append(frame)
+        scored = pd.concat(parts, ignore_index=True)
+        keep = ["origin", "horizon", "model", "crps"]
         if self.weighting == "crps":
             keep = ["unit", "origin", "horizon", "model", "y", *QUANTILE_COLUMNS, "crps"]
-        parts = []
-        for i in range(0, len(origins), per_chunk):
-            chunk = origins[i:i + per_chunk]
-            part = BacktestDesign(start=chunk[0], end=chunk[-1], step=design.step, horizon=design.horizon,
-                                  refit_every=1)
-            bt = run_backtest(panel, factories, part, target="incidents", progress=False)
-            bt = bt[bt["y"].notna()]
-            parts.append(bt.assign(crps=crps(bt))[keep])
-        return pd.concat(parts, ignore_index=True)
+        return scored[keep]
 
     def _update(self, history: pd.DataFrame) -> None:
         for model in self.models_.values():
             model.update(history)
 
     def _predict(self, horizon: int, future: pd.DataFrame | None) -> pd.DataFrame:
-        mean = None
-        quantiles = None
-        frame = None
         table = self.horizon_weights_
+        weights, means, quantiles = [], [], []
+        frame = None
         for name, model in self.models_.items():
-            pred = model.predict(horizon, future if model.uses_future_covariates else None)
-            steps = np.minimum(pred["horizon"].to_numpy(dtype=int), len(table)) - 1
-            w = table[name].to_numpy(dtype=float)[steps]
-            mean = w * pred["mean"].to_numpy() if mean is None else mean + w * pred["mean"].to_numpy()
-            q = pred[list(QUANTILE_COLUMNS)].to_numpy()
-            quantiles = w[:, None] * q if quantiles is None else quantiles + w[:, None] * q
-            frame = pred
-        return prediction_frame(frame["unit"], frame["month"], frame["horizon"], mean, quantiles)
+            frame = model.predict(horizon, future if model.uses_future_covariates else None)
+            steps = np.minimum(frame["horizon"].to_numpy(dtype=int), len(table)) - 1
+            weights.append(table[name].to_numpy(dtype=float)[steps])
+            means.append(frame["mean"].to_numpy(dtype=float))
+            quantiles.append(frame[list(QUANTILE_COLUMNS)].to_numpy(dtype=float))
+        w = np.stack(weights)  # (members, rows)
+        mean = (w * np.stack(means)).sum(axis=0)  # the mean of the mixture, and of the Vincentized average
+        q = np.stack(quantiles)  # (members, rows, levels)
+        combined = linear_pool(q, w) if self.pooling == "linear" else (w[:, :, None] * q).sum(axis=0)
+        return prediction_frame(frame["unit"], frame["month"], frame["horizon"], mean, combined)
+
+
+#: Members of ``combination``: the 12-month bootstrap and the long-run mean (the steady
+#: regime), the smoothed level and its trend (a regime that moves), the last value and the
+#: 6-month mean (the benchmarks that win on persistent and on noisy panels).
+COMBINATION_MEMBERS = ("ses_negbin", "ses_trend", "locf_negbin", "moving_average", "hist_bootstrap", "long_run_mean")
+
+
+@register
+class Combination(Ensemble):
+    """The ensemble with the settings chosen on the windows of ``benchmarks/skill.py``.
+
+    Members :data:`COMBINATION_MEMBERS`; weights per horizon from CRPS ** -10 over the
+    in-history origins of the last 36 months, moved toward ``ses_negbin`` while few of them
+    have been scored (``prior_origins``); the members are pooled as a mixture
+    (:func:`linear_pool`). The weights follow the recent regime: in a steady one the
+    bootstrap and the long-run mean score best and take the weight, after a fall the level
+    models do.
+    """
+
+    name = "combination"
+    summary = ("mixture of the smoothed level, its trend, the benchmarks and the long-run mean, "
+               "weights per horizon from the last 36 months' in-history CRPS")
+
+    @property
+    def uses_covariates(self) -> bool:  # type: ignore[override]
+        """Whether a member uses covariates (none of the default members does)."""
+        try:
+            return any(make_model(m).uses_covariates for m in self.member_names())
+        except (ModelError, TypeError):
+            return True  # an unknown member: fit names it
+
+    def __init__(self, members: tuple[str, ...] = COMBINATION_MEMBERS, weighting: str = "inverse",
+                 power: float = 10.0, eval_months: int = 36, eval_step: int = 1, eval_horizon: int = 6,
+                 min_eval_history: int = 6, prior: str | None = "ses_negbin", prior_origins: float = 6.0,
+                 pooling: str = "linear", half_life: float | None = 3.0):
+        super().__init__(members=members, weighting=weighting, power=power, eval_months=eval_months,
+                         eval_step=eval_step, eval_horizon=eval_horizon, min_eval_history=min_eval_history,
+                         prior=prior, prior_origins=prior_origins, pooling=pooling, half_life=half_life)
 
 
 def horizon_weights(scores: pd.DataFrame, weighting: str, power: float,
@@ -241,6 +334,70 @@ def horizon_weights(scores: pd.DataFrame, weighting: str, power: float,
             rows.append(crps_weights(q, y))
         raw = pd.DataFrame(rows, index=scores.index, columns=members)
     return raw.div(raw.sum(axis=1), axis=0)
+
+
+def recent_scores(scored: pd.DataFrame, origin: pd.Period, half_life: float | None) -> pd.DataFrame:
+    """Mean in-history CRPS by horizon (rows) and member (columns), recent months weighted up.
+
+    A row scored on target month ``m = origin_row + horizon`` weighs ``0.5 ** ((T - m) /
+    half_life)`` at the fit origin T (all alike when ``half_life`` is None): after a change of
+    regime the months since weigh as much as the older ones, however long the window.
+    """
+    if half_life is None:
+        return scored.groupby(["horizon", "model"])["crps"].mean().unstack("model")
+    months = scored["origin"].array.asi8 + scored["horizon"].to_numpy()
+    weight = 0.5 ** ((origin.ordinal - months) / float(half_life))
+    frame = scored[["horizon", "model"]].assign(weighted=scored["crps"].to_numpy() * weight, weight=weight)
+    sums = frame.groupby(["horizon", "model"])[["weighted", "weight"]].sum()
+    return (sums["weighted"] / sums["weight"]).unstack("model")
+
+
+def toward_prior(weights: pd.DataFrame, scored: pd.DataFrame | None, prior: str, origins: float) -> pd.DataFrame:
+    """Weights moved toward all weight on ``prior`` where few in-history origins scored them.
+
+    At horizon h with ``n_h`` in-history origins scored (none without an in-history
+    backtest), the weights are ``lambda * w + (1 - lambda) * e_prior`` with
+    ``lambda = n_h / (n_h + origins)``: with a short history the weights of a few origins
+    are noise, and the member the model trusts a priori takes their place.
+    """
+    counts = pd.Series(0.0, index=weights.index)
+    if scored is not None and len(scored):
+        seen = scored.groupby("horizon")["origin"].nunique() if "origin" in scored else scored.groupby("horizon").size()
+        counts = seen.reindex(weights.index).ffill().fillna(0.0).astype(float)
+    share = (counts / (counts + origins)).to_numpy() if origins > 0 else np.ones(len(counts))
+    prior_weights = pd.DataFrame(0.0, index=weights.index, columns=weights.columns)
+    prior_weights[prior] = 1.0
+    return weights.mul(share, axis=0) + prior_weights.mul(1.0 - share, axis=0)
+
+
+def linear_pool(quantiles: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Quantiles of the mixture ``sum_m w_m F_m`` of count distributions given by their quantiles.
+
+    ``quantiles`` is (n_members, n_rows, n_levels), ``weights`` (n_members, n_rows). Each
+    member's CDF is read from its quantiles as the calibration scores read it (the count CDF
+    at k is :func:`~forecast.evaluation.escalation.predictive_cdf` at k + 1/2), and the
+    mixture's quantile at level tau is the least whole number k with ``F(k) >= tau``, found by
+    bisection between -1 and the largest member q95 (where every member's CDF, and so the
+    mixture's, is at least 0.95). Unlike the quantile average it keeps the mass of members
+    that disagree (a level that has fallen and one that has not) instead of splitting the
+    difference.
+    """
+    n_members, n_rows, n_levels = quantiles.shape
+    out = np.empty((n_rows, n_levels))
+    top = np.ceil(np.nanmax(quantiles[:, :, -1], axis=0))
+
+    def cdf(k: np.ndarray) -> np.ndarray:
+        return sum(weights[m] * predictive_cdf(quantiles[m], k + 0.5) for m in range(n_members))
+
+    for j, tau in enumerate(QUANTILES):
+        low, high = np.full(n_rows, -1.0), top.copy()  # F(low) < tau <= F(high)
+        while np.any(high - low > 1):
+            middle = np.floor((low + high) / 2.0)
+            enough = cdf(middle) >= tau - 1e-12
+            high = np.where(enough, middle, high)
+            low = np.where(enough, low, middle)
+        out[:, j] = high
+    return out
 
 
 def crps_weights(quantiles: np.ndarray, y: np.ndarray) -> np.ndarray:

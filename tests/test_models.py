@@ -25,6 +25,12 @@ from forecast.errors import NotFittedError
 
 ORIGIN = pd.Period("2014-06", freq="M")
 H = 3
+#: Small, fast settings for the costly models (the contract does not depend on their size).
+FAST = {"global_boost": {"max_iter": 20}, "combination": {"eval_months": 12}}
+
+
+def _make(name: str):
+    return make_model(name, **FAST.get(name, {}))
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +40,7 @@ def history(synthetic_panel):
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_model_honours_the_contract(name, history, synthetic_panel):
-    model = make_model(name)
+    model = _make(name)
     params = model.get_params()
     with pytest.raises(NotFittedError, match="not fitted yet"):
         model.predict(H)
@@ -48,7 +54,7 @@ def test_model_honours_the_contract(name, history, synthetic_panel):
     assert set(out["horizon"]) == set(range(1, H + 1))
     q = out[list(QUANTILE_COLUMNS)].to_numpy()
     assert (q >= 0).all() and (q[:, 1:] >= q[:, :-1] - 1e-9).all()
-    again = make_model(name).fit(history).predict(H)
+    again = _make(name).fit(history).predict(H)
     pd.testing.assert_frame_equal(out, again, obj=f"{name}: same seed, same forecast")
 
 
@@ -56,7 +62,7 @@ def test_model_honours_the_contract(name, history, synthetic_panel):
 def test_changing_or_deleting_data_after_the_origin_changes_no_forecast(name, synthetic_panel):
     # Three origins with one refit, so update() is on the path too.
     design = BacktestDesign(start=ORIGIN - 2, end=ORIGIN, horizon=H, refit_every=3)
-    factory = {name: lambda: make_model(name)}
+    factory = {name: lambda: _make(name)}
     base = run_backtest(synthetic_panel, factory, design, progress=False)
     later = synthetic_panel["month"] > ORIGIN
     altered = synthetic_panel.copy()

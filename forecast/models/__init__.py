@@ -124,6 +124,12 @@ MODELS = Registry({
             "NB quantiles calibrated on the last 24 months"),
     "random_forest": ("forecast.models.ml", "Random forest pooled across units, one per horizon; "
                       "NB quantiles calibrated on the last 24 months"),
+    "long_run_mean": ("forecast.models.levels", "Mean of each unit's last 60 months, negative binomial with its "
+                      "maximum-likelihood dispersion."),
+    "ses_trend": ("forecast.models.levels", "Exponential smoothing level moved by the damped national trend of the "
+                  "last 6 months; NB."),
+    "global_boost": ("forecast.models.global_model", "Gradient-boosted trees for all units at once, counts relative "
+                     "to each unit's 12-month mean; NB."),
 })
 
 
