@@ -121,11 +121,11 @@ def variants(panel: pd.DataFrame, ops_columns: tuple[str, ...],
              covariates: bool = True) -> dict[str, tuple[pd.DataFrame, tuple[str, ...]]]:
     """Variant label -> (panel, covariate columns); families whose columns the panel lacks, or
     (``covariates`` False) that a model without covariates cannot take, are left out."""
-    out = {"counts": (panel, ())}
+    out = {"counts": (panel.copy(), ())}  # copies: each variant's attrs name its cached backtests
     if covariates and set(TYPE_SPLIT) <= set(panel.columns):
-        out["+type_split"] = (panel, TYPE_SPLIT)
+        out["+type_split"] = (panel.copy(), TYPE_SPLIT)
     if covariates and set(ops_columns) <= set(panel.columns):
-        out["+ops_tempo"] = (panel, ops_columns)
+        out["+ops_tempo"] = (panel.copy(), ops_columns)
     out["-neighbours"] = (without_neighbours(panel), ())
     graph = unit_graph(panel)
     if graph is not None and any(graph.cross_border.values()):
@@ -165,7 +165,9 @@ def run(model: str, sources: list[str], targets: list[str], step: int, jobs: int
                 frames = {}
                 try:
                     for label, (vpanel, covariates) in runs.items():
-                        frames[label] = skill.backtest(vpanel, target, model, {}, start, end, step, jobs, None, covariates)
+                        vpanel.attrs["skill_source"] = f"context-{source}-{label}"  # the cache's key
+                        frames[label] = skill.backtest(vpanel, target, model, {}, start, end, step, jobs, cache,
+                                                       covariates)
                 except ModelError as exc:
                     print(f"  {target:9} {window:8} {model} cannot be fitted at these origins: {exc}", flush=True)
                     continue

@@ -139,3 +139,15 @@ def test_anbar_responds_to_deir_ez_zor_across_the_border_and_basra_hardly_moves(
     change = six_months(raised) / six_months(history) - 1
     assert change["Anbar"] > 0.05, change
     assert abs(change["Basra"]) < change["Anbar"] / 5, change
+
+
+def test_a_context_column_seen_only_where_no_target_is_covered_does_not_break_the_fit():
+    """The trees cannot bin a column with no value in the rows they are fitted on: a context
+    series recorded only in months whose next month no source covers is made a constant."""
+    panel = _spillover_panel().astype({"incidents": float})
+    gap = panel["month"].isin(MONTHS[30:41])
+    panel.loc[gap, "incidents"] = np.nan  # a gap in the target's coverage
+    panel["ctx"] = np.where(panel["month"].isin(MONTHS[29:40]), 1.0, np.nan)  # recorded just before it
+    model = make_model("global_boost", **FAST)
+    out = model.fit(history_at(panel, MONTHS[-1], "incidents", ["ctx"])).predict(2)
+    assert np.isfinite(out[["mean", "q05", "q95"]].to_numpy()).all()

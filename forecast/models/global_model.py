@@ -285,8 +285,9 @@ class GlobalBoost(Forecaster):
             target = (y[pairs + h_used] / scale[pairs]).reshape(-1)
             weight = scale[pairs].reshape(-1)
             design = X[pairs].reshape(-1, X.shape[-1])
-            design = np.where(np.isnan(design).all(axis=0), 0.0, design)  # a column with no value: constant
             keep = ~np.isnan(target)  # pairs whose target month some source covers
+            # A column with no value in the rows fitted on is made a constant (the trees cannot bin it).
+            design = np.where(np.isnan(design[keep]).all(axis=0), 0.0, design)
             note = None
             if not keep.any() or np.all(target[keep] == 0):
                 regressor, fitted = None, np.zeros(len(target))
