@@ -204,3 +204,26 @@ def test_linear_fill_draws_the_line_between_records_but_no_origin_sees_a_later_r
     again, _ = read_panel(out)
     at_feb = history_at(again, pd.Period("2015-02", "M"))
     assert at_feb.loc[at_feb["unit"] == "Anbar", "us_troops"].tolist() == [100.0, 100.0]
+
+
+@pytest.mark.parametrize("name", ["nb_glm", "nb_glmx"])
+def test_a_context_series_given_twice_is_left_out_as_aliased_and_the_forecast_is_that_of_one(name):
+    """Two context columns equal on every training row (or a missing-month indicator constant in
+    every unit) made the pooled models' Hessian singular, and they fell back to unit means."""
+    from forecast.catalog import make_model
+    from forecast.evaluation.backtest import history_at
+
+    rng = np.random.default_rng(0)
+    months = pd.period_range("2010-01", periods=60, freq="M")
+    frames = []
+    for u in range(6):
+        ops = rng.poisson(3, len(months)).astype(float)
+        y = rng.poisson(2 + 0.5 * ops)
+        frames.append(pd.DataFrame({"unit": f"u{u}", "month": months, "incidents": y, "deaths": y,
+                                    "ops_tempo": ops, "ops_copy": ops}))
+    panel = pd.concat(frames, ignore_index=True)
+    twice = make_model(name).fit(history_at(panel, months[-1], "incidents", ["ops_tempo", "ops_copy"]))
+    once = make_model(name).fit(history_at(panel, months[-1], "incidents", ["ops_tempo"]))
+    assert "left out as aliased" in twice.fallbacks_["horizon 1"] and "ops_copy" in twice.fallbacks_["horizon 1"]
+    assert "unit mean" not in " ".join(twice.fallbacks_.values())
+    np.testing.assert_allclose(twice.predict(3)["mean"], once.predict(3)["mean"], rtol=1e-6)

@@ -56,6 +56,27 @@ def test_absorbed_effects_give_the_estimates_of_indicator_columns(family):
         np.testing.assert_allclose(fit.dense_cov(), np.asarray(ref.cov_params())[:3, :3], rtol=1e-5)
 
 
+@pytest.mark.parametrize("family", ["poisson", "nb2"])
+def test_aliased_columns_are_left_out_with_a_zero_coefficient_and_the_others_are_unchanged(family):
+    """A column constant within every group (aliased with the effects) and one equal to another
+    column made the Hessian singular; they are left out, and the fit is the fit without them."""
+    x, y, groups, _ = _data()
+    within = np.repeat(np.arange(40) % 3, 30).astype(float)  # constant in each group
+    wide = np.column_stack([x[:, 0], within, x[:, 1], x[:, 1], x[:, 2]])
+    plain = fit_with_effects(x, y, groups, 40, "poisson")
+    fit = fit_with_effects(wide, y, groups, 40, "poisson")
+    if family == "nb2":
+        plain = fit_with_effects(x, y, groups, 40, "nb2", start=plain)
+        fit = fit_with_effects(wide, y, groups, 40, "nb2", start=fit)
+        assert fit.alpha == pytest.approx(plain.alpha, rel=1e-8)
+    assert fit.aliased == (1, 3)
+    np.testing.assert_allclose(fit.beta, [plain.beta[0], 0.0, plain.beta[1], 0.0, plain.beta[2]], atol=1e-10)
+    np.testing.assert_allclose(fit.effects, plain.effects, atol=1e-10)
+    cov = fit.dense_cov()
+    np.testing.assert_allclose(cov[np.ix_([0, 2, 4], [0, 2, 4])], plain.dense_cov(), rtol=1e-8)
+    assert np.all(np.abs(cov[[1, 3]]) < 1e-10)  # draws keep the aliased coefficients at 0
+
+
 def test_effect_draws_have_the_joint_covariance():
     x, y, groups, dense = _data(n_groups=5, per=60)
     fit = fit_with_effects(x, y, groups, 5, "nb2", start=fit_with_effects(x, y, groups, 5, "poisson"))

@@ -50,6 +50,8 @@ class EffectsFit:
     alpha: float | None
     iterations: int
     precision: tuple[np.ndarray, np.ndarray, np.ndarray]
+    #: Columns of ``x`` left out as aliased (see :func:`aliased_columns`); their ``beta`` is 0.
+    aliased: tuple[int, ...] = ()
 
     def params(self) -> np.ndarray:
         """``[beta, effects]``: the layout of the coefficients of a design with indicator columns last."""
@@ -151,6 +153,43 @@ def _blocks(family, x, y, groups, n_groups, eta, log_alpha, levels=None):
     return ll, g_theta, g_a, A, B, D
 
 
+#: A column whose variance within the groups, after the columns kept before it, is at most this
+#: share of its own within-group variance is aliased.
+ALIAS_TOL = 1e-9
+
+
+def aliased_columns(x: np.ndarray, groups: np.ndarray, n_groups: int) -> list[int]:
+    """Columns of ``x`` that the group effects and the columns before them determine exactly.
+
+    A context column recorded only where a country's data are (its missing indicator constant
+    within every unit), or two context series equal on every training row, make the Hessian
+    singular. As R's ``glm`` does with aliased coefficients, such a column is left out (its
+    coefficient 0). Found on the within-group Gram matrix (p x p, one pass over the rows) by
+    Gram-Schmidt in column order.
+    """
+    p = x.shape[1]
+    if p == 0:
+        return []
+    n = np.bincount(groups, minlength=n_groups).astype(float)
+    sums = np.stack([np.bincount(groups, weights=x[:, j], minlength=n_groups) for j in range(p)])  # p x G
+    gram = x.T @ x - (sums / np.maximum(n, 1.0)) @ sums.T
+    kept: list[int] = []
+    aliased = []
+    for j in range(p):
+        own = gram[j, j]
+        if kept:
+            k = np.array(kept)
+            coef = linalg.lstsq(gram[np.ix_(k, k)], gram[k, j])[0]
+            residual = own - gram[j, k] @ coef
+        else:
+            residual = own
+        if not own > 0 or residual <= ALIAS_TOL * own:
+            aliased.append(j)
+        else:
+            kept.append(j)
+    return aliased
+
+
 def fit_with_effects(x: np.ndarray, y: np.ndarray, groups: np.ndarray, n_groups: int, family: str, *,
                      maxiter: int = 100, tol: float = 1e-8, start: EffectsFit | None = None,
                      start_alpha: float = 0.5) -> EffectsFit:
@@ -184,6 +223,10 @@ def fit_with_effects(x: np.ndarray, y: np.ndarray, groups: np.ndarray, n_groups:
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     groups = np.asarray(groups, dtype=np.int64)
+    aliased = aliased_columns(x, groups, n_groups)
+    if aliased:
+        return _without_aliased(x, y, groups, n_groups, family, aliased, maxiter=maxiter, tol=tol, start=start,
+                                start_alpha=start_alpha)
     p = x.shape[1]
     if start is not None:
         beta, effects = start.beta.astype(float).copy(), start.effects.astype(float).copy()
@@ -256,3 +299,27 @@ def draw_params(fit: EffectsFit, n_draws: int, rng: np.random.Generator, scale: 
     noise = rng.standard_normal((int(n_draws), len(D))) * np.sqrt(float(scale) / D)
     effects = fit.effects - (dev @ B) / D + noise
     return np.hstack([theta[:, :len(fit.beta)], effects])
+
+
+def _without_aliased(x, y, groups, n_groups, family, aliased, *, maxiter, tol, start, start_alpha) -> EffectsFit:
+    """The fit on the columns that are not aliased, laid out over every column of ``x``:
+    an aliased column's coefficient is 0, with a precision that keeps it there in draws."""
+    p = x.shape[1]
+    free = np.setdiff1d(np.arange(p), aliased)
+    if start is not None:
+        start = EffectsFit(beta=start.beta[free], effects=start.effects, alpha=start.alpha,
+                           iterations=start.iterations, precision=start.precision)
+    fit = fit_with_effects(np.ascontiguousarray(x[:, free]), y, groups, n_groups, family, maxiter=maxiter, tol=tol,
+                           start=start, start_alpha=start_alpha)
+    beta = np.zeros(p)
+    beta[free] = fit.beta
+    A, B, D = fit.precision
+    theta = np.r_[free, np.arange(p, p + A.shape[0] - len(free))]  # the dense parameters kept (and log alpha)
+    full = p + A.shape[0] - len(free)
+    A_full = np.zeros((full, full))
+    A_full[np.ix_(theta, theta)] = A
+    A_full[aliased, aliased] = 1e12  # a coefficient fixed at 0: variance 1e-12
+    B_full = np.zeros((full, B.shape[1]))
+    B_full[theta] = B
+    return EffectsFit(beta=beta, effects=fit.effects, alpha=fit.alpha, iterations=fit.iterations,
+                      precision=(A_full, B_full, D), aliased=tuple(int(j) for j in aliased))

@@ -173,6 +173,9 @@ class NegBinGLMX(Forecaster):
     def column_names(self, h: int) -> list[str]:
         """Names of the design columns at horizon ``h`` (before dropping units without events)."""
         self._check_fitted()
+        return self._column_names(h)
+
+    def _column_names(self, h: int) -> list[str]:
         covs = self.scenario_covariates_
         names = [*DIRECT_FEATURES, "sin_month", "cos_month"]
         names += [f"{c}_target_lag{lag}" for lag in self._future_lags(h) for c in covs]
@@ -224,6 +227,10 @@ class NegBinGLMX(Forecaster):
                               _FAIL_ON)
             if not np.all(np.isfinite(poisson.params())):
                 raise EstimationFailed("non-finite estimates")
+            if poisson.aliased:
+                names = self._column_names(h)
+                self._note(f"horizon {h}", "left out as aliased with the unit effects or the columns before them "
+                           f"(coefficient 0): {', '.join(names[j] for j in poisson.aliased)}")
         except EstimationFailed as exc:
             # Level only: each unit's mean target, no covariate effect.
             sums = np.bincount(groups, weights=y, minlength=n_kept)

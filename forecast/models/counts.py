@@ -119,6 +119,10 @@ class NegBinGLM(DirectCountModel):
             start = poisson.params() if unit_effects else np.asarray(poisson.params)
             if not np.all(np.isfinite(start)):
                 raise EstimationFailed("non-finite estimates")
+            if unit_effects and poisson.aliased:
+                names = [*self.feature_names_, "month of year (sin)", "month of year (cos)"]
+                self._note(f"horizon {h}", "left out as aliased with the unit effects or the columns before them "
+                           f"(coefficient 0): {', '.join(names[j] for j in poisson.aliased)}", h)
         except EstimationFailed as exc:
             beta = _level_only_beta(design.shape[1], y, groups, n_kept)
             self._note(f"horizon {h}", f"Poisson GLM failed ({exc}): "
