@@ -26,6 +26,8 @@ MESSAGE_LENGTH = 2000
 
 TRACKING_HELP = "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else MLflow's local SQLite store)."
 CONFIG_HELP = "Refresh configuration (TOML); see deploy/refresh.toml."
+GAZETTEER_HELP = ("Gazetteer CSV: the units' names and neighbours (default: the one the panel was built with, "
+                  "while its file is there, else Iraq's 18 governorates).")
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from forecast.catalog import DEFAULT_MODEL, MODELS, make_model
-from forecast.cli.common import TRACKING_HELP, covariate_list, month_option, parse_params, user_errors
+from forecast.cli.common import GAZETTEER_HELP, TRACKING_HELP, covariate_list, month_option, parse_params, user_errors
 
 #: ``forecast.schema.MAX_HORIZON``, ``forecast.evaluation.backtest.BACKENDS`` and the defaults of
 #: ``forecast.evaluation.backtest.BacktestDesign``, restated here because those modules import
@@ -62,7 +62,7 @@ def list_models(names: tuple[str, ...]) -> None:
               help="Comma-separated covariate columns models may use (default: all; 'none' for none).")
 @click.option("--param", "params", multiple=True, help="Model hyperparameter KEY=VALUE (repeatable).")
 @click.option("--gazetteer", type=click.Path(path_type=Path), default=None,
-              help="Gazetteer CSV for unit names (default: Iraq's 18 governorates).")
+              help=GAZETTEER_HELP)
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Forecast CSV to write.")
 def predict_command(panel_path, model_name, registry_model, tracking_uri, horizon, origin, target, covariate_names,
                     params, gazetteer, out) -> None:
@@ -112,7 +112,7 @@ def predict_command(panel_path, model_name, registry_model, tracking_uri, horizo
               help="Comma-separated covariate columns models may use (default: all; 'none' for none).")
 @click.option("--param", "params", multiple=True, help="Hyperparameter MODEL.KEY=VALUE (repeatable).")
 @click.option("--gazetteer", type=click.Path(path_type=Path), default=None,
-              help="Gazetteer CSV for unit names (default: Iraq's 18 governorates).")
+              help=GAZETTEER_HELP)
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Folder for forecasts.parquet, scores.csv, scores_by_unit.csv and fit_notes.csv.")
 @click.option("--backend", type=click.Choice(list(BACKENDS)), default="joblib", show_default=True,

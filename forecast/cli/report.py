@@ -47,7 +47,8 @@ def _units(value: str | None) -> list[str] | None:
 @click.option("--geojson", type=click.Path(path_type=Path), default=None,
               help="Admin-1 boundaries (GeoJSON) for the map instead of the tile grid.")
 @click.option("--gazetteer", type=click.Path(path_type=Path), default=None,
-              help="Gazetteer CSV for unit names and tile positions (default: Iraq's 18 governorates).")
+              help="Gazetteer CSV: unit names, neighbours and tile positions (default: the one the panel was built "
+                   "with, while its file is there, else Iraq's 18 governorates).")
 @click.option("--backtest-months", type=click.IntRange(0, None), default=24, show_default=True,
               help="Forecast origins in the backtest of the model against the benchmarks (0: no backtest).")
 @click.option("--param", "params", multiple=True, help="Hyperparameter KEY=VALUE of --model (repeatable).")

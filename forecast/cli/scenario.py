@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from forecast.cli.common import TRACKING_HELP, month_option, parse_params, user_errors
+from forecast.cli.common import GAZETTEER_HELP, TRACKING_HELP, month_option, parse_params, user_errors
 from forecast.jobs.scenarios import run_scenario_files
 from forecast.schema import MAX_HORIZON
 
@@ -32,7 +32,7 @@ def scenario() -> None:
               help="Panel column to forecast.")
 @click.option("--param", "params", multiple=True, help="Model hyperparameter KEY=VALUE (repeatable).")
 @click.option("--gazetteer", type=click.Path(path_type=Path), default=None,
-              help="Gazetteer CSV for unit names (default: Iraq's 18 governorates).")
+              help=GAZETTEER_HELP)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the draws behind the difference bands.")
 @click.option("--tracking-uri", default=None, help=TRACKING_HELP)
 @click.option("--no-track", is_flag=True, help="Do not log the runs to MLflow.")
