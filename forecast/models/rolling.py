@@ -39,7 +39,6 @@ from forecast.models.smoothing import (
     ML_GRID_POINTS,
     SMOOTHING_GRID,
     SesNegbin,
-    negbin_ml_alpha,
     smoothed_levels,
 )
 from forecast.schema import QUANTILES
@@ -156,15 +155,48 @@ def _locf_negbin(model: LocfNegbin, counts, ends, horizon, pooled):
 
 
 def _long_run_mean(model: LongRunMean, counts, ends, horizon, pooled):
+    window = int(model.window)
+    low = max(0, min(ends) + 1 - window)
+    likelihood = _MeanWindows(counts[low:max(ends) + 1], float(model.min_alpha), low)
     means, quantiles = [], []
     for e in ends:
-        recent = counts[:e + 1][-int(model.window):]
-        mean = recent.mean(axis=0)
-        q = negbin_quantiles(mean, negbin_ml_alpha(recent, np.broadcast_to(mean, recent.shape), float(model.min_alpha)))
+        start = max(0, e + 1 - window)  # the rows of counts[:e + 1][-window:]
+        mean = counts[start:e + 1].mean(axis=0)
+        q = negbin_quantiles(mean, likelihood.alpha(start, e + 1, mean))
         q[mean <= 0] = 0.0
         means.append(mean)
         quantiles.append(q)
     return _same_every_horizon(np.stack(means), np.stack(quantiles), horizon)
+
+
+class _MeanWindows:
+    """:func:`~forecast.models.smoothing.negbin_ml_alpha` of windows of the counts around
+    each window's own mean (``long_run_mean``'s dispersion at every origin).
+
+    The terms of the log-likelihood that do not involve the mean (the three ``gammaln``, most
+    of its cost) are computed once per row and grid point for every window; the rest per
+    window, by the same expression as ``negbin_ml_alpha`` (on the window's mean, which is the
+    same number in every row), so element by element the same floats, added in the same order.
+    """
+
+    def __init__(self, y: np.ndarray, min_alpha: float, offset: int):
+        self.y, self.offset = y, offset
+        self.grid = np.geomspace(float(min_alpha), max(ML_GRID_MAX, float(min_alpha)), ML_GRID_POINTS)
+        constant = gammaln(y + 1)
+        self.fixed = np.stack([gammaln(y + r) - gammaln(r) - constant for r in 1.0 / self.grid])  # (grid, rows, units)
+
+    def alpha(self, start: int, stop: int, mean: np.ndarray) -> np.ndarray:
+        rows = slice(start - self.offset, stop - self.offset)
+        y = self.y[rows]
+        mu = np.maximum(mean, 1e-6)
+        best = np.full(len(mu), self.grid[0])
+        best_ll = np.full(len(mu), -np.inf)
+        for alpha, r, fixed in zip(self.grid, 1.0 / self.grid, self.fixed):
+            ll = (fixed[rows] + r * np.log(r / (r + mu)) + y * np.log(mu / (r + mu))).sum(axis=0)
+            better = ll > best_ll
+            best = np.where(better, alpha, best)
+            best_ll = np.where(better, ll, best_ll)
+        return best
 
 
 def _smoothing_fits(counts: np.ndarray, ends: list[int], fit_months: int) -> list[tuple[int, int]]:
