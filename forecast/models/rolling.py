@@ -183,7 +183,9 @@ class _MeanWindows:
         self.y, self.offset = y, offset
         self.grid = np.geomspace(float(min_alpha), max(ML_GRID_MAX, float(min_alpha)), ML_GRID_POINTS)
         constant = gammaln(y + 1)
-        self.fixed = np.stack([gammaln(y + r) - gammaln(r) - constant for r in 1.0 / self.grid])  # (grid, rows, units)
+        self.fixed = np.empty((len(self.grid), *y.shape))  # (grid, rows, units)
+        for i, r in enumerate(1.0 / self.grid):
+            self.fixed[i] = gammaln(y + r) - gammaln(r) - constant
 
     def alpha(self, start: int, stop: int, mean: np.ndarray) -> np.ndarray:
         rows = slice(start - self.offset, stop - self.offset)
@@ -254,8 +256,9 @@ class _MlWindows:
         self.offset = offset
         self.grid = np.geomspace(float(min_alpha), max(ML_GRID_MAX, float(min_alpha)), ML_GRID_POINTS)
         constant = gammaln(y + 1)
-        self.ll = np.stack([gammaln(y + r) - gammaln(r) - constant + r * np.log(r / (r + mu)) + y * np.log(mu / (r + mu))
-                            for r in 1.0 / self.grid])  # (grid, rows, units)
+        self.ll = np.empty((len(self.grid), *y.shape))  # (grid, rows, units)
+        for i, r in enumerate(1.0 / self.grid):
+            self.ll[i] = gammaln(y + r) - gammaln(r) - constant + r * np.log(r / (r + mu)) + y * np.log(mu / (r + mu))
 
     def alpha(self, start: int, stop: int) -> np.ndarray:
         best = np.full(self.ll.shape[2], self.grid[0])
