@@ -235,7 +235,8 @@ class Ensemble(Forecaster):
                 scores = crps_from_quantiles(y.reshape(-1), q.reshape(-1, len(QUANTILES)))
                 crps[:, :, columns] = scores.reshape(y.shape).transpose(0, 2, 1)
                 if per_row:
-                    parts.append(_unit_rows(name, units, origins, known, y, q, crps))
+                    parts.append(_unit_rows(name, np.asarray(units, dtype=object)[columns], origins, known, y, q,
+                                            crps[:, :, columns]))
             if not per_row:
                 k, h = np.nonzero(known)
                 parts.append(pd.DataFrame({
@@ -276,12 +277,13 @@ def _fitted_quantiles(factory, history: pd.DataFrame, origins: list, n_units: in
     return np.stack(out)
 
 
-def _unit_rows(name: str, units, origins: list, known: np.ndarray, y: np.ndarray, q: np.ndarray,
+def _unit_rows(name: str, units: np.ndarray, origins: list, known: np.ndarray, y: np.ndarray, q: np.ndarray,
                crps: np.ndarray) -> pd.DataFrame:
-    """One row per unit, origin and known horizon: ``y`` (origins, units, horizon), ``q`` the
-    quantiles (origins, units, horizon, levels), ``crps`` (origins, horizon, units)."""
+    """One row per unit, origin and known horizon of a block of ``units``: ``y`` (origins,
+    units, horizon), ``q`` the quantiles (origins, units, horizon, levels), ``crps`` (origins,
+    horizon, units)."""
     k, u, h = np.nonzero(np.broadcast_to(known[:, None, :], y.shape))
-    frame = pd.DataFrame({"unit": np.asarray(units, dtype=object)[u],
+    frame = pd.DataFrame({"unit": units[u],
                           "origin": pd.PeriodIndex.from_ordinals(np.array([o.ordinal for o in origins])[k], freq="M"),
                           "horizon": h + 1, "model": name, "y": y[k, u, h]})
     frame[list(QUANTILE_COLUMNS)] = q[k, u, h]
