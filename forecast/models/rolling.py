@@ -245,20 +245,14 @@ def _trend_pooled(model: SesTrend, counts, ends):
 class _MlWindows:
     """:func:`~forecast.models.smoothing.negbin_ml_alpha` of many windows of the same pairs.
 
-    The pairs are ``y[t]`` and ``mu[t]`` (rows t, columns units) for rows ``offset..``; a window
-    is rows ``start..stop - 1``. The log-likelihood of every pair at every grid point is
-    computed once, by the same expression as ``negbin_ml_alpha`` (so element by element the
-    same floats), and a window's sums are those of its rows, added in the same order.
+    ``ll`` is the log-likelihood (grid, rows, units) of every pair at every point of ``grid``
+    for rows ``offset..``, computed by the same expression as ``negbin_ml_alpha`` (so element
+    by element the same floats); a window is rows ``start..stop - 1``, and its sums are those
+    of its rows, added in the same order.
     """
 
-    def __init__(self, y: np.ndarray, mu: np.ndarray, min_alpha: float, offset: int):
-        mu = np.maximum(mu, 1e-6)
-        self.offset = offset
-        self.grid = np.geomspace(float(min_alpha), max(ML_GRID_MAX, float(min_alpha)), ML_GRID_POINTS)
-        constant = gammaln(y + 1)
-        self.ll = np.empty((len(self.grid), *y.shape))  # (grid, rows, units)
-        for i, r in enumerate(1.0 / self.grid):
-            self.ll[i] = gammaln(y + r) - gammaln(r) - constant + r * np.log(r / (r + mu)) + y * np.log(mu / (r + mu))
+    def __init__(self, ll: np.ndarray, grid: np.ndarray, offset: int):
+        self.ll, self.grid, self.offset = ll, grid, offset
 
     def alpha(self, start: int, stop: int) -> np.ndarray:
         best = np.full(self.ll.shape[2], self.grid[0])
@@ -274,11 +268,21 @@ class _Dispersions:
     """The per-unit dispersion of ``ses_negbin`` (or ``ses_trend``) at horizon ``h``, for every
     origin: the pairs ``(y[t + h], mean of t)`` of one smoothing constant are the same at every
     origin, only the window of rows moves. Windows start at row ``low`` or later and end by
-    row ``high``: only those rows' likelihoods are computed."""
+    row ``high``, at horizons up to ``horizon``: only those rows' likelihoods are computed.
 
-    def __init__(self, counts: np.ndarray, method: str, min_alpha: float, low: int, high: int):
+    The likelihood's terms in the counts alone (two ``gammaln``, most of its cost) are computed
+    once for every key and horizon; with ``same_means`` (the means of a key are the same at
+    every horizon: ``ses_negbin``'s levels) so are its terms in the means alone.
+    """
+
+    def __init__(self, counts: np.ndarray, method: str, min_alpha: float, low: int, high: int, horizon: int,
+                 same_means: bool = False):
         self.counts, self.method, self.min_alpha = counts, method, float(min_alpha)
-        self.low, self.high = low, high
+        self.low, self.high, self.same_means = low, high, same_means
+        self.grid = np.geomspace(self.min_alpha, max(ML_GRID_MAX, self.min_alpha), ML_GRID_POINTS)
+        self.first_y, self.last_y = low + 1, min(high + horizon, len(counts))  # rows of y at h = 1..horizon
+        self.y_terms: tuple | None = None
+        self.mean_terms: dict = {}
         self.windows: dict = {}
 
     def get(self, key, means: np.ndarray, h: int, start: int, n: int) -> np.ndarray:
@@ -286,15 +290,43 @@ class _Dispersions:
         if self.method != "ml":
             return cameron_trivedi_alpha(self.counts[start + h:n], means[start:n - h], self.min_alpha)
         if (key, h) not in self.windows:
-            high = min(self.high, len(self.counts) - h)
-            self.windows[key, h] = _MlWindows(self.counts[self.low + h:high + h], means[self.low:high],
-                                              self.min_alpha, self.low)
+            self.windows[key, h] = _MlWindows(self._likelihood(key, means, h), self.grid, self.low)
         return self.windows[key, h].alpha(start, n - h)
+
+    def _likelihood(self, key, means: np.ndarray, h: int) -> np.ndarray:
+        """``negbin_ml_alpha``'s log-likelihood (grid, rows, units) of the pairs ``counts[t + h]``,
+        ``means[t]`` for t in ``low..high - 1``: ``gammaln(y + r) - gammaln(r) - gammaln(y + 1)
+        + r * log(r / (r + mu)) + y * log(mu / (r + mu))``, term by term in that order."""
+        rates = 1.0 / self.grid
+        if self.y_terms is None:
+            y = self.counts[self.first_y:self.last_y]
+            gamma = np.empty((len(rates), *y.shape))
+            for i, r in enumerate(rates):
+                gamma[i] = gammaln(y + r)
+            self.y_terms = gamma, gammaln(y + 1)
+        gamma, constant = self.y_terms
+        high = min(self.high, len(self.counts) - h)
+        rows, y_rows = slice(0, high - self.low), slice(self.low + h - self.first_y, high + h - self.first_y)
+        y = self.counts[self.low + h:high + h]
+        if self.same_means and key in self.mean_terms:
+            rate_terms, log_shares = self.mean_terms[key]
+        else:
+            mu = np.maximum(means[self.low:self.high if self.same_means else high], 1e-6)
+            rate_terms, log_shares = np.empty((len(rates), *mu.shape)), np.empty((len(rates), *mu.shape))
+            for i, r in enumerate(rates):
+                rate_terms[i] = r * np.log(r / (r + mu))
+                log_shares[i] = np.log(mu / (r + mu))
+            if self.same_means:
+                self.mean_terms[key] = rate_terms, log_shares
+        ll = np.empty((len(rates), *y.shape))
+        for i, r in enumerate(rates):
+            ll[i] = gamma[i, y_rows] - gammaln(r) - constant[y_rows] + rate_terms[i, rows] + y * log_shares[i, rows]
+        return ll
 
 
 def _ses_negbin(model: SesNegbin, counts, ends, horizon, fits):
     dispersions = _Dispersions(counts, model.dispersion, model.min_alpha,
-                               min(first for _, first in fits) - 1, max(ends))
+                               min(first for _, first in fits) - 1, max(ends), horizon, same_means=True)
     levels: dict = {}
     means, quantiles = [], []
     for e, (index, first) in zip(ends, fits):
@@ -319,7 +351,8 @@ def _ses_negbin(model: SesNegbin, counts, ends, horizon, fits):
 
 def _ses_trend(model: SesTrend, counts, ends, horizon, pooled):
     fits, growths = pooled
-    dispersions = _Dispersions(counts, "ml", SesNegbin().min_alpha, min(first for _, first in fits) - 1, max(ends))
+    dispersions = _Dispersions(counts, "ml", SesNegbin().min_alpha, min(first for _, first in fits) - 1, max(ends),
+                               horizon)
     levels: dict = {}
     means, quantiles = [], []
     for e, (index, first) in zip(ends, fits):
