@@ -56,7 +56,7 @@ from forecast.models.base import (
     register,
 )
 from forecast.models.baselines import count_matrix
-from forecast.models.rolling import rolling_forecasts
+from forecast.models.rolling import BLOCK_UNITS, rolling_blocks
 from forecast.schema import QUANTILE_COLUMNS, QUANTILES
 
 DEFAULT_MEMBERS = ("ses_negbin", "locf_negbin", "moving_average", "hist_bootstrap", "croston")
@@ -73,6 +73,9 @@ class Ensemble(Forecaster):
     summary = "weighted quantile average of members, weights per horizon from their recent backtest CRPS"
     uses_covariates = True
     cost = 3  # its in-history backtest of cheap members; the members' own fits are shared
+    #: Units scored at a time in the in-history backtest (memory, not a hyperparameter: any
+    #: value gives the same weights and forecasts).
+    block_units = BLOCK_UNITS
 
     def __init__(self, members: tuple[str, ...] = DEFAULT_MEMBERS, weighting: str = "inverse",
                  power: float = 10.0, eval_months: int = 36, eval_step: int = 1, eval_horizon: int = 6,
@@ -194,58 +197,52 @@ class Ensemble(Forecaster):
                           hold_last_value(history, self.eval_horizon))
 
     def _in_history_scores(self, history: pd.DataFrame, factories: dict, design: BacktestDesign) -> pd.DataFrame:
-        """Every member's CRPS at every in-history origin and horizon (rows with a known target).
+        """Every member's CRPS at every in-history origin and horizon (targets in the history).
 
         Each member is scored as if fitted afresh at every in-history origin on the history
         cut there (what it would have forecast then). The cheap members' forecasts at all
         origins come from one pass over the count matrix
-        (:func:`forecast.models.rolling.rolling_forecasts`, equal to their fits); any other
-        member is fitted and asked at each origin (inside a backtest the fit cache shares those
-        fits between the ensemble's consecutive origins). Only the scores are kept (and, for
-        ``"crps"`` weighting, the quantiles).
+        (:func:`forecast.models.rolling.rolling_blocks`, equal to their fits), ``block_units``
+        units at a time, each block scored and dropped before the next; any other member is
+        fitted and asked at each origin (inside a backtest the fit cache shares those fits
+        between the ensemble's consecutive origins).
+
+        One row per origin, horizon and member, ``crps`` the mean over units (every such group
+        has every unit, so means of these rows are means of the units' rows). With ``"crps"``
+        weighting, whose linear programme needs each unit's quantiles, one row per unit
+        instead, with ``unit``, ``y`` and the quantile columns (and memory for all of them).
         """
         counts, units, months = count_matrix(history)
         origins = design.origins()
         ends = [o.ordinal - months[0].ordinal for o in origins]
         horizon = int(design.horizon)
+        known = np.array([[e + h < len(counts) for h in range(1, horizon + 1)] for e in ends])  # (origins, horizon)
+        targets = np.zeros((len(ends), horizon, len(units)))  # y at each origin and horizon (0 where unknown)
+        for k, e in enumerate(ends):
+            seen = counts[e + 1:e + 1 + horizon]
+            targets[k, :len(seen)] = seen
+        per_row = self.weighting == "crps"
+        block = max(1, len(units)) if per_row else max(1, int(self.block_units))
         parts = []
         for name, factory in factories.items():
             model = factory()
-            fast = None if model.uses_covariates else rolling_forecasts(model, counts, ends, horizon)
-            rows: dict[str, list] = {"origin": [], "horizon": [], "unit": [], "y": [], "q": []}
-            for k, (o, e) in enumerate(zip(origins, ends)):
-                known = min(horizon, len(counts) - 1 - e)  # horizons whose target month is in the history
-                if known < 1:
-                    continue
-                if fast is None:
-                    cut = history[history["month"] <= o].reset_index(drop=True)
-                    fitted = factory().fit(cut)
-                    future = (hold_last_value(cut, horizon) if fitted.uses_future_covariates and fitted.covariates_
-                              else None)
-                    pred = fitted.predict(horizon, future)
-                    q = pred[list(QUANTILE_COLUMNS)].to_numpy().reshape(len(units), horizon, len(QUANTILES))
-                else:
-                    q = fast[1][k]
-                rows["origin"].append(np.full(len(units) * known, o.ordinal))
-                rows["horizon"].append(np.tile(np.arange(1, known + 1), len(units)))
-                rows["unit"].append(np.repeat(np.arange(len(units)), known))
-                rows["y"].append(counts[e + 1:e + 1 + known].T.reshape(-1))  # (units, known), unit-major
-                rows["q"].append(q[:, :known].reshape(-1, len(QUANTILES)))
-            if not rows["y"]:
-                continue
-            y, quantiles = np.concatenate(rows["y"]), np.concatenate(rows["q"])
-            frame = pd.DataFrame({"unit": np.asarray(units, dtype=object)[np.concatenate(rows["unit"])],
-                                  "origin": pd.PeriodIndex.from_ordinals(np.concatenate(rows["origin"]), freq="M"),
-                                  "horizon": np.concatenate(rows["horizon"]), "model": name, "y": y,
-                                  "crps": crps_from_quantiles(y, quantiles)})
-            if self.weighting == "crps":
-                frame[list(QUANTILE_COLUMNS)] = quantiles
-            parts.append(frame)
-        scored = pd.concat(parts, ignore_index=True)
-        keep = ["origin", "horizon", "model", "crps"]
-        if self.weighting == "crps":
-            keep = ["unit", "origin", "horizon", "model", "y", *QUANTILE_COLUMNS, "crps"]
-        return scored[keep]
+            blocks = None if model.uses_covariates else rolling_blocks(model, counts, ends, horizon, block)
+            if blocks is None:
+                blocks = [(slice(0, len(units)), None, _fitted_quantiles(factory, history, origins, len(units), horizon))]
+            crps = np.empty((len(ends), horizon, len(units)))
+            for columns, _, q in blocks:  # q: (origins, block units, horizon, levels)
+                y = targets[:, :, columns].transpose(0, 2, 1)
+                scores = crps_from_quantiles(y.reshape(-1), q.reshape(-1, len(QUANTILES)))
+                crps[:, :, columns] = scores.reshape(y.shape).transpose(0, 2, 1)
+                if per_row:
+                    parts.append(_unit_rows(name, np.asarray(units, dtype=object)[columns], origins, known, y, q,
+                                            crps[:, :, columns]))
+            if not per_row:
+                k, h = np.nonzero(known)
+                parts.append(pd.DataFrame({
+                    "origin": pd.PeriodIndex.from_ordinals(np.array([o.ordinal for o in origins])[k], freq="M"),
+                    "horizon": h + 1, "model": name, "crps": crps[k, h].mean(axis=1)}))
+        return pd.concat(parts, ignore_index=True)
 
     def _update(self, history: pd.DataFrame) -> None:
         for model in self.models_.values():
@@ -266,6 +263,32 @@ class Ensemble(Forecaster):
         q = np.stack(quantiles)  # (members, rows, levels)
         combined = linear_pool(q, w) if self.pooling == "linear" else (w[:, :, None] * q).sum(axis=0)
         return prediction_frame(frame["unit"], frame["month"], frame["horizon"], mean, combined)
+
+
+def _fitted_quantiles(factory, history: pd.DataFrame, origins: list, n_units: int, horizon: int) -> np.ndarray:
+    """Quantiles (origins, units, horizon, levels) of a member fitted afresh at each origin."""
+    out = []
+    for o in origins:
+        cut = history[history["month"] <= o].reset_index(drop=True)
+        fitted = factory().fit(cut)
+        future = hold_last_value(cut, horizon) if fitted.uses_future_covariates and fitted.covariates_ else None
+        pred = fitted.predict(horizon, future)
+        out.append(pred[list(QUANTILE_COLUMNS)].to_numpy().reshape(n_units, horizon, len(QUANTILES)))
+    return np.stack(out)
+
+
+def _unit_rows(name: str, units: np.ndarray, origins: list, known: np.ndarray, y: np.ndarray, q: np.ndarray,
+               crps: np.ndarray) -> pd.DataFrame:
+    """One row per unit, origin and known horizon of a block of ``units``: ``y`` (origins,
+    units, horizon), ``q`` the quantiles (origins, units, horizon, levels), ``crps`` (origins,
+    horizon, units)."""
+    k, u, h = np.nonzero(np.broadcast_to(known[:, None, :], y.shape))
+    frame = pd.DataFrame({"unit": units[u],
+                          "origin": pd.PeriodIndex.from_ordinals(np.array([o.ordinal for o in origins])[k], freq="M"),
+                          "horizon": h + 1, "model": name, "y": y[k, u, h]})
+    frame[list(QUANTILE_COLUMNS)] = q[k, u, h]
+    frame["crps"] = crps[k, h, u]
+    return frame
 
 
 #: Members of ``combination``: the 12-month bootstrap and the long-run mean (the steady

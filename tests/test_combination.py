@@ -152,3 +152,20 @@ def test_negbin_members_and_the_mixture_stay_whole_counts():
     pooled = linear_pool(q, np.array([[0.3, 0.6], [0.7, 0.4]]))
     np.testing.assert_array_equal(pooled, np.round(pooled))
     assert (np.diff(pooled, axis=1) >= 0).all()
+
+
+@pytest.mark.parametrize("params", [{}, {"half_life": None, "prior": None, "members": "ses_negbin,croston,long_run_mean"},
+                                    {"weighting": "crps", "members": "ses_trend,hist_bootstrap", "prior": "ses_trend"}])
+def test_scoring_the_units_in_blocks_gives_the_weights_and_forecasts_of_the_whole_panel(synthetic_panel, params):
+    history = history_at(synthetic_panel, pd.Period("2014-06", freq="M"))
+    whole = make_model("combination", **params)
+    whole.block_units = 10_000
+    blocks = make_model("combination", **params)
+    blocks.block_units = 4  # 18 units: five blocks, the last of two
+    whole.fit(history)
+    blocks.fit(history)
+    pd.testing.assert_frame_equal(blocks.horizon_scores_, whole.horizon_scores_, check_exact=True)
+    pd.testing.assert_frame_equal(blocks.horizon_weights_, whole.horizon_weights_, check_exact=True)
+    pd.testing.assert_series_equal(blocks.member_scores_, whole.member_scores_, check_exact=True)
+    pd.testing.assert_frame_equal(blocks.predict(6), whole.predict(6), check_exact=True)
+    assert whole.horizon_weights_.std(axis=1).gt(0).all()  # the members were told apart, not weighted alike

@@ -12,7 +12,7 @@ from features.sources import read_events
 from forecast.catalog import make_model
 from forecast.evaluation.backtest import history_at
 from forecast.models.baselines import count_matrix
-from forecast.models.rolling import rolling_forecasts
+from forecast.models.rolling import rolling_blocks, rolling_forecasts
 from forecast.schema import QUANTILE_COLUMNS
 
 SHORTCUTS = [("hist_bootstrap", {}), ("moving_average", {}), ("locf_negbin", {}), ("long_run_mean", {}),
@@ -57,3 +57,21 @@ def test_other_models_and_short_histories_have_no_shortcut():
     assert rolling_forecasts(make_model("croston"), counts, [20], 3) is None
     assert rolling_forecasts(make_model("ses_negbin"), counts, [5, 20], 3) is None  # the level would start from 6 months
     assert rolling_forecasts(make_model("hist_bootstrap"), counts, [5, 20], 3) is not None
+
+
+@pytest.mark.parametrize(("name", "params"), SHORTCUTS)
+@pytest.mark.parametrize("block_units", [1, 4, 7])
+def test_forecasts_by_blocks_of_units_are_those_of_the_whole_panel(synthetic_panel, name, params, block_units):
+    counts, _, months = count_matrix(synthetic_panel.rename(columns={"incidents": "y"}))
+    ends = [11, 12, 23, 40, 90, len(counts) - 2]
+    mean, quantiles = rolling_forecasts(make_model(name, **params), counts, ends, 6)
+    blocks = list(rolling_blocks(make_model(name, **params), counts, ends, 6, block_units=block_units))
+    assert counts.shape[1] == 18 and len(blocks) == -(-18 // block_units)  # more than one block, the last short
+    assert [b[0] for b in blocks] == [slice(i, min(i + block_units, 18)) for i in range(0, 18, block_units)]
+    np.testing.assert_array_equal(np.concatenate([b[1] for b in blocks], axis=1), mean)
+    np.testing.assert_array_equal(np.concatenate([b[2] for b in blocks], axis=1), quantiles)
+
+
+def test_a_block_size_that_is_not_a_whole_number_is_named():
+    with pytest.raises(ValueError, match="block_units must be a whole number >= 1, got 0"):
+        rolling_blocks(make_model("ses_negbin"), np.ones((30, 3)), [20], 3, block_units=0)
