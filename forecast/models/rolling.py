@@ -324,15 +324,25 @@ class _Dispersions:
         return ll
 
 
+class _LevelsBySmoothing(dict):
+    """The smoothed levels of ``counts`` (clipped at 0) per index of ``SMOOTHING_GRID``, each made once."""
+
+    def __init__(self, counts: np.ndarray) -> None:
+        super().__init__()
+        self.counts = counts
+
+    def __missing__(self, index: int) -> np.ndarray:
+        self[index] = np.maximum(smoothed_levels(self.counts, SMOOTHING_GRID[index]), 0.0)
+        return self[index]
+
+
 def _ses_negbin(model: SesNegbin, counts, ends, horizon, fits):
     dispersions = _Dispersions(counts, model.dispersion, model.min_alpha,
                                min(first for _, first in fits) - 1, max(ends), horizon, same_means=True)
-    levels: dict = {}
+    levels = _LevelsBySmoothing(counts)
     means, quantiles = [], []
     for e, (index, first) in zip(ends, fits):
         n = e + 1
-        if index not in levels:
-            levels[index] = np.maximum(smoothed_levels(counts, SMOOTHING_GRID[index]), 0.0)
         clipped = levels[index]
         mean = clipped[e]
         per_h = {}
@@ -353,12 +363,10 @@ def _ses_trend(model: SesTrend, counts, ends, horizon, pooled):
     fits, growths = pooled
     dispersions = _Dispersions(counts, "ml", SesNegbin().min_alpha, min(first for _, first in fits) - 1, max(ends),
                                horizon)
-    levels: dict = {}
+    levels = _LevelsBySmoothing(counts)
     means, quantiles = [], []
     for e, (index, first) in zip(ends, fits):
         n = e + 1
-        if index not in levels:
-            levels[index] = np.maximum(smoothed_levels(counts, SMOOTHING_GRID[index]), 0.0)
         level, growth = levels[index], growths[index]
         per_h = {}
         mean = np.empty((counts.shape[1], horizon))
